@@ -1,0 +1,42 @@
+# shipper's build, test and demo entry points. `make help` lists them.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+PKG       := github.com/shipper-dev/shipper
+LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
+# Components the integration tests run; hack/tools.sh builds them once into
+# the cache (see README) and skips them afterwards.
+TEST_TOOLS := etcd kube-apiserver
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: help build tools test test-unit lint bench demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## static shipper binary in bin/, version stamped
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
+
+tools: ## build (once) the etcd and kube-apiserver the tests run
+	hack/tools.sh $(TEST_TOOLS)
+
+test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-unit: ## unit tests only, no control plane
+	$(GO) test -short -count=1 ./...
+
+lint: ## gofmt check, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+bench: ## benchmarks (filled by the packaging and release issues)
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: build tools ## the whole pipeline on a local cluster (for now: control plane + registry, see README)
+	$(GO) run ./hack/devenv
+
+clean: ## remove build output (the tools cache stays; see README)
+	rm -rf bin

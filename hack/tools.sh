@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# tools.sh builds the third-party binaries that shipper's tests and local
+# cluster run, from Go modules pinned under tools/, into a cache outside the
+# repository. A binary that is already cached is not rebuilt.
+#
+#   hack/tools.sh [component...]     (default: the test harness's set)
+#   hack/tools.sh --dir component    prints the cache directory of a component
+#
+# Cache: ${SHIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shipper}/bin/<module>-<version>/
+# internal/testenv computes the same path; keep the two in step.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${SHIPPER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shipper}
+
+# component -> tools module directory, module path, package
+declare -A mod pkg
+for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  mod[$c]=kubernetes; pkg[$c]=k8s.io/kubernetes/cmd/$c
+done
+mod[etcd]=etcd; pkg[etcd]=go.etcd.io/etcd/server/v3
+
+# main module of each tools directory, whose version names the cache folder
+declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3)
+
+version() { # tools-dir
+  (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "${modpath[$1]}")
+}
+
+bindir() { # component
+  local m=${mod[$1]}
+  echo "$cache/bin/$m-$(version "$m")"
+}
+
+ldflags() { # tools-dir version
+  case $1 in
+  kubernetes)
+    local v=$2 major minor f=""
+    major=${v#v}; major=${major%%.*}
+    minor=${v#v*.}; minor=${minor%%.*}
+    for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+      f+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
+    done
+    echo "-s -w$f" ;;
+  *) echo "-s -w" ;;
+  esac
+}
+
+if [ "${1:-}" = --dir ]; then
+  bindir "$2"; exit 0
+fi
+
+components=("$@")
+[ ${#components[@]} -gt 0 ] || components=(etcd kube-apiserver)
+
+# Group missing components by tools module so one `go build` compiles the
+# packages they share once.
+declare -A want
+for c in "${components[@]}"; do
+  [ -n "${mod[$c]:-}" ] || { echo "tools.sh: unknown component $c" >&2; exit 2; }
+  d=$(bindir "$c")
+  [ -x "$d/$c" ] || want[${mod[$c]}]+=" $c"
+done
+
+for m in "${!want[@]}"; do
+  v=$(version "$m")
+  out="$cache/bin/$m-$v"
+  pkgs=()
+  for c in ${want[$m]}; do pkgs+=("${pkg[$c]}"); done
+  echo "tools.sh: building${want[$m]} ($m $v) into $out" >&2
+  tmp=$(mktemp -d "$cache/tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/tmp.XXXXXX"; })
+  start=$SECONDS
+  (cd "$root/tools/$m" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$m" "$v")" -o "$tmp/" "${pkgs[@]}")
+  # go build names a binary after the last element of its package path, or
+  # the one before a major-version suffix (etcd/server/v3 -> "server");
+  # rename to the component name, then move into place so a killed build
+  # never leaves a half-written binary in the cache.
+  mkdir -p "$out"
+  for c in ${want[$m]}; do
+    p=${pkg[$c]}; b=${p##*/}
+    [[ $b =~ ^v[0-9]+$ ]] && { p=${p%/*}; b=${p##*/}; }
+    mv "$tmp/$b" "$out/$c"
+  done
+  rm -rf "$tmp"
+  echo "tools.sh: built${want[$m]} in $((SECONDS - start))s" >&2
+done

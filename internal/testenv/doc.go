@@ -1,0 +1,26 @@
+// Package testenv runs a real, throwaway control plane and registry on
+// 127.0.0.1 for shipper's integration tests and its local demo: etcd and
+// kube-apiserver built from their Go modules by hack/tools.sh, and Debian's
+// docker-registry (CNCF distribution) with htpasswd basic auth.
+//
+// Nothing here is a fake. The apiserver authenticates bearer tokens (a
+// static admin token, and ServiceAccount tokens minted through the
+// TokenRequest API for least-privileged identities), authorizes with RBAC,
+// and serves TLS with a certificate signed by a CA that the Env generates
+// and its clients trust.
+//
+// Data flow:
+//
+//	Start(ctx, opts) ─┬─ pki: CA, serving cert, ServiceAccount key pair, admin token
+//	                  ├─ etcd            (free port, data under Env.Dir)
+//	                  ├─ kube-apiserver  (free port, waits for /readyz)
+//	                  └─ registry        (free port, htpasswd users, waits for /v2/)
+//	Env.Stop()        kills every process and removes Env.Dir.
+//
+// Every child process gets PR_SET_PDEATHSIG, so a test binary that panics
+// or is killed takes its control plane with it; the directory it leaves
+// behind is removed by the next Start (see sweepStale).
+//
+// Tests use one Env per test binary: TestMain calls Main, tests call Get and
+// Env.Namespace for namespaces of their own that are deleted when they end.
+package testenv

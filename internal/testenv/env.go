@@ -1,0 +1,167 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Env is a running control plane and registry. Its fields are read-only.
+type Env struct {
+	// Dir holds every file of the Env: keys, logs, etcd data, kubeconfig.
+	// Stop removes it.
+	Dir string
+	// Kubeconfig is a kubeconfig file for the admin identity.
+	Kubeconfig string
+	// CAFile is the PEM CA that signed the apiserver's serving certificate.
+	CAFile string
+	// Registry is the registry, nil when Options.NoRegistry was set.
+	Registry *Registry
+
+	admin  *rest.Config
+	procs  []*process // in start order; stopped in reverse
+	reaper *os.File   // closing it makes the reaper clean up Dir
+}
+
+// Options changes what Start runs. The zero value runs everything.
+type Options struct {
+	// NoRegistry skips the registry for tests that need only the apiserver.
+	NoRegistry bool
+}
+
+// AdminUser is the name the admin token authenticates as; it is in the
+// system:masters group.
+const AdminUser = "shipper-admin"
+
+// Start runs etcd, kube-apiserver and (unless opts.NoRegistry) a registry,
+// each on a free 127.0.0.1 port, and returns once all of them serve. On
+// error everything already started is stopped again.
+func Start(ctx context.Context, opts Options) (_ *Env, err error) {
+	sweepStale()
+	dir, err := os.MkdirTemp("", dirPrefix)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	e := &Env{Dir: dir}
+	if e.reaper, err = startReaper(dir); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			e.Stop()
+		}
+	}()
+
+	pki, err := newPKI(dir)
+	if err != nil {
+		return nil, fmt.Errorf("generating keys: %w", err)
+	}
+	e.CAFile = pki.CAFile
+	adminToken := randomToken()
+	tokenFile := filepath.Join(dir, "tokens.csv")
+	// token,user,uid,"group1,group2"
+	line := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", adminToken, AdminUser, AdminUser)
+	if err := os.WriteFile(tokenFile, []byte(line), 0o600); err != nil {
+		return nil, err
+	}
+
+	etcd, etcdURL, err := startEtcd(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("starting etcd: %w", err)
+	}
+	e.procs = append(e.procs, etcd)
+
+	// Without a node or a controller manager nothing creates the "default"
+	// ServiceAccount of a namespace, and the ServiceAccount admission plugin
+	// would refuse every Pod the tests write as a kubelet would see it.
+	apiserver, admin, err := startAPIServer(ctx, apiserverConfig{
+		dir: dir, etcdURL: etcdURL, pki: pki, tokenFile: tokenFile, adminToken: adminToken,
+		disableAdmission: []string{"ServiceAccount"},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
+	}
+	e.procs = append(e.procs, apiserver)
+	e.admin = admin
+
+	e.Kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := WriteKubeconfig(e.Kubeconfig, admin, AdminUser); err != nil {
+		return nil, err
+	}
+
+	if !opts.NoRegistry {
+		reg, err := startRegistry(ctx, dir)
+		if err != nil {
+			return nil, fmt.Errorf("starting registry: %w", err)
+		}
+		e.procs = append(e.procs, reg.proc)
+		e.Registry = reg
+	}
+	return e, nil
+}
+
+// Stop kills every process of the Env, newest first, and removes Env.Dir.
+// It is safe to call more than once.
+func (e *Env) Stop() {
+	for i := len(e.procs) - 1; i >= 0; i-- {
+		e.procs[i].stop(250 * time.Millisecond)
+	}
+	e.procs = nil
+	if e.Dir != "" {
+		_ = os.RemoveAll(e.Dir)
+	}
+	if e.reaper != nil {
+		e.reaper.Close()
+		e.reaper = nil
+	}
+}
+
+// PIDs returns the process IDs of the Env's processes, for tests that check
+// that Stop leaves nothing running.
+func (e *Env) PIDs() []int {
+	pids := make([]int, 0, len(e.procs))
+	for _, p := range e.procs {
+		pids = append(pids, p.cmd.Process.Pid)
+	}
+	return pids
+}
+
+// AdminConfig returns a rest.Config for the admin (system:masters) identity.
+// It verifies the apiserver's certificate against the Env's CA.
+func (e *Env) AdminConfig() *rest.Config { return rest.CopyConfig(e.admin) }
+
+// AdminClient returns a clientset for the admin identity.
+func (e *Env) AdminClient() (kubernetes.Interface, error) {
+	return kubernetes.NewForConfig(e.admin)
+}
+
+// WriteKubeconfig writes cfg as a kubeconfig with one context named user.
+// Only bearer-token configs are supported: it is what the Env hands out.
+func WriteKubeconfig(path string, cfg *rest.Config, user string) error {
+	if cfg.BearerToken == "" {
+		return errors.New("writing kubeconfig: only bearer-token configs are supported")
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["testenv"] = &clientcmdapi.Cluster{
+		Server:                   cfg.Host,
+		CertificateAuthorityData: cfg.CAData,
+	}
+	kc.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: cfg.BearerToken}
+	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: user}
+	kc.CurrentContext = user
+	return clientcmd.WriteToFile(*kc, path)
+}

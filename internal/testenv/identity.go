@@ -1,0 +1,77 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+)
+
+// Identity describes a least-privileged ServiceAccount: exactly the given
+// rules in its own namespace, and optionally cluster-wide ones.
+type Identity struct {
+	Namespace string
+	Name      string
+	// Rules are granted by a Role and RoleBinding in Namespace.
+	Rules []rbacv1.PolicyRule
+	// ClusterRules, when set, are granted by a ClusterRole and
+	// ClusterRoleBinding named "<Namespace>:<Name>".
+	ClusterRules []rbacv1.PolicyRule
+}
+
+// NewIdentity creates the ServiceAccount and its RBAC objects, mints a token
+// for it through the TokenRequest API, and returns a rest.Config that
+// authenticates with that token: what a CI job's credentials look like.
+func (e *Env) NewIdentity(ctx context.Context, id Identity) (*rest.Config, error) {
+	cs, err := e.AdminClient()
+	if err != nil {
+		return nil, err
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: id.Name, Namespace: id.Namespace}}
+	if _, err := cs.CoreV1().ServiceAccounts(id.Namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return nil, fmt.Errorf("creating ServiceAccount %s/%s: %w", id.Namespace, id.Name, err)
+	}
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: id.Name, Namespace: id.Namespace}}
+	if len(id.Rules) > 0 {
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: id.Name, Namespace: id.Namespace}, Rules: id.Rules}
+		if _, err := cs.RbacV1().Roles(id.Namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating Role %s/%s: %w", id.Namespace, id.Name, err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: id.Name, Namespace: id.Namespace},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: id.Name},
+			Subjects:   subject,
+		}
+		if _, err := cs.RbacV1().RoleBindings(id.Namespace).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating RoleBinding %s/%s: %w", id.Namespace, id.Name, err)
+		}
+	}
+	if len(id.ClusterRules) > 0 {
+		name := id.Namespace + ":" + id.Name
+		cr := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: name}, Rules: id.ClusterRules}
+		if _, err := cs.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating ClusterRole %s: %w", name, err)
+		}
+		crb := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+			Subjects:   subject,
+		}
+		if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil {
+			return nil, fmt.Errorf("creating ClusterRoleBinding %s: %w", name, err)
+		}
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	tr, err = cs.CoreV1().ServiceAccounts(id.Namespace).CreateToken(ctx, id.Name, tr, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("requesting a token for %s/%s: %w", id.Namespace, id.Name, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.admin)
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
