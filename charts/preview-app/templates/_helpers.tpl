@@ -1,0 +1,50 @@
+{{/* Labels every object of a commit carries. */}}
+{{- define "preview-app.labels" -}}
+app.kubernetes.io/name: {{ .Values.app | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+app.kubernetes.io/version: {{ .Values.shortSha | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service | quote }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
+shipper.dev/app: {{ .Values.app | quote }}
+shipper.dev/sha: {{ .Values.shortSha | quote }}
+{{- end -}}
+
+{{/* Labels that select a commit's pods; immutable once deployed. */}}
+{{- define "preview-app.selector" -}}
+app.kubernetes.io/name: {{ .Values.app | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
+{{- end -}}
+
+{{/* image reference: repository@digest, else repository:tag. */}}
+{{- define "preview-app.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag }}
+{{- end -}}
+{{- end -}}
+
+{{/* TLS block and cert-manager annotation of an Ingress for host. */}}
+{{- define "preview-app.ingressAnnotations" -}}
+{{- with .Values.ingress.annotations }}
+{{ toYaml . }}
+{{- end }}
+{{- if .Values.ingress.tls.enabled }}
+{{- with .Values.ingress.tls.clusterIssuer }}
+cert-manager.io/cluster-issuer: {{ . | quote }}
+{{- end }}
+{{- with .Values.ingress.tls.issuer }}
+cert-manager.io/issuer: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "preview-app.probe" -}}
+httpGet:
+  path: {{ .path }}
+  port: http
+initialDelaySeconds: {{ .initialDelaySeconds }}
+periodSeconds: {{ .periodSeconds }}
+timeoutSeconds: {{ .timeoutSeconds }}
+failureThreshold: {{ .failureThreshold }}
+{{- end -}}

@@ -1,0 +1,110 @@
+package release
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// Configuration is what every operation shares, as Helm's
+// action.Configuration is: clients, the chart, the logger. Discovery and
+// the REST mapper are cached for the life of the Configuration, so the
+// Helm action configurations made for each namespace never rediscover.
+type Configuration struct {
+	rest     *rest.Config
+	client   kubernetes.Interface
+	metadata metadata.Interface
+	disco    discovery.CachedDiscoveryInterface
+	mapper   meta.RESTMapper
+	log      *slog.Logger
+	chartSrc ChartSource
+
+	chartOnce sync.Once
+	chart     *chart.Chart
+	chartErr  error
+}
+
+// Option configures a Configuration.
+type Option func(*Configuration)
+
+// WithLogger sends progress events to l. The default discards them.
+func WithLogger(l *slog.Logger) Option { return func(c *Configuration) { c.log = l } }
+
+// WithChart replaces the embedded chart.
+func WithChart(src ChartSource) Option { return func(c *Configuration) { c.chartSrc = src } }
+
+// NewConfiguration builds a Configuration that talks to the cluster of rc.
+func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
+	c := &Configuration{rest: rest.CopyConfig(rc), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(c)
+	}
+	var err error
+	if c.client, err = kubernetes.NewForConfig(c.rest); err != nil {
+		return nil, err
+	}
+	if c.metadata, err = metadata.NewForConfig(c.rest); err != nil {
+		return nil, err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(c.rest)
+	if err != nil {
+		return nil, err
+	}
+	c.disco = memory.NewMemCacheClient(dc)
+	c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.disco)
+	return c, nil
+}
+
+// Chart returns the chart, loading it on first use.
+func (c *Configuration) Chart() (*chart.Chart, error) {
+	c.chartOnce.Do(func() { c.chart, c.chartErr = LoadChart(c.chartSrc) })
+	return c.chart, c.chartErr
+}
+
+// helm returns a Helm action configuration whose release records live in
+// namespace, with the Secrets storage driver Helm uses by default so that
+// `helm list -A` and `helm history` see shipper's releases.
+func (c *Configuration) helm(namespace string) (*action.Configuration, error) {
+	cfg := new(action.Configuration)
+	debug := func(format string, v ...any) { c.log.Debug(fmt.Sprintf(format, v...)) }
+	if err := cfg.Init(&restGetter{c: c, namespace: namespace}, namespace, "secret", debug); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// restGetter is the genericclioptions.RESTClientGetter Helm's action
+// configuration asks for, built from a rest.Config instead of kubeconfig
+// flags and sharing the Configuration's cached discovery and mapper.
+type restGetter struct {
+	c         *Configuration
+	namespace string
+}
+
+func (g *restGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.c.rest), nil }
+func (g *restGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	return g.c.disco, nil
+}
+func (g *restGetter) ToRESTMapper() (meta.RESTMapper, error) { return g.c.mapper, nil }
+
+// ToRawKubeConfigLoader only serves the namespace: Helm's kube client reads
+// its default namespace there.
+func (g *restGetter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["c"] = &clientcmdapi.Cluster{Server: g.c.rest.Host}
+	cfg.Contexts["c"] = &clientcmdapi.Context{Cluster: "c", Namespace: g.namespace}
+	cfg.CurrentContext = "c"
+	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})
+}

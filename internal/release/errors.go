@@ -1,0 +1,24 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+)
+
+// UsageError is bad input: a name, a SHA, a value. Nothing was changed in
+// the cluster when an operation returns one; the CLI exits with code 2.
+type UsageError struct {
+	// Input names what was wrong ("app name", "--sha"), Value quotes it
+	// and Rule says what a good one looks like.
+	Input, Value, Rule string
+}
+
+func (e *UsageError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Input, e.Value, e.Rule)
+}
+
+// IsUsage reports whether err is, or wraps, a *UsageError.
+func IsUsage(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue)
+}

@@ -1,0 +1,146 @@
+package release
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Limits that every generated name must fit.
+const (
+	// maxReleaseName is Helm's limit on release names.
+	maxReleaseName = 53
+	// productionSuffix ends the production release and namespace names.
+	productionSuffix = "production"
+	// shortSHALen is how much of a commit SHA names a preview: GitLab's
+	// CI_COMMIT_SHORT_SHA length.
+	shortSHALen = 8
+	// maxAppPart keeps "<app>-production" within Helm's 53 characters;
+	// "<app>-<8 hex>" and every host label then fit too.
+	maxAppPart = maxReleaseName - 1 - len(productionSuffix)
+	// hashLen is the length of the hash that keeps truncated names apart.
+	hashLen = 6
+)
+
+// Names are the Kubernetes and Helm names of one app and, when a SHA was
+// given, one of its commits. NewNames is the only constructor: the same
+// inputs always give the same names.
+type Names struct {
+	// App is the app's DNS-1123 slug, as given to NewNames after slugging.
+	App string
+	// AppPart is App, truncated with a hash suffix when too long for names.
+	AppPart string
+	// SHA is the commit SHA, lowercased; Short its first 8 characters (or
+	// all of it when shorter).
+	SHA, Short string
+	// Release and Namespace name the commit's preview release (equal).
+	Release, Namespace string
+	// ProductionRelease and ProductionNamespace name production (equal).
+	ProductionRelease, ProductionNamespace string
+}
+
+// NewNames validates and slugs app and validates sha ("" for operations on
+// the app as a whole, like promote's production side or list).
+func NewNames(app, sha string) (Names, error) {
+	slug := Slug(app)
+	if slug == "" {
+		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "needs at least one letter or digit (it is slugged to lowercase [a-z0-9-])"}
+	}
+	n := Names{App: slug, AppPart: appPart(slug)}
+	n.ProductionRelease = n.AppPart + "-" + productionSuffix
+	n.ProductionNamespace = n.ProductionRelease
+	if sha == "" {
+		return n, nil
+	}
+	s, err := ValidateSHA(sha)
+	if err != nil {
+		return Names{}, err
+	}
+	n.SHA = s
+	n.Short = s[:min(shortSHALen, len(s))]
+	n.Release = n.AppPart + "-" + n.Short
+	n.Namespace = n.Release
+	return n, nil
+}
+
+// ValidateSHA lowercases sha and checks it is 7 to 40 hex characters.
+func ValidateSHA(sha string) (string, error) {
+	s := strings.ToLower(strings.TrimSpace(sha))
+	if len(s) < 7 || len(s) > 40 || strings.Trim(s, "0123456789abcdef") != "" {
+		return "", &UsageError{Input: "commit SHA", Value: sha, Rule: "must be 7 to 40 hexadecimal characters"}
+	}
+	return s, nil
+}
+
+// Slug turns s into a DNS-1123 label: lowercase, runs of anything but
+// [a-z0-9] become one "-", no leading or trailing "-". It does not bound the
+// length: Names truncates where a name needs it.
+func Slug(s string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			if dash && b.Len() > 0 {
+				b.WriteByte('-')
+			}
+			dash = false
+			b.WriteRune(r)
+			continue
+		}
+		dash = true
+	}
+	return b.String()
+}
+
+// appPart shortens a slug longer than maxAppPart to a prefix plus a hash of
+// the whole slug, so two long app names that share a prefix stay apart.
+func appPart(slug string) string {
+	if len(slug) <= maxAppPart {
+		return slug
+	}
+	sum := sha256.Sum256([]byte(slug))
+	prefix := strings.TrimRight(slug[:maxAppPart-1-hashLen], "-")
+	return prefix + "-" + hex.EncodeToString(sum[:])[:hashLen]
+}
+
+// Hosts computes preview and production hosts.
+type Hosts struct {
+	// Domain is the base domain: previews are <app>-<sha>.<domain>,
+	// production <app>.<domain>.
+	Domain string
+	// PreviewTemplate and ProductionTemplate, when set, replace those
+	// defaults; they may use {app}, {sha} and {domain}.
+	PreviewTemplate, ProductionTemplate string
+}
+
+// Preview returns the preview host of n, which must name a commit.
+func (h Hosts) Preview(n Names) (string, error) {
+	return h.host("preview", h.PreviewTemplate, "{app}-{sha}.{domain}", n)
+}
+
+// Production returns the production host of n's app.
+func (h Hosts) Production(n Names) (string, error) {
+	return h.host("production", h.ProductionTemplate, "{app}.{domain}", n)
+}
+
+func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
+	explicit := tmpl != ""
+	if !explicit {
+		tmpl = def
+		if errs := validation.IsDNS1123Subdomain(h.Domain); len(errs) > 0 {
+			return "", &UsageError{Input: "domain", Value: h.Domain, Rule: strings.Join(errs, "; ")}
+		}
+	}
+	host := strings.NewReplacer("{app}", n.AppPart, "{sha}", n.Short, "{domain}", h.Domain).Replace(tmpl)
+	if errs := validation.IsDNS1123Subdomain(host); len(errs) > 0 {
+		return "", &UsageError{Input: kind + " host", Value: host, Rule: strings.Join(errs, "; ")}
+	}
+	for _, label := range strings.Split(host, ".") {
+		if len(label) > validation.DNS1123LabelMaxLength {
+			return "", &UsageError{Input: kind + " host", Value: host, Rule: "each dot-separated label must be at most 63 characters"}
+		}
+	}
+	return host, nil
+}

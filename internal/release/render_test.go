@@ -1,0 +1,164 @@
+package release
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/lint/support"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+// golden compares got with testdata/<name>, or rewrites it under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the rendered output (run go test -update after checking):\n--- got\n%s", path, got)
+	}
+}
+
+func testRender(t *testing.T, vals map[string]any) *Render {
+	t.Helper()
+	c, err := LoadChart(ChartSource{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Render{Chart: c, Hosts: Hosts{Domain: "example.com"}, Values: vals}
+}
+
+func TestRenderGolden(t *testing.T) {
+	n, err := NewNames("myapp", "7c77eb36a1b2c3d4e5f60718293a4b5c6d7e8f90")
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := "registry.example.com/group/myapp:7c77eb36@sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		name   string
+		vals   map[string]any
+		secret string
+		prod   bool
+	}{
+		{name: "preview.yaml", secret: "myapp-pull"},
+		{name: "preview-options.yaml", vals: map[string]any{
+			"replicaCount": 2,
+			"env":          map[string]any{"LOG_LEVEL": "debug"},
+			"ingress": map[string]any{
+				"className": "traefik",
+				"tls":       map[string]any{"enabled": true, "clusterIssuer": "letsencrypt"},
+			},
+			"autoscaling":         map[string]any{"enabled": true},
+			"podDisruptionBudget": map[string]any{"enabled": true},
+			// shipper's own values win over the user's.
+			"sha": "0000000",
+		}},
+		{name: "production.yaml", prod: true, vals: map[string]any{"ingress": map[string]any{"className": "traefik"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := testRender(t, tc.vals)
+			r.PullSecret = tc.secret
+			var got string
+			var err error
+			if tc.prod {
+				got, err = r.Production(context.Background(), n)
+			} else {
+				got, err = r.Preview(context.Background(), n, digest)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, filepath.Join("render", tc.name), got)
+		})
+	}
+}
+
+func TestRenderRejectsBadValues(t *testing.T) {
+	n, _ := NewNames("myapp", "7c77eb36")
+	for _, tc := range []struct {
+		name    string
+		vals    map[string]any
+		image   string
+		wantErr string
+	}{
+		{"port out of range", map[string]any{"containerPort": 70000}, "r.example.com/a:1", "containerPort"},
+		{"probe path", map[string]any{"readinessProbe": map[string]any{"path": "healthz"}}, "r.example.com/a:1", "path"},
+		{"pull policy", map[string]any{"image": map[string]any{"pullPolicy": "Sometimes"}}, "r.example.com/a:1", "pullPolicy"},
+		{"image without tag", nil, "r.example.com/a", `invalid image "r.example.com/a"`},
+		{"bad digest", nil, "r.example.com/a@sha256:xyz", `invalid image "r.example.com/a@sha256:xyz"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := testRender(t, tc.vals).Preview(context.Background(), n, tc.image)
+			if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("err = %v, want a usage error mentioning %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestChartLintsClean runs Helm's own linter, strict, over the chart as
+// shipped and with the values shipper sets in each mode.
+func TestChartLintsClean(t *testing.T) {
+	n, _ := NewNames("myapp", "7c77eb36")
+	for _, tc := range []struct {
+		name string
+		vals map[string]any
+	}{
+		{"defaults", nil},
+		{"preview", previewValues(n, "myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull")},
+		{"production", productionValues(n, "myapp.example.com")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lint := action.NewLint()
+			lint.Strict = true
+			res := lint.Run([]string{"../../charts/preview-app"}, tc.vals)
+			for _, msg := range res.Messages {
+				if msg.Severity > support.InfoSev {
+					t.Errorf("helm lint: %s", msg)
+				}
+			}
+			for _, err := range res.Errors {
+				t.Errorf("helm lint error: %v", err)
+			}
+		})
+	}
+}
+
+func TestParseImage(t *testing.T) {
+	d := "sha256:" + strings.Repeat("0f", 32)
+	for _, tc := range []struct {
+		in   string
+		want Image
+	}{
+		{"registry.example.com/g/app:7c77eb36", Image{Repository: "registry.example.com/g/app", Tag: "7c77eb36"}},
+		{"127.0.0.1:5000/app:v1", Image{Repository: "127.0.0.1:5000/app", Tag: "v1"}},
+		{"127.0.0.1:5000/app@" + d, Image{Repository: "127.0.0.1:5000/app", Digest: d}},
+		{"r.example.com/app:v1@" + d, Image{Repository: "r.example.com/app", Tag: "v1", Digest: d}},
+	} {
+		got, err := ParseImage(tc.in)
+		if err != nil || got != tc.want {
+			t.Errorf("ParseImage(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"", "127.0.0.1:5000/app", "app@sha256:12", "a b:1"} {
+		if _, err := ParseImage(bad); !IsUsage(err) {
+			t.Errorf("ParseImage(%q) err = %v, want a usage error", bad, err)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package release
+
+import (
+	"strings"
+)
+
+// Image is an image reference split the way the chart wants it. The
+// release engine treats it as a string: it never talks to a registry.
+type Image struct {
+	Repository, Tag, Digest string
+}
+
+// ParseImage splits "repo[:tag][@sha256:...]".
+func ParseImage(ref string) (Image, error) {
+	var img Image
+	rest := ref
+	if i := strings.Index(rest, "@"); i >= 0 {
+		rest, img.Digest = rest[:i], rest[i+1:]
+		if !strings.HasPrefix(img.Digest, "sha256:") || len(img.Digest) != len("sha256:")+64 ||
+			strings.Trim(img.Digest[len("sha256:"):], "0123456789abcdef") != "" {
+			return Image{}, &UsageError{Input: "image", Value: ref, Rule: "a digest must be sha256: and 64 lowercase hex characters"}
+		}
+	}
+	// A ":" after the last "/" starts the tag; one before it is a port.
+	if i := strings.LastIndex(rest, ":"); i > strings.LastIndex(rest, "/") {
+		rest, img.Tag = rest[:i], rest[i+1:]
+	}
+	img.Repository = rest
+	if img.Repository == "" || strings.ContainsAny(ref, " \t\n") || img.Tag == "" && img.Digest == "" {
+		return Image{}, &UsageError{Input: "image", Value: ref, Rule: "must be repository:tag or repository@sha256:<digest>"}
+	}
+	return img, nil
+}
+
+// String is the reference the chart renders: the digest wins over the tag.
+func (i Image) String() string {
+	if i.Digest != "" {
+		return i.Repository + "@" + i.Digest
+	}
+	return i.Repository + ":" + i.Tag
+}
+
+// previewValues are the values shipper owns for a commit's release; they
+// override whatever the user gave for the same keys.
+func previewValues(n Names, host string, img Image, pullSecret string) map[string]any {
+	v := map[string]any{
+		"mode":     "preview",
+		"app":      n.AppPart,
+		"sha":      n.SHA,
+		"shortSha": n.Short,
+		"image": map[string]any{
+			"repository": img.Repository,
+			"tag":        img.Tag,
+			"digest":     img.Digest,
+		},
+		"ingress": map[string]any{"host": host},
+	}
+	if pullSecret != "" {
+		v["imagePullSecrets"] = []any{pullSecret}
+	}
+	return v
+}
+
+// productionValues route host to the preview release of n.
+func productionValues(n Names, host string) map[string]any {
+	return map[string]any{
+		"mode":     "production",
+		"app":      n.AppPart,
+		"sha":      n.SHA,
+		"shortSha": n.Short,
+		"production": map[string]any{
+			"host": host,
+			"target": map[string]any{
+				"release":   n.Release,
+				"namespace": n.Namespace,
+				"sha":       n.SHA,
+			},
+		},
+	}
+}
+
+// mergeValues returns base with over merged in, recursively; over wins.
+// Neither input is modified.
+func mergeValues(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		if om, ok := v.(map[string]any); ok {
+			if bm, ok := out[k].(map[string]any); ok {
+				out[k] = mergeValues(bm, om)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
