@@ -113,6 +113,9 @@ type Hosts struct {
 	// PreviewTemplate and ProductionTemplate, when set, replace those
 	// defaults; they may use {app}, {sha} and {domain}.
 	PreviewTemplate, ProductionTemplate string
+	// Scheme of the URLs shipper prints: "https" unless set ("http" for a
+	// local ingress without TLS).
+	Scheme string
 }
 
 // Preview returns the preview host of n, which must name a commit.
@@ -143,4 +146,9 @@ func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
 		}
 	}
 	return host, nil
+}
+
+// url is the address of host, https unless Hosts.Scheme says otherwise.
+func (h Hosts) url(host string) string {
+	return nonEmpty(h.Scheme, "https") + "://" + host
 }

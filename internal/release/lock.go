@@ -1,0 +1,76 @@
+package release
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Lease timings. A holder renews every RetryPeriod; a holder that died
+// (a killed CI job) is replaced once LeaseDuration passes without renewal.
+var (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 500 * time.Millisecond
+)
+
+// withLock runs fn while holding the coordination.k8s.io Lease
+// "shipper-<name>" in namespace, so two CI jobs changing the same release
+// run one after the other. client-go's leader election does the acquiring,
+// renewing and releasing; fn's context is cancelled if the lease is lost.
+func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn func(context.Context) error) error {
+	id, _ := os.Hostname()
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	id += "-" + hex.EncodeToString(b)
+
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: "shipper-" + name},
+		Client:     c.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var ran bool
+	var fnErr error
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            lock,
+		LeaseDuration:   leaseDuration,
+		RenewDeadline:   renewDeadline,
+		RetryPeriod:     retryPeriod,
+		ReleaseOnCancel: true,
+		Name:            namespace + "/" + name,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(ctx context.Context) {
+				ran = true
+				fnErr = fn(ctx)
+				cancel()
+			},
+			OnStoppedLeading: func() {},
+			OnNewLeader: func(holder string) {
+				if holder != id {
+					c.log.Info("waiting for another operation to finish", "lease", namespace+"/shipper-"+name, "holder", holder)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	le.Run(runCtx)
+	if !ran {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
+		}
+		return errors.New("lock on " + namespace + "/" + name + " not acquired")
+	}
+	return fnErr
+}

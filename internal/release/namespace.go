@@ -1,0 +1,71 @@
+package release
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Labels and annotations shipper puts on what it creates. A namespace is
+// shipper's, for an app, only when it carries LabelManagedBy=shipper and
+// LabelApp=<app>: nothing else is ever deleted.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "shipper"
+	LabelApp       = "shipper.dev/app"
+	LabelSHA       = "shipper.dev/sha"
+	LabelRole      = "shipper.dev/role"
+	RolePreview    = "preview"
+	RoleProduction = "production"
+	AnnotationURL  = "shipper.dev/url"
+	AnnotationSHA  = "shipper.dev/commit"
+)
+
+// ensureNamespace creates namespace ns with shipper's labels, or checks that
+// an existing one is shipper's for this app. Pod Security "restricted" is
+// enforced, as the chart's defaults comply with it.
+func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role string, labels, annotations map[string]string) error {
+	want := map[string]string{
+		LabelManagedBy: ManagedBy,
+		LabelApp:       app,
+		LabelRole:      role,
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+		"pod-security.kubernetes.io/warn":            "restricted",
+	}
+	for k, v := range labels {
+		want[k] = v
+	}
+	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: want, Annotations: annotations}}
+	_, err := c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
+	if err == nil {
+		c.log.Info("created namespace", "namespace", ns)
+		return nil
+	}
+	if !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %q: %w", ns, err)
+	}
+	got, err := c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading namespace %q: %w", ns, err)
+	}
+	if err := owned(got, app); err != nil {
+		return err
+	}
+	if got.DeletionTimestamp != nil {
+		return fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
+	}
+	return nil
+}
+
+// owned reports, as an error, a namespace that shipper did not create for app.
+func owned(ns *corev1.Namespace, app string) error {
+	if ns.Labels[LabelManagedBy] != ManagedBy || ns.Labels[LabelApp] != app {
+		return fmt.Errorf("namespace %q exists but was not created by shipper for app %q (labels %s=%q, %s=%q): refusing to touch it",
+			ns.Name, app, LabelManagedBy, ns.Labels[LabelManagedBy], LabelApp, ns.Labels[LabelApp])
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/kubectl/pkg/polymorphichelpers"
+	"k8s.io/utils/ptr"
+)
+
+// RolloutError says why a commit's pods did not become available: which
+// pod, the reason (ImagePullBackOff, CrashLoopBackOff, Unschedulable, ...),
+// the message Kubernetes gave, and the container's last log lines.
+type RolloutError struct {
+	Release string
+	Pod     string
+	Reason  string
+	Message string
+	Logs    []string
+	// TimedOut is true when the wait ran out of time rather than meeting a
+	// failure that will not heal by waiting.
+	TimedOut bool
+}
+
+func (e *RolloutError) Error() string {
+	s := fmt.Sprintf("release %s not available", e.Release)
+	if e.TimedOut {
+		s += " before the timeout"
+	}
+	if e.Pod != "" {
+		s += fmt.Sprintf(": pod %s: %s", e.Pod, e.Reason)
+	} else if e.Reason != "" {
+		s += ": " + e.Reason
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// pollInterval paces the rollout wait: often enough to answer within a
+// second, seldom enough to cost the apiserver two GETs a round.
+var pollInterval = 500 * time.Millisecond
+
+// fatalReasons are container waiting reasons that waiting will not fix.
+var fatalReasons = map[string]bool{
+	"ImagePullBackOff":           true,
+	"ErrImagePull":               true,
+	"InvalidImageName":           true,
+	"ErrImageNeverPull":          true,
+	"CrashLoopBackOff":           true,
+	"CreateContainerConfigError": true,
+	"CreateContainerError":       true,
+	"RunContainerError":          true,
+}
+
+// waitAvailable polls the Deployment until its rollout is complete, as
+// `kubectl rollout status` judges it (kubectl's own StatusViewer), and
+// looks at its pods on every round so that a failure that will not heal
+// is reported within seconds, not at the timeout.
+//
+// Helm's own waiter (Install.Wait) is not used here: in Helm v3 it takes
+// no context, reports only "timed out", and keeps running after its caller
+// gives up. shipper needs the pod-level reason and a wait that stops the
+// moment the job is cancelled.
+func (c *Configuration) waitAvailable(ctx context.Context, ns, name string, timeout time.Duration) error {
+	viewer, err := polymorphichelpers.StatusViewerFor(schema.GroupKind{Group: "apps", Kind: "Deployment"})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last string
+	var diag *RolloutError
+	err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
+		d, err := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, fmt.Errorf("reading deployment %s/%s: %w", ns, name, err)
+		}
+		u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(d)
+		if err != nil {
+			return false, err
+		}
+		msg, done, err := viewer.Status(&unstructured.Unstructured{Object: u}, 0)
+		if err != nil {
+			return false, &RolloutError{Release: name, Reason: "ProgressDeadlineExceeded", Message: err.Error()}
+		}
+		if done {
+			return true, nil
+		}
+		if msg = strings.TrimSpace(msg); msg != last {
+			c.log.Info("waiting", "release", name, "status", msg)
+			last = msg
+		}
+		diag, err = c.diagnose(ctx, ns, name)
+		if err != nil {
+			return false, err
+		}
+		if diag != nil && fatalReasons[diag.Reason] {
+			return false, diag
+		}
+		return false, nil
+	})
+	var re *RolloutError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &re):
+		re.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, re.Pod, re.Reason == "CrashLoopBackOff")
+		return re
+	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
+		if diag == nil {
+			diag = &RolloutError{Release: name, Reason: "Progressing", Message: last}
+		}
+		diag.TimedOut = true
+		diag.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, diag.Pod, diag.Reason == "CrashLoopBackOff")
+		return diag
+	default:
+		return err
+	}
+}
+
+// diagnose returns the most telling problem among the release's pods, or nil.
+func (c *Configuration) diagnose(ctx context.Context, ns, release string) (*RolloutError, error) {
+	pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
+	if err != nil {
+		return nil, fmt.Errorf("listing pods of %s: %w", release, err)
+	}
+	// Newest first: the pods of the rollout under way.
+	sort.Slice(pods.Items, func(i, j int) bool {
+		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
+	})
+	var found *RolloutError
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp != nil {
+			continue
+		}
+		d := podProblem(p)
+		if d == nil {
+			continue
+		}
+		d.Release = release
+		if fatalReasons[d.Reason] {
+			return d, nil
+		}
+		if found == nil {
+			found = d
+		}
+	}
+	return found, nil
+}
+
+// podProblem reads one pod's status the way a person would in
+// `kubectl describe pod`.
+func podProblem(p *corev1.Pod) *RolloutError {
+	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
+			msg := w.Message
+			if t := cs.LastTerminationState.Terminated; t != nil {
+				msg = strings.TrimSpace(fmt.Sprintf("%s (last exit code %d, %s; %d restarts)", msg, t.ExitCode, t.Reason, cs.RestartCount))
+			}
+			return &RolloutError{Pod: p.Name, Reason: w.Reason, Message: msg}
+		}
+	}
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
+			return &RolloutError{Pod: p.Name, Reason: nonEmpty(cond.Reason, "Unschedulable"), Message: cond.Message}
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.State.Running != nil && !cs.Ready {
+			return &RolloutError{Pod: p.Name, Reason: "NotReady", Message: fmt.Sprintf("container %s runs but its readiness probe has not passed", cs.Name)}
+		}
+	}
+	return nil
+}
+
+// lastLogs returns up to 10 last log lines of the pod's app container, or
+// one line saying why there are none.
+func (c *Configuration) lastLogs(ctx context.Context, ns, pod string, previous bool) []string {
+	if pod == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	b, err := c.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
+		Container: "app", TailLines: ptr.To[int64](10), Previous: previous,
+	}).DoRaw(ctx)
+	if err != nil {
+		return []string{"(logs unavailable: " + firstLine(err.Error()) + ")"}
+	}
+	s := strings.TrimRight(string(b), "\n")
+	if s == "" {
+		return []string{"(no log output)"}
+	}
+	return strings.Split(s, "\n")
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
