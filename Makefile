@@ -7,7 +7,7 @@ PKG       := github.com/shipper-dev/shipper
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
 # Components the integration tests run; hack/tools.sh builds them once into
 # the cache (see README) and skips them afterwards.
-TEST_TOOLS := etcd kube-apiserver
+TEST_TOOLS := etcd kube-apiserver helm
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help build tools test test-unit lint bench demo clean

@@ -19,9 +19,10 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
   mod[$c]=kubernetes; pkg[$c]=k8s.io/kubernetes/cmd/$c
 done
 mod[etcd]=etcd; pkg[etcd]=go.etcd.io/etcd/server/v3
+mod[helm]=helm; pkg[helm]=helm.sh/helm/v3/cmd/helm
 
 # main module of each tools directory, whose version names the cache folder
-declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3)
+declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3 [helm]=helm.sh/helm/v3)
 
 version() { # tools-dir
   (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "${modpath[$1]}")
@@ -42,6 +43,8 @@ ldflags() { # tools-dir version
       f+=" -X $p.gitVersion=$v -X $p.gitMajor=$major -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
     done
     echo "-s -w$f" ;;
+  helm)
+    echo "-s -w -X helm.sh/helm/v3/internal/version.version=$2" ;;
   *) echo "-s -w" ;;
   esac
 }

@@ -92,12 +92,12 @@ func (d *Deploy) Run(ctx context.Context, app, sha, image string) (*Commit, erro
 	if d.Credentials != nil {
 		secret = PullSecretName
 	}
-	vals := mergeValues(d.Values, previewValues(n, host, img, secret))
+	url := d.Hosts.url(host)
+	vals := mergeValues(d.Values, previewValues(n, host, url, img, secret))
 	if err := validateValues(ch, vals); err != nil {
 		return nil, err
 	}
 
-	url := d.Hosts.url(host)
 	err = d.cfg.ensureNamespace(ctx, n.Namespace, n.AppPart, RolePreview,
 		map[string]string{LabelSHA: n.Short},
 		map[string]string{AnnotationURL: url, AnnotationSHA: n.SHA})
@@ -111,7 +111,7 @@ func (d *Deploy) Run(ctx context.Context, app, sha, image string) (*Commit, erro
 				return err
 			}
 		}
-		rel, err = d.cfg.installOrUpgrade(ctx, n.Namespace, n.Release, ch, vals, map[string]string{LabelSHA: n.Short})
+		rel, err = d.cfg.installOrUpgrade(ctx, n.Namespace, n.Release, ch, vals, releaseLabels(n))
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,16 @@ type UsageError struct {
 	// Input names what was wrong ("app name", "--sha"), Value quotes it
 	// and Rule says what a good one looks like.
 	Input, Value, Rule string
+	// Err, when set, is a sentinel the caller can test with errors.Is.
+	Err error
 }
+
+// Unwrap returns e.Err.
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// ErrNoProduction is wrapped by the usage error of an operation that needs
+// a production release when the app has none.
+var ErrNoProduction = errors.New("no production release")
 
 func (e *UsageError) Error() string {
 	return fmt.Sprintf("invalid %s %q: %s", e.Input, e.Value, e.Rule)

@@ -29,10 +29,10 @@ const (
 // enforced, as the chart's defaults comply with it.
 func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role string, labels, annotations map[string]string) error {
 	want := map[string]string{
-		LabelManagedBy: ManagedBy,
-		LabelApp:       app,
-		LabelRole:      role,
-		"pod-security.kubernetes.io/enforce":         "restricted",
+		LabelManagedBy:                       ManagedBy,
+		LabelApp:                             app,
+		LabelRole:                            role,
+		"pod-security.kubernetes.io/enforce": "restricted",
 		"pod-security.kubernetes.io/enforce-version": "latest",
 		"pod-security.kubernetes.io/warn":            "restricted",
 	}

@@ -31,7 +31,7 @@ func (r *Render) Preview(ctx context.Context, n Names, image string) (string, er
 	if err != nil {
 		return "", err
 	}
-	return r.render(ctx, n.Release, n.Namespace, mergeValues(r.Values, previewValues(n, host, img, r.PullSecret)))
+	return r.render(ctx, n.Release, n.Namespace, mergeValues(r.Values, previewValues(n, host, r.Hosts.url(host), img, r.PullSecret)))
 }
 
 // Production renders the production release routing to commit n.
@@ -40,7 +40,7 @@ func (r *Render) Production(ctx context.Context, n Names) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return r.render(ctx, n.ProductionRelease, n.ProductionNamespace, mergeValues(r.Values, productionValues(n, host)))
+	return r.render(ctx, n.ProductionRelease, n.ProductionNamespace, mergeValues(r.Values, productionValues(n, host, r.Hosts.url(host))))
 }
 
 func (r *Render) render(ctx context.Context, release, namespace string, vals map[string]any) (string, error) {

@@ -121,8 +121,8 @@ func TestChartLintsClean(t *testing.T) {
 		vals map[string]any
 	}{
 		{"defaults", nil},
-		{"preview", previewValues(n, "myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull")},
-		{"production", productionValues(n, "myapp.example.com")},
+		{"preview", previewValues(n, "myapp-7c77eb36.example.com", "https://myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull")},
+		{"production", productionValues(n, "myapp.example.com", "https://myapp.example.com")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lint := action.NewLint()

@@ -42,9 +42,10 @@ func (i Image) String() string {
 
 // previewValues are the values shipper owns for a commit's release; they
 // override whatever the user gave for the same keys.
-func previewValues(n Names, host string, img Image, pullSecret string) map[string]any {
+func previewValues(n Names, host, url string, img Image, pullSecret string) map[string]any {
 	v := map[string]any{
 		"mode":     "preview",
+		"url":      url,
 		"app":      n.AppPart,
 		"sha":      n.SHA,
 		"shortSha": n.Short,
@@ -62,9 +63,10 @@ func previewValues(n Names, host string, img Image, pullSecret string) map[strin
 }
 
 // productionValues route host to the preview release of n.
-func productionValues(n Names, host string) map[string]any {
+func productionValues(n Names, host, url string) map[string]any {
 	return map[string]any{
 		"mode":     "production",
+		"url":      url,
 		"app":      n.AppPart,
 		"sha":      n.SHA,
 		"shortSha": n.Short,

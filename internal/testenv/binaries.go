@@ -12,6 +12,8 @@ import (
 const (
 	KubernetesVersion = "v1.34.4"
 	EtcdVersion       = "v3.6.16"
+	// HelmVersion is the helm CLI tests run beside the SDK of the same version.
+	HelmVersion = "v3.22.0"
 )
 
 // CacheDir is where hack/tools.sh puts the binaries it builds:
@@ -33,6 +35,7 @@ func CacheDir() string {
 // binDirs maps each component to the cache folder hack/tools.sh builds it in.
 var binDirs = map[string]string{
 	"etcd":                    "etcd-" + EtcdVersion,
+	"helm":                    "helm-" + HelmVersion,
 	"kube-apiserver":          "kubernetes-" + KubernetesVersion,
 	"kube-controller-manager": "kubernetes-" + KubernetesVersion,
 	"kube-scheduler":          "kubernetes-" + KubernetesVersion,

@@ -37,6 +37,8 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 	for _, tc := range []struct{ gomod, module, want string }{
 		{"../../tools/kubernetes/go.mod", "k8s.io/kubernetes", testenv.KubernetesVersion},
 		{"../../tools/etcd/go.mod", "go.etcd.io/etcd/server/v3", testenv.EtcdVersion},
+		{"../../tools/helm/go.mod", "helm.sh/helm/v3", testenv.HelmVersion},
+		{"../../go.mod", "helm.sh/helm/v3", testenv.HelmVersion},
 	} {
 		b, err := os.ReadFile(tc.gomod)
 		if err != nil {

@@ -26,6 +26,9 @@ app.kubernetes.io/instance: {{ .Release.Name | quote }}
 
 {{/* TLS block and cert-manager annotation of an Ingress for host. */}}
 {{- define "preview-app.ingressAnnotations" -}}
+{{- with .Values.url }}
+shipper.dev/url: {{ . | quote }}
+{{- end }}
 {{- with .Values.ingress.annotations }}
 {{ toYaml . }}
 {{- end }}

@@ -1,0 +1,92 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Delete uninstalls one commit's release and deletes its namespace. It
+// refuses the commit production serves, and never deletes a namespace that
+// shipper did not create for that app.
+type Delete struct{ cfg *Configuration }
+
+// NewDelete returns a Delete.
+func NewDelete(cfg *Configuration) *Delete { return &Delete{cfg: cfg} }
+
+// Deleted says what Delete did. Gone is true when there was nothing left
+// to delete (a GitLab stop job that runs twice).
+type Deleted struct {
+	Release string `json:"release"`
+	Gone    bool   `json:"alreadyGone"`
+}
+
+// Run deletes commit sha of app.
+func (d *Delete) Run(ctx context.Context, app, sha string) (*Deleted, error) {
+	n, err := NewNames(app, sha)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := d.cfg.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		d.cfg.log.Info("already gone", "release", n.Release)
+		return &Deleted{Release: n.Release, Gone: true}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading namespace %q: %w", n.Namespace, err)
+	}
+	if err := owned(ns, n.AppPart); err != nil || ns.Labels[LabelRole] != RolePreview {
+		if err == nil {
+			err = fmt.Errorf("namespace %q is not a preview namespace (role %q)", n.Namespace, ns.Labels[LabelRole])
+		}
+		return nil, err
+	}
+	del := func(ctx context.Context) error {
+		// Under production's lock, so a promote of this commit cannot slip
+		// in between the check and the delete.
+		prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease)
+		if err != nil {
+			return err
+		}
+		if prod != nil && prod.SHA == n.Short {
+			return &UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"}
+		}
+		return d.cfg.uninstall(ctx, n)
+	}
+	err = d.cfg.withProductionLock(ctx, n, del)
+	if errors.Is(err, ErrNoProduction) {
+		err = d.cfg.uninstall(ctx, n) // no production: nothing can point at the commit
+	}
+	if err != nil {
+		return nil, fmt.Errorf("deleting %s: %w", n.Release, err)
+	}
+	return &Deleted{Release: n.Release}, nil
+}
+
+// uninstall removes the Helm release (so `helm list -A` stops showing it
+// at once) and then the namespace, which takes the pull secret and lease.
+func (c *Configuration) uninstall(ctx context.Context, n Names) error {
+	cfg, err := c.helm(n.Namespace)
+	if err != nil {
+		return err
+	}
+	if _, err := c.repairPending(cfg, n.Release); err != nil {
+		return err
+	}
+	un := action.NewUninstall(cfg)
+	if _, err := un.Run(n.Release); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
+		return fmt.Errorf("helm uninstall %s: %w", n.Release, err)
+	}
+	policy := metav1.DeletePropagationBackground
+	err = c.client.CoreV1().Namespaces().Delete(ctx, n.Namespace, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("deleting namespace %q: %w", n.Namespace, err)
+	}
+	c.log.Info("deleted", "release", n.Release, "namespace", n.Namespace)
+	return nil
+}

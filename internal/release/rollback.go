@@ -1,0 +1,125 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/action"
+)
+
+// Rollback returns production to an earlier promotion with Helm's own
+// rollback of "<app>-production": by default the revision before the
+// current one, so rolling back twice undoes the first rollback, as
+// `helm rollback` does.
+type Rollback struct {
+	cfg *Configuration
+	// MaxHistory bounds the production revisions kept (0: Helm's default).
+	MaxHistory int
+}
+
+// NewRollback returns a Rollback.
+func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg} }
+
+// Run rolls production of app back. to is "" (the previous revision), a
+// revision number, or a commit SHA (its latest promotion). It refuses when
+// the target commit's release no longer exists.
+func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error) {
+	n, err := NewNames(app, "")
+	if err != nil {
+		return nil, err
+	}
+	var prod *Production
+	err = r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
+		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease)
+		if err != nil {
+			return err
+		}
+		if len(hist) == 0 {
+			return errNoProduction(n)
+		}
+		target, err := pickRevision(hist, to)
+		if err != nil {
+			return err
+		}
+		tn, err := NewNames(n.AppPart, target.SHA)
+		if err != nil {
+			return fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
+		}
+		if err := r.cfg.requireDeployed(ctx, tn); err != nil {
+			return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
+		}
+		cfg, err := r.cfg.helm(n.ProductionNamespace)
+		if err != nil {
+			return err
+		}
+		if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
+			return err
+		}
+		rb := action.NewRollback(cfg)
+		rb.Version = target.Version
+		rb.MaxHistory = r.MaxHistory
+		if err := rb.Run(n.ProductionRelease); err != nil {
+			return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
+		}
+		r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
+		prod, err = r.cfg.production(ctx, n)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
+	}
+	return prod, nil
+}
+
+// pickRevision chooses the revision to roll back to from hist (newest
+// first).
+func pickRevision(hist []record, to string) (record, error) {
+	current := hist[0]
+	switch {
+	case to == "":
+		for _, r := range hist {
+			if r.Version == current.Version-1 {
+				return r, nil
+			}
+		}
+		return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf("production has no revision before %d (history keeps the last ones only)", current.Version)}
+	case isRevision(to):
+		v, _ := strconv.Atoi(to)
+		for _, r := range hist {
+			if r.Version == v {
+				return r, nil
+			}
+		}
+		return record{}, &UsageError{Input: "revision", Value: to, Rule: "is not in production's history (see `helm history` or `shipper status`)"}
+	default:
+		sha, err := ValidateSHA(to)
+		if err != nil {
+			return record{}, &UsageError{Input: "rollback target", Value: to, Rule: "must be a revision number or a commit SHA (7 to 40 hex characters)"}
+		}
+		// A record holds the short SHA; the caller may give more or less.
+		same := func(rec string) bool {
+			return rec != "" && (strings.HasPrefix(sha, rec) || strings.HasPrefix(rec, sha))
+		}
+		for _, r := range hist[1:] {
+			if same(r.SHA) {
+				return r, nil
+			}
+		}
+		if same(current.SHA) {
+			return record{}, &UsageError{Input: "commit", Value: to, Rule: "is already live"}
+		}
+		return record{}, &UsageError{Input: "commit", Value: to, Rule: "was never promoted (or is older than the history kept)"}
+	}
+}
+
+// isRevision reports whether s is a revision number rather than a SHA: all
+// digits and shorter than the 7 characters a SHA needs.
+func isRevision(s string) bool {
+	if s == "" || len(s) >= 7 {
+		return false
+	}
+	_, err := strconv.Atoi(s)
+	return err == nil
+}
