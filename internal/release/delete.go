@@ -49,7 +49,7 @@ func (d *Delete) Run(ctx context.Context, app, sha string) (*Deleted, error) {
 	del := func(ctx context.Context) error {
 		// Under production's lock, so a promote of this commit cannot slip
 		// in between the check and the delete.
-		prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease)
+		prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
 		if err != nil {
 			return err
 		}

@@ -39,18 +39,23 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role strin
 	for k, v := range labels {
 		want[k] = v
 	}
-	obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: want, Annotations: annotations}}
-	_, err := c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
-	if err == nil {
-		c.log.Info("created namespace", "namespace", ns)
-		return nil
-	}
-	if !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("creating namespace %q: %w", ns, err)
-	}
+	// GET first: a namespace usually exists already (production, a
+	// re-deployed commit), and a GET is one request where a refused POST
+	// and a GET are two.
 	got, err := c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: want, Annotations: annotations}}
+		got, err = c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
+		if err == nil {
+			c.log.Info("created namespace", "namespace", ns)
+			return nil
+		}
+		if apierrors.IsAlreadyExists(err) { // another job created it meanwhile
+			got, err = c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("reading namespace %q: %w", ns, err)
+		return fmt.Errorf("ensuring namespace %q: %w", ns, err)
 	}
 	if err := owned(got, app); err != nil {
 		return err

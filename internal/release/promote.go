@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Production is what production serves: which commit, since which
@@ -62,7 +65,7 @@ func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error)
 	if err := validateValues(ch, vals); err != nil {
 		return nil, err
 	}
-	if err := p.cfg.requireDeployed(ctx, n); err != nil {
+	if err := p.cfg.requireDeployed(ctx, n, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}
 	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n.AppPart, RoleProduction, nil, nil); err != nil {
@@ -70,8 +73,12 @@ func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error)
 	}
 	var prod *Production
 	err = p.cfg.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
-		// Checked again under the lock: a delete of the commit may have won the race.
-		if err := p.cfg.requireDeployed(ctx, n); err != nil {
+		// Checked again under the lock, which Delete takes too: a delete of
+		// the commit may have won the race since the check above. A GET of
+		// the namespace answers that; a second list of release records would
+		// wait for the apiserver's watch cache to catch up with the lease
+		// write just made (up to 100 ms on Kubernetes 1.34).
+		if err := p.cfg.requireNamespace(ctx, n); err != nil {
 			return err
 		}
 		rel, err := p.cfg.installOrUpgrade(ctx, n.ProductionNamespace, n.ProductionRelease, ch, vals, releaseLabels(n))
@@ -93,8 +100,8 @@ func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error)
 
 // requireDeployed refuses a commit whose preview release is missing or
 // whose latest revision is not deployed (failed, or pending).
-func (c *Configuration) requireDeployed(ctx context.Context, n Names) error {
-	recs, err := c.records(ctx, n.Namespace, "name="+n.Release)
+func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool) error {
+	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
 	if err != nil {
 		return err
 	}
@@ -105,4 +112,13 @@ func (c *Configuration) requireDeployed(ctx context.Context, n Names) error {
 		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[0].Status, n.Short)}
 	}
 	return nil
+}
+
+// requireNamespace refuses a commit whose namespace is gone or going.
+func (c *Configuration) requireNamespace(ctx context.Context, n Names) error {
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s was deleted meanwhile", n.Release)}
+	}
+	return err
 }

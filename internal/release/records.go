@@ -33,14 +33,28 @@ func releaseLabels(n Names) map[string]string {
 	return map[string]string{LabelApp: n.AppPart, LabelSHA: n.Short}
 }
 
+// Read freshness of records. A consistent list waits until the apiserver's
+// watch cache has caught up with etcd, which on Kubernetes 1.34 takes up
+// to 100 ms after any write; a cached list answers at once but may miss
+// the last few milliseconds of writes. Cached reads serve checks that a
+// later consistent step repeats (under a lock, or by Helm itself).
+const (
+	cached     = false
+	consistent = true
+)
+
 // records lists the revisions matching selector (added to owner=helm) in
 // namespace ("" for all), newest version first per release.
-func (c *Configuration) records(ctx context.Context, namespace, selector string) ([]record, error) {
+func (c *Configuration) records(ctx context.Context, namespace, selector string, fresh bool) ([]record, error) {
 	sel := "owner=helm"
 	if selector != "" {
 		sel += "," + selector
 	}
-	list, err := c.metadata.Resource(secretsGVR).Namespace(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	opts := metav1.ListOptions{LabelSelector: sel}
+	if !fresh {
+		opts.ResourceVersion = "0"
+	}
+	list, err := c.metadata.Resource(secretsGVR).Namespace(namespace).List(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("listing Helm release records (%s): %w", sel, err)
 	}
@@ -66,8 +80,8 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string)
 
 // deployedRecord returns the deployed revision of release name in
 // namespace, or nil when it has none.
-func (c *Configuration) deployedRecord(ctx context.Context, namespace, name string) (*record, error) {
-	recs, err := c.records(ctx, namespace, "name="+name+",status=deployed")
+func (c *Configuration) deployedRecord(ctx context.Context, namespace, name string, fresh bool) (*record, error) {
+	recs, err := c.records(ctx, namespace, "name="+name+",status=deployed", fresh)
 	if err != nil || len(recs) == 0 {
 		return nil, err
 	}

@@ -15,12 +15,13 @@ import (
 // `helm rollback` does.
 type Rollback struct {
 	cfg *Configuration
-	// MaxHistory bounds the production revisions kept (0: Helm's default).
+	// MaxHistory bounds the production revisions kept.
 	MaxHistory int
 }
 
-// NewRollback returns a Rollback.
-func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg} }
+// NewRollback returns a Rollback that keeps as many revisions as Deploy
+// and Promote do.
+func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg, MaxHistory: maxHistory} }
 
 // Run rolls production of app back. to is "" (the previous revision), a
 // revision number, or a commit SHA (its latest promotion). It refuses when
@@ -32,7 +33,7 @@ func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error)
 	}
 	var prod *Production
 	err = r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
-		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease)
+		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, consistent)
 		if err != nil {
 			return err
 		}
@@ -47,7 +48,7 @@ func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error)
 		if err != nil {
 			return fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
 		}
-		if err := r.cfg.requireDeployed(ctx, tn); err != nil {
+		if err := r.cfg.requireDeployed(ctx, tn, consistent); err != nil {
 			return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
 		}
 		cfg, err := r.cfg.helm(n.ProductionNamespace)

@@ -15,7 +15,7 @@ import (
 // labels and the live Ingress: two requests, no release decoding. It sees
 // a `helm rollback` done with the helm CLI like shipper's own.
 func (c *Configuration) production(ctx context.Context, n Names) (*Production, error) {
-	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease)
+	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +92,7 @@ func (l *List) Run(ctx context.Context, app string) ([]Commit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
 	}
-	recs, err := l.cfg.records(ctx, "", LabelApp+"="+n.AppPart)
+	recs, err := l.cfg.records(ctx, "", LabelApp+"="+n.AppPart, consistent)
 	if err != nil {
 		return nil, err
 	}
