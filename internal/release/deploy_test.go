@@ -251,6 +251,26 @@ func TestDeployDiagnosesFailedRolloutAndNextDeployRepairs(t *testing.T) {
 	}
 }
 
+// TestDeployTimeoutNamesTheLastProblem: a pod that cannot be scheduled
+// may yet be (an autoscaler adds a node), so Deploy waits for the timeout,
+// then says why.
+func TestDeployTimeoutNamesTheLastProblem(t *testing.T) {
+	f := newDeployFixture(t)
+	ns := f.app + "-7c77eb36"
+	simulate(t, f.cs, ns, ns, rolloutUnschedulable)
+	_, err := f.deploy(t, testSHA, func(d *release.Deploy) { d.Timeout = 3 * time.Second })
+	var re *release.RolloutError
+	if !errors.As(err, &re) {
+		t.Fatalf("err = %v, want a RolloutError", err)
+	}
+	if !re.TimedOut || re.Reason != "Unschedulable" || !strings.Contains(re.Message, "Insufficient cpu") || !strings.HasPrefix(re.Pod, ns) {
+		t.Errorf("RolloutError = %+v, want a timeout naming the unschedulable pod", re)
+	}
+	if !strings.Contains(err.Error(), "before the timeout") {
+		t.Errorf("error %q does not say it timed out", err)
+	}
+}
+
 // TestDeployRepairsPendingRelease plants what a process killed mid-upgrade
 // leaves behind; the next deploy repairs it instead of failing with
 // "another operation is in progress".

@@ -33,6 +33,7 @@ const (
 	rolloutReady outcome = iota
 	rolloutImagePullBackOff
 	rolloutCrashLoop
+	rolloutUnschedulable
 )
 
 // simulate acts as controller manager and kubelet for release in ns until
@@ -128,6 +129,13 @@ func makeFailingPod(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 		Phase:             corev1.PodPending,
 		Conditions:        []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}},
 		ContainerStatuses: []corev1.ContainerStatus{st},
+	}
+	if out == rolloutUnschedulable { // the scheduler's verdict; no kubelet ever sees the pod
+		pod.Status = corev1.PodStatus{
+			Phase: corev1.PodPending,
+			Conditions: []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+				Reason: "Unschedulable", Message: "0/1 nodes are available: 1 Insufficient cpu."}},
+		}
 	}
 	if _, err := cs.CoreV1().Pods(d.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil {
 		t.Errorf("writing pod status as the kubelet would: %v", err)
