@@ -16,6 +16,17 @@ import (
 // benchSHA returns a distinct 40-hex SHA for iteration i.
 func benchSHA(i int) string { return fmt.Sprintf("%08x", i+1) + strings.Repeat("0", 32) }
 
+// deployNoWait deploys sha of app without waiting for pods (none run in
+// this harness).
+func deployNoWait(b *testing.B, cfg *release.Configuration, app, sha, image string) {
+	b.Helper()
+	d := release.NewDeploy(cfg)
+	d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
+	if _, err := d.Run(context.Background(), app, sha, image); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // BenchmarkDeployNewCommit deploys a new commit per iteration as one CI
 // job would: a fresh Configuration (so discovery is paid each time), no
 // wait (no pods run in this harness).
@@ -29,12 +40,7 @@ func BenchmarkDeployNewCommit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		d := release.NewDeploy(cfg)
-		d.Hosts = release.Hosts{Domain: "example.com"}
-		d.Wait = false
-		if _, err := d.Run(context.Background(), app, benchSHA(i), image); err != nil {
-			b.Fatal(err)
-		}
+		deployNoWait(b, cfg, app, benchSHA(i), image)
 	}
 }
 
@@ -75,11 +81,7 @@ func BenchmarkPromote(b *testing.B) {
 	}
 	shas := []string{benchSHA(0), benchSHA(1)}
 	for _, sha := range shas {
-		d := release.NewDeploy(cfg)
-		d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
-		if _, err := d.Run(context.Background(), app, sha, env.Registry.Repository("bench/app")+":v1"); err != nil {
-			b.Fatal(err)
-		}
+		deployNoWait(b, cfg, app, sha, env.Registry.Repository("bench/app")+":v1")
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -106,11 +108,7 @@ func BenchmarkList(b *testing.B) {
 	}
 	const releases = 300
 	for i := 0; i < releases; i++ {
-		d := release.NewDeploy(cfg)
-		d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
-		if _, err := d.Run(context.Background(), app, benchSHA(i), env.Registry.Repository("bench/app")+":v1"); err != nil {
-			b.Fatal(err)
-		}
+		deployNoWait(b, cfg, app, benchSHA(i), env.Registry.Repository("bench/app")+":v1")
 	}
 	b.Run("shipper", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
