@@ -8,6 +8,8 @@ LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/inter
 # Components the integration tests run; hack/tools.sh builds them once into
 # the cache (see README) and skips them afterwards.
 TEST_TOOLS := etcd kube-apiserver helm
+# The benchmarks also run crane, the packaging baseline.
+BENCH_TOOLS := $(TEST_TOOLS) crane
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help build tools test test-unit lint bench demo clean
@@ -32,8 +34,10 @@ lint: ## gofmt check, go vet, staticcheck
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-bench: tools ## benchmarks against the real apiserver (release engine vs helm CLI and SDK)
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./...
+bench: ## benchmarks on the real apiserver and registry (release engine vs helm; package vs tar+crane)
+	hack/tools.sh $(BENCH_TOOLS)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
+	$(GO) test -run '^$$' -bench Package200MB -benchtime 3x ./cmd/shipper
 
 demo: build tools ## the whole pipeline on a local cluster (for now: control plane + registry, see README)
 	$(GO) run ./hack/devenv

@@ -20,9 +20,10 @@ for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-prox
 done
 mod[etcd]=etcd; pkg[etcd]=go.etcd.io/etcd/server/v3
 mod[helm]=helm; pkg[helm]=helm.sh/helm/v3/cmd/helm
+mod[crane]=crane; pkg[crane]=github.com/google/go-containerregistry/cmd/crane
 
 # main module of each tools directory, whose version names the cache folder
-declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3 [helm]=helm.sh/helm/v3)
+declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3 [helm]=helm.sh/helm/v3 [crane]=github.com/google/go-containerregistry)
 
 version() { # tools-dir
   (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "${modpath[$1]}")

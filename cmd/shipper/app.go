@@ -5,23 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/image"
 )
 
 // Exit codes, the contract documented in README.md.
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitUnreachable = 3
 )
 
 // usageError marks bad input: the CLI exits with exitUsage and nothing was
-// changed in the cluster.
+// changed in the cluster or registry.
 type usageError struct{ err error }
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
+
+// unreachableError marks a cluster or registry that could not be reached
+// or refused the credentials: exitUnreachable.
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }
+
+func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
@@ -29,7 +42,11 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "preview deployments of every commit on plain Kubernetes",
 		Writer:    stdout,
 		ErrWriter: stderr,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
+		},
 		Commands: []*cli.Command{
+			packageCommand,
 			versionCommand,
 		},
 		Action: func(c *cli.Context) error {
@@ -38,13 +55,35 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			}
 			return cli.ShowAppHelp(c)
 		},
+		Before: func(c *cli.Context) error {
+			c.App.Metadata = map[string]any{"log": newLogger(stderr, c.Bool("verbose"))}
+			return nil
+		},
 		// Errors are printed once, by run, in the house format.
 		ExitErrHandler: func(*cli.Context, error) {},
-		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
-			return usageError{err}
-		},
-		HideVersion: true,
+		OnUsageError:   onUsageError,
+		HideVersion:    true,
 	}
+}
+
+// logger is the progress logger the app's Before hook made.
+func logger(c *cli.Context) *slog.Logger {
+	if l, ok := c.App.Metadata["log"].(*slog.Logger); ok {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// imageError maps internal/image errors to exit codes.
+func imageError(doing string, err error) error {
+	var ie *image.InputError
+	switch {
+	case errors.As(err, &ie):
+		return usageError{fmt.Errorf("%s: %w", doing, err)}
+	case image.Unauthorized(err):
+		return unreachableError{fmt.Errorf("%s: %w", doing, err)}
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 // run executes the CLI and maps its outcome to an exit code.
@@ -55,8 +94,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "shipper: %v\n", err)
 	var ue usageError
-	if errors.As(err, &ue) {
+	var re unreachableError
+	switch {
+	case errors.As(err, &ue):
 		return exitUsage
+	case errors.As(err, &re):
+		return exitUnreachable
 	}
 	return exitFailed
 }

@@ -14,6 +14,8 @@ const (
 	EtcdVersion       = "v3.6.16"
 	// HelmVersion is the helm CLI tests run beside the SDK of the same version.
 	HelmVersion = "v3.22.0"
+	// CraneVersion is go-containerregistry's crane, the packaging baseline.
+	CraneVersion = "v0.22.1"
 )
 
 // CacheDir is where hack/tools.sh puts the binaries it builds:
@@ -36,6 +38,7 @@ func CacheDir() string {
 var binDirs = map[string]string{
 	"etcd":                    "etcd-" + EtcdVersion,
 	"helm":                    "helm-" + HelmVersion,
+	"crane":                   "crane-" + CraneVersion,
 	"kube-apiserver":          "kubernetes-" + KubernetesVersion,
 	"kube-controller-manager": "kubernetes-" + KubernetesVersion,
 	"kube-scheduler":          "kubernetes-" + KubernetesVersion,

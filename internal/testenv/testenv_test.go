@@ -39,6 +39,8 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../../tools/etcd/go.mod", "go.etcd.io/etcd/server/v3", testenv.EtcdVersion},
 		{"../../tools/helm/go.mod", "helm.sh/helm/v3", testenv.HelmVersion},
 		{"../../go.mod", "helm.sh/helm/v3", testenv.HelmVersion},
+		{"../../tools/crane/go.mod", "github.com/google/go-containerregistry", testenv.CraneVersion},
+		{"../../go.mod", "github.com/google/go-containerregistry", testenv.CraneVersion},
 	} {
 		b, err := os.ReadFile(tc.gomod)
 		if err != nil {

@@ -17,12 +17,15 @@ var shared struct {
 	err  error
 }
 
-// Main runs the tests of a package and stops the shared Env afterwards.
-// Call it from TestMain:
+// Main runs the tests of a package, then the cleanups, then stops the
+// shared Env. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { testenv.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M, cleanups ...func()) {
 	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
 	if shared.env != nil {
 		shared.env.Stop()
 	}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/image"
+)
+
+var packageCommand = &cli.Command{
+	Name:  "package",
+	Usage: "build the commit's app into an OCI image and push it, without a Docker daemon",
+	UsageText: `shipper package [--context DIR] --image REPO --sha SHA [options]
+
+Example (GitLab CI sets every default from its variables):
+   shipper package --context . --image registry.example.com/group/app \
+     --sha 7c77eb36 --entrypoint /app/server --port 8080
+   # stdout: registry.example.com/group/app:7c77eb36@sha256:...`,
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
+		&cli.StringFlag{Name: "image", Usage: "repository to push to", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+		&cli.StringFlag{Name: "sha", Usage: "commit SHA; the tag is its first 8 characters", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
+		&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA for COMMIT_SHA and the revision annotation", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
+		&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
+		&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
+		&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch", EnvVars: []string{"SHIPPER_BASE"}},
+		&cli.StringFlag{Name: "workdir", Value: "/app", Usage: "where the app lands in the image", EnvVars: []string{"SHIPPER_WORKDIR"}},
+		&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
+		&cli.StringFlag{Name: "cmd", Usage: "default arguments, as --entrypoint", EnvVars: []string{"SHIPPER_CMD"}},
+		&cli.StringFlag{Name: "user", Usage: "user the container runs as (uid[:gid])", EnvVars: []string{"SHIPPER_USER"}},
+		&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
+		&cli.IntFlag{Name: "port", Usage: "port the app listens on", EnvVars: []string{"SHIPPER_PORT"}},
+		&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
+		&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
+		&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
+		&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
+		&cli.StringFlag{Name: "registry-user", Usage: "registry user", EnvVars: []string{"SHIPPER_REGISTRY_USER", "CI_REGISTRY_USER"}},
+		&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
+		&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
+		&cli.StringFlag{Name: "digest-file", Usage: "also write the pushed reference to this file"},
+	},
+	OnUsageError: onUsageError,
+	Action:       runPackage,
+}
+
+func runPackage(c *cli.Context) error {
+	repo := c.String("image")
+	if repo == "" {
+		return usageError{fmt.Errorf("--image is empty: name the repository to push to (or set CI_REGISTRY_IMAGE)")}
+	}
+	sha, full := strings.ToLower(c.String("sha")), strings.ToLower(c.String("full-sha"))
+	if sha == "" {
+		sha = full
+	}
+	if !isHex(sha, 7, 40) || full != "" && !isHex(full, 7, 40) {
+		return usageError{fmt.Errorf("--sha %q: must be 7 to 40 hexadecimal characters (or set CI_COMMIT_SHORT_SHA)", c.String("sha"))}
+	}
+	short := sha[:min(8, len(sha))]
+	if full == "" {
+		full = sha
+	}
+	created, err := image.SourceDate(os.Getenv("SOURCE_DATE_EPOCH"), c.String("commit-time"))
+	if err != nil {
+		return usageError{err}
+	}
+	entrypoint, err := words("--entrypoint", c.String("entrypoint"))
+	if err != nil {
+		return err
+	}
+	cmd, err := words("--cmd", c.String("cmd"))
+	if err != nil {
+		return err
+	}
+	spec := image.Spec{
+		Context: c.String("context"), Workdir: c.String("workdir"), Base: c.String("base"),
+		Platforms: c.StringSlice("platform"), Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
+		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
+		SHA: full, ShortSHA: short, Source: c.String("source"), Created: created,
+	}
+	opts := image.Options{Insecure: c.Bool("insecure-registry"), Log: logger(c), Keychain: authn.DefaultKeychain}
+	if u := c.String("registry-user"); u != "" {
+		opts.Auth = &authn.Basic{Username: u, Password: c.String("registry-password")}
+	}
+	art, err := image.Build(c.Context, spec, opts)
+	if err != nil {
+		return imageError("packaging", err)
+	}
+	defer art.Close()
+	ref, err := image.Push(c.Context, art, repo, short, c.StringSlice("tag"), opts)
+	if err != nil {
+		return imageError("pushing", err)
+	}
+	if f := c.String("digest-file"); f != "" {
+		if err := os.WriteFile(f, []byte(ref+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	_, err = fmt.Fprintln(c.App.Writer, ref)
+	return err
+}
+
+// words splits a flag value into arguments: a JSON array, or words.
+func words(flag, v string) ([]string, error) {
+	if strings.HasPrefix(strings.TrimSpace(v), "[") {
+		var out []string
+		if err := json.Unmarshal([]byte(v), &out); err != nil {
+			return nil, usageError{fmt.Errorf("%s %q: not a JSON array of strings: %v", flag, v, err)}
+		}
+		return out, nil
+	}
+	return strings.Fields(v), nil
+}
+
+func isHex(s string, minLen, maxLen int) bool {
+	return len(s) >= minLen && len(s) <= maxLen && strings.Trim(s, "0123456789abcdef") == ""
+}
