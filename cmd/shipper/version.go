@@ -9,9 +9,9 @@ import (
 )
 
 var versionCommand = &cli.Command{
-	Name:      "version",
-	Usage:     "print shipper's version",
-	UsageText: "shipper version\n\nExample:\n   $ shipper version\n   shipper v0.1.0 (commit 7c77eb3, go1.26.8, linux/amd64)",
+	Name:         "version",
+	Usage:        "print shipper's version",
+	UsageText:    "shipper version\n\nExample:\n   $ shipper version\n   shipper v0.1.0 (commit 7c77eb3, go1.26.8, linux/amd64)",
 	OnUsageError: onUsageError,
 	Action: func(c *cli.Context) error {
 		if c.NArg() > 0 {
