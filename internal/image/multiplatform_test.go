@@ -2,6 +2,8 @@ package image_test
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -61,6 +63,16 @@ func TestMultiPlatformBase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The base's layers live on the same registry: they are mounted into
+	// the new repository, not uploaded again.
+	log, err := os.ReadFile(reg.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mounts := strings.Count(string(log), "POST /v2/group/multi/blobs/uploads/?from=base%2Fmulti&mount=sha256"); mounts < 2 {
+		t.Errorf("%d cross-repository mounts from base/multi into group/multi, want one per base layer (2)", mounts)
+	}
+
 	ref, _ := name.ParseReference(got)
 	idx, err := remote.Index(ref, remote.WithAuth(&authn.Basic{Username: reg.Username, Password: reg.Password}))
 	if err != nil {
