@@ -37,7 +37,7 @@ lint: ## gofmt check, go vet, staticcheck
 bench: ## benchmarks on the real apiserver and registry (release engine vs helm; package vs tar+crane)
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
-	$(GO) test -run '^$$' -bench Package200MB -benchtime 3x ./cmd/shipper
+	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
 
 demo: build tools ## the whole pipeline on a local cluster (for now: control plane + registry, see README)
 	$(GO) run ./hack/devenv
