@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
+	"k8s.io/klog/v2"
 
 	"github.com/shipper-dev/shipper/internal/image"
 )
@@ -42,13 +43,20 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:     "preview deployments of every commit on plain Kubernetes",
 		Writer:    stdout,
 		ErrWriter: stderr,
-		Flags: []cli.Flag{
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
-		},
+		Flags:     globalFlags,
 		Commands: []*cli.Command{
 			packageCommand,
+			deployCommand,
+			promoteCommand,
+			rollbackCommand,
+			deleteCommand,
+			listCommand,
+			statusCommand,
+			renderCommand,
 			versionCommand,
+			completionCommand,
 		},
+		EnableBashCompletion: true,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageError{fmt.Errorf("unknown command %q: run 'shipper --help' for the list", c.Args().First())}
@@ -56,7 +64,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			return cli.ShowAppHelp(c)
 		},
 		Before: func(c *cli.Context) error {
-			c.App.Metadata = map[string]any{"log": newLogger(stderr, c.Bool("verbose"))}
+			// client-go logs through klog (leader election, warnings):
+			// nowhere unless -v routes it into the progress log (logger).
+			klog.LogToStderr(false)
+			klog.SetOutput(io.Discard)
 			return nil
 		},
 		// Errors are printed once, by run, in the house format.
@@ -66,12 +77,21 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// logger is the progress logger the app's Before hook made.
+// logger is the progress logger of the command: one line per event on
+// stderr, debug events and client-go's klog lines too with -v.
 func logger(c *cli.Context) *slog.Logger {
 	if l, ok := c.App.Metadata["log"].(*slog.Logger); ok {
 		return l
 	}
-	return slog.New(slog.DiscardHandler)
+	l := newLogger(c.App.ErrWriter, c.Bool("verbose"))
+	if c.Bool("verbose") {
+		klog.SetSlogLogger(l)
+	}
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	c.App.Metadata["log"] = l
+	return l
 }
 
 // imageError maps internal/image errors to exit codes.

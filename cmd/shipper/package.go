@@ -43,6 +43,7 @@ Example (GitLab CI sets every default from its variables):
 		&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
 		&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
 		&cli.StringFlag{Name: "digest-file", Usage: "also write the pushed reference to this file"},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
 	},
 	OnUsageError: onUsageError,
 	Action:       runPackage,

@@ -26,7 +26,12 @@ var (
 // withLock runs fn while holding the coordination.k8s.io Lease
 // "shipper-<name>" in namespace, so two CI jobs changing the same release
 // run one after the other. client-go's leader election does the acquiring,
-// renewing and releasing; fn's context is cancelled if the lease is lost.
+// renewing and releasing.
+//
+// fn's context ends when ctx does (a cancelled job) or when the lease is
+// lost. The lease is released only after fn has returned: leader election
+// runs on a context of its own, stopped once fn is done, so a cancelled
+// job never releases the lock while its operation is still writing.
 func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn func(context.Context) error) error {
 	id, _ := os.Hostname()
 	b := make([]byte, 4)
@@ -38,9 +43,9 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		Client:     c.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var ran bool
+	leCtx, stopLE := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLE()
+	started, done := make(chan struct{}), make(chan struct{})
 	var fnErr error
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock:            lock,
@@ -50,10 +55,20 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		ReleaseOnCancel: true,
 		Name:            namespace + "/" + name,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(ctx context.Context) {
-				ran = true
-				fnErr = fn(ctx)
-				cancel()
+			OnStartedLeading: func(leading context.Context) {
+				close(started)
+				defer close(done)
+				if err := ctx.Err(); err != nil { // cancelled as the lease was won
+					fnErr = err
+					stopLE()
+					return
+				}
+				fctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				stop := context.AfterFunc(leading, cancel) // lease lost
+				defer stop()
+				fnErr = fn(fctx)
+				stopLE()
 			},
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(holder string) {
@@ -66,14 +81,26 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 	if err != nil {
 		return err
 	}
-	le.Run(runCtx)
-	if !ran {
+	// A job cancelled while it waits for the lock stops waiting.
+	stopWaiting := context.AfterFunc(ctx, func() {
+		select {
+		case <-started:
+		default:
+			stopLE()
+		}
+	})
+	defer stopWaiting()
+	le.Run(leCtx)
+	select {
+	case <-started:
+		<-done
+		return fnErr
+	default:
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
 		}
 		return errors.New("lock on " + namespace + "/" + name + " not acquired")
 	}
-	return fnErr
 }
 
 // withProductionLock is withLock on the production release of n's app,

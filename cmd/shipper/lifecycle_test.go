@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// gitlabEnv is what a GitLab job of this project would have, pointing at
+// the test control plane and registry: no flags are needed.
+func gitlabEnv(t *testing.T, env *testenv.Env, appName, sha string) map[string]string {
+	t.Helper()
+	ca, err := os.ReadFile(env.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := env.AdminConfig()
+	reg := env.Registry
+	return map[string]string{
+		"CI_PROJECT_NAME":          appName,
+		"CI_COMMIT_SHORT_SHA":      sha[:8],
+		"CI_COMMIT_SHA":            sha,
+		"CI_COMMIT_TIMESTAMP":      "2026-11-25T19:44:38+00:00",
+		"CI_PROJECT_URL":           "https://gitlab.example.com/group/" + appName,
+		"CI_REGISTRY_IMAGE":        reg.Repository("group/" + appName),
+		"CI_REGISTRY_USER":         reg.Username,
+		"CI_REGISTRY_PASSWORD":     reg.Password,
+		"CI_DEPLOY_USER":           reg.Username,
+		"CI_DEPLOY_PASSWORD":       reg.Password,
+		"KUBE_URL":                 admin.Host,
+		"KUBE_TOKEN":               admin.BearerToken,
+		"KUBE_CA_PEM":              string(ca),
+		"KUBE_INGRESS_BASE_DOMAIN": "example.com",
+		"SHIPPER_CONTEXT":          t.TempDir(),
+		"SHIPPER_WAIT":             "false", // no pods run in this harness
+	}
+}
+
+func with(base map[string]string, kv ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i]] = kv[i+1]
+	}
+	return out
+}
+
+func uniqueName(prefix string) string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return prefix + "-" + hex.EncodeToString(b)
+}
+
+// TestLifecycleWithGitLabVariables runs every command of the pipeline as
+// the binary, configured only by GitLab-style environment variables.
+func TestLifecycleWithGitLabVariables(t *testing.T) {
+	env := testenv.Get(t)
+	appName := uniqueName("cli")
+	shaA := "aaaaaaaa11111111111111111111111111111111"
+	shaB := "bbbbbbbb22222222222222222222222222222222"
+	envA, envB := gitlabEnv(t, env, appName, shaA), gitlabEnv(t, env, appName, shaB)
+	var outputs []result
+	step := func(e map[string]string, wantCode int, args ...string) result {
+		t.Helper()
+		r := runBinary(t, e, args...)
+		outputs = append(outputs, r)
+		if r.code != wantCode {
+			t.Fatalf("shipper %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, wantCode, r.stdout, r.stderr)
+		}
+		return r
+	}
+
+	for _, e := range []map[string]string{envA, envB} {
+		step(e, 0, "package")
+	}
+	dotenv := filepath.Join(t.TempDir(), "deploy.env")
+	r := step(with(envA, "SHIPPER_DOTENV", dotenv), 0, "deploy")
+	urlA := "https://" + appName + "-aaaaaaaa.example.com"
+	if r.stdout != urlA+"\n" {
+		t.Errorf("deploy stdout %q, want %q", r.stdout, urlA+"\n")
+	}
+	if b, _ := os.ReadFile(dotenv); string(b) != "SHIPPER_URL="+urlA+"\n" {
+		t.Errorf("dotenv %q", b)
+	}
+	if !strings.Contains(r.stderr, "resolved image") || !strings.Contains(r.stderr, "@sha256:") {
+		t.Errorf("deploy did not report the resolved digest:\n%s", r.stderr)
+	}
+	step(envB, 0, "deploy")
+
+	r = step(envA, 0, "promote")
+	if r.stdout != "https://"+appName+".example.com\n" {
+		t.Errorf("promote stdout %q", r.stdout)
+	}
+	step(envB, 0, "promote")
+	r = step(envA, 0, "rollback")
+	if r.stdout != "aaaaaaaa\n" {
+		t.Errorf("rollback stdout %q, want aaaaaaaa", r.stdout)
+	}
+	r = step(envA, 0, "status")
+	if !strings.Contains(r.stdout, "live:     aaaaaaaa") || !strings.Contains(r.stdout, "revision: 3") {
+		t.Errorf("status:\n%s", r.stdout)
+	}
+	r = step(envA, 0, "list")
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SHA") {
+		t.Fatalf("list:\n%s", r.stdout)
+	}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		live := f[len(f)-1] == "*"
+		if live != strings.HasPrefix(l, "aaaaaaaa") || f[1] != "deployed" {
+			t.Errorf("list row %q: want aaaaaaaa live, both deployed", l)
+		}
+	}
+	r = step(envA, 0, "list", "-o", "json")
+	if !strings.Contains(r.stdout, `"live": true`) {
+		t.Errorf("list -o json:\n%s", r.stdout)
+	}
+
+	r = step(envA, 2, "delete")
+	if !strings.Contains(r.stderr, "is live in production") || !strings.Contains(r.stderr, "shipper promote") {
+		t.Errorf("delete of the live commit: stderr %q", r.stderr)
+	}
+	step(envB, 0, "delete")
+	r = step(envB, 0, "delete")
+	if !strings.Contains(r.stderr, "already gone") && !strings.Contains(r.stderr, "deleted") {
+		t.Errorf("second delete: stderr %q", r.stderr)
+	}
+
+	// render needs no cluster at all.
+	noCluster := with(envA, "KUBE_URL", "", "KUBE_TOKEN", "", "KUBE_CA_PEM", "")
+	r = step(noCluster, 0, "render")
+	if !strings.Contains(r.stdout, "kind: Deployment") || !strings.Contains(r.stdout, appName+"-aaaaaaaa.example.com") {
+		t.Errorf("render:\n%s", r.stdout)
+	}
+
+	// Bad input: exit 2, nothing changed.
+	r = step(with(envA, "CI_COMMIT_SHORT_SHA", "zzzzzzzz", "CI_COMMIT_SHA", ""), 2, "deploy")
+	if !strings.Contains(r.stderr, `invalid commit SHA "zzzzzzzz"`) {
+		t.Errorf("bad sha: stderr %q", r.stderr)
+	}
+	// A token the cluster refuses: exit 3.
+	r = step(with(envA, "KUBE_TOKEN", "not-a-valid-token-31337"), 3, "status")
+	r = step(with(envA, "KUBE_URL", "https://127.0.0.1:1"), 3, "list")
+
+	secrets := []string{env.AdminConfig().BearerToken, env.Registry.Password, "not-a-valid-token-31337"}
+	for _, o := range outputs {
+		for _, s := range secrets {
+			if strings.Contains(o.stdout+o.stderr, s) {
+				t.Errorf("a secret reached the output:\nstdout: %s\nstderr: %s", o.stdout, o.stderr)
+			}
+		}
+	}
+}
+
+// TestSIGTERMDuringDeployLeavesNoPendingRelease cancels a deploy that
+// waits for pods (none ever run here) as GitLab cancels a job.
+func TestSIGTERMDuringDeployLeavesNoPendingRelease(t *testing.T) {
+	env := testenv.Get(t)
+	appName := uniqueName("sigterm")
+	sha := "cccccccc33333333333333333333333333333333"
+	e := gitlabEnv(t, env, appName, sha)
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	cmd := exec.Command(binary(t), "deploy")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range with(e, "SHIPPER_WAIT", "true") {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), "waiting") {
+		if time.Now().After(deadline) {
+			t.Fatalf("deploy never started waiting:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err := cmd.Wait()
+	if err == nil {
+		t.Errorf("deploy cancelled by SIGTERM exited 0:\n%s", stderr.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("deploy took %v to stop after SIGTERM", took)
+	}
+
+	cfg, err := release.NewConfiguration(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := release.NewStatus(cfg).Commit(context.Background(), appName, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(cm.Status, "pending") || cm.Status != "failed" {
+		t.Errorf("release after SIGTERM is %q, want failed (never pending)\nstderr:\n%s", cm.Status, stderr.String())
+	}
+}

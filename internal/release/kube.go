@@ -1,0 +1,107 @@
+package release
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+
+	"helm.sh/helm/v3/pkg/cli/values"
+	"helm.sh/helm/v3/pkg/getter"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// KubeOptions say how to reach the cluster: a kubeconfig (and context), or
+// an API URL with a bearer token, as GitLab CI variables give them. A URL
+// wins over the kubeconfig; a token given with a kubeconfig replaces its
+// credentials. TLS is verified unless Insecure is set.
+type KubeOptions struct {
+	Kubeconfig, Context string
+	URL, Token          string
+	// CAFile is a PEM file, CAData PEM text (GitLab's KUBE_CA_PEM).
+	CAFile, CAData string
+	Insecure       bool
+}
+
+// RESTConfig builds the client configuration. Without a URL or a
+// kubeconfig it falls back to the in-cluster service account, then to
+// ~/.kube/config, as kubectl does.
+func (o KubeOptions) RESTConfig() (*rest.Config, error) {
+	var cfg *rest.Config
+	if o.URL != "" {
+		if _, err := url.ParseRequestURI(o.URL); err != nil {
+			return nil, &UsageError{Input: "--kube-url", Value: o.URL, Rule: "must be the API server URL, like https://k8s.example.com:6443"}
+		}
+		cfg = &rest.Config{Host: o.URL}
+	} else {
+		rules := clientcmd.NewDefaultClientConfigLoadingRules()
+		rules.ExplicitPath = o.Kubeconfig
+		overrides := &clientcmd.ConfigOverrides{CurrentContext: o.Context}
+		var err error
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides).ClientConfig()
+		if err != nil {
+			if o.Kubeconfig == "" && o.Context == "" {
+				if in, inErr := rest.InClusterConfig(); inErr == nil {
+					cfg, err = in, nil
+				}
+			}
+			if err != nil {
+				return nil, &UsageError{Input: "cluster connection", Value: o.Kubeconfig, Rule: "set --kubeconfig (KUBECONFIG) or --kube-url with --kube-token (KUBE_URL, KUBE_TOKEN): " + err.Error()}
+			}
+		}
+	}
+	if o.Token != "" {
+		cfg.BearerToken, cfg.BearerTokenFile = o.Token, ""
+		cfg.Username, cfg.Password = "", ""
+		cfg.CertFile, cfg.KeyFile, cfg.CertData, cfg.KeyData = "", "", nil, nil
+	}
+	if o.CAFile != "" {
+		if _, err := os.Stat(o.CAFile); err != nil {
+			return nil, &UsageError{Input: "--kube-ca-file", Value: o.CAFile, Rule: "must be a readable PEM file"}
+		}
+		cfg.CAFile, cfg.CAData = o.CAFile, nil
+	}
+	if o.CAData != "" {
+		if !x509.NewCertPool().AppendCertsFromPEM([]byte(o.CAData)) {
+			return nil, &UsageError{Input: "--kube-ca", Value: "(PEM text)", Rule: "must hold at least one PEM certificate"}
+		}
+		cfg.CAData, cfg.CAFile = []byte(o.CAData), ""
+	}
+	if o.Insecure {
+		cfg.Insecure, cfg.CAData, cfg.CAFile = true, nil, ""
+	}
+	cfg.UserAgent = "shipper"
+	return cfg, nil
+}
+
+// Unreachable reports whether err means the cluster could not be reached
+// or refused the credentials, rather than an operation failing.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	if apierrors.IsUnauthorized(err) {
+		return true
+	}
+	var ne net.Error
+	var ue *url.Error
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	return errors.As(err, &ne) || errors.As(err, &ue) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
+}
+
+// ParseValues merges values files and --set expressions the way helm's
+// -f and --set do (later ones win).
+func ParseValues(files, sets []string) (map[string]any, error) {
+	opts := values.Options{ValueFiles: files, Values: sets}
+	v, err := opts.MergeValues(getter.Providers{})
+	if err != nil {
+		return nil, &UsageError{Input: "values", Value: fmt.Sprint(append(append([]string{}, files...), sets...)), Rule: err.Error()}
+	}
+	return v, nil
+}
