@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run go test -update after checking):\n%s", path, got)
+	}
+}
+
+// TestHelpGolden pins every command's --help: the flag names and their
+// environment variables are the contract with .gitlab-ci.yml files.
+func TestHelpGolden(t *testing.T) {
+	cmds := []string{""}
+	for _, c := range newApp(nil, nil).Commands {
+		cmds = append(cmds, c.Name)
+	}
+	for _, name := range cmds {
+		t.Run("help-"+name, func(t *testing.T) {
+			args := []string{"shipper", "--help"}
+			if name != "" {
+				args = []string{"shipper", name, "--help"}
+			}
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if name == "" {
+				name = "shipper"
+			}
+			golden(t, filepath.Join("help", name+".txt"), stdout.Bytes())
+		})
+	}
+}
+
+func TestListTableGolden(t *testing.T) {
+	now := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	commits := []release.Commit{
+		{Short: "7c77eb36", Status: "deployed", Updated: now.Add(-5 * time.Minute), URL: "https://myapp-7c77eb36.example.com", Live: true},
+		{Short: "3f9a1c2e", Status: "failed", Updated: now.Add(-3 * time.Hour), URL: "https://myapp-3f9a1c2e.example.com"},
+		{Short: "0b1c2d3e", Status: "deployed", Updated: now.Add(-50 * time.Hour), URL: "https://myapp-0b1c2d3e.example.com"},
+	}
+	var out bytes.Buffer
+	app := &cli.App{Writer: &out}
+	if err := printTable(cli.NewContext(app, nil, nil), commits, now); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "list.txt", out.Bytes())
+}
