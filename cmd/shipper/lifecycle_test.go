@@ -13,19 +13,39 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
+
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
+// shipperRules are the permissions README.md tells users to grant
+// shipper's ServiceAccount; the CLI tests run with exactly these.
+var shipperRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "delete"}},
+	{
+		APIGroups: []string{"", "apps", "networking.k8s.io", "autoscaling", "policy", "coordination.k8s.io"},
+		Resources: []string{"secrets", "services", "deployments", "ingresses", "horizontalpodautoscalers", "poddisruptionbudgets", "leases"},
+		Verbs:     []string{"get", "list", "watch", "create", "update", "patch", "delete"},
+	},
+	{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}},
+}
+
 // gitlabEnv is what a GitLab job of this project would have, pointing at
-// the test control plane and registry: no flags are needed.
+// the test control plane and registry with a ServiceAccount token holding
+// only shipperRules: no flags are needed.
 func gitlabEnv(t *testing.T, env *testenv.Env, appName, sha string) map[string]string {
 	t.Helper()
 	ca, err := os.ReadFile(env.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin := env.AdminConfig()
+	admin, err := env.NewIdentity(context.Background(), testenv.Identity{
+		Namespace: env.Namespace(t), Name: "shipper", ClusterRules: shipperRules,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := env.Registry
 	return map[string]string{
 		"CI_PROJECT_NAME":          appName,
@@ -156,7 +176,7 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 	r = step(with(envA, "KUBE_TOKEN", "not-a-valid-token-31337"), 3, "status")
 	r = step(with(envA, "KUBE_URL", "https://127.0.0.1:1"), 3, "list")
 
-	secrets := []string{env.AdminConfig().BearerToken, env.Registry.Password, "not-a-valid-token-31337"}
+	secrets := []string{envA["KUBE_TOKEN"], envB["KUBE_TOKEN"], env.Registry.Password, "not-a-valid-token-31337"}
 	for _, o := range outputs {
 		for _, s := range secrets {
 			if strings.Contains(o.stdout+o.stderr, s) {
