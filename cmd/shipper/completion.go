@@ -23,16 +23,18 @@ const bashCompletion = `_shipper_complete() {
 complete -o bashdefault -o default -o nospace -F _shipper_complete shipper
 `
 
-var completionCommand = &cli.Command{
-	Name:         "completion",
-	Usage:        "print a bash completion script",
-	UsageText:    "shipper completion bash\n\nExample:\n   source <(shipper completion bash)",
-	OnUsageError: onUsageError,
-	Action: func(c *cli.Context) error {
-		if sh := c.Args().First(); sh != "bash" {
-			return usageError{fmt.Errorf("completion %q: only bash is supported", sh)}
-		}
-		_, err := fmt.Fprint(c.App.Writer, bashCompletion)
-		return err
-	},
+func completionCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "completion",
+		Usage:        "print a bash completion script",
+		UsageText:    "shipper completion bash\n\nExample:\n   source <(shipper completion bash)",
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			if sh := c.Args().First(); sh != "bash" {
+				return usageError{fmt.Errorf("completion %q: only bash is supported", sh)}
+			}
+			_, err := fmt.Fprint(c.App.Writer, bashCompletion)
+			return err
+		},
+	}
 }

@@ -15,36 +15,44 @@ import (
 )
 
 // globalFlags reach the cluster and shape the output; every command has them.
-var globalFlags = []cli.Flag{
-	&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file", EnvVars: []string{"SHIPPER_KUBECONFIG", "KUBECONFIG"}},
-	&cli.StringFlag{Name: "kube-context", Usage: "kubeconfig context", EnvVars: []string{"SHIPPER_KUBE_CONTEXT", "KUBE_CONTEXT"}},
-	&cli.StringFlag{Name: "kube-url", Usage: "API server URL (instead of a kubeconfig)", EnvVars: []string{"SHIPPER_KUBE_URL", "KUBE_URL"}},
-	&cli.StringFlag{Name: "kube-token", Usage: "bearer token (never printed)", EnvVars: []string{"SHIPPER_KUBE_TOKEN", "KUBE_TOKEN"}},
-	&cli.StringFlag{Name: "kube-ca-file", Usage: "PEM file of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA_FILE", "KUBE_CA_PEM_FILE"}},
-	&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
-	&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
-	&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_NAME"}},
-	&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
-	&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", EnvVars: []string{"SHIPPER_OUTPUT"}},
-	&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file", EnvVars: []string{"SHIPPER_KUBECONFIG", "KUBECONFIG"}},
+		&cli.StringFlag{Name: "kube-context", Usage: "kubeconfig context", EnvVars: []string{"SHIPPER_KUBE_CONTEXT", "KUBE_CONTEXT"}},
+		&cli.StringFlag{Name: "kube-url", Usage: "API server URL (instead of a kubeconfig)", EnvVars: []string{"SHIPPER_KUBE_URL", "KUBE_URL"}},
+		&cli.StringFlag{Name: "kube-token", Usage: "bearer token (never printed)", EnvVars: []string{"SHIPPER_KUBE_TOKEN", "KUBE_TOKEN"}},
+		&cli.StringFlag{Name: "kube-ca-file", Usage: "PEM file of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA_FILE", "KUBE_CA_PEM_FILE"}},
+		&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
+		&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
+		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_NAME"}},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
+		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", EnvVars: []string{"SHIPPER_OUTPUT"}},
+		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
+	}
 }
 
 // chartFlags choose the chart and its values; deploy, promote and render
 // share them.
-var chartFlags = []cli.Flag{
-	&cli.StringFlag{Name: "domain", Usage: "base domain of the preview and production hosts", EnvVars: []string{"SHIPPER_DOMAIN", "KUBE_INGRESS_BASE_DOMAIN"}},
-	&cli.StringSliceFlag{Name: "values", Aliases: []string{"f"}, Usage: "chart values file (repeatable)", EnvVars: []string{"SHIPPER_VALUES"}},
-	&cli.StringSliceFlag{Name: "set", Usage: "chart value KEY=VALUE, as helm --set (repeatable)"},
-	&cli.StringFlag{Name: "chart", Usage: "chart directory, .tgz or oci:// reference (default: the embedded chart)", EnvVars: []string{"SHIPPER_CHART"}},
-	&cli.StringFlag{Name: "ingress-class", Usage: "IngressClass of the preview and production Ingresses", EnvVars: []string{"SHIPPER_INGRESS_CLASS"}},
-	&cli.StringFlag{Name: "url-scheme", Value: "https", Usage: "scheme of the printed URLs (http for a local ingress without TLS)", EnvVars: []string{"SHIPPER_URL_SCHEME"}},
+func chartFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "domain", Usage: "base domain of the preview and production hosts", EnvVars: []string{"SHIPPER_DOMAIN", "KUBE_INGRESS_BASE_DOMAIN"}},
+		&cli.StringSliceFlag{Name: "values", Aliases: []string{"f"}, Usage: "chart values file (repeatable)", EnvVars: []string{"SHIPPER_VALUES"}},
+		&cli.StringSliceFlag{Name: "set", Usage: "chart value KEY=VALUE, as helm --set (repeatable)"},
+		&cli.StringFlag{Name: "chart", Usage: "chart directory, .tgz or oci:// reference (default: the embedded chart)", EnvVars: []string{"SHIPPER_CHART"}},
+		&cli.StringFlag{Name: "ingress-class", Usage: "IngressClass of the preview and production Ingresses", EnvVars: []string{"SHIPPER_INGRESS_CLASS"}},
+		&cli.StringFlag{Name: "url-scheme", Value: "https", Usage: "scheme of the printed URLs (http for a local ingress without TLS)", EnvVars: []string{"SHIPPER_URL_SCHEME"}},
+	}
 }
 
 // shaFlag names the commit; GitLab's short SHA by default.
-var shaFlag = &cli.StringFlag{Name: "sha", Usage: "commit SHA (7 to 40 hex characters)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}}
+func shaFlag() cli.Flag {
+	return &cli.StringFlag{Name: "sha", Usage: "commit SHA (7 to 40 hex characters)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}}
+}
 
 // fullSHAFlag lets deploy record the full SHA when the short one names it.
-var fullSHAFlag = &cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded as COMMIT_SHA", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}}
+func fullSHAFlag() cli.Flag {
+	return &cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded as COMMIT_SHA", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}}
+}
 
 // app returns the app name or a usage error.
 func app(c *cli.Context) (string, error) {

@@ -11,44 +11,46 @@ import (
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
-var listCommand = &cli.Command{
-	Name:  "list",
-	Usage: "list the app's deployed commits: SHA, status, age, URL, and which one is live",
-	UsageText: `shipper list [-o json]
+func listCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "list the app's deployed commits: SHA, status, age, URL, and which one is live",
+		UsageText: `shipper list [-o json]
 
 Example:
    shipper list --app myapp
    SHA       STATUS    AGE  URL                                   LIVE
    7c77eb36  deployed  5m   https://myapp-7c77eb36.example.com    *
    3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com`,
-	Flags:        globalFlags,
-	OnUsageError: onUsageError,
-	Action: func(c *cli.Context) error {
-		if err := checkOutput(c); err != nil {
-			return err
-		}
-		appName, err := app(c)
-		if err != nil {
-			return err
-		}
-		cfg, err := configuration(c)
-		if err != nil {
-			return releaseError(err)
-		}
-		ctx, cancel := withTimeout(c)
-		defer cancel()
-		commits, err := release.NewList(cfg).Run(ctx, appName)
-		if err != nil {
-			return releaseError(err)
-		}
-		if jsonOutput(c) {
-			if commits == nil {
-				commits = []release.Commit{}
+		Flags:        globalFlags(),
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			if err := checkOutput(c); err != nil {
+				return err
 			}
-			return printJSON(c, commits)
-		}
-		return printTable(c, commits, time.Now())
-	},
+			appName, err := app(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := configuration(c)
+			if err != nil {
+				return releaseError(err)
+			}
+			ctx, cancel := withTimeout(c)
+			defer cancel()
+			commits, err := release.NewList(cfg).Run(ctx, appName)
+			if err != nil {
+				return releaseError(err)
+			}
+			if jsonOutput(c) {
+				if commits == nil {
+					commits = []release.Commit{}
+				}
+				return printJSON(c, commits)
+			}
+			return printTable(c, commits, time.Now())
+		},
+	}
 }
 
 // printTable writes commits as an aligned table, like kubectl get.
@@ -65,32 +67,34 @@ func printTable(c *cli.Context, commits []release.Commit, now time.Time) error {
 	return tw.Flush()
 }
 
-var statusCommand = &cli.Command{
-	Name:  "status",
-	Usage: "show production (live SHA, revision, since when) or one commit",
-	UsageText: `shipper status [--sha SHA] [-o json]
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show production (live SHA, revision, since when) or one commit",
+		UsageText: `shipper status [--sha SHA] [-o json]
 
 Examples:
    shipper status --app myapp                 # production
    shipper status --app myapp --sha 7c77eb36  # one commit`,
-	Flags:        append([]cli.Flag{&cli.StringFlag{Name: "sha", Usage: "a commit instead of production"}}, globalFlags...),
-	OnUsageError: onUsageError,
-	Action: func(c *cli.Context) error {
-		if err := checkOutput(c); err != nil {
-			return err
-		}
-		appName, err := app(c)
-		if err != nil {
-			return err
-		}
-		cfg, err := configuration(c)
-		if err != nil {
-			return releaseError(err)
-		}
-		ctx, cancel := withTimeout(c)
-		defer cancel()
-		return releaseError(printStatus(ctx, c, release.NewStatus(cfg), appName))
-	},
+		Flags:        append([]cli.Flag{&cli.StringFlag{Name: "sha", Usage: "a commit instead of production"}}, globalFlags()...),
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			if err := checkOutput(c); err != nil {
+				return err
+			}
+			appName, err := app(c)
+			if err != nil {
+				return err
+			}
+			cfg, err := configuration(c)
+			if err != nil {
+				return releaseError(err)
+			}
+			ctx, cancel := withTimeout(c)
+			defer cancel()
+			return releaseError(printStatus(ctx, c, release.NewStatus(cfg), appName))
+		},
+	}
 }
 
 func printStatus(ctx context.Context, c *cli.Context, st *release.Status, appName string) error {
@@ -119,62 +123,64 @@ func printStatus(ctx context.Context, c *cli.Context, st *release.Status, appNam
 	return err
 }
 
-var renderCommand = &cli.Command{
-	Name:  "render",
-	Usage: "print the manifests deploy (or promote, with --production) would apply; needs no cluster",
-	UsageText: `shipper render --sha SHA --domain DOMAIN [--image REF] [--production]
+func renderCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "render",
+		Usage: "print the manifests deploy (or promote, with --production) would apply; needs no cluster",
+		UsageText: `shipper render --sha SHA --domain DOMAIN [--image REF] [--production]
 
 Example:
    shipper render --app myapp --sha 7c77eb36 --domain example.com \
      --image registry.example.com/group/myapp:7c77eb36 --set replicaCount=2`,
-	Flags: append(append([]cli.Flag{
-		shaFlag, fullSHAFlag,
-		&cli.StringFlag{Name: "image", Usage: "image reference (default $CI_REGISTRY_IMAGE:<short sha>)", EnvVars: []string{"SHIPPER_IMAGE_REF"}},
-		&cli.StringFlag{Name: "repository", Usage: "repository the default image is in", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
-		&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain}"},
-		&cli.BoolFlag{Name: "production", Usage: "render the production release instead of the commit's"},
-		&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
-	}, chartFlags...), globalFlags...),
-	OnUsageError: onUsageError,
-	Action: func(c *cli.Context) error {
-		appName, err := app(c)
-		if err != nil {
-			return err
-		}
-		sha, err := commitSHA(c)
-		if err != nil {
-			return err
-		}
-		n, err := release.NewNames(appName, sha)
-		if err != nil {
-			return usageError{err}
-		}
-		vals, err := chartValues(c)
-		if err != nil {
-			return usageError{err}
-		}
-		ch, err := release.LoadChart(release.ChartSource{Ref: c.String("chart")})
-		if err != nil {
-			return releaseError(err)
-		}
-		r := &release.Render{Chart: ch, Hosts: hosts(c, c.Bool("production")), Values: vals}
-		if c.Bool("pull-secret") {
-			r.PullSecret = release.PullSecretName
-		}
-		var out string
-		if c.Bool("production") {
-			out, err = r.Production(c.Context, n)
-		} else {
-			ref := c.String("image")
-			if ref == "" && c.String("repository") != "" {
-				ref = c.String("repository") + ":" + n.Short
+		Flags: append(append([]cli.Flag{
+			shaFlag(), fullSHAFlag(),
+			&cli.StringFlag{Name: "image", Usage: "image reference (default $CI_REGISTRY_IMAGE:<short sha>)", EnvVars: []string{"SHIPPER_IMAGE_REF"}},
+			&cli.StringFlag{Name: "repository", Usage: "repository the default image is in", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+			&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain}"},
+			&cli.BoolFlag{Name: "production", Usage: "render the production release instead of the commit's"},
+			&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
+		}, chartFlags()...), globalFlags()...),
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			appName, err := app(c)
+			if err != nil {
+				return err
 			}
-			out, err = r.Preview(c.Context, n, ref)
-		}
-		if err != nil {
-			return releaseError(err)
-		}
-		_, err = fmt.Fprint(c.App.Writer, out)
-		return err
-	},
+			sha, err := commitSHA(c)
+			if err != nil {
+				return err
+			}
+			n, err := release.NewNames(appName, sha)
+			if err != nil {
+				return usageError{err}
+			}
+			vals, err := chartValues(c)
+			if err != nil {
+				return usageError{err}
+			}
+			ch, err := release.LoadChart(release.ChartSource{Ref: c.String("chart")})
+			if err != nil {
+				return releaseError(err)
+			}
+			r := &release.Render{Chart: ch, Hosts: hosts(c, c.Bool("production")), Values: vals}
+			if c.Bool("pull-secret") {
+				r.PullSecret = release.PullSecretName
+			}
+			var out string
+			if c.Bool("production") {
+				out, err = r.Production(c.Context, n)
+			} else {
+				ref := c.String("image")
+				if ref == "" && c.String("repository") != "" {
+					ref = c.String("repository") + ":" + n.Short
+				}
+				out, err = r.Preview(c.Context, n, ref)
+			}
+			if err != nil {
+				return releaseError(err)
+			}
+			_, err = fmt.Fprint(c.App.Writer, out)
+			return err
+		},
+	}
 }

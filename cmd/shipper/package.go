@@ -12,41 +12,43 @@ import (
 	"github.com/shipper-dev/shipper/internal/image"
 )
 
-var packageCommand = &cli.Command{
-	Name:  "package",
-	Usage: "build the commit's app into an OCI image and push it, without a Docker daemon",
-	UsageText: `shipper package [--context DIR] --image REPO --sha SHA [options]
+func packageCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "package",
+		Usage: "build the commit's app into an OCI image and push it, without a Docker daemon",
+		UsageText: `shipper package [--context DIR] --image REPO --sha SHA [options]
 
 Example (GitLab CI sets every default from its variables):
    shipper package --context . --image registry.example.com/group/app \
      --sha 7c77eb36 --entrypoint /app/server --port 8080
    # stdout: registry.example.com/group/app:7c77eb36@sha256:...`,
-	Flags: []cli.Flag{
-		&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
-		&cli.StringFlag{Name: "image", Usage: "repository to push to", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
-		&cli.StringFlag{Name: "sha", Usage: "commit SHA; the tag is its first 8 characters", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
-		&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA for COMMIT_SHA and the revision annotation", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
-		&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
-		&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
-		&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch", EnvVars: []string{"SHIPPER_BASE"}},
-		&cli.StringFlag{Name: "workdir", Value: "/app", Usage: "where the app lands in the image", EnvVars: []string{"SHIPPER_WORKDIR"}},
-		&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
-		&cli.StringFlag{Name: "cmd", Usage: "default arguments, as --entrypoint", EnvVars: []string{"SHIPPER_CMD"}},
-		&cli.StringFlag{Name: "user", Usage: "user the container runs as (uid[:gid])", EnvVars: []string{"SHIPPER_USER"}},
-		&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
-		&cli.IntFlag{Name: "port", Usage: "port the app listens on", EnvVars: []string{"SHIPPER_PORT"}},
-		&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
-		&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
-		&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
-		&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
-		&cli.StringFlag{Name: "registry-user", Usage: "registry user", EnvVars: []string{"SHIPPER_REGISTRY_USER", "CI_REGISTRY_USER"}},
-		&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
-		&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
-		&cli.StringFlag{Name: "digest-file", Usage: "also write the pushed reference to this file"},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
-	},
-	OnUsageError: onUsageError,
-	Action:       runPackage,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
+			&cli.StringFlag{Name: "image", Usage: "repository to push to", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+			&cli.StringFlag{Name: "sha", Usage: "commit SHA; the tag is its first 8 characters", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
+			&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA for COMMIT_SHA and the revision annotation", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
+			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
+			&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
+			&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch", EnvVars: []string{"SHIPPER_BASE"}},
+			&cli.StringFlag{Name: "workdir", Value: "/app", Usage: "where the app lands in the image", EnvVars: []string{"SHIPPER_WORKDIR"}},
+			&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
+			&cli.StringFlag{Name: "cmd", Usage: "default arguments, as --entrypoint", EnvVars: []string{"SHIPPER_CMD"}},
+			&cli.StringFlag{Name: "user", Usage: "user the container runs as (uid[:gid])", EnvVars: []string{"SHIPPER_USER"}},
+			&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
+			&cli.IntFlag{Name: "port", Usage: "port the app listens on", EnvVars: []string{"SHIPPER_PORT"}},
+			&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
+			&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
+			&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
+			&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
+			&cli.StringFlag{Name: "registry-user", Usage: "registry user", EnvVars: []string{"SHIPPER_REGISTRY_USER", "CI_REGISTRY_USER"}},
+			&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
+			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
+			&cli.StringFlag{Name: "digest-file", Usage: "also write the pushed reference to this file"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
+		},
+		OnUsageError: onUsageError,
+		Action:       runPackage,
+	}
 }
 
 func runPackage(c *cli.Context) error {
