@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -35,18 +36,11 @@ Example:
 			&cli.StringFlag{Name: "dotenv", Usage: "write SHIPPER_URL=<url> here for GitLab's artifacts:reports:dotenv", EnvVars: []string{"SHIPPER_DOTENV"}},
 		}, chartFlags()...), globalFlags()...),
 		OnUsageError: onUsageError,
-		Action:       runDeploy,
+		Action:       clusterAction(runDeploy),
 	}
 }
 
-func runDeploy(c *cli.Context) error {
-	if err := checkOutput(c); err != nil {
-		return err
-	}
-	appName, err := app(c)
-	if err != nil {
-		return err
-	}
+func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
 	sha, err := commitSHA(c)
 	if err != nil {
 		return err
@@ -66,8 +60,6 @@ func runDeploy(c *cli.Context) error {
 	if err != nil {
 		return usageError{err}
 	}
-	ctx, cancel := withTimeout(c)
-	defer cancel()
 	if c.Bool("resolve") {
 		opts := image.Options{Insecure: c.Bool("insecure-registry"), Keychain: authn.DefaultKeychain}
 		if u := c.String("registry-user"); u != "" {
@@ -80,10 +72,6 @@ func runDeploy(c *cli.Context) error {
 		}
 		logger(c).Info("resolved image", "ref", ref)
 	}
-	cfg, err := configuration(c)
-	if err != nil {
-		return releaseError(err)
-	}
 	d := release.NewDeploy(cfg)
 	d.Hosts, d.Values, d.Wait = hosts(c, false), vals, c.Bool("wait")
 	d.Timeout = c.Duration("timeout")
@@ -92,7 +80,7 @@ func runDeploy(c *cli.Context) error {
 	}
 	commit, err := d.Run(ctx, appName, sha, ref)
 	if err != nil {
-		return releaseError(err)
+		return err
 	}
 	if err := writeDotenv(c.String("dotenv"), "SHIPPER_URL", commit.URL); err != nil {
 		return err

@@ -136,6 +136,28 @@ func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, c.Duration("timeout"))
 }
 
+// clusterAction is the Action of a command that works on the app in the
+// cluster: it checks --output, reads --app, connects, applies --timeout,
+// runs fn, and maps its error to an exit code.
+func clusterAction(fn func(ctx context.Context, c *cli.Context, cfg *release.Configuration, app string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := checkOutput(c); err != nil {
+			return err
+		}
+		appName, err := app(c)
+		if err != nil {
+			return err
+		}
+		cfg, err := configuration(c)
+		if err != nil {
+			return releaseError(err)
+		}
+		ctx, cancel := withTimeout(c)
+		defer cancel()
+		return releaseError(fn(ctx, c, cfg, appName))
+	}
+}
+
 // releaseError maps internal/release errors to exit codes.
 func releaseError(err error) error {
 	switch {

@@ -24,23 +24,10 @@ Example:
    3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com`,
 		Flags:        globalFlags(),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			appName, err := app(c)
-			if err != nil {
-				return err
-			}
-			cfg, err := configuration(c)
-			if err != nil {
-				return releaseError(err)
-			}
-			ctx, cancel := withTimeout(c)
-			defer cancel()
+		Action: clusterAction(func(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
 			commits, err := release.NewList(cfg).Run(ctx, appName)
 			if err != nil {
-				return releaseError(err)
+				return err
 			}
 			if jsonOutput(c) {
 				if commits == nil {
@@ -49,7 +36,7 @@ Example:
 				return printJSON(c, commits)
 			}
 			return printTable(c, commits, time.Now())
-		},
+		}),
 	}
 }
 
@@ -78,22 +65,9 @@ Examples:
    shipper status --app myapp --sha 7c77eb36  # one commit`,
 		Flags:        append([]cli.Flag{&cli.StringFlag{Name: "sha", Usage: "a commit instead of production"}}, globalFlags()...),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			appName, err := app(c)
-			if err != nil {
-				return err
-			}
-			cfg, err := configuration(c)
-			if err != nil {
-				return releaseError(err)
-			}
-			ctx, cancel := withTimeout(c)
-			defer cancel()
-			return releaseError(printStatus(ctx, c, release.NewStatus(cfg), appName))
-		},
+		Action: clusterAction(func(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
+			return printStatus(ctx, c, release.NewStatus(cfg), appName)
+		}),
 	}
 }
 

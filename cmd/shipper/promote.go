@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/urfave/cli/v2"
@@ -23,14 +24,7 @@ Example:
 			&cli.StringFlag{Name: "dotenv", Usage: "write SHIPPER_URL=<url> here for GitLab's artifacts:reports:dotenv", EnvVars: []string{"SHIPPER_DOTENV"}},
 		}, chartFlags()...), globalFlags()...),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			appName, err := app(c)
-			if err != nil {
-				return err
-			}
+		Action: clusterAction(func(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
 			sha, err := commitSHA(c)
 			if err != nil {
 				return err
@@ -39,17 +33,11 @@ Example:
 			if err != nil {
 				return usageError{err}
 			}
-			cfg, err := configuration(c)
-			if err != nil {
-				return releaseError(err)
-			}
-			ctx, cancel := withTimeout(c)
-			defer cancel()
 			p := release.NewPromote(cfg)
 			p.Hosts, p.Values = hosts(c, true), vals
 			prod, err := p.Run(ctx, appName, sha)
 			if err != nil {
-				return releaseError(err)
+				return err
 			}
 			if err := writeDotenv(c.String("dotenv"), "SHIPPER_URL", prod.URL); err != nil {
 				return err
@@ -59,7 +47,7 @@ Example:
 			}
 			_, err = fmt.Fprintln(c.App.Writer, prod.URL)
 			return err
-		},
+		}),
 	}
 }
 
@@ -77,30 +65,17 @@ Examples:
 			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous one)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
 		}, globalFlags()...),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			appName, err := app(c)
-			if err != nil {
-				return err
-			}
-			cfg, err := configuration(c)
-			if err != nil {
-				return releaseError(err)
-			}
-			ctx, cancel := withTimeout(c)
-			defer cancel()
+		Action: clusterAction(func(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
 			prod, err := release.NewRollback(cfg).Run(ctx, appName, c.String("to"))
 			if err != nil {
-				return releaseError(err)
+				return err
 			}
 			if jsonOutput(c) {
 				return printJSON(c, prod)
 			}
 			_, err = fmt.Fprintln(c.App.Writer, prod.SHA)
 			return err
-		},
+		}),
 	}
 }
 
@@ -114,27 +89,14 @@ Example (a GitLab stop job; running it twice is fine):
    shipper delete --app myapp --sha 7c77eb36`,
 		Flags:        append([]cli.Flag{shaFlag(), fullSHAFlag()}, globalFlags()...),
 		OnUsageError: onUsageError,
-		Action: func(c *cli.Context) error {
-			if err := checkOutput(c); err != nil {
-				return err
-			}
-			appName, err := app(c)
-			if err != nil {
-				return err
-			}
+		Action: clusterAction(func(ctx context.Context, c *cli.Context, cfg *release.Configuration, appName string) error {
 			sha, err := commitSHA(c)
 			if err != nil {
 				return err
 			}
-			cfg, err := configuration(c)
-			if err != nil {
-				return releaseError(err)
-			}
-			ctx, cancel := withTimeout(c)
-			defer cancel()
 			d, err := release.NewDelete(cfg).Run(ctx, appName, sha)
 			if err != nil {
-				return releaseError(err)
+				return err
 			}
 			if d.Gone {
 				logger(c).Info("note: nothing to delete, the release is already gone", "release", d.Release)
@@ -143,6 +105,6 @@ Example (a GitLab stop job; running it twice is fine):
 				return printJSON(c, d)
 			}
 			return nil
-		},
+		}),
 	}
 }
