@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/shipper-dev/shipper/internal/image"
+	"github.com/shipper-dev/shipper/internal/release"
 )
 
 // Exit codes, the contract documented in README.md.
@@ -108,11 +109,23 @@ func imageError(doing string, err error) error {
 
 // run executes the CLI and maps its outcome to an exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := newApp(stdout, stderr).RunContext(ctx, args)
+	return report(newApp(stdout, stderr).RunContext(ctx, args), stderr)
+}
+
+// report prints err as one line, plus hint lines where they help, and
+// returns the exit code.
+func report(err error, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "shipper: %v\n", err)
+	var rollout *release.RolloutError
+	if errors.As(err, &rollout) && len(rollout.Logs) > 0 {
+		fmt.Fprintf(stderr, "hint: last log lines of pod %s:\n", rollout.Pod)
+		for _, l := range rollout.Logs {
+			fmt.Fprintf(stderr, "  %s\n", l)
+		}
+	}
 	var ue usageError
 	var re unreachableError
 	switch {

@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/shipper-dev/shipper/internal/release"
 )
 
 func TestRunExitCodes(t *testing.T) {
@@ -38,5 +41,21 @@ func TestRunExitCodes(t *testing.T) {
 				t.Errorf("stderr %q on success, want nothing", stderr.String())
 			}
 		})
+	}
+}
+
+func TestRolloutErrorPrintsLogLines(t *testing.T) {
+	var stderr bytes.Buffer
+	err := fmt.Errorf("deploying myapp-7c77eb36: %w", &release.RolloutError{
+		Release: "myapp-7c77eb36", Pod: "myapp-7c77eb36-5d9c7-x2x9q", Reason: "CrashLoopBackOff",
+		Message: "back-off 40s restarting failed container", Logs: []string{"panic: no config", "exit status 2"},
+	})
+	if code := report(err, &stderr); code != exitFailed {
+		t.Errorf("exit %d, want %d", code, exitFailed)
+	}
+	want := "shipper: deploying myapp-7c77eb36: release myapp-7c77eb36 not available: pod myapp-7c77eb36-5d9c7-x2x9q: CrashLoopBackOff: back-off 40s restarting failed container\n" +
+		"hint: last log lines of pod myapp-7c77eb36-5d9c7-x2x9q:\n  panic: no config\n  exit status 2\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
 	}
 }
