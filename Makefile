@@ -10,17 +10,19 @@ LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/inter
 TEST_TOOLS := etcd kube-apiserver helm
 # The benchmarks also run crane, the packaging baseline.
 BENCH_TOOLS := $(TEST_TOOLS) crane
+# The real node (make e2e): every Kubernetes component and Traefik.
+NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build tools test test-unit lint bench demo clean
+.PHONY: help build tools test test-unit lint bench demo e2e clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 build: ## static shipper binary in bin/, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
 
-tools: ## build (once) the etcd and kube-apiserver the tests run
+tools: ## build (once) the etcd, kube-apiserver and helm the tests run
 	hack/tools.sh $(TEST_TOOLS)
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
@@ -41,6 +43,10 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 
 demo: build tools ## the whole pipeline on a local cluster (for now: control plane + registry, see README)
 	$(GO) run ./hack/devenv
+
+e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README)
+	hack/tools.sh $(NODE_TOOLS)
+	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e
 
 clean: ## remove build output (the tools cache stays; see README)
 	rm -rf bin

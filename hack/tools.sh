@@ -21,11 +21,13 @@ done
 mod[etcd]=etcd; pkg[etcd]=go.etcd.io/etcd/server/v3
 mod[helm]=helm; pkg[helm]=helm.sh/helm/v3/cmd/helm
 mod[crane]=crane; pkg[crane]=github.com/google/go-containerregistry/cmd/crane
+mod[traefik]=traefik; pkg[traefik]=./cmd/traefik
 
 # main module of each tools directory, whose version names the cache folder
 declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3 [helm]=helm.sh/helm/v3 [crane]=github.com/google/go-containerregistry)
 
 version() { # tools-dir
+  if [ -f "$root/tools/$1/version" ]; then cat "$root/tools/$1/version"; return; fi
   (cd "$root/tools/$1" && go list -m -f '{{.Version}}' "${modpath[$1]}")
 }
 
@@ -74,7 +76,14 @@ for m in "${!want[@]}"; do
   echo "tools.sh: building${want[$m]} ($m $v) into $out" >&2
   tmp=$(mktemp -d "$cache/tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/tmp.XXXXXX"; })
   start=$SECONDS
-  (cd "$root/tools/$m" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$m" "$v")" -o "$tmp/" "${pkgs[@]}")
+  if [ "$m" = traefik ]; then
+    # Built inside a writable copy of its own module (see tools/traefik/README.md).
+    src=$(go mod download -json "github.com/traefik/traefik/v3@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+    cp -r "$src" "$tmp/src" && chmod -R u+w "$tmp/src"
+    (cd "$tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/" ./cmd/traefik)
+  else
+    (cd "$root/tools/$m" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$m" "$v")" -o "$tmp/" "${pkgs[@]}")
+  fi
   # go build names a binary after the last element of its package path, or
   # the one before a major-version suffix (etcd/server/v3 -> "server");
   # rename to the component name, then move into place so a killed build

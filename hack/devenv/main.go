@@ -30,7 +30,8 @@ func main() {
 
 func run(ctx context.Context) error {
 	start := time.Now()
-	env, err := testenv.Start(ctx, testenv.Options{})
+	node := len(os.Args) > 1 && os.Args[1] == "--node"
+	env, err := testenv.Start(ctx, testenv.Options{Node: node})
 	if err != nil {
 		return err
 	}
@@ -58,6 +59,9 @@ func run(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("registry http://%s (basic auth; credentials in %s)\n", r.Host, creds)
+	if env.Node != nil {
+		fmt.Printf("node %s ready (%s), ingress http://%s\n", testenv.NodeName, env.Node.IP, env.Node.IngressAddr)
+	}
 	fmt.Printf("\nexport KUBECONFIG=%s\n", env.Kubeconfig)
 
 	if !term.IsTerminal(int(os.Stdin.Fd())) {

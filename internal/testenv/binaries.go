@@ -16,6 +16,9 @@ const (
 	HelmVersion = "v3.22.0"
 	// CraneVersion is go-containerregistry's crane, the packaging baseline.
 	CraneVersion = "v0.22.1"
+	// TraefikVersion is the ingress controller of the real node
+	// (tools/traefik/version).
+	TraefikVersion = "v3.6.12"
 )
 
 // CacheDir is where hack/tools.sh puts the binaries it builds:
@@ -39,6 +42,7 @@ var binDirs = map[string]string{
 	"etcd":                    "etcd-" + EtcdVersion,
 	"helm":                    "helm-" + HelmVersion,
 	"crane":                   "crane-" + CraneVersion,
+	"traefik":                 "traefik-" + TraefikVersion,
 	"kube-apiserver":          "kubernetes-" + KubernetesVersion,
 	"kube-controller-manager": "kubernetes-" + KubernetesVersion,
 	"kube-scheduler":          "kubernetes-" + KubernetesVersion,

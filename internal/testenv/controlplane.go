@@ -70,6 +70,8 @@ type apiserverConfig struct {
 	adminToken string
 	// disableAdmission lists admission plugins to turn off.
 	disableAdmission []string
+	// node adds the Node authorizer and the flags a kubelet needs.
+	node bool
 }
 
 // startAPIServer runs kube-apiserver with token authentication, RBAC, the
@@ -94,7 +96,7 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 			"--tls-cert-file=" + c.pki.ServerCert,
 			"--tls-private-key-file=" + c.pki.ServerKey,
 			"--token-auth-file=" + c.tokenFile,
-			"--authorization-mode=RBAC",
+			"--authorization-mode=" + map[bool]string{false: "RBAC", true: "Node,RBAC"}[c.node],
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 			"--service-account-key-file=" + c.pki.SAPub,
 			"--service-account-signing-key-file=" + c.pki.SAKey,
@@ -102,6 +104,9 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 			"--allow-privileged=true",
 			"--profiling=false",
 			"--cert-dir=" + filepath.Join(c.dir, "apiserver-certs"),
+		}
+		if c.node {
+			args = append(args, "--kubelet-preferred-address-types=InternalIP", "--enable-admission-plugins=NodeRestriction")
 		}
 		if len(c.disableAdmission) > 0 {
 			args = append(args, "--disable-admission-plugins="+strings.Join(c.disableAdmission, ","))

@@ -27,15 +27,23 @@ type Env struct {
 	// Registry is the registry, nil when Options.NoRegistry was set.
 	Registry *Registry
 
-	admin  *rest.Config
-	procs  []*process // in start order; stopped in reverse
-	reaper *os.File   // closing it makes the reaper clean up Dir
+	// Node is the real node, nil unless Options.Node was set.
+	Node *Node
+
+	admin           *rest.Config
+	procs           []*process // in start order; stopped in reverse
+	reaper          *os.File   // closing it makes the reaper clean up Dir
+	componentTokens map[string]string
 }
 
 // Options changes what Start runs. The zero value runs everything.
 type Options struct {
 	// NoRegistry skips the registry for tests that need only the apiserver.
 	NoRegistry bool
+	// Node runs a real node on top: containerd, kubelet, kube-proxy, the
+	// controller manager and scheduler, and Traefik as ingress controller
+	// (see node.go). It needs root and changes host networking until Stop.
+	Node bool
 }
 
 // AdminUser is the name the admin token authenticates as; it is in the
@@ -74,8 +82,16 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	adminToken := randomToken()
 	tokenFile := filepath.Join(dir, "tokens.csv")
 	// token,user,uid,"group1,group2"
-	line := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", adminToken, AdminUser, AdminUser)
-	if err := os.WriteFile(tokenFile, []byte(line), 0o600); err != nil {
+	lines := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n", adminToken, AdminUser, AdminUser)
+	if opts.Node {
+		e.componentTokens = map[string]string{}
+		for user, group := range nodeIdentities {
+			tok := randomToken()
+			e.componentTokens[user] = tok
+			lines += fmt.Sprintf("%s,%s,%s,\"%s\"\n", tok, user, user, group)
+		}
+	}
+	if err := os.WriteFile(tokenFile, []byte(lines), 0o600); err != nil {
 		return nil, err
 	}
 
@@ -88,10 +104,14 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	// Without a node or a controller manager nothing creates the "default"
 	// ServiceAccount of a namespace, and the ServiceAccount admission plugin
 	// would refuse every Pod the tests write as a kubelet would see it.
-	apiserver, admin, err := startAPIServer(ctx, apiserverConfig{
+	acfg := apiserverConfig{
 		dir: dir, etcdURL: etcdURL, pki: pki, tokenFile: tokenFile, adminToken: adminToken,
 		disableAdmission: []string{"ServiceAccount"},
-	})
+	}
+	if opts.Node {
+		acfg.disableAdmission, acfg.node = nil, true
+	}
+	apiserver, admin, err := startAPIServer(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
 	}
@@ -111,12 +131,21 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		e.procs = append(e.procs, reg.proc)
 		e.Registry = reg
 	}
+	if opts.Node {
+		if e.Node, err = startNode(ctx, e, pki); err != nil {
+			return nil, fmt.Errorf("starting the node: %w", err)
+		}
+	}
 	return e, nil
 }
 
 // Stop kills every process of the Env, newest first, and removes Env.Dir.
 // It is safe to call more than once.
 func (e *Env) Stop() {
+	if e.Node != nil {
+		e.Node.stop()
+		e.Node = nil
+	}
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		e.procs[i].stop(250 * time.Millisecond)
 	}

@@ -168,8 +168,9 @@ func appendLine(path, line string) error {
 const pidsFile = "pids"
 
 // reaperScript waits for EOF on stdin, then kills the Env's process groups
-// and removes its directory. $1 is the directory.
-const reaperScript = `read _; for p in $(cat "$1/` + pidsFile + `" 2>/dev/null); do kill -KILL -- "-$p" 2>/dev/null; done; rm -rf -- "$1"`
+// and removes its directory. $1 is the directory. --one-file-system keeps
+// rm out of anything still mounted below it (a real node's pod volumes).
+const reaperScript = `read _; for p in $(cat "$1/` + pidsFile + `" 2>/dev/null); do kill -KILL -- "-$p" 2>/dev/null; done; rm -rf --one-file-system -- "$1"`
 
 // startReaper starts a watchdog that cleans up dir once the returned pipe
 // closes: on Stop, or when this process dies in any way, including a test

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // TestVersionsMatchToolsModules keeps the versions the harness looks for in
 // step with the modules hack/tools.sh builds.
 func TestVersionsMatchToolsModules(t *testing.T) {
+	if b, err := os.ReadFile("../../tools/traefik/version"); err != nil || strings.TrimSpace(string(b)) != testenv.TraefikVersion {
+		t.Errorf("tools/traefik/version = %q (%v), testenv looks for %s", b, err, testenv.TraefikVersion)
+	}
 	for _, tc := range []struct{ gomod, module, want string }{
 		{"../../tools/kubernetes/go.mod", "k8s.io/kubernetes", testenv.KubernetesVersion},
 		{"../../tools/etcd/go.mod", "go.etcd.io/etcd/server/v3", testenv.EtcdVersion},

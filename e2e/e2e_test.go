@@ -1,0 +1,211 @@
+//go:build e2e
+
+// Package e2e runs shipper's whole pipeline on a real single-node cluster
+// on this machine (internal/testenv with Options.Node): the built binary
+// packages examples/hello, deploys it, promotes, rolls back and deletes,
+// and every step is checked with an HTTP request through Traefik.
+// Run with `make e2e` (root; builds the node's components once).
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+const domain = "shipper.test"
+
+type cluster struct {
+	env     *testenv.Env
+	shipper string
+	hello   string // context dir holding the hello binary
+	app     string
+}
+
+func (c *cluster) vars(sha string) []string {
+	reg := c.env.Registry
+	return []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(),
+		"KUBECONFIG=" + c.env.Kubeconfig,
+		"CI_PROJECT_NAME=" + c.app,
+		"CI_COMMIT_SHORT_SHA=" + sha[:8], "CI_COMMIT_SHA=" + sha,
+		"CI_REGISTRY_IMAGE=" + reg.Repository("demo/"+c.app),
+		"CI_REGISTRY_USER=" + reg.Username, "CI_REGISTRY_PASSWORD=" + reg.Password,
+		"CI_DEPLOY_USER=" + reg.Username, "CI_DEPLOY_PASSWORD=" + reg.Password,
+		"KUBE_INGRESS_BASE_DOMAIN=" + domain,
+		"SHIPPER_URL_SCHEME=http", "SHIPPER_INGRESS_CLASS=" + testenv.IngressClass,
+		"SHIPPER_CONTEXT=" + c.hello, "SHIPPER_ENTRYPOINT=/app/hello", "SHIPPER_PORT=8080",
+		"SHIPPER_TIMEOUT=2m",
+	}
+}
+
+// shipperRun runs the binary and returns stdout, failing the test on a
+// non-zero exit.
+func (c *cluster) run(t *testing.T, sha string, args ...string) string {
+	t.Helper()
+	out, errOut, code := c.try(sha, args...)
+	if code != 0 {
+		t.Fatalf("shipper %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+	}
+	t.Logf("$ shipper %s\n%s%s", strings.Join(args, " "), errOut, out)
+	return strings.TrimSpace(out)
+}
+
+func (c *cluster) try(sha string, args ...string) (string, string, int) {
+	cmd := exec.Command(c.shipper, args...)
+	cmd.Env = c.vars(sha)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		code = -1
+	}
+	return o.String(), e.String(), code
+}
+
+// get fetches path from host through Traefik.
+func (c *cluster) get(host, path string) (int, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+c.env.Node.IngressAddr+path, nil)
+	req.Host = host
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b))
+}
+
+// eventually polls until host answers path with want (Traefik reloads a
+// moment after a change), within a bound.
+func (c *cluster) eventually(t *testing.T, host, path string, wantCode int, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		code, body := c.get(host, path)
+		if code == wantCode && (want == "" || body == want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("http://%s%s answered %d %q, want %d %q", host, path, code, body, wantCode, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestPipelineOnARealNode(t *testing.T) {
+	start := time.Now()
+	env, err := testenv.Start(context.Background(), testenv.Options{Node: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	t.Logf("cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
+
+	work := t.TempDir()
+	c := &cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"), app: "hello"}
+	for _, b := range [][]string{
+		{"-o", c.shipper, "../cmd/shipper"},
+		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},
+	} {
+		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, b...)...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %v: %v\n%s", b, err, out)
+		}
+	}
+
+	shaA := "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+	shaB := "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
+	prodHost := c.app + "." + domain
+
+	c.run(t, shaA, "package")
+	deployStart := time.Now()
+	urlA := c.run(t, shaA, "deploy")
+	if urlA != "http://hello-a1b2c3d4."+domain {
+		t.Errorf("deploy printed %q", urlA)
+	}
+	hostA := strings.TrimPrefix(urlA, "http://")
+	c.eventually(t, hostA, "/version", 200, "a1b2c3d4")
+	t.Logf("deploy to serving: %v", time.Since(deployStart))
+	if code, body := c.get(hostA, "/"); code != 200 || !strings.Contains(body, "_") {
+		t.Errorf("/ answered %d %q, want a docker-style name", code, body)
+	}
+
+	if got := c.run(t, shaA, "promote"); got != "http://"+prodHost {
+		t.Errorf("promote printed %q", got)
+	}
+	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+
+	c.run(t, shaB, "package")
+	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
+	c.eventually(t, hostB, "/version", 200, "b2c3d4e5")
+
+	// Promote B while polling production: it must never answer 404.
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var bad []string
+	var mu sync.Mutex
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			code, body := c.get(prodHost, "/version")
+			if code != 200 {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("%d %q", code, body))
+				mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	c.run(t, shaB, "promote")
+	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
+	stop.Store(true)
+	wg.Wait()
+	for _, b := range bad {
+		if strings.HasPrefix(b, "404") {
+			t.Errorf("production answered %s while switching", b)
+		}
+	}
+	if len(bad) > 0 {
+		t.Logf("non-200 answers while switching: %v", bad)
+	}
+
+	if got := c.run(t, shaB, "rollback"); got != "a1b2c3d4" {
+		t.Errorf("rollback printed %q", got)
+	}
+	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+
+	c.run(t, shaB, "delete")
+	c.eventually(t, hostB, "/version", 404, "")
+	t.Log(c.run(t, shaA, "list"))
+
+	// A commit whose image does not exist is reported as such within seconds.
+	shaC := "c3d4e5f60718293a4b5c6d7e8f90123456789012"
+	begin := time.Now()
+	_, errOut, code := c.try(shaC, "deploy", "--resolve=false")
+	if code == 0 || !(strings.Contains(errOut, "ImagePullBackOff") || strings.Contains(errOut, "ErrImagePull")) {
+		t.Errorf("deploy of a missing image: exit %d\n%s", code, errOut)
+	}
+	if took := time.Since(begin); took > 60*time.Second {
+		t.Errorf("missing image reported after %v", took)
+	}
+	t.Logf("missing image reported in %v", time.Since(begin))
+}
