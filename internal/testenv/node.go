@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
 
@@ -56,6 +57,7 @@ type Node struct {
 	IP string
 
 	dir      string
+	admin    *rest.Config
 	procs    []*process
 	undo     []func() // host changes to revert, newest last
 	oldFwd   string
@@ -91,6 +93,7 @@ func startNode(ctx context.Context, e *Env, p *pki) (_ *Node, err error) {
 		return nil, err
 	}
 	admin := e.AdminConfig()
+	n.admin = admin
 	if err := n.startControllers(e, p, admin); err != nil {
 		return nil, err
 	}
@@ -152,7 +155,11 @@ func (n *Node) setupNetwork() error {
 	_ = sh("modprobe", "br_netfilter")
 	_ = os.WriteFile("/proc/sys/net/bridge/bridge-nf-call-iptables", []byte("1"), 0o644)
 
-	_ = sh("ip", "link", "del", bridgeName) // a leftover of a killed run
+	// Leftovers of a run that was killed before its tear-down: the bridge,
+	// and the KUBE-* and CNI-* chains. The harness owns them on this host,
+	// which is why it must only run on a machine that is no other cluster's node.
+	_ = sh("ip", "link", "del", bridgeName)
+	n.cleanIptables()
 	steps := [][]string{
 		{"ip", "link", "add", bridgeName, "type", "bridge"},
 		{"ip", "addr", "add", bridgeAddr, "dev", bridgeName},
@@ -407,6 +414,7 @@ func (n *Node) waitReady(ctx context.Context, e *Env) error {
 // still runs, then the processes, containers, iptables chains, mounts and
 // host files.
 func (n *Node) stop() {
+	n.deletePods()
 	for i := len(n.procs) - 1; i >= 0; i-- {
 		n.procs[i].stop(2 * time.Second)
 	}
@@ -417,10 +425,51 @@ func (n *Node) stop() {
 	}
 	n.cleanIptables()
 	n.unmountAll()
+	removeCNIResults()
 	for i := len(n.undo) - 1; i >= 0; i-- {
 		n.undo[i]()
 	}
 	n.undo = nil
+}
+
+// deletePods removes every pod while the kubelet still runs, so that it
+// tears their sandboxes down through CNI (IP addresses, iptables rules).
+func (n *Node) deletePods() {
+	if n.admin == nil {
+		return
+	}
+	cs, err := kubernetes.NewForConfig(n.admin)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return
+	}
+	// A graceful delete: the API object goes only once the kubelet has
+	// stopped the pod and torn its sandbox down (a forced one goes at once).
+	grace := int64(1)
+	for _, p := range pods.Items {
+		_ = cs.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+	}
+	_ = wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		left, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		return err == nil && len(left.Items) == 0, nil
+	})
+}
+
+// removeCNIResults deletes libcni's cached results of this node's network
+// ("shipper-<container>-eth0" and the loopback entries of those containers).
+func removeCNIResults() {
+	const dir = "/var/lib/cni/results"
+	files, _ := filepath.Glob(filepath.Join(dir, "shipper-*"))
+	for _, f := range files {
+		id := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(f), "shipper-"), "-eth0")
+		_ = os.Remove(f)
+		_ = os.Remove(filepath.Join(dir, "cni-loopback-"+id+"-lo"))
+	}
 }
 
 // killShims stops the containerd shims (and so the containers) of this
@@ -443,26 +492,38 @@ func (n *Node) killShims() {
 	}
 }
 
-// cleanIptables removes the chains kube-proxy and the CNI plugins made.
+// cleanIptables removes the chains kube-proxy and the CNI plugins made,
+// and the jumps to them from the built-in chains.
 func (n *Node) cleanIptables() {
+	ours := func(target string) bool {
+		return strings.HasPrefix(target, "CNI-") || strings.HasPrefix(target, "KUBE-")
+	}
 	for _, table := range []string{"filter", "nat", "mangle"} {
-		out, err := exec.Command("iptables-save", "-t", table).Output()
+		for _, chain := range []string{"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"} {
+			// -L --line-numbers: "num target prot ...", deleted from the bottom up.
+			out, err := exec.Command("iptables", "-t", table, "-L", chain, "-n", "--line-numbers").Output()
+			if err != nil {
+				continue
+			}
+			var nums []string
+			for _, l := range strings.Split(string(out), "\n") {
+				f := strings.Fields(l)
+				if len(f) > 1 && ours(f[1]) {
+					nums = append(nums, f[0])
+				}
+			}
+			for i := len(nums) - 1; i >= 0; i-- {
+				_ = exec.Command("iptables", "-t", table, "-D", chain, nums[i]).Run()
+			}
+		}
+		out, err := exec.Command("iptables", "-t", table, "-S").Output()
 		if err != nil {
 			continue
 		}
 		var chains []string
 		for _, l := range strings.Split(string(out), "\n") {
-			if strings.HasPrefix(l, ":CNI-") || strings.HasPrefix(l, ":KUBE-") {
-				chains = append(chains, strings.Fields(l[1:])[0])
-			}
-		}
-		for _, l := range strings.Split(string(out), "\n") {
-			// Jumps from built-in chains into ours.
-			if strings.HasPrefix(l, "-A ") && (strings.Contains(l, "-j CNI-") || strings.Contains(l, "-j KUBE-")) {
-				f := strings.Fields(l)
-				if isBuiltin(f[1]) {
-					_ = exec.Command("iptables", append([]string{"-t", table, "-D"}, f[1:]...)...).Run()
-				}
+			if f := strings.Fields(l); len(f) == 2 && f[0] == "-N" && ours(f[1]) {
+				chains = append(chains, f[1])
 			}
 		}
 		for _, c := range chains {
