@@ -14,7 +14,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build tools test test-unit lint bench demo e2e clean
+.PHONY: help build tools test test-unit lint bench demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -41,12 +41,16 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
 
-demo: build tools ## the whole pipeline on a local cluster (for now: control plane + registry, see README)
-	$(GO) run ./hack/devenv
+demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
+	hack/tools.sh $(NODE_TOOLS) kubectl
+	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
 e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README)
 	hack/tools.sh $(NODE_TOOLS)
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e
+
+devenv: ## just the control plane and registry the tests use, until Ctrl-C
+	$(GO) run ./hack/devenv
 
 clean: ## remove build output (the tools cache stays; see README)
 	rm -rf bin

@@ -15,10 +15,12 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -51,16 +53,37 @@ func (c *cluster) vars(sha string) []string {
 	}
 }
 
-// shipperRun runs the binary and returns stdout, failing the test on a
-// non-zero exit.
+// demo is true under `make demo`: the scenario prints each command and
+// its output as a user would see them, and may keep the cluster up.
+var demo = os.Getenv("SHIPPER_DEMO") != ""
+
+// say prints a demo line, or logs it in a test.
+func say(t *testing.T, format string, args ...any) {
+	t.Helper()
+	if demo {
+		fmt.Printf(format+"\n", args...)
+		return
+	}
+	t.Logf(format, args...)
+}
+
+// run runs the binary and returns stdout, failing the test on a non-zero
+// exit.
 func (c *cluster) run(t *testing.T, sha string, args ...string) string {
 	t.Helper()
 	out, errOut, code := c.try(sha, args...)
+	say(t, "\n$ CI_COMMIT_SHA=%s shipper %s\n%s%s", sha[:8], strings.Join(args, " "), errOut, out)
 	if code != 0 {
-		t.Fatalf("shipper %s: exit %d\n%s", strings.Join(args, " "), code, errOut)
+		t.Fatalf("shipper %s: exit %d", strings.Join(args, " "), code)
 	}
-	t.Logf("$ shipper %s\n%s%s", strings.Join(args, " "), errOut, out)
 	return strings.TrimSpace(out)
+}
+
+// curl fetches and prints a URL the way the demo shows it.
+func (c *cluster) curl(t *testing.T, host, path string) {
+	t.Helper()
+	code, body := c.get(host, path)
+	say(t, "\n$ curl -H 'Host: %s' http://%s%s\n%d %s", host, c.env.Node.IngressAddr, path, code, body)
 }
 
 func (c *cluster) try(sha string, args ...string) (string, string, int) {
@@ -116,7 +139,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
-	t.Logf("cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
+	say(t, "cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
 
 	work := t.TempDir()
 	c := &cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"), app: "hello"}
@@ -143,7 +166,8 @@ func TestPipelineOnARealNode(t *testing.T) {
 	}
 	hostA := strings.TrimPrefix(urlA, "http://")
 	c.eventually(t, hostA, "/version", 200, "a1b2c3d4")
-	t.Logf("deploy to serving: %v", time.Since(deployStart))
+	say(t, "deploy to serving: %v", time.Since(deployStart))
+	c.curl(t, hostA, "/version")
 	if code, body := c.get(hostA, "/"); code != 200 || !strings.Contains(body, "_") {
 		t.Errorf("/ answered %d %q, want a docker-style name", code, body)
 	}
@@ -152,6 +176,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Errorf("promote printed %q", got)
 	}
 	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+	c.curl(t, prodHost, "/version")
 
 	c.run(t, shaB, "package")
 	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
@@ -177,6 +202,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 	}()
 	c.run(t, shaB, "promote")
 	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
+	c.curl(t, prodHost, "/version")
 	stop.Store(true)
 	wg.Wait()
 	for _, b := range bad {
@@ -185,17 +211,19 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	if len(bad) > 0 {
-		t.Logf("non-200 answers while switching: %v", bad)
+		say(t, "non-200 answers while switching: %v", bad)
 	}
 
 	if got := c.run(t, shaB, "rollback"); got != "a1b2c3d4" {
 		t.Errorf("rollback printed %q", got)
 	}
 	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+	c.curl(t, prodHost, "/version")
 
 	c.run(t, shaB, "delete")
 	c.eventually(t, hostB, "/version", 404, "")
-	t.Log(c.run(t, shaA, "list"))
+	c.curl(t, hostB, "/version")
+	c.run(t, shaA, "list")
 
 	// A commit whose image does not exist is reported as such within seconds.
 	shaC := "c3d4e5f60718293a4b5c6d7e8f90123456789012"
@@ -207,5 +235,24 @@ func TestPipelineOnARealNode(t *testing.T) {
 	if took := time.Since(begin); took > 60*time.Second {
 		t.Errorf("missing image reported after %v", took)
 	}
-	t.Logf("missing image reported in %v", time.Since(begin))
+	say(t, "\nmissing image reported in %v:\n%s", time.Since(begin), errOut)
+	if demo && os.Getenv("SHIPPER_DEMO_KEEP") != "" {
+		keep(t, c)
+	}
+}
+
+// keep leaves the cluster up until Ctrl-C, saying how to reach it.
+func keep(t *testing.T, c *cluster) {
+	helm, _ := testenv.Binary("helm")
+	kubectl, _ := testenv.Binary("kubectl")
+	say(t, `
+The cluster stays up until Ctrl-C. From another terminal:
+  export KUBECONFIG=%s
+  %s get pods -A
+  %s list -A
+  curl -H 'Host: %s' http://%s/version
+  bin/shipper list --app %s`, c.env.Kubeconfig, kubectl, helm, c.app+"."+domain, c.env.Node.IngressAddr, c.app)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
 }

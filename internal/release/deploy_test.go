@@ -251,6 +251,26 @@ func TestDeployDiagnosesFailedRolloutAndNextDeployRepairs(t *testing.T) {
 	}
 }
 
+// TestDeployGivesAPullRefusalTimeToHeal: a refused pull can be the kubelet
+// asking before the Node authorizer lets it read the pull secret; the
+// retry after the back-off succeeds. So it is reported only once it has
+// lasted the grace period, not at once and not at the timeout.
+func TestDeployGivesAPullRefusalTimeToHeal(t *testing.T) {
+	f := newDeployFixture(t)
+	ns := f.app + "-7c77eb36"
+	simulate(t, f.cs, ns, ns, rolloutPullUnauthorized)
+	start := time.Now()
+	_, err := f.deploy(t, testSHA, func(d *release.Deploy) { d.Timeout = 60 * time.Second })
+	took := time.Since(start)
+	var re *release.RolloutError
+	if !errors.As(err, &re) || re.Reason != "ErrImagePull" || re.TimedOut || !strings.Contains(re.Message, "401 Unauthorized") {
+		t.Fatalf("err = %v, want an ErrImagePull RolloutError before the timeout", err)
+	}
+	if took < 14*time.Second || took > 30*time.Second {
+		t.Errorf("a persistent pull refusal was reported after %v, want after the 15 s grace and well before the 60 s timeout", took)
+	}
+}
+
 // TestDeployTimeoutNamesTheLastProblem: a pod that cannot be scheduled
 // may yet be (an autoscaler adds a node), so Deploy waits for the timeout,
 // then says why.

@@ -34,6 +34,7 @@ const (
 	rolloutImagePullBackOff
 	rolloutCrashLoop
 	rolloutUnschedulable
+	rolloutPullUnauthorized
 )
 
 // simulate acts as controller manager and kubelet for release in ns until
@@ -119,7 +120,11 @@ func makeFailingPod(ctx context.Context, t *testing.T, cs kubernetes.Interface, 
 	st := corev1.ContainerStatus{Name: "app", Image: d.Spec.Template.Spec.Containers[0].Image}
 	switch out {
 	case rolloutImagePullBackOff:
-		st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "` + st.Image + `"`}
+		st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "` + st.Image +
+			`": ErrImagePull: rpc error: code = NotFound desc = failed to pull and unpack image "` + st.Image + `": not found`}
+	case rolloutPullUnauthorized:
+		st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "ErrImagePull", Message: `failed to pull and unpack image "` + st.Image +
+			`": failed to resolve reference: pulling from host failed with status code: 401 Unauthorized`}
 	case rolloutCrashLoop:
 		st.RestartCount = 3
 		st.State.Waiting = &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s restarting failed container=app"}

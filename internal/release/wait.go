@@ -30,6 +30,10 @@ type RolloutError struct {
 	// TimedOut is true when the wait ran out of time rather than meeting a
 	// failure that will not heal by waiting.
 	TimedOut bool
+
+	// definitive marks a failure that no retry can fix (the image does not
+	// exist, the container crashed again and again).
+	definitive bool
 }
 
 func (e *RolloutError) Error() string {
@@ -51,6 +55,14 @@ func (e *RolloutError) Error() string {
 // pollInterval paces the rollout wait: often enough to answer within a
 // second, seldom enough to cost the apiserver two GETs a round.
 var pollInterval = 500 * time.Millisecond
+
+// failureGrace is how long a failing pod may stay failing before the wait
+// gives up on it, unless its failure is definitive. The kubelet's first
+// pull can fail for a moment after the pod is bound: the Node authorizer
+// lets it read the pull secret only once it has seen the pod, so the first
+// attempt may go out without credentials and be refused; the retry after
+// the back-off succeeds.
+var failureGrace = 15 * time.Second
 
 // fatalReasons are container waiting reasons that waiting will not fix.
 var fatalReasons = map[string]bool{
@@ -82,6 +94,7 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string, time
 	defer cancel()
 	var last string
 	var diag *RolloutError
+	firstSeen := map[string]time.Time{} // pod/reason -> when first seen
 	err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
 		d, err := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -107,7 +120,13 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string, time
 			return false, err
 		}
 		if diag != nil && fatalReasons[diag.Reason] {
-			return false, diag
+			key := diag.Pod + "/" + diag.Reason
+			if _, ok := firstSeen[key]; !ok {
+				firstSeen[key] = time.Now()
+			}
+			if diag.definitive || time.Since(firstSeen[key]) >= failureGrace {
+				return false, diag
+			}
 		}
 		return false, nil
 	})
@@ -170,7 +189,7 @@ func podProblem(p *corev1.Pod) *RolloutError {
 			if t := cs.LastTerminationState.Terminated; t != nil {
 				msg = strings.TrimSpace(fmt.Sprintf("%s (last exit code %d, %s; %d restarts)", msg, t.ExitCode, t.Reason, cs.RestartCount))
 			}
-			return &RolloutError{Pod: p.Name, Reason: w.Reason, Message: msg}
+			return &RolloutError{Pod: p.Name, Reason: w.Reason, Message: msg, definitive: definitive(w.Reason, msg, cs.RestartCount)}
 		}
 	}
 	for _, cond := range p.Status.Conditions {
@@ -205,6 +224,20 @@ func (c *Configuration) lastLogs(ctx context.Context, ns, pod string, previous b
 		return []string{"(no log output)"}
 	}
 	return strings.Split(s, "\n")
+}
+
+// definitive tells a failure no retry will fix from one that may pass.
+func definitive(reason, msg string, restarts int32) bool {
+	switch reason {
+	case "InvalidImageName", "ErrImageNeverPull":
+		return true
+	case "ErrImagePull", "ImagePullBackOff":
+		m := strings.ToLower(msg)
+		return strings.Contains(m, "not found") || strings.Contains(m, "manifest unknown")
+	case "CrashLoopBackOff":
+		return restarts >= 2
+	}
+	return false
 }
 
 func nonEmpty(s, def string) string {
