@@ -1,7 +1,8 @@
 // Command devenv brings up shipper's local control plane and registry (the
 // same internal/testenv the integration tests use), prints how to reach
-// them, and keeps them up until interrupted. `make demo` runs it; the full
-// package → deploy → promote pipeline joins it with the real-node issue.
+// them, and keeps them up until interrupted: `make devenv`. With --node it
+// adds the real node (kubelet, containerd, Traefik). `make demo` runs the
+// whole pipeline instead.
 package main
 
 import (
