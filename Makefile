@@ -26,6 +26,7 @@ tools: ## build (once) the etcd, kube-apiserver and helm the tests run
 	hack/tools.sh $(TEST_TOOLS)
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
+	hack/deps.sh test
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-unit: ## unit tests only, no control plane
@@ -37,15 +38,18 @@ lint: ## gofmt check, go vet, staticcheck
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 bench: ## benchmarks on the real apiserver and registry (release engine vs helm; package vs tar+crane)
+	hack/deps.sh test bench
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
+	hack/deps.sh test node
 	hack/tools.sh $(NODE_TOOLS) kubectl
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
 e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README)
+	hack/deps.sh test node
 	hack/tools.sh $(NODE_TOOLS)
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e
 

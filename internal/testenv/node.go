@@ -158,6 +158,7 @@ func (n *Node) setupNetwork() error {
 	// Leftovers of a run that was killed before its tear-down: the bridge,
 	// and the KUBE-* and CNI-* chains. The harness owns them on this host,
 	// which is why it must only run on a machine that is no other cluster's node.
+	n.killShims()
 	_ = sh("ip", "link", "del", bridgeName)
 	n.cleanIptables()
 	steps := [][]string{
@@ -472,16 +473,14 @@ func removeCNIResults() {
 	}
 }
 
-// killShims stops the containerd shims (and so the containers) of this
-// node: they outlive containerd by design.
+// killShims stops the containerd shims (and so the containers) of test
+// nodes: they outlive containerd by design, and a test binary that was
+// killed leaves them running, so a new node also stops those of old ones.
 func (n *Node) killShims() {
-	if n.ctrdSock == "" {
-		return
-	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, f := range procs {
 		b, err := os.ReadFile(f)
-		if err != nil || !strings.Contains(string(b), "containerd-shim") || !strings.Contains(string(b), n.ctrdSock) {
+		if err != nil || !strings.Contains(string(b), "containerd-shim") || !strings.Contains(string(b), "/"+dirPrefix) {
 			continue
 		}
 		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# deps.sh installs the Debian packages a make target needs, when missing,
+# so `make test` and `make demo` work on a fresh machine of this kind.
+#
+#   hack/deps.sh test|node|bench...
+set -euo pipefail
+
+declare -A sets=(
+  [test]="docker-registry make git ca-certificates"
+  [node]="containerd runc containernetworking-plugins iptables kmod iproute2"
+  [bench]="time"
+)
+want=""
+for s in "$@"; do
+  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench)" >&2; exit 2; }
+  want+=" ${sets[$s]}"
+done
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=" $p"
+done
+[ -n "$missing" ] || exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "deps.sh: missing Debian packages:$missing; install them as root (apt-get install$missing)" >&2
+  exit 1
+fi
+echo "deps.sh: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# Installing docker-registry or containerd must not start system services:
+# the tests start their own. policy-rc.d forbids service starts meanwhile.
+had_policy=false; [ -e /usr/sbin/policy-rc.d ] && had_policy=true
+$had_policy || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
+trap '$had_policy || rm -f /usr/sbin/policy-rc.d' EXIT
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing
