@@ -534,13 +534,6 @@ func (n *Node) cleanIptables() {
 	}
 }
 
-func isBuiltin(chain string) bool {
-	switch chain {
-	case "INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING":
-		return true
-	}
-	return false
-}
 
 // unmountAll unmounts what containerd and the kubelet mounted under this
 // node's directory and the CNI network namespaces.
