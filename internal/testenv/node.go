@@ -534,7 +534,6 @@ func (n *Node) cleanIptables() {
 	}
 }
 
-
 // unmountAll unmounts what containerd and the kubelet mounted under this
 // node's directory and the CNI network namespaces.
 func (n *Node) unmountAll() {
