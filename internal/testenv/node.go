@@ -409,4 +409,3 @@ func (n *Node) waitReady(ctx context.Context, e *Env) error {
 	}
 	return nil
 }
-
