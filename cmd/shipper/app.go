@@ -22,21 +22,36 @@ const (
 	exitUnreachable = 3
 )
 
-// usageError marks bad input: the CLI exits with exitUsage and nothing was
-// changed in the cluster or registry.
+// badInput is the mark that internal/release's UsageError, internal/image's
+// InputError and the CLI's own usageError share: the input was wrong,
+// nothing was changed, exit code 2.
+type badInput interface{ BadInput() bool }
+
+// usageError is bad input found by the CLI itself: a flag it cannot parse,
+// a required value that is empty.
 type usageError struct{ err error }
 
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
+func (e usageError) Error() string  { return e.err.Error() }
+func (e usageError) Unwrap() error  { return e.err }
+func (e usageError) BadInput() bool { return true }
 
-// unreachableError marks a cluster or registry that could not be reached
-// or refused the credentials: exitUnreachable.
-type unreachableError struct{ err error }
-
-func (e unreachableError) Error() string { return e.err.Error() }
-func (e unreachableError) Unwrap() error { return e.err }
+func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+
+// exitCode maps an outcome to an exit code, in this one place.
+func exitCode(err error) int {
+	var bad badInput
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &bad) && bad.BadInput():
+		return exitUsage
+	case release.Unreachable(err) || image.Unauthorized(err):
+		return exitUnreachable
+	}
+	return exitFailed
+}
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
@@ -60,15 +75,16 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		EnableBashCompletion: true,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
-				return usageError{fmt.Errorf("unknown command %q: run 'shipper --help' for the list", c.Args().First())}
+				return usageErrorf("unknown command %q: run 'shipper --help' for the list", c.Args().First())
 			}
 			return cli.ShowAppHelp(c)
 		},
 		Before: func(c *cli.Context) error {
-			// client-go logs through klog (leader election, warnings):
+			// client-go logs through klog (leader election, warnings): to
 			// nowhere unless -v routes it into the progress log (logger).
-			klog.LogToStderr(false)
-			klog.SetOutput(io.Discard)
+			// A logger, not klog.SetOutput: klog copies errors to stderr
+			// whatever its output is (its stderrthreshold).
+			klog.SetSlogLogger(slog.New(slog.DiscardHandler))
 			return nil
 		},
 		// Errors are printed once, by run, in the house format.
@@ -95,21 +111,10 @@ func logger(c *cli.Context) *slog.Logger {
 	return l
 }
 
-// imageError maps internal/image errors to exit codes.
-func imageError(doing string, err error) error {
-	var ie *image.InputError
-	switch {
-	case errors.As(err, &ie):
-		return usageError{fmt.Errorf("%s: %w", doing, err)}
-	case image.Unauthorized(err):
-		return unreachableError{fmt.Errorf("%s: %w", doing, err)}
-	}
-	return fmt.Errorf("%s: %w", doing, err)
-}
-
 // run executes the CLI and maps its outcome to an exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return report(newApp(stdout, stderr).RunContext(ctx, args), stderr)
+	app := newApp(stdout, stderr)
+	return report(app.RunContext(ctx, hoistGlobalFlags(app, args)), stderr)
 }
 
 // report prints err as one line, plus hint lines where they help, and
@@ -126,13 +131,5 @@ func report(err error, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "  %s\n", l)
 		}
 	}
-	var ue usageError
-	var re unreachableError
-	switch {
-	case errors.As(err, &ue):
-		return exitUsage
-	case errors.As(err, &re):
-		return exitUnreachable
-	}
-	return exitFailed
+	return exitCode(err)
 }

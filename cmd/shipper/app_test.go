@@ -3,10 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
+	"k8s.io/klog/v2"
+
+	"github.com/shipper-dev/shipper/internal/image"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -57,5 +65,144 @@ func TestRolloutErrorPrintsLogLines(t *testing.T) {
 		"hint: last log lines of pod myapp-7c77eb36-5d9c7-x2x9q:\n  panic: no config\n  exit status 2\n"
 	if stderr.String() != want {
 		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
+}
+
+// TestExitCodeMapping: one mapping serves every package's errors, however
+// deeply they are wrapped.
+func TestExitCodeMapping(t *testing.T) {
+	wrap := func(err error) error { return fmt.Errorf("deploying x: %w", fmt.Errorf("step: %w", err)) }
+	for _, tc := range []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"nil", nil, exitOK},
+		{"release usage", wrap(&release.UsageError{Input: "app name", Value: "", Rule: "r"}), exitUsage},
+		{"image input", wrap(&image.InputError{Path: "/x", Err: errors.New("bad")}), exitUsage},
+		{"cli usage", wrap(usageErrorf("--app is empty")), exitUsage},
+		{"registry refused credentials", wrap(&image.RegistryError{Status: 401, Msg: "credentials refused"}), exitUnreachable},
+		{"registry not found", wrap(&image.RegistryError{Status: 404, Msg: "not found"}), exitFailed},
+		{"cluster unreachable", wrap(&url.Error{Op: "Get", URL: "https://127.0.0.1:1", Err: errors.New("connection refused")}), exitUnreachable},
+		{"anything else", wrap(errors.New("boom")), exitFailed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := exitCode(tc.err); got != tc.want {
+				t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestHoistGlobalFlags(t *testing.T) {
+	app := newApp(nil, nil)
+	for _, tc := range []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"nothing before", "shipper list --app a", "shipper list --app a"},
+		{"value flag", "shipper --app a list -o json", "shipper list --app a -o json"},
+		{"value after =", "shipper --app=a -o=json list", "shipper list --app=a -o=json"},
+		{"bool flag", "shipper -v --app a deploy --sha 1234567", "shipper deploy -v --app a --sha 1234567"},
+		{"before, then after: after comes last and wins", "shipper --app a list --app b", "shipper list --app a --app b"},
+		{"flag the command lacks stays", "shipper --app a -o json version", "shipper --app a version -o json"},
+		{"unknown flag left to the parser", "shipper --nope list", "shipper --nope list"},
+		{"missing value left to the parser", "shipper --app", "shipper --app"},
+		{"no command", "shipper --app a", "shipper --app a"},
+		{"unknown command", "shipper --app a bogus", "shipper --app a bogus"},
+		{"help", "shipper --help list", "shipper --help list"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := strings.Join(hoistGlobalFlags(app, strings.Fields(tc.in)), " ")
+			if got != tc.want {
+				t.Errorf("hoistGlobalFlags(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestGlobalFlagsBeforeOrAfterTheCommand runs the CLI: a global flag is
+// taken before the command name, a flag after it wins, and the
+// environment fills only what no flag gives.
+func TestGlobalFlagsBeforeOrAfterTheCommand(t *testing.T) {
+	render := []string{"render", "--sha", "7c77eb36", "--domain", "example.com", "--image", "r.example.com/a:1"}
+	for _, tc := range []struct {
+		name    string
+		env     string
+		args    []string
+		wantApp string
+	}{
+		{"before", "", append([]string{"--app", "before"}, render...), "before"},
+		{"after wins over before", "", append(append([]string{"--app", "before"}, render...), "--app", "after"), "after"},
+		{"before wins over the environment", "fromenv", append([]string{"--app", "before"}, render...), "before"},
+		{"the environment alone", "fromenv", render, "fromenv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SHIPPER_APP", tc.env)
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), append([]string{"shipper"}, tc.args...), &stdout, &stderr); code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if want := "name: " + tc.wantApp + "-7c77eb36\n"; !strings.Contains(stdout.String(), want) {
+				t.Errorf("render did not use app %q:\n%s", tc.wantApp, stdout.String())
+			}
+		})
+	}
+
+	// Before the command, --app reaches list: it tries the (unreachable)
+	// cluster instead of saying --app is empty.
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"shipper", "--app", "myapp", "--kube-url", "https://127.0.0.1:1", "--timeout", "5s", "list"}, &stdout, &stderr)
+	if code != exitUnreachable || strings.Contains(stderr.String(), "--app is empty") {
+		t.Errorf("shipper --app myapp --kube-url ... list: exit %d, stderr %q; want exit %d (unreachable)", code, stderr.String(), exitUnreachable)
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	if code := run(context.Background(), []string{"shipper", "-o", "json", "version"}, &stdout, &stderr); code != exitOK {
+		t.Fatalf("shipper -o json version: exit %d: %s", code, stderr.String())
+	}
+	var v struct{ Version, Commit, GoVersion, Platform string }
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil || v.Version == "" || v.Platform == "" {
+		t.Errorf("shipper -o json version printed %q (%v), want a JSON object with version and platform", stdout.String(), err)
+	}
+}
+
+// TestRenderWithoutImageNamesTheFlags: the error says what to set, not
+// `invalid image ""`.
+func TestRenderWithoutImageNamesTheFlags(t *testing.T) {
+	t.Setenv("CI_REGISTRY_IMAGE", "")
+	t.Setenv("SHIPPER_IMAGE", "")
+	t.Setenv("SHIPPER_IMAGE_REF", "")
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"shipper", "render", "--app", "a", "--sha", "7c77eb36", "--domain", "example.com"}, &stdout, &stderr)
+	if code != exitUsage || !strings.Contains(stderr.String(), "--image is empty") || !strings.Contains(stderr.String(), "CI_REGISTRY_IMAGE") ||
+		strings.Contains(stderr.String(), `invalid image ""`) || stdout.Len() != 0 {
+		t.Errorf("exit %d stdout %q stderr %q; want exit 2 naming --image and CI_REGISTRY_IMAGE", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestKlogIsSilentWithoutVerbose: client-go's errors (leader election's
+// "Error retrieving lease lock" when a refused operation releases its
+// Lease) go through klog, which copies errors to the process's stderr
+// unless given a logger. Without -v they must go nowhere.
+func TestKlogIsSilentWithoutVerbose(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := os.Stderr
+	os.Stderr = w
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"shipper", "version"}, &stdout, &stderr)
+	klog.ErrorS(errors.New("context canceled"), "Error retrieving lease lock", "lock", "ns/shipper-x")
+	klog.Error("an unstructured error")
+	klog.Flush()
+	os.Stderr = saved
+	w.Close()
+	leaked, _ := io.ReadAll(r)
+	if code != exitOK || len(leaked) > 0 || stderr.Len() > 0 {
+		t.Errorf("exit %d; klog wrote %q to the process's stderr and %q to the command's", code, leaked, stderr.String())
 	}
 }

@@ -110,7 +110,7 @@ func TestPackageWithGitLabVariables(t *testing.T) {
 		stderr   string
 	}{
 		{"wrong password", map[string]string{"CI_REGISTRY_PASSWORD": "wrong-secret-0042"}, nil, exitUnreachable, "credentials refused"},
-		{"bad sha", map[string]string{"CI_COMMIT_SHORT_SHA": "nothex!"}, nil, exitUsage, `--sha "nothex!": must be 7 to 40 hexadecimal characters`},
+		{"bad sha", map[string]string{"CI_COMMIT_SHORT_SHA": "nothex!"}, nil, exitUsage, `invalid commit SHA "nothex!": must be 7 to 40 hexadecimal characters`},
 		{"no image", map[string]string{"CI_REGISTRY_IMAGE": ""}, nil, exitUsage, "--image is empty"},
 		{"missing context", nil, []string{"--context", "/nonexistent/app"}, exitUsage, "/nonexistent/app: build context must be a readable directory"},
 	} {

@@ -31,7 +31,7 @@ func completionCommand() *cli.Command {
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			if sh := c.Args().First(); sh != "bash" {
-				return usageError{fmt.Errorf("completion %q: only bash is supported", sh)}
+				return usageErrorf("completion %q: only bash is supported", sh)
 			}
 			_, err := fmt.Fprint(c.App.Writer, bashCompletion)
 			return err

@@ -1,20 +1,22 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/image"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
-// globalFlags reach the cluster and shape the output; every command has them.
+// Flag constructors: each flag is defined once here and shared by the
+// commands that take it (as containerd's ctr shares flag sets). Every flag
+// reads SHIPPER_<NAME> first, then the GitLab variable that fits.
+
+// globalFlags reach the cluster and shape the output. The app has them, and
+// so does every command that works on the cluster, so they are accepted
+// before or after the command name (see hoistGlobalFlags).
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file", EnvVars: []string{"SHIPPER_KUBECONFIG", "KUBECONFIG"}},
@@ -26,9 +28,17 @@ func globalFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
 		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_NAME"}},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
-		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", EnvVars: []string{"SHIPPER_OUTPUT"}},
-		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
+		outputFlag(),
+		verboseFlag(),
 	}
+}
+
+func outputFlag() cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", EnvVars: []string{"SHIPPER_OUTPUT"}}
+}
+
+func verboseFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}}
 }
 
 // chartFlags choose the chart and its values; deploy, promote and render
@@ -44,54 +54,85 @@ func chartFlags() []cli.Flag {
 	}
 }
 
-// shaFlag names the commit; GitLab's short SHA by default.
-func shaFlag() cli.Flag {
-	return &cli.StringFlag{Name: "sha", Usage: "commit SHA (7 to 40 hex characters)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}}
+// commitFlags name the commit: GitLab's short SHA, and the full one that
+// images and releases record when it extends the short one
+// (release.CommitSHA).
+func commitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sha", Usage: "commit SHA (7 to 40 hex characters)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
+		&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded when it extends --sha", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
+	}
 }
 
-// fullSHAFlag lets deploy record the full SHA when the short one names it.
-func fullSHAFlag() cli.Flag {
-	return &cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded as COMMIT_SHA", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}}
+// imageFlags name the commit's image: deploy and render share them.
+func imageFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "image", Usage: "image reference (default $CI_REGISTRY_IMAGE:<short sha>)", EnvVars: []string{"SHIPPER_IMAGE_REF"}},
+		&cli.StringFlag{Name: "repository", Usage: "repository the default image is in", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+	}
 }
 
-// app returns the app name or a usage error.
-func app(c *cli.Context) (string, error) {
+// registryFlags reach the registry: package pushes, deploy resolves.
+func registryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "registry-user", Usage: "registry user", EnvVars: []string{"SHIPPER_REGISTRY_USER", "CI_REGISTRY_USER"}},
+		&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
+		&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
+	}
+}
+
+// flags joins flag sets.
+func flags(sets ...[]cli.Flag) []cli.Flag {
+	var out []cli.Flag
+	for _, s := range sets {
+		out = append(out, s...)
+	}
+	return out
+}
+
+// appNames are the names of --app.
+func appNames(c *cli.Context) (release.Names, error) {
 	a := c.String("app")
 	if a == "" {
-		return "", usageError{errors.New("--app is empty: name the app (or set SHIPPER_APP; GitLab sets CI_PROJECT_NAME)")}
+		return release.Names{}, usageErrorf("--app is empty: name the app (or set SHIPPER_APP; GitLab sets CI_PROJECT_NAME)")
 	}
-	return a, nil
+	return release.NewNames(a, "")
 }
 
-// commitSHA returns the SHA to name the commit by: the full one when it
-// extends the short one (so COMMIT_SHA is complete), else the short one.
-func commitSHA(c *cli.Context) (string, error) {
-	short, full := strings.ToLower(c.String("sha")), strings.ToLower(c.String("full-sha"))
-	if short == "" && full == "" {
-		return "", usageError{errors.New("--sha is empty: name the commit (or set CI_COMMIT_SHORT_SHA)")}
-	}
-	if full != "" && (short == "" || strings.HasPrefix(full, short)) {
-		return full, nil
-	}
-	return short, nil
-}
-
-// configuration connects to the cluster.
-func configuration(c *cli.Context) (*release.Configuration, error) {
-	rc, err := release.KubeOptions{
-		Kubeconfig: c.String("kubeconfig"), Context: c.String("kube-context"),
-		URL: c.String("kube-url"), Token: c.String("kube-token"),
-		CAFile: c.String("kube-ca-file"), CAData: c.String("kube-ca"),
-		Insecure: c.Bool("insecure-skip-tls-verify"),
-	}.RESTConfig()
+// commitNames are the names of --app's commit --sha (or --full-sha).
+func commitNames(c *cli.Context) (release.Names, error) {
+	n, err := appNames(c)
 	if err != nil {
-		return nil, err
+		return n, err
 	}
-	opts := []release.Option{release.WithLogger(logger(c))}
-	if ref := c.String("chart"); ref != "" {
-		opts = append(opts, release.WithChart(release.ChartSource{Ref: ref}))
+	sha, err := release.CommitSHA(c.String("sha"), c.String("full-sha"))
+	if err != nil {
+		return n, err
 	}
-	return release.NewConfiguration(rc, opts...)
+	return n.WithSHA(sha)
+}
+
+// imageRef is --image, or the image `shipper package` pushed for commit n
+// in --repository.
+func imageRef(c *cli.Context, n release.Names) (string, error) {
+	if ref := c.String("image"); ref != "" {
+		return ref, nil
+	}
+	if repo := c.String("repository"); repo != "" {
+		return n.Image(repo), nil
+	}
+	return "", usageErrorf("--image is empty: give the image reference, or its repository with --repository (GitLab sets CI_REGISTRY_IMAGE)")
+}
+
+// registryOptions reach the registry with --registry-user, else with the
+// given fallback credentials (deploy's pull user), else the Docker config.
+func registryOptions(c *cli.Context, fallbackUser, fallbackPassword string) image.Options {
+	o := image.Options{Insecure: c.Bool("insecure-registry"), Log: logger(c)}
+	o.Username, o.Password = c.String("registry-user"), c.String("registry-password")
+	if o.Username == "" {
+		o.Username, o.Password = fallbackUser, fallbackPassword
+	}
+	return o
 }
 
 // chartValues merges --values files, --set and --ingress-class.
@@ -114,69 +155,68 @@ func hosts(c *cli.Context, production bool) release.Hosts {
 	return h
 }
 
-// printJSON writes v as indented JSON to stdout.
-func printJSON(c *cli.Context, v any) error {
-	enc := json.NewEncoder(c.App.Writer)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func jsonOutput(c *cli.Context) bool { return c.String("output") == "json" }
-
-// writeDotenv writes KEY=VALUE for GitLab's artifacts:reports:dotenv.
-func writeDotenv(path, key, value string) error {
-	if path == "" {
-		return nil
-	}
-	return os.WriteFile(path, []byte(key+"="+value+"\n"), 0o644)
-}
-
-// withTimeout applies --timeout to the command's context, in this one place.
-func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(c.Context, c.Duration("timeout"))
-}
-
-// clusterAction is the Action of a command that works on the app in the
-// cluster: it checks --output, reads --app, connects, applies --timeout,
-// runs fn, and maps its error to an exit code.
-func clusterAction(fn func(ctx context.Context, c *cli.Context, cfg *release.Configuration, app string) error) cli.ActionFunc {
-	return func(c *cli.Context) error {
-		if err := checkOutput(c); err != nil {
-			return err
+// hoistGlobalFlags moves the global flags given before the command name to
+// just after it, where the command's own copies of them are parsed.
+// urfave/cli v2 has no persistent flags (v3 does): a command that defines a
+// flag reads its own copy, so `shipper --app x list` would otherwise ignore
+// --app. Flags given after the command name come later and still win, and
+// environment variables fill only the flags given nowhere. A flag the
+// command does not take stays where it is; anything this cannot parse is
+// left for urfave/cli to report.
+func hoistGlobalFlags(app *cli.App, args []string) []string {
+	takesValue := map[string]bool{}
+	for _, f := range app.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, name := range f.Names() {
+			takesValue[name] = !isBool
 		}
-		appName, err := app(c)
-		if err != nil {
-			return err
+	}
+	type given struct {
+		name   string
+		tokens []string
+	}
+	var before []given
+	i := 1
+	for i < len(args) {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			break
 		}
-		cfg, err := configuration(c)
-		if err != nil {
-			return releaseError(err)
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		tv, known := takesValue[name]
+		if !known {
+			return args
 		}
-		ctx, cancel := withTimeout(c)
-		defer cancel()
-		return releaseError(fn(ctx, c, cfg, appName))
+		n := 1
+		if tv && !hasValue {
+			n = 2
+		}
+		if i+n > len(args) {
+			return args
+		}
+		before = append(before, given{name, args[i : i+n]})
+		i += n
 	}
-}
-
-// releaseError maps internal/release errors to exit codes.
-func releaseError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case release.IsUsage(err):
-		return usageError{err}
-	case release.Unreachable(err):
-		return unreachableError{err}
+	if len(before) == 0 || i >= len(args) {
+		return args
 	}
-	return err
-}
-
-// checkOutput refuses an unknown --output before anything runs.
-func checkOutput(c *cli.Context) error {
-	switch o := c.String("output"); o {
-	case "text", "json":
-		return nil
-	default:
-		return usageError{fmt.Errorf("--output %q: must be text or json", o)}
+	cmd := app.Command(args[i])
+	if cmd == nil {
+		return args
 	}
+	defined := map[string]bool{}
+	for _, f := range cmd.Flags {
+		for _, name := range f.Names() {
+			defined[name] = true
+		}
+	}
+	kept, moved := []string{args[0]}, []string{args[i]}
+	for _, g := range before {
+		if defined[g.name] {
+			moved = append(moved, g.tokens...)
+		} else {
+			kept = append(kept, g.tokens...)
+		}
+	}
+	return append(append(kept, moved...), args[i+1:]...)
 }

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -68,10 +66,5 @@ func TestListTableGolden(t *testing.T) {
 		{Short: "3f9a1c2e", Status: "failed", Updated: now.Add(-3 * time.Hour), URL: "https://myapp-3f9a1c2e.example.com"},
 		{Short: "0b1c2d3e", Status: "deployed", Updated: now.Add(-50 * time.Hour), URL: "https://myapp-0b1c2d3e.example.com"},
 	}
-	var out bytes.Buffer
-	app := &cli.App{Writer: &out}
-	if err := printTable(cli.NewContext(app, nil, nil), commits, now); err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "list.txt", out.Bytes())
+	golden(t, "list.txt", []byte(table(commits, now)))
 }

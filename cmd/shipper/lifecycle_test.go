@@ -229,7 +229,11 @@ func TestSIGTERMDuringDeployLeavesNoPendingRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cm, err := release.NewStatus(cfg).Commit(context.Background(), appName, sha)
+	n, err := release.NewNames(appName, sha)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm, err := release.NewStatus(cfg).Commit(context.Background(), n)
 	if err != nil {
 		t.Fatal(err)
 	}

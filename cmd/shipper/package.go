@@ -6,10 +6,10 @@ import (
 	"os"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/urfave/cli/v2"
 
 	"github.com/shipper-dev/shipper/internal/image"
+	"github.com/shipper-dev/shipper/internal/release"
 )
 
 func packageCommand() *cli.Command {
@@ -22,11 +22,10 @@ Example (GitLab CI sets every default from its variables):
    shipper package --context . --image registry.example.com/group/app \
      --sha 7c77eb36 --entrypoint /app/server --port 8080
    # stdout: registry.example.com/group/app:7c77eb36@sha256:...`,
-		Flags: []cli.Flag{
+		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
-			&cli.StringFlag{Name: "image", Usage: "repository to push to", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
-			&cli.StringFlag{Name: "sha", Usage: "commit SHA; the tag is its first 8 characters", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
-			&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA for COMMIT_SHA and the revision annotation", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
+			&cli.StringFlag{Name: "image", Usage: "repository to push to; the tag is the short SHA", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+		}, commitFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
 			&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
 			&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch", EnvVars: []string{"SHIPPER_BASE"}},
@@ -40,12 +39,10 @@ Example (GitLab CI sets every default from its variables):
 			&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
 			&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
 			&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
-			&cli.StringFlag{Name: "registry-user", Usage: "registry user", EnvVars: []string{"SHIPPER_REGISTRY_USER", "CI_REGISTRY_USER"}},
-			&cli.StringFlag{Name: "registry-password", Usage: "registry password (never printed)", EnvVars: []string{"SHIPPER_REGISTRY_PASSWORD", "CI_REGISTRY_PASSWORD"}},
-			&cli.BoolFlag{Name: "insecure-registry", Usage: "allow plain HTTP to a registry not on loopback", EnvVars: []string{"SHIPPER_INSECURE_REGISTRY"}},
+		}, registryFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "digest-file", Usage: "also write the pushed reference to this file"},
-			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}},
-		},
+			verboseFlag(),
+		}),
 		OnUsageError: onUsageError,
 		Action:       runPackage,
 	}
@@ -54,22 +51,16 @@ Example (GitLab CI sets every default from its variables):
 func runPackage(c *cli.Context) error {
 	repo := c.String("image")
 	if repo == "" {
-		return usageError{fmt.Errorf("--image is empty: name the repository to push to (or set CI_REGISTRY_IMAGE)")}
+		return usageErrorf("--image is empty: name the repository to push to (or set CI_REGISTRY_IMAGE)")
 	}
-	sha, full := strings.ToLower(c.String("sha")), strings.ToLower(c.String("full-sha"))
-	if sha == "" {
-		sha = full
+	sha, err := release.CommitSHA(c.String("sha"), c.String("full-sha"))
+	if err != nil {
+		return err
 	}
-	if !isHex(sha, 7, 40) || full != "" && !isHex(full, 7, 40) {
-		return usageError{fmt.Errorf("--sha %q: must be 7 to 40 hexadecimal characters (or set CI_COMMIT_SHORT_SHA)", c.String("sha"))}
-	}
-	short := sha[:min(8, len(sha))]
-	if full == "" {
-		full = sha
-	}
+	short := release.ShortSHA(sha)
 	created, err := image.SourceDate(os.Getenv("SOURCE_DATE_EPOCH"), c.String("commit-time"))
 	if err != nil {
-		return usageError{err}
+		return err
 	}
 	entrypoint, err := words("--entrypoint", c.String("entrypoint"))
 	if err != nil {
@@ -83,20 +74,17 @@ func runPackage(c *cli.Context) error {
 		Context: c.String("context"), Workdir: c.String("workdir"), Base: c.String("base"),
 		Platforms: c.StringSlice("platform"), Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
 		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
-		SHA: full, ShortSHA: short, Source: c.String("source"), Created: created,
+		SHA: sha, ShortSHA: short, Source: c.String("source"), Created: created,
 	}
-	opts := image.Options{Insecure: c.Bool("insecure-registry"), Log: logger(c), Keychain: authn.DefaultKeychain}
-	if u := c.String("registry-user"); u != "" {
-		opts.Auth = &authn.Basic{Username: u, Password: c.String("registry-password")}
-	}
+	opts := registryOptions(c, "", "")
 	art, err := image.Build(c.Context, spec, opts)
 	if err != nil {
-		return imageError("packaging", err)
+		return fmt.Errorf("packaging: %w", err)
 	}
 	defer art.Close()
 	ref, err := image.Push(c.Context, art, repo, short, c.StringSlice("tag"), opts)
 	if err != nil {
-		return imageError("pushing", err)
+		return fmt.Errorf("pushing: %w", err)
 	}
 	if f := c.String("digest-file"); f != "" {
 		if err := os.WriteFile(f, []byte(ref+"\n"), 0o644); err != nil {
@@ -112,13 +100,9 @@ func words(flag, v string) ([]string, error) {
 	if strings.HasPrefix(strings.TrimSpace(v), "[") {
 		var out []string
 		if err := json.Unmarshal([]byte(v), &out); err != nil {
-			return nil, usageError{fmt.Errorf("%s %q: not a JSON array of strings: %v", flag, v, err)}
+			return nil, usageErrorf("%s %q: not a JSON array of strings: %v", flag, v, err)
 		}
 		return out, nil
 	}
 	return strings.Fields(v), nil
-}
-
-func isHex(s string, minLen, maxLen int) bool {
-	return len(s) >= minLen && len(s) <= maxLen && strings.Trim(s, "0123456789abcdef") == ""
 }

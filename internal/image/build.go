@@ -58,9 +58,12 @@ type Spec struct {
 
 // Options reach registries: credentials, plain HTTP, logging.
 type Options struct {
-	// Auth, when set, is used for every registry; else Keychain.
-	Auth     authn.Authenticator
-	Keychain authn.Keychain
+	// Username and Password, when Username is set, authenticate to every
+	// registry (GitLab's CI_REGISTRY_USER and CI_REGISTRY_PASSWORD); else
+	// Keychain does, go-containerregistry's DefaultKeychain (Docker's
+	// config.json) unless set.
+	Username, Password string
+	Keychain           authn.Keychain
 	// Insecure allows plain HTTP to registries that are not on loopback
 	// (go-containerregistry already uses HTTP for 127.0.0.1 and localhost).
 	Insecure bool
@@ -70,8 +73,8 @@ type Options struct {
 func (o Options) remote(ctx context.Context) []remote.Option {
 	opts := []remote.Option{remote.WithContext(ctx)}
 	switch {
-	case o.Auth != nil:
-		opts = append(opts, remote.WithAuth(o.Auth))
+	case o.Username != "":
+		opts = append(opts, remote.WithAuth(&authn.Basic{Username: o.Username, Password: o.Password}))
 	case o.Keychain != nil:
 		opts = append(opts, remote.WithAuthFromKeychain(o.Keychain))
 	default:

@@ -13,3 +13,7 @@ type InputError struct {
 
 func (e *InputError) Error() string { return fmt.Sprintf("%s: %v", e.Path, e.Err) }
 func (e *InputError) Unwrap() error { return e.Err }
+
+// BadInput marks e as the caller's mistake, as internal/release's
+// UsageError is marked: the CLI maps both to exit code 2 in one place.
+func (e *InputError) BadInput() bool { return true }

@@ -76,7 +76,7 @@ func spec(dir string) image.Spec {
 }
 
 func opts(reg *testenv.Registry) image.Options {
-	return image.Options{Auth: &authn.Basic{Username: reg.Username, Password: reg.Password}}
+	return image.Options{Username: reg.Username, Password: reg.Password}
 }
 
 // layerEntries reads the last layer of img as name -> header.
@@ -356,7 +356,7 @@ func TestRegistryFailuresPushNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer art.Close()
-		bad := image.Options{Auth: &authn.Basic{Username: reg.Username, Password: "wrong-password-1234"}}
+		bad := image.Options{Username: reg.Username, Password: "wrong-password-1234"}
 		_, err = image.Push(ctx, art, repo, shortSHA, nil, bad)
 		if !image.Unauthorized(err) || strings.Contains(err.Error(), "wrong-password-1234") {
 			t.Errorf("err = %v, want credentials refused, without the password", err)

@@ -22,7 +22,7 @@ func deployNoWait(b *testing.B, cfg *release.Configuration, app, sha, image stri
 	b.Helper()
 	d := release.NewDeploy(cfg)
 	d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
-	if _, err := d.Run(context.Background(), app, sha, image); err != nil {
+	if _, err := d.Run(context.Background(), names(b, app, sha), image); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -91,7 +91,7 @@ func BenchmarkPromote(b *testing.B) {
 		}
 		p := release.NewPromote(cfg)
 		p.Hosts = release.Hosts{Domain: "example.com"}
-		if _, err := p.Run(context.Background(), app, shas[i%2]); err != nil {
+		if _, err := p.Run(context.Background(), names(b, app, shas[i%2])); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -112,7 +112,7 @@ func BenchmarkList(b *testing.B) {
 	}
 	b.Run("shipper", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			got, err := release.NewList(cfg).Run(context.Background(), app)
+			got, err := release.NewList(cfg).Run(context.Background(), names(b, app, ""))
 			if err != nil {
 				b.Fatal(err)
 			}

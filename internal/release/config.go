@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -46,11 +47,17 @@ func WithLogger(l *slog.Logger) Option { return func(c *Configuration) { c.log =
 func WithChart(src ChartSource) Option { return func(c *Configuration) { c.chartSrc = src } }
 
 // NewConfiguration builds a Configuration that talks to the cluster of rc.
+// A nil rc gives an offline Configuration: enough for the Render methods,
+// which need the chart and no cluster, as `helm template` does.
 func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
-	c := &Configuration{rest: rest.CopyConfig(rc), log: slog.New(slog.DiscardHandler)}
+	c := &Configuration{log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(c)
 	}
+	if rc == nil {
+		return c, nil
+	}
+	c.rest = rest.CopyConfig(rc)
 	var err error
 	if c.client, err = kubernetes.NewForConfig(c.rest); err != nil {
 		return nil, err
@@ -65,6 +72,18 @@ func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
 	c.disco = memory.NewMemCacheClient(dc)
 	c.mapper = restmapper.NewDeferredDiscoveryRESTMapper(c.disco)
 	return c, nil
+}
+
+// errOffline is what an operation that needs the cluster returns on an
+// offline Configuration.
+var errOffline = errors.New("no cluster connection: this Configuration was made without a rest.Config")
+
+// online refuses an offline Configuration.
+func (c *Configuration) online() error {
+	if c.client == nil {
+		return errOffline
+	}
+	return nil
 }
 
 // Chart returns the chart, loading it on first use.

@@ -26,10 +26,12 @@ type Deleted struct {
 	Gone    bool   `json:"alreadyGone"`
 }
 
-// Run deletes commit sha of app.
-func (d *Delete) Run(ctx context.Context, app, sha string) (*Deleted, error) {
-	n, err := NewNames(app, sha)
-	if err != nil {
+// Run deletes commit n.
+func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
+	if err := n.check(true); err != nil {
+		return nil, err
+	}
+	if err := d.cfg.online(); err != nil {
 		return nil, err
 	}
 	ns, err := d.cfg.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
@@ -79,6 +81,7 @@ func (c *Configuration) uninstall(ctx context.Context, n Names) error {
 		return err
 	}
 	un := action.NewUninstall(cfg)
+	un.Timeout = helmTimeout(ctx)
 	if _, err := un.Run(n.Release); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
 		return fmt.Errorf("helm uninstall %s: %w", n.Release, err)
 	}

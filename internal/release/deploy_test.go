@@ -55,7 +55,11 @@ func (f *deployFixture) deploy(t *testing.T, sha string, mutate ...func(*release
 	for _, m := range mutate {
 		m(d)
 	}
-	return d.Run(context.Background(), f.app, sha, f.image)
+	n, err := release.NewNames(f.app, sha)
+	if err != nil {
+		return nil, err
+	}
+	return d.Run(context.Background(), n, f.image)
 }
 
 func (f *deployFixture) helm(t *testing.T, ns string) *helmaction.Configuration {
@@ -198,9 +202,10 @@ func TestDeployDiagnosesFailedRolloutAndNextDeployRepairs(t *testing.T) {
 		out        outcome
 		wantReason string
 		wantMsg    string
+		neverRan   bool // the container never started: no logs to ask for
 	}{
-		{"image pull", rolloutImagePullBackOff, "ImagePullBackOff", "Back-off pulling image"},
-		{"crash loop", rolloutCrashLoop, "CrashLoopBackOff", "last exit code 2"},
+		{"image pull", rolloutImagePullBackOff, "ImagePullBackOff", "Back-off pulling image", true},
+		{"crash loop", rolloutCrashLoop, "CrashLoopBackOff", "last exit code 2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newDeployFixture(t)
@@ -218,6 +223,9 @@ func TestDeployDiagnosesFailedRolloutAndNextDeployRepairs(t *testing.T) {
 			}
 			if len(re.Logs) == 0 {
 				t.Errorf("no log lines (nor why there are none) in %+v", re)
+			}
+			if never := len(re.Logs) == 1 && re.Logs[0] == "(no logs: the container never started)"; never != tc.neverRan {
+				t.Errorf("logs %q; want the never-started line: %t", re.Logs, tc.neverRan)
 			}
 			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("failure reported after %v, want within seconds (timeout is 30s)", took)

@@ -6,27 +6,44 @@
 //
 //	Configuration      clients, cached discovery and mapper, the chart (loaded
 //	                   once), a slog logger; helm(ns) gives Helm's action
-//	                   configuration for one namespace's release records
+//	                   configuration for one namespace's release records.
+//	                   NewConfiguration(nil) is offline: Render only
 //	NewNames           app + SHA -> release, namespace, production names (DNS-
-//	                   and Helm-safe, stable hash on truncation); Hosts -> hosts
-//	Deploy.Run         validate -> namespace -> Lease -> pull secret ->
+//	                   and Helm-safe, stable hash on truncation); CommitSHA and
+//	                   ShortSHA are the one SHA rule; Hosts -> hosts
+//	plan               names -> host -> URL -> values (user's, shipper's on top)
+//	                   -> schema check -> offline render; previewPlan and
+//	                   productionPlan, used by both Run and Render
+//	Deploy.Run         plan -> namespace -> Lease -> pull secret ->
 //	                   repair pending -> install|upgrade -> wait + diagnose
-//	Promote.Run        validate -> commit deployed? -> production namespace ->
+//	Promote.Run        plan -> commit deployed? -> production namespace ->
 //	                   Lease -> upgrade <app>-production (Ingress in the commit's
 //	                   namespace; new route created before the old is deleted)
+//	Deploy.Render,     the plan's manifest, offline (`helm template`)
+//	Promote.Render
 //	Rollback.Run       Lease -> pick revision (previous, SHA, number) -> target
 //	                   commit still deployed? -> Helm rollback
 //	Delete.Run         owned namespace? -> production Lease -> not live? ->
 //	                   Helm uninstall -> delete namespace
 //	List.Run, Status   labels only: namespaces + release-record metadata
-//	Render             offline `helm template` of either mode
+//
+// Every operation takes Names, made once by the caller, and the context
+// carries the only deadline (the CLI's --timeout); Helm's own timeouts are
+// set from it. Deploy.Timeout lets a library caller add one of its own.
 //
 // Names: a commit's release and namespace are "<app>-<short sha>";
 // production's are "<app>-production". Helm stores the labels
 // shipper.dev/app and shipper.dev/sha on every revision (and copies them on
 // rollback), so what production serves is read from one record's labels,
-// never by decoding releases.
+// never by decoding releases. Each release's chart app version is the
+// commit's short SHA, so `helm list -A` shows what runs.
 //
-// Bad input is a *UsageError returned before anything in the cluster
-// changes; a failed rollout is a *RolloutError naming pod, reason and logs.
+// Bad input is a *UsageError (its BadInput method is the mark the CLI
+// maps to exit code 2) returned before anything in the cluster changes; a
+// failed rollout is a *RolloutError naming pod, reason and logs.
+//
+// Files: one operation per file (deploy.go, promote.go, rollback.go,
+// delete.go, list.go, status.go); production.go holds what production is
+// and how it is read; plan.go what a release will be; install.go Helm's
+// install/upgrade with pending repair; commit.go the checks on a commit.
 package release

@@ -7,6 +7,8 @@ import (
 
 // UsageError is bad input: a name, a SHA, a value. Nothing was changed in
 // the cluster when an operation returns one; the CLI exits with code 2.
+// Its BadInput method is the mark the CLI maps, shared with
+// internal/image's InputError.
 type UsageError struct {
 	// Input names what was wrong ("app name", "--sha"), Value quotes it
 	// and Rule says what a good one looks like.
@@ -17,6 +19,9 @@ type UsageError struct {
 
 // Unwrap returns e.Err.
 func (e *UsageError) Unwrap() error { return e.Err }
+
+// BadInput marks e as the caller's mistake, not the cluster's.
+func (e *UsageError) BadInput() bool { return true }
 
 // ErrNoProduction is wrapped by the usage error of an operation that needs
 // a production release when the app has none.

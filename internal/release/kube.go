@@ -3,13 +3,10 @@ package release
 import (
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
 
-	"helm.sh/helm/v3/pkg/cli/values"
-	"helm.sh/helm/v3/pkg/getter"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -93,15 +90,4 @@ func Unreachable(err error) bool {
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
 	return errors.As(err, &ne) || errors.As(err, &ue) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci)
-}
-
-// ParseValues merges values files and --set expressions the way helm's
-// -f and --set do (later ones win).
-func ParseValues(files, sets []string) (map[string]any, error) {
-	opts := values.Options{ValueFiles: files, Values: sets}
-	v, err := opts.MergeValues(getter.Providers{})
-	if err != nil {
-		return nil, &UsageError{Input: "values", Value: fmt.Sprint(append(append([]string{}, files...), sets...)), Rule: err.Error()}
-	}
-	return v, nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -101,25 +100,4 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		}
 		return errors.New("lock on " + namespace + "/" + name + " not acquired")
 	}
-}
-
-// withProductionLock is withLock on the production release of n's app,
-// which must exist: a Lease cannot be created in a missing namespace, and
-// a missing production namespace means there is no production yet.
-func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func(context.Context) error) error {
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return errNoProduction(n)
-	}
-	if err != nil {
-		return fmt.Errorf("reading namespace %q: %w", n.ProductionNamespace, err)
-	}
-	if err := owned(ns, n.AppPart); err != nil {
-		return err
-	}
-	return c.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, fn)
-}
-
-func errNoProduction(n Names) error {
-	return &UsageError{Input: "app", Value: n.App, Rule: "has no production release: run `shipper promote` first", Err: ErrNoProduction}
 }

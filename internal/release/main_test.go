@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
@@ -14,4 +15,15 @@ func TestMain(m *testing.M) {
 	klog.LogToStderr(false)
 	klog.SetOutput(io.Discard)
 	testenv.Main(m)
+}
+
+// names is release.NewNames for inputs a test knows to be valid; sha may
+// be "" for the app alone.
+func names(tb testing.TB, app, sha string) release.Names {
+	tb.Helper()
+	n, err := release.NewNames(app, sha)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
 }

@@ -54,16 +54,37 @@ func NewNames(app, sha string) (Names, error) {
 	if sha == "" {
 		return n, nil
 	}
+	return n.WithSHA(sha)
+}
+
+// WithSHA returns the names of commit sha of n's app.
+func (n Names) WithSHA(sha string) (Names, error) {
 	s, err := ValidateSHA(sha)
 	if err != nil {
 		return Names{}, err
 	}
 	n.SHA = s
-	n.Short = s[:min(shortSHALen, len(s))]
+	n.Short = ShortSHA(s)
 	n.Release = n.AppPart + "-" + n.Short
 	n.Namespace = n.Release
 	return n, nil
 }
+
+// check refuses Names that NewNames did not make, or that name no commit
+// when commit is true: an operation's first step.
+func (n Names) check(commit bool) error {
+	if n.AppPart == "" {
+		return &UsageError{Input: "app name", Value: "", Rule: "is empty: name the app"}
+	}
+	if commit && n.SHA == "" {
+		return &UsageError{Input: "commit SHA", Value: "", Rule: "is empty: name the commit"}
+	}
+	return nil
+}
+
+// Image is the reference `shipper package` pushes commit n to in
+// repository: tagged with the short SHA.
+func (n Names) Image(repository string) string { return repository + ":" + n.Short }
 
 // ValidateSHA lowercases sha and checks it is 7 to 40 hex characters.
 func ValidateSHA(sha string) (string, error) {
@@ -73,6 +94,29 @@ func ValidateSHA(sha string) (string, error) {
 	}
 	return s, nil
 }
+
+// CommitSHA picks the SHA that names a commit from the pair GitLab gives
+// (CI_COMMIT_SHORT_SHA, CI_COMMIT_SHA): the full one when it extends the
+// short one or the short one is empty, so images and releases record the
+// whole SHA; otherwise the short one, which then names another commit than
+// the pipeline's (a promote or rollback job choosing an older commit). The
+// result is validated; empty input is a usage error naming --sha.
+func CommitSHA(short, full string) (string, error) {
+	short, full = strings.ToLower(strings.TrimSpace(short)), strings.ToLower(strings.TrimSpace(full))
+	sha := short
+	if full != "" && (short == "" || strings.HasPrefix(full, short)) {
+		sha = full
+	}
+	if sha == "" {
+		return "", &UsageError{Input: "commit SHA", Value: "", Rule: "is empty: name the commit with --sha (GitLab sets CI_COMMIT_SHORT_SHA)"}
+	}
+	return ValidateSHA(sha)
+}
+
+// ShortSHA is the part of a validated SHA that names its release, its
+// namespace, its hosts and its image tag: the first 8 characters, as
+// GitLab's CI_COMMIT_SHORT_SHA (all of it when shorter).
+func ShortSHA(sha string) string { return sha[:min(shortSHALen, len(sha))] }
 
 // Slug turns s into a DNS-1123 label: lowercase, runs of anything but
 // [a-z0-9] become one "-", no leading or trailing "-". It does not bound the

@@ -41,7 +41,7 @@ func (f *deployFixture) promote(t *testing.T, sha string) (*release.Production, 
 	t.Helper()
 	p := release.NewPromote(f.cfg)
 	p.Hosts = release.Hosts{Domain: "example.com"}
-	return p.Run(context.Background(), f.app, sha)
+	return p.Run(context.Background(), names(t, f.app, sha))
 }
 
 // liveIngress returns the namespaces holding the app's production Ingress.
@@ -68,7 +68,7 @@ func (f *deployFixture) productionIngresses(t *testing.T) []string {
 
 func (f *deployFixture) live(t *testing.T) *release.Production {
 	t.Helper()
-	p, err := release.NewStatus(f.cfg).Production(context.Background(), f.app)
+	p, err := release.NewStatus(f.cfg).Production(context.Background(), names(t, f.app, ""))
 	if err != nil {
 		t.Fatalf("status: %v", err)
 	}
@@ -113,7 +113,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 
 	rollback := func(to string) *release.Production {
 		t.Helper()
-		p, err := release.NewRollback(f.cfg).Run(ctx, f.app, to)
+		p, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), to)
 		if err != nil {
 			t.Fatalf("rollback %q: %v", to, err)
 		}
@@ -142,7 +142,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 
 	// B is live: deleting it is refused with the command to run first.
-	_, err = release.NewDelete(f.cfg).Run(ctx, f.app, shaB)
+	_, err = release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaB))
 	if !release.IsUsage(err) || !strings.Contains(err.Error(), "is live in production") || !strings.Contains(err.Error(), "shipper promote") {
 		t.Fatalf("delete of the live commit: err = %v, want a refusal naming the command to run", err)
 	}
@@ -151,7 +151,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 
 	// A is not live: it goes, release and namespace.
-	d, err := release.NewDelete(f.cfg).Run(ctx, f.app, shaA)
+	d, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaA))
 	if err != nil || d.Gone {
 		t.Fatalf("delete A = %+v, %v", d, err)
 	}
@@ -166,7 +166,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 
 	// Rolling back to the deleted commit is refused; production is unchanged.
-	if _, err := release.NewRollback(f.cfg).Run(ctx, f.app, shaA); err == nil || !strings.Contains(err.Error(), "does not exist") {
+	if _, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), shaA); err == nil || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("rollback to a deleted commit: err = %v, want a refusal", err)
 	}
 	if live := f.live(t); live.SHA != "bbbbbbbb" || live.Revision != 6 {
@@ -174,7 +174,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 
 	// A GitLab stop job that runs again succeeds with a note.
-	d, err = release.NewDelete(f.cfg).Run(ctx, f.app, shaA)
+	d, err = release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaA))
 	if err != nil {
 		t.Fatalf("second delete: %v", err)
 	}
@@ -185,7 +185,7 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 
 	// List: B live, A no longer deployed.
-	commits, err := release.NewList(f.cfg).Run(ctx, f.app)
+	commits, err := release.NewList(f.cfg).Run(ctx, names(t, f.app, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestDeleteLeavesForeignNamespacesAlone(t *testing.T) {
 	ctx := context.Background()
 
 	// kube-system as an app name addresses "kube-system-<sha>", never kube-system.
-	d, err := release.NewDelete(f.cfg).Run(ctx, "kube-system", shaA)
+	d, err := release.NewDelete(f.cfg).Run(ctx, names(t, "kube-system", shaA))
 	if err != nil || !d.Gone {
 		t.Errorf("delete of app kube-system = %+v, %v; want already gone", d, err)
 	}
@@ -259,7 +259,7 @@ func TestDeleteLeavesForeignNamespacesAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.cs.CoreV1().Namespaces().Delete(ctx, foreign, metav1.DeleteOptions{}) })
-	if _, err := release.NewDelete(f.cfg).Run(ctx, f.app, shaA); err == nil || !strings.Contains(err.Error(), "not created by shipper") {
+	if _, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaA)); err == nil || !strings.Contains(err.Error(), "not created by shipper") {
 		t.Errorf("delete of a foreign namespace: err = %v, want a refusal", err)
 	}
 	ns, err := f.cs.CoreV1().Namespaces().Get(ctx, foreign, metav1.GetOptions{})
@@ -296,19 +296,29 @@ func TestHelmCLISeesShipperReleases(t *testing.T) {
 		return out
 	}
 
-	var list []struct{ Name, Namespace, Status, Revision string }
-	if err := json.Unmarshal(helm("list", "-A", "-o", "json"), &list); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{f.app + "-aaaaaaaa": false, f.app + "-bbbbbbbb": false, prodNS: false}
-	for _, r := range list {
-		if _, ok := want[r.Name]; ok && r.Status == "deployed" && r.Namespace == r.Name {
-			want[r.Name] = true
+	// helm list -A shows each release, deployed in its own namespace, with
+	// the commit it runs as its APP VERSION (production: the live one).
+	appVersions := func() map[string]string {
+		t.Helper()
+		var list []struct {
+			Name, Namespace, Status, Revision string
+			AppVersion                        string `json:"app_version"`
 		}
+		if err := json.Unmarshal(helm("list", "-A", "-o", "json"), &list); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range list {
+			if r.Status == "deployed" && r.Namespace == r.Name {
+				got[r.Name] = r.AppVersion
+			}
+		}
+		return got
 	}
-	for name, seen := range want {
-		if !seen {
-			t.Errorf("helm list -A lacks %s deployed in its own namespace: %+v", name, list)
+	got := appVersions()
+	for name, version := range map[string]string{f.app + "-aaaaaaaa": "aaaaaaaa", f.app + "-bbbbbbbb": "bbbbbbbb", prodNS: "bbbbbbbb"} {
+		if got[name] != version {
+			t.Errorf("helm list -A: %s deployed in its own namespace with app version %q, want %q (all: %v)", name, got[name], version, got)
 		}
 	}
 
@@ -327,6 +337,9 @@ func TestHelmCLISeesShipperReleases(t *testing.T) {
 	live := f.live(t)
 	if live.SHA != "aaaaaaaa" || live.Revision != 3 {
 		t.Errorf("status after helm rollback = %s rev %d, want aaaaaaaa rev 3", live.SHA, live.Revision)
+	}
+	if v := appVersions()[prodNS]; v != "aaaaaaaa" {
+		t.Errorf("helm list -A after helm rollback: production app version %q, want aaaaaaaa", v)
 	}
 	if got := f.productionIngresses(t); len(got) != 1 || got[0] != f.app+"-aaaaaaaa" {
 		t.Errorf("after helm rollback production Ingresses in %v", got)

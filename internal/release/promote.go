@@ -3,25 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
-	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
-
-// Production is what production serves: which commit, since which
-// revision and when.
-type Production struct {
-	App      string    `json:"app"`
-	Release  string    `json:"release"`
-	SHA      string    `json:"sha"`
-	Target   string    `json:"target"`
-	Host     string    `json:"host"`
-	URL      string    `json:"url"`
-	Revision int       `json:"revision"`
-	Status   string    `json:"status"`
-	Since    time.Time `json:"since"`
-}
 
 // Promote points the production host at one commit. Production is its own
 // release "<app>-production" (its record in its own namespace, so it
@@ -45,24 +27,24 @@ type Promote struct {
 // NewPromote returns a Promote.
 func NewPromote(cfg *Configuration) *Promote { return &Promote{cfg: cfg} }
 
-// Run promotes commit sha of app. It refuses a commit whose release is
-// missing or not deployed.
-func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error) {
-	n, err := NewNames(app, sha)
+// Render returns the manifest of the production release Run would install
+// to route to commit n, without a cluster.
+func (p *Promote) Render(ctx context.Context, n Names) (string, error) {
+	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
+	if err != nil {
+		return "", err
+	}
+	return pl.manifest, nil
+}
+
+// Run promotes commit n. It refuses a commit whose release is missing or
+// not deployed.
+func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
+	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
 	if err != nil {
 		return nil, err
 	}
-	host, err := p.Hosts.Production(n)
-	if err != nil {
-		return nil, err
-	}
-	ch, err := p.cfg.Chart()
-	if err != nil {
-		return nil, err
-	}
-	url := p.Hosts.url(host)
-	vals := mergeValues(p.Values, productionValues(n, host, url))
-	if err := validateValues(ch, vals); err != nil {
+	if err := p.cfg.online(); err != nil {
 		return nil, err
 	}
 	if err := p.cfg.requireDeployed(ctx, n, cached); err != nil {
@@ -81,12 +63,12 @@ func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error)
 		if err := p.cfg.requireNamespace(ctx, n); err != nil {
 			return err
 		}
-		rel, err := p.cfg.installOrUpgrade(ctx, n.ProductionNamespace, n.ProductionRelease, ch, vals, releaseLabels(n))
+		rel, err := p.cfg.installOrUpgrade(ctx, pl)
 		if err != nil {
 			return err
 		}
 		prod = &Production{
-			App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: host, URL: url,
+			App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: pl.host, URL: pl.url,
 			Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
 		}
 		return nil
@@ -94,31 +76,6 @@ func (p *Promote) Run(ctx context.Context, app, sha string) (*Production, error)
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)
 	}
-	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "url", url)
+	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "url", pl.url)
 	return prod, nil
-}
-
-// requireDeployed refuses a commit whose preview release is missing or
-// whose latest revision is not deployed (failed, or pending).
-func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool) error {
-	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
-	if err != nil {
-		return err
-	}
-	if len(recs) == 0 {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s does not exist: run `shipper deploy --sha %s` first", n.Release, n.Short)}
-	}
-	if recs[0].Status != "deployed" {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[0].Status, n.Short)}
-	}
-	return nil
-}
-
-// requireNamespace refuses a commit whose namespace is gone or going.
-func (c *Configuration) requireNamespace(ctx context.Context, n Names) error {
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s was deleted meanwhile", n.Release)}
-	}
-	return err
 }

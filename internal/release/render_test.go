@@ -35,13 +35,20 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func testRender(t *testing.T, vals map[string]any) *Render {
+// offline is a Configuration without a cluster, as `shipper render` uses.
+func offline(t *testing.T) *Configuration {
 	t.Helper()
-	c, err := LoadChart(ChartSource{})
+	cfg, err := NewConfiguration(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Render{Chart: c, Hosts: Hosts{Domain: "example.com"}, Values: vals}
+	return cfg
+}
+
+func testDeploy(t *testing.T, vals map[string]any) *Deploy {
+	d := NewDeploy(offline(t))
+	d.Hosts, d.Values = Hosts{Domain: "example.com"}, vals
+	return d
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -53,10 +60,10 @@ func TestRenderGolden(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		vals   map[string]any
-		secret string
+		secret bool
 		prod   bool
 	}{
-		{name: "preview.yaml", secret: "myapp-pull"},
+		{name: "preview.yaml", secret: true},
 		{name: "preview-options.yaml", vals: map[string]any{
 			"replicaCount": 2,
 			"env":          map[string]any{"LOG_LEVEL": "debug"},
@@ -72,14 +79,18 @@ func TestRenderGolden(t *testing.T) {
 		{name: "production.yaml", prod: true, vals: map[string]any{"ingress": map[string]any{"className": "traefik"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := testRender(t, tc.vals)
-			r.PullSecret = tc.secret
 			var got string
 			var err error
 			if tc.prod {
-				got, err = r.Production(context.Background(), n)
+				p := NewPromote(offline(t))
+				p.Hosts, p.Values = Hosts{Domain: "example.com"}, tc.vals
+				got, err = p.Render(context.Background(), n)
 			} else {
-				got, err = r.Preview(context.Background(), n, digest)
+				d := testDeploy(t, tc.vals)
+				if tc.secret {
+					d.Credentials = &RegistryCredentials{}
+				}
+				got, err = d.Render(context.Background(), n, digest)
 			}
 			if err != nil {
 				t.Fatal(err)
@@ -104,7 +115,7 @@ func TestRenderRejectsBadValues(t *testing.T) {
 		{"bad digest", nil, "r.example.com/a@sha256:xyz", `invalid image "r.example.com/a@sha256:xyz"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := testRender(t, tc.vals).Preview(context.Background(), n, tc.image)
+			_, err := testDeploy(t, tc.vals).Render(context.Background(), n, tc.image)
 			if err == nil || !IsUsage(err) || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("err = %v, want a usage error mentioning %q", err, tc.wantErr)
 			}

@@ -23,16 +23,18 @@ type Rollback struct {
 // and Promote do.
 func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg, MaxHistory: maxHistory} }
 
-// Run rolls production of app back. to is "" (the previous revision), a
+// Run rolls production of n's app back. to is "" (the previous revision), a
 // revision number, or a commit SHA (its latest promotion). It refuses when
 // the target commit's release no longer exists.
-func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error) {
-	n, err := NewNames(app, "")
-	if err != nil {
+func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
+	if err := n.check(false); err != nil {
+		return nil, err
+	}
+	if err := r.cfg.online(); err != nil {
 		return nil, err
 	}
 	var prod *Production
-	err = r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
+	err := r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
 		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, consistent)
 		if err != nil {
 			return err
@@ -44,7 +46,7 @@ func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error)
 		if err != nil {
 			return err
 		}
-		tn, err := NewNames(n.AppPart, target.SHA)
+		tn, err := n.WithSHA(target.SHA)
 		if err != nil {
 			return fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
 		}
@@ -61,6 +63,7 @@ func (r *Rollback) Run(ctx context.Context, app, to string) (*Production, error)
 		rb := action.NewRollback(cfg)
 		rb.Version = target.Version
 		rb.MaxHistory = r.MaxHistory
+		rb.Timeout = helmTimeout(ctx)
 		if err := rb.Run(n.ProductionRelease); err != nil {
 			return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
 		}

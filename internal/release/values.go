@@ -1,7 +1,11 @@
 package release
 
 import (
+	"fmt"
 	"strings"
+
+	"helm.sh/helm/v3/pkg/cli/values"
+	"helm.sh/helm/v3/pkg/getter"
 )
 
 // Image is an image reference split the way the chart wants it. The
@@ -98,4 +102,15 @@ func mergeValues(base, over map[string]any) map[string]any {
 		out[k] = v
 	}
 	return out
+}
+
+// ParseValues merges values files and --set expressions the way helm's
+// -f and --set do (later ones win).
+func ParseValues(files, sets []string) (map[string]any, error) {
+	opts := values.Options{ValueFiles: files, Values: sets}
+	v, err := opts.MergeValues(getter.Providers{})
+	if err != nil {
+		return nil, &UsageError{Input: "values", Value: fmt.Sprint(append(append([]string{}, files...), sets...)), Rule: err.Error()}
+	}
+	return v, nil
 }

@@ -34,6 +34,9 @@ type RolloutError struct {
 	// definitive marks a failure that no retry can fix (the image does not
 	// exist, the container crashed again and again).
 	definitive bool
+	// started is true once the pod's app container has run at least once:
+	// before that it has no logs to show.
+	started bool
 }
 
 func (e *RolloutError) Error() string {
@@ -79,19 +82,17 @@ var fatalReasons = map[string]bool{
 // waitAvailable polls the Deployment until its rollout is complete, as
 // `kubectl rollout status` judges it (kubectl's own StatusViewer), and
 // looks at its pods on every round so that a failure that will not heal
-// is reported within seconds, not at the timeout.
+// is reported within seconds, not when ctx's deadline passes.
 //
 // Helm's own waiter (Install.Wait) is not used here: in Helm v3 it takes
 // no context, reports only "timed out", and keeps running after its caller
 // gives up. shipper needs the pod-level reason and a wait that stops the
 // moment the job is cancelled.
-func (c *Configuration) waitAvailable(ctx context.Context, ns, name string, timeout time.Duration) error {
+func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) error {
 	viewer, err := polymorphichelpers.StatusViewerFor(schema.GroupKind{Group: "apps", Kind: "Deployment"})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var last string
 	var diag *RolloutError
 	firstSeen := map[string]time.Time{} // pod/reason -> when first seen
@@ -135,14 +136,14 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string, time
 	case err == nil:
 		return nil
 	case errors.As(err, &re):
-		re.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, re.Pod, re.Reason == "CrashLoopBackOff")
+		re.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, re)
 		return re
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
 		if diag == nil {
 			diag = &RolloutError{Release: name, Reason: "Progressing", Message: last}
 		}
 		diag.TimedOut = true
-		diag.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, diag.Pod, diag.Reason == "CrashLoopBackOff")
+		diag.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, diag)
 		return diag
 	default:
 		return err
@@ -183,6 +184,26 @@ func (c *Configuration) diagnose(ctx context.Context, ns, release string) (*Roll
 // podProblem reads one pod's status the way a person would in
 // `kubectl describe pod`.
 func podProblem(p *corev1.Pod) *RolloutError {
+	d := podStatusProblem(p)
+	if d != nil {
+		d.started = appStarted(p)
+	}
+	return d
+}
+
+// appStarted reports whether the pod's app container has run at least
+// once (it may have crashed since): only then does it have logs.
+func appStarted(p *corev1.Pod) bool {
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.Name == appContainer {
+			return cs.State.Running != nil || cs.State.Terminated != nil ||
+				cs.LastTerminationState.Terminated != nil || cs.RestartCount > 0
+		}
+	}
+	return false
+}
+
+func podStatusProblem(p *corev1.Pod) *RolloutError {
 	for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
 		if w := cs.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" && w.Reason != "PodInitializing" {
 			msg := w.Message
@@ -205,16 +226,25 @@ func podProblem(p *corev1.Pod) *RolloutError {
 	return nil
 }
 
-// lastLogs returns up to 10 last log lines of the pod's app container, or
-// one line saying why there are none.
-func (c *Configuration) lastLogs(ctx context.Context, ns, pod string, previous bool) []string {
-	if pod == "" {
+// appContainer is the chart's container whose logs a failure shows.
+const appContainer = "app"
+
+// lastLogs returns up to 10 last log lines of the failing pod's app
+// container, or one line saying why there are none.
+func (c *Configuration) lastLogs(ctx context.Context, ns string, re *RolloutError) []string {
+	if re.Pod == "" {
 		return nil
+	}
+	if !re.started {
+		// Asking would only get the kubelet's 400 "waiting to start",
+		// which reaches the client as "the server rejected our request
+		// for an unknown reason".
+		return []string{"(no logs: the container never started)"}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	b, err := c.client.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{
-		Container: "app", TailLines: ptr.To[int64](10), Previous: previous,
+	b, err := c.client.CoreV1().Pods(ns).GetLogs(re.Pod, &corev1.PodLogOptions{
+		Container: appContainer, TailLines: ptr.To[int64](10), Previous: re.Reason == "CrashLoopBackOff",
 	}).DoRaw(ctx)
 	if err != nil {
 		return []string{"(logs unavailable: " + firstLine(err.Error()) + ")"}

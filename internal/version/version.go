@@ -18,10 +18,10 @@ var (
 
 // Info is shipper's build identity.
 type Info struct {
-	Version   string
-	Commit    string
-	GoVersion string
-	Platform  string
+	Version   string `json:"version"`
+	Commit    string `json:"commit"`
+	GoVersion string `json:"goVersion"`
+	Platform  string `json:"platform"`
 }
 
 // Get returns the build identity of the running binary.

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+// namesFunc reads the names a command works on from its flags: appNames or
+// commitNames.
+type namesFunc func(*cli.Context) (release.Names, error)
+
+// clusterAction is the Action of a command that works on the cluster: it
+// checks --output, reads the names, connects, sets --timeout as the
+// context's deadline (the only place it is applied), and runs fn.
+func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if err := checkOutput(c); err != nil {
+			return err
+		}
+		n, err := names(c)
+		if err != nil {
+			return err
+		}
+		cfg, err := configuration(c, true)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		defer cancel()
+		return fn(ctx, c, cfg, n)
+	}
+}
+
+// configuration builds the engine's Configuration: connected to the
+// cluster, or offline for render.
+func configuration(c *cli.Context, online bool) (*release.Configuration, error) {
+	opts := []release.Option{release.WithLogger(logger(c))}
+	if ref := c.String("chart"); ref != "" {
+		opts = append(opts, release.WithChart(release.ChartSource{Ref: ref}))
+	}
+	if !online {
+		return release.NewConfiguration(nil, opts...)
+	}
+	rc, err := release.KubeOptions{
+		Kubeconfig: c.String("kubeconfig"), Context: c.String("kube-context"),
+		URL: c.String("kube-url"), Token: c.String("kube-token"),
+		CAFile: c.String("kube-ca-file"), CAData: c.String("kube-ca"),
+		Insecure: c.Bool("insecure-skip-tls-verify"),
+	}.RESTConfig()
+	if err != nil {
+		return nil, err
+	}
+	return release.NewConfiguration(rc, opts...)
+}

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// checkOutput refuses an unknown --output before anything runs.
+func checkOutput(c *cli.Context) error {
+	switch o := c.String("output"); o {
+	case "text", "json":
+		return nil
+	default:
+		return usageErrorf("--output %q: must be text or json", o)
+	}
+}
+
+func jsonOutput(c *cli.Context) bool { return c.String("output") == "json" }
+
+// emit writes v to stdout: as indented JSON with -o json, else text.
+func emit(c *cli.Context, v any, text string) error {
+	if jsonOutput(c) {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	_, err := fmt.Fprint(c.App.Writer, text)
+	return err
+}
+
+// writeDotenv writes KEY=VALUE for GitLab's artifacts:reports:dotenv.
+func writeDotenv(path, key, value string) error {
+	if path == "" {
+		return nil
+	}
+	return os.WriteFile(path, []byte(key+"="+value+"\n"), 0o644)
+}

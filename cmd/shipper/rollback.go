@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+func rollbackCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rollback",
+		Usage: "return production to the previous promotion, or to a SHA or revision; print the SHA now live",
+		UsageText: `shipper rollback [--to SHA|REVISION]
+
+Examples:
+   shipper rollback --app myapp            # the promotion before the current one
+   shipper rollback --app myapp --to 3f9a1c2e
+   shipper rollback --app myapp --to 4     # a revision of helm history myapp-production`,
+		Flags: flags([]cli.Flag{
+			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous one)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
+		}, globalFlags()),
+		OnUsageError: onUsageError,
+		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
+			prod, err := release.NewRollback(cfg).Run(ctx, n, c.String("to"))
+			if err != nil {
+				return err
+			}
+			return emit(c, prod, prod.SHA+"\n")
+		}),
+	}
+}

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show production (live SHA, revision, since when) or one commit",
+		UsageText: `shipper status [--sha SHA] [-o json]
+
+Examples:
+   shipper status --app myapp                 # production
+   shipper status --app myapp --sha 7c77eb36  # one commit`,
+		// --sha without GitLab's variables: in a job, CI_COMMIT_SHORT_SHA
+		// would always turn status into the pipeline commit's status.
+		Flags:        flags([]cli.Flag{&cli.StringFlag{Name: "sha", Usage: "a commit instead of production"}}, globalFlags()),
+		OnUsageError: onUsageError,
+		Action: clusterAction(statusNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
+			st := release.NewStatus(cfg)
+			if n.SHA != "" {
+				cm, err := st.Commit(ctx, n)
+				if err != nil {
+					return err
+				}
+				return emit(c, cm, fmt.Sprintf("release:  %s\nsha:      %s\nstatus:   %s\nrevision: %d\nupdated:  %s\nurl:      %s\nlive:     %t\n",
+					cm.Release, cm.SHA, cm.Status, cm.Revision, cm.Updated.UTC().Format(time.RFC3339), cm.URL, cm.Live))
+			}
+			p, err := st.Production(ctx, n)
+			if err != nil {
+				return err
+			}
+			return emit(c, p, fmt.Sprintf("release:  %s\nlive:     %s (release %s)\nrevision: %d\nsince:    %s\nurl:      %s\n",
+				p.Release, p.SHA, p.Target, p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL))
+		}),
+	}
+}
+
+// statusNames are the names of the app, and of --sha when given.
+func statusNames(c *cli.Context) (release.Names, error) {
+	if c.String("sha") == "" {
+		return appNames(c)
+	}
+	return commitNames(c)
+}

@@ -1,0 +1,52 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Commit is one deployed commit of an app, as Deploy, List and Status
+// report it.
+type Commit struct {
+	App       string    `json:"app"`
+	SHA       string    `json:"sha"`
+	Short     string    `json:"short"`
+	Release   string    `json:"release"`
+	Namespace string    `json:"namespace"`
+	Host      string    `json:"host"`
+	URL       string    `json:"url"`
+	Image     string    `json:"image,omitempty"`
+	Revision  int       `json:"revision"`
+	Status    string    `json:"status"`
+	Updated   time.Time `json:"updated"`
+	Live      bool      `json:"live"`
+}
+
+// requireDeployed refuses a commit whose preview release is missing or
+// whose latest revision is not deployed (failed, or pending).
+func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool) error {
+	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s does not exist: run `shipper deploy --sha %s` first", n.Release, n.Short)}
+	}
+	if recs[0].Status != "deployed" {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[0].Status, n.Short)}
+	}
+	return nil
+}
+
+// requireNamespace refuses a commit whose namespace is gone or going.
+func (c *Configuration) requireNamespace(ctx context.Context, n Names) error {
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s was deleted meanwhile", n.Release)}
+	}
+	return err
+}

@@ -1,0 +1,87 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
+)
+
+// repairPending marks a release left pending-install, pending-upgrade or
+// pending-rollback as failed, so the next Helm action can proceed instead
+// of stopping at "another operation is in progress". Call it only while
+// holding the release's lock: then no other shipper is mid-operation and
+// the pending state is a leftover of a killed process. It returns the last
+// release record (nil when there is none).
+func (c *Configuration) repairPending(cfg *action.Configuration, name string) (*release.Release, error) {
+	last, err := cfg.Releases.Last(name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading release %q: %w", name, err)
+	}
+	if !last.Info.Status.IsPending() {
+		return last, nil
+	}
+	was := last.Info.Status
+	last.SetStatus(release.StatusFailed, fmt.Sprintf("marked failed by shipper: left %s by an interrupted operation", was))
+	if err := cfg.Releases.Update(last); err != nil {
+		return nil, fmt.Errorf("repairing release %q left %s: %w", name, was, err)
+	}
+	c.log.Warn("repaired a release left pending by an interrupted operation", "release", name, "revision", last.Version, "was", was)
+	return last, nil
+}
+
+// installOrUpgrade is `helm upgrade --install` for a release whose lock the
+// caller holds: a release left pending by a killed process is repaired
+// first, then the release is installed when it has no record, upgraded
+// otherwise (Helm upgrades a release whose only revisions failed, too).
+func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release.Release, error) {
+	cfg, err := c.helm(p.namespace)
+	if err != nil {
+		return nil, err
+	}
+	last, err := c.repairPending(cfg, p.release)
+	if err != nil {
+		return nil, err
+	}
+	// The plan checked the values against the chart's schema before
+	// anything changed, so Helm need not do it again; and the apiserver
+	// validates every object it is sent, so Helm's client-side OpenAPI
+	// validation (which downloads and parses the OpenAPI documents on every
+	// run, about half of a deploy's time) is skipped.
+	if last == nil {
+		c.log.Info("installing", "release", p.release, "namespace", p.namespace)
+		in := action.NewInstall(cfg)
+		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
+		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true
+		in.Timeout = helmTimeout(ctx)
+		return in.RunWithContext(ctx, p.chart, p.values)
+	}
+	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
+	up := action.NewUpgrade(cfg)
+	up.Namespace, up.Labels = p.namespace, p.labels
+	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
+	up.MaxHistory = maxHistory
+	up.Timeout = helmTimeout(ctx)
+	return up.RunWithContext(ctx, p.release, p.chart, p.values)
+}
+
+// markFailed records that rel did not become available, so that `helm
+// list` tells the truth and the next deploy of the same commit upgrades
+// (repairs) it. It returns cause.
+func (c *Configuration) markFailed(ns string, rel *release.Release, cause error) error {
+	cfg, err := c.helm(ns)
+	if err != nil {
+		return cause
+	}
+	rel.SetStatus(release.StatusFailed, firstLine(cause.Error()))
+	if err := cfg.Releases.Update(rel); err != nil {
+		c.log.Warn("could not mark the release failed", "release", rel.Name, "error", err)
+	}
+	return cause
+}

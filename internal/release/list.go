@@ -1,0 +1,89 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// List reports every deployed commit of an app.
+type List struct{ cfg *Configuration }
+
+// NewList returns a List.
+func NewList(cfg *Configuration) *List { return &List{cfg: cfg} }
+
+// Run lists the commits of n's app, newest first, with the live one marked. It
+// makes three requests whatever the number of releases in the cluster:
+// the app's namespaces, the labels of its release records (metadata only),
+// and production's record.
+func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
+	if err := n.check(false); err != nil {
+		return nil, err
+	}
+	if err := l.cfg.online(); err != nil {
+		return nil, err
+	}
+	nss, err := l.cfg.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
+		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
+	}
+	recs, err := l.cfg.records(ctx, "", LabelApp+"="+n.AppPart, consistent)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]record{} // release name -> newest revision
+	live := ""
+	for _, r := range recs {
+		if cur, ok := latest[r.Name]; !ok || r.Version > cur.Version {
+			latest[r.Name] = r
+		}
+		if r.Name == n.ProductionRelease && r.Status == "deployed" {
+			live = r.SHA
+		}
+	}
+	out := make([]Commit, 0, len(nss.Items))
+	for _, ns := range nss.Items {
+		c := Commit{
+			App: n.AppPart, Short: ns.Labels[LabelSHA], SHA: ns.Annotations[AnnotationSHA],
+			Release: ns.Name, Namespace: ns.Name, URL: ns.Annotations[AnnotationURL],
+			Status: "missing", Updated: ns.CreationTimestamp.Time,
+		}
+		c.Host = strings.TrimPrefix(strings.TrimPrefix(c.URL, "https://"), "http://")
+		if r, ok := latest[ns.Name]; ok {
+			c.Revision, c.Status, c.Updated = r.Version, r.Status, r.Created
+		}
+		if ns.DeletionTimestamp != nil {
+			c.Status = "deleting"
+		}
+		c.Live = live != "" && c.Short == live
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Updated.Equal(out[j].Updated) {
+			return out[i].Updated.After(out[j].Updated)
+		}
+		return out[i].Release < out[j].Release
+	})
+	return out, nil
+}
+
+// Age formats how long ago t was, as kubectl does ("5m", "3h", "2d").
+func Age(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd", int(d.Hours()/24))
+	}
+}

@@ -1,0 +1,157 @@
+package release
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+)
+
+// plan is one release as an operation will install it: its names, the
+// host it serves, and its chart values (the user's, with shipper's on
+// top), checked against the chart and rendered offline. Each kind of
+// release has one constructor (previewPlan, productionPlan); an
+// operation's Run installs its plan and its Render prints the same plan's
+// manifest, so `shipper render` shows what deploy and promote apply by
+// construction, and bad values are refused before anything changes.
+type plan struct {
+	names              Names
+	release, namespace string
+	host, url          string
+	// chart is the Configuration's chart with the commit's short SHA as its
+	// app version, so `helm list` shows what each release runs.
+	chart  *chart.Chart
+	values map[string]any
+	// labels are stored on every revision's Helm record (see records.go).
+	labels map[string]string
+	// manifest is the offline rendering, `helm template`'s output.
+	manifest string
+}
+
+// previewPlan is the release of commit n running img; pullSecret says
+// whether Deploy writes the image pull secret.
+func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, img Image, pullSecret bool) (*plan, error) {
+	if err := n.check(true); err != nil {
+		return nil, err
+	}
+	host, err := hosts.Preview(n)
+	if err != nil {
+		return nil, err
+	}
+	secret := ""
+	if pullSecret {
+		secret = PullSecretName
+	}
+	url := hosts.url(host)
+	vals := mergeValues(user, previewValues(n, host, url, img, secret))
+	return c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
+}
+
+// productionPlan is the production release of n's app routing to commit n.
+func (c *Configuration) productionPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any) (*plan, error) {
+	if err := n.check(true); err != nil {
+		return nil, err
+	}
+	host, err := hosts.Production(n)
+	if err != nil {
+		return nil, err
+	}
+	url := hosts.url(host)
+	vals := mergeValues(user, productionValues(n, host, url))
+	return c.newPlan(ctx, n, n.ProductionRelease, n.ProductionNamespace, host, url, vals)
+}
+
+func (c *Configuration) newPlan(ctx context.Context, n Names, release, namespace, host, url string, vals map[string]any) (*plan, error) {
+	ch, err := c.Chart()
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{
+		names: n, release: release, namespace: namespace, host: host, url: url,
+		chart: withAppVersion(ch, n.Short), values: vals, labels: releaseLabels(n),
+	}
+	if err := p.validate(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// validate checks the values against the chart's schema, then renders the
+// chart offline, as `helm template` does. Either failure is the values'
+// (or the chart's) fault and a *UsageError; nothing in the cluster has
+// changed yet. Helm renders again when it installs, with the cluster's
+// capabilities: a chart that renders offline but fails against the cluster
+// (a `lookup`, a kubeVersion constraint) fails there, before Helm creates
+// anything, but after shipper made the namespace.
+func (p *plan) validate(ctx context.Context) error {
+	merged, err := chartutil.CoalesceValues(p.chart, p.values)
+	if err != nil {
+		return &UsageError{Input: "values", Value: firstLine(err.Error()), Rule: "must be a YAML map"}
+	}
+	if err := chartutil.ValidateAgainstSchema(p.chart, merged); err != nil {
+		return &UsageError{Input: "values", Value: schemaProblems(err), Rule: "they break the chart's values.schema.json"}
+	}
+	in := action.NewInstall(new(action.Configuration))
+	in.ClientOnly, in.DryRun, in.Replace = true, true, true
+	in.ReleaseName, in.Namespace = p.release, p.namespace
+	in.KubeVersion = &chartutil.DefaultCapabilities.KubeVersion
+	in.SkipSchemaValidation = true // just done, with a better message
+	rel, err := in.RunWithContext(ctx, p.chart, p.values)
+	if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		return &UsageError{Input: "values", Value: strings.ReplaceAll(err.Error(), "\n", " "), Rule: "the chart refused them"}
+	}
+	p.manifest = rel.Manifest
+	return nil
+}
+
+// schemaProblems joins the violations Helm's ValidateAgainstSchema lists,
+// one per "- " line under the chart's name. Helm returns them as text
+// only (no typed error in v3), so this is the one place that reads it.
+func schemaProblems(err error) string {
+	var problems []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if p, ok := strings.CutPrefix(strings.TrimSpace(l), "- "); ok {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) == 0 {
+		return strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	return strings.Join(problems, "; ")
+}
+
+// withAppVersion returns a shallow copy of ch whose app version is v:
+// Helm records the chart's AppVersion on each release, and `helm list`
+// shows it as APP VERSION, so each release names the commit it runs.
+func withAppVersion(ch *chart.Chart, v string) *chart.Chart {
+	c := *ch
+	md := *ch.Metadata
+	md.AppVersion = v
+	c.Metadata = &md
+	return &c
+}
+
+// helmTimeout is the time left before ctx's deadline, for the Timeout
+// fields of Helm's actions (hooks, resource waits), so Helm gives up when
+// the operation does instead of after a timeout of its own.
+func helmTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(time.Until(dl), time.Second)
+	}
+	return 5 * time.Minute // Helm's own default
+}
+
+// withTimeout bounds ctx by d when d is set: library callers may give an
+// operation a timeout of its own; the CLI sets one deadline on the context.
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d > 0 {
+		return context.WithTimeout(ctx, d)
+	}
+	return context.WithCancel(ctx)
+}

@@ -1,0 +1,72 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Production is what production serves: which commit, since which
+// revision and when.
+type Production struct {
+	App      string    `json:"app"`
+	Release  string    `json:"release"`
+	SHA      string    `json:"sha"`
+	Target   string    `json:"target"`
+	Host     string    `json:"host"`
+	URL      string    `json:"url"`
+	Revision int       `json:"revision"`
+	Status   string    `json:"status"`
+	Since    time.Time `json:"since"`
+}
+
+// production reads what production serves now from the deployed revision's
+// labels and the live Ingress: two requests, no release decoding. It sees
+// a `helm rollback` done with the helm CLI like shipper's own.
+func (c *Configuration) production(ctx context.Context, n Names) (*Production, error) {
+	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, errNoProduction(n)
+	}
+	target := n.AppPart + "-" + rec.SHA
+	p := &Production{
+		App: n.AppPart, Release: n.ProductionRelease, SHA: rec.SHA, Target: target,
+		Revision: rec.Version, Status: rec.Status, Since: rec.Created,
+	}
+	ing, err := c.client.NetworkingV1().Ingresses(target).Get(ctx, n.ProductionRelease, metav1.GetOptions{})
+	switch {
+	case err == nil && len(ing.Spec.Rules) > 0:
+		p.Host = ing.Spec.Rules[0].Host
+		p.URL = nonEmpty(ing.Annotations[AnnotationURL], "https://"+p.Host)
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("reading the production Ingress: %w", err)
+	}
+	return p, nil
+}
+
+// withProductionLock is withLock on the production release of n's app,
+// which must exist: a Lease cannot be created in a missing namespace, and
+// a missing production namespace means there is no production yet.
+func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func(context.Context) error) error {
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return errNoProduction(n)
+	}
+	if err != nil {
+		return fmt.Errorf("reading namespace %q: %w", n.ProductionNamespace, err)
+	}
+	if err := owned(ns, n.AppPart); err != nil {
+		return err
+	}
+	return c.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, fn)
+}
+
+func errNoProduction(n Names) error {
+	return &UsageError{Input: "app", Value: n.App, Rule: "has no production release: run `shipper promote` first", Err: ErrNoProduction}
+}
