@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 
 	"github.com/urfave/cli/v2"
 	"k8s.io/klog/v2"
@@ -37,7 +38,27 @@ func (e usageError) BadInput() bool { return true }
 
 func usageErrorf(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error { return usageError{err} }
+// onUsageError receives urfave/cli's and the flag package's parse errors,
+// which quote the value they could not parse, some twice ("could not parse
+// \"…\" as duration value from environment variable \"SHIPPER_TIMEOUT\" for
+// flag timeout: time: invalid duration \"…\""): a secret put in the wrong
+// variable would reach the job log. Every quoted string but a variable's
+// name is dropped; the flag and the reason stay.
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	msg := quoted.ReplaceAllStringFunc(err.Error(), func(q string) string {
+		if envName.MatchString(q) {
+			return q
+		}
+		return "(value not shown)"
+	})
+	return usageError{errors.New(msg)}
+}
+
+var (
+	// quoted matches a Go-quoted string, as %q writes it.
+	quoted  = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+	envName = regexp.MustCompile(`^"[A-Z][A-Z0-9_]*"$`)
+)
 
 // exitCode maps an outcome to an exit code, in this one place.
 func exitCode(err error) int {

@@ -206,3 +206,62 @@ func TestKlogIsSilentWithoutVerbose(t *testing.T) {
 		t.Errorf("exit %d; klog wrote %q to the process's stderr and %q to the command's", code, leaked, stderr.String())
 	}
 }
+
+// TestFlagParseErrorsNeverPrintTheValue: a secret put into the wrong
+// variable or flag, or into a --set with a broken item, must not reach the
+// job log through a parse error.
+func TestFlagParseErrorsNeverPrintTheValue(t *testing.T) {
+	const secret = "s3cret-Token-0042"
+	render := []string{"render", "--app", "a", "--sha", "7c77eb36", "--domain", "example.com", "--image", "r.example.com/a:1"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+	}{
+		{"--set with a broken item", nil, append(render, "--set", "env.DB_PASSWORD="+secret+",broken")},
+		{"--set as the second of several", nil, append(render, "--set", "replicaCount=2", "--set", "env.X="+secret+",a[=1")},
+		{"duration flag", nil, append(render, "--timeout", secret)},
+		{"duration from the environment", map[string]string{"SHIPPER_TIMEOUT": secret}, render},
+		{"bool from the environment", map[string]string{"SHIPPER_WAIT": secret}, []string{"deploy", "--app", "a", "--sha", "7c77eb36"}},
+		{"bool flag with a value", nil, append(render, "--production="+secret)},
+		{"int flag", nil, []string{"package", "--image", "r.example.com/a", "--sha", "7c77eb36", "--port", secret}},
+		{"url scheme", nil, append(render, "--url-scheme", secret+"\nEVIL=1")},
+		{"values file", nil, append(render, "-f", brokenValues(t, "env:\n  DB_PASSWORD: "+secret+"\n bad: [\n"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"shipper"}, tc.args...), &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if code != exitUsage || strings.Contains(out, secret) || strings.Count(strings.TrimSpace(stderr.String()), "\n") != 0 {
+				t.Errorf("exit %d, output:\n%s\nwant exit 2 and one line without the value", code, out)
+			}
+		})
+	}
+}
+
+func TestWriteDotenvRefusesLineBreaks(t *testing.T) {
+	path := t.TempDir() + "/deploy.env"
+	if err := writeDotenv(path, "SHIPPER_URL", "https://a.example.com\nEVIL=1"); err == nil {
+		t.Error("a value with a line break was written")
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("the dotenv file exists after a refusal (%v)", err)
+	}
+	if err := writeDotenv(path, "SHIPPER_URL", "https://a.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "SHIPPER_URL=https://a.example.com\n" {
+		t.Errorf("dotenv %q", b)
+	}
+}
+
+func brokenValues(t *testing.T, content string) string {
+	path := t.TempDir() + "/values.yaml"
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

@@ -37,7 +37,10 @@ func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context,
 // configuration builds the engine's Configuration: connected to the
 // cluster, or offline for render.
 func configuration(c *cli.Context, online bool) (*release.Configuration, error) {
-	opts := []release.Option{release.WithLogger(logger(c))}
+	opts := []release.Option{
+		release.WithLogger(logger(c)),
+		release.WithProject(release.Project{ID: c.String("project-id"), Path: c.String("project-path")}),
+	}
 	if ref := c.String("chart"); ref != "" {
 		opts = append(opts, release.WithChart(release.ChartSource{Ref: ref}))
 	}

@@ -26,7 +26,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kube-ca-file", Usage: "PEM file of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA_FILE", "KUBE_CA_PEM_FILE"}},
 		&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
 		&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
-		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_NAME"}},
+		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names and hosts", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_PATH_SLUG", "CI_PROJECT_NAME"}},
+		&cli.StringFlag{Name: "project-id", Usage: "GitLab project that owns the app: recorded on what shipper creates, and no other project's app is touched", EnvVars: []string{"SHIPPER_PROJECT_ID", "CI_PROJECT_ID"}},
+		&cli.StringFlag{Name: "project-path", Usage: "that project's path, named in messages", EnvVars: []string{"SHIPPER_PROJECT_PATH", "CI_PROJECT_PATH"}},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
 		outputFlag(),
 		verboseFlag(),
@@ -94,7 +96,7 @@ func flags(sets ...[]cli.Flag) []cli.Flag {
 func appNames(c *cli.Context) (release.Names, error) {
 	a := c.String("app")
 	if a == "" {
-		return release.Names{}, usageErrorf("--app is empty: name the app (or set SHIPPER_APP; GitLab sets CI_PROJECT_NAME)")
+		return release.Names{}, usageErrorf("--app is empty: name the app (or set SHIPPER_APP; GitLab sets CI_PROJECT_PATH_SLUG)")
 	}
 	return release.NewNames(a, "")
 }

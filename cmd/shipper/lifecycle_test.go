@@ -9,46 +9,54 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/client-go/rest"
 
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
-// shipperRules are the permissions README.md tells users to grant
-// shipper's ServiceAccount; the CLI tests run with exactly these.
-var shipperRules = []rbacv1.PolicyRule{
-	{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"get", "list", "create", "delete"}},
-	{
-		APIGroups: []string{"", "apps", "networking.k8s.io", "autoscaling", "policy", "coordination.k8s.io"},
-		Resources: []string{"secrets", "services", "deployments", "ingresses", "horizontalpodautoscalers", "poddisruptionbudgets", "leases"},
-		Verbs:     []string{"get", "list", "watch", "create", "update", "patch", "delete"},
-	},
-	{APIGroups: []string{""}, Resources: []string{"pods", "pods/log"}, Verbs: []string{"get", "list"}},
+// leastPrivilege applies deploy/rbac, the access README.md tells users to
+// grant, once per test binary; the CLI tests run with a token of its
+// ServiceAccount, so the manifests are proven sufficient.
+var leastPrivilege struct {
+	once sync.Once
+	err  error
+}
+
+// shipperToken is a token of deploy/rbac's ServiceAccount.
+func shipperToken(t *testing.T, env *testenv.Env) *rest.Config {
+	t.Helper()
+	leastPrivilege.once.Do(func() { leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac") })
+	if leastPrivilege.err != nil {
+		t.Fatalf("applying deploy/rbac: %v", leastPrivilege.err)
+	}
+	cfg, err := env.Token(context.Background(), "shipper-system", "shipper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // gitlabEnv is what a GitLab job of this project would have, pointing at
-// the test control plane and registry with a ServiceAccount token holding
-// only shipperRules: no flags are needed.
+// the test control plane and registry with a token of deploy/rbac's
+// ServiceAccount: no flags are needed.
 func gitlabEnv(t *testing.T, env *testenv.Env, appName, sha string) map[string]string {
 	t.Helper()
 	ca, err := os.ReadFile(env.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin, err := env.NewIdentity(context.Background(), testenv.Identity{
-		Namespace: env.Namespace(t), Name: "shipper", ClusterRules: shipperRules,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	admin := shipperToken(t, env)
 	reg := env.Registry
 	return map[string]string{
 		"CI_PROJECT_NAME":          appName,
+		"CI_PROJECT_ID":            "4242",
+		"CI_PROJECT_PATH":          "group/" + appName,
 		"CI_COMMIT_SHORT_SHA":      sha[:8],
 		"CI_COMMIT_SHA":            sha,
 		"CI_COMMIT_TIMESTAMP":      "2026-11-25T19:44:38+00:00",
@@ -154,6 +162,11 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 	if !strings.Contains(r.stderr, "is live in production") || !strings.Contains(r.stderr, "shipper promote") {
 		t.Errorf("delete of the live commit: stderr %q", r.stderr)
 	}
+	// The refusal releases the Lease; client-go's complaint about that
+	// ("Error retrieving lease lock ... context canceled") stays in klog.
+	if lines := strings.Split(strings.TrimSpace(r.stderr), "\n"); len(lines) != 1 || strings.Contains(r.stderr, "leaderelection") {
+		t.Errorf("delete of the live commit: want one error line on stderr, got:\n%s", r.stderr)
+	}
 	step(envB, 0, "delete")
 	r = step(envB, 0, "delete")
 	if !strings.Contains(r.stderr, "already gone") && !strings.Contains(r.stderr, "deleted") {
@@ -225,7 +238,7 @@ func TestSIGTERMDuringDeployLeavesNoPendingRelease(t *testing.T) {
 		t.Errorf("deploy took %v to stop after SIGTERM", took)
 	}
 
-	cfg, err := release.NewConfiguration(env.AdminConfig())
+	cfg, err := release.NewConfiguration(env.AdminConfig(), release.WithProject(release.Project{ID: e["CI_PROJECT_ID"]}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -31,10 +32,16 @@ func emit(c *cli.Context, v any, text string) error {
 	return err
 }
 
-// writeDotenv writes KEY=VALUE for GitLab's artifacts:reports:dotenv.
+// writeDotenv writes KEY=VALUE for GitLab's artifacts:reports:dotenv. The
+// value is a URL built from validated hosts and scheme; a line break in it
+// would add variables to every later job of the pipeline, so one is
+// refused here too.
 func writeDotenv(path, key, value string) error {
 	if path == "" {
 		return nil
+	}
+	if strings.ContainsAny(value, "\r\n\x00") {
+		return fmt.Errorf("writing %s: the value of %s holds a line break", path, key)
 	}
 	return os.WriteFile(path, []byte(key+"="+value+"\n"), 0o644)
 }

@@ -42,11 +42,15 @@ func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool
 	return nil
 }
 
-// requireNamespace refuses a commit whose namespace is gone or going.
+// requireNamespace refuses a commit whose namespace is gone or going, or
+// is not this project's.
 func (c *Configuration) requireNamespace(ctx context.Context, n Names) error {
 	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil {
 		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s was deleted meanwhile", n.Release)}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return c.owned(ns, n)
 }

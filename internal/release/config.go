@@ -31,6 +31,8 @@ type Configuration struct {
 	mapper   meta.RESTMapper
 	log      *slog.Logger
 	chartSrc ChartSource
+	project  Project
+	self     self
 
 	chartOnce sync.Once
 	chart     *chart.Chart
@@ -53,6 +55,9 @@ func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
 	c := &Configuration{log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(c)
+	}
+	if err := c.project.validate(); err != nil {
+		return nil, err
 	}
 	if rc == nil {
 		return c, nil

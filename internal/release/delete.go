@@ -34,6 +34,13 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if err := d.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := d.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
+	n, _, err := d.cfg.resolveCommit(ctx, n)
+	if err != nil {
+		return nil, err
+	}
 	ns, err := d.cfg.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		d.cfg.log.Info("already gone", "release", n.Release)
@@ -42,11 +49,11 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading namespace %q: %w", n.Namespace, err)
 	}
-	if err := owned(ns, n.AppPart); err != nil || ns.Labels[LabelRole] != RolePreview {
-		if err == nil {
-			err = fmt.Errorf("namespace %q is not a preview namespace (role %q)", n.Namespace, ns.Labels[LabelRole])
-		}
+	if err := d.cfg.owned(ns, n); err != nil {
 		return nil, err
+	}
+	if role := ns.Labels[LabelRole]; role != RolePreview {
+		return nil, &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("namespace %q is not a preview namespace (role %q)", n.Namespace, role)}
 	}
 	del := func(ctx context.Context) error {
 		// Under production's lock, so a promote of this commit cannot slip

@@ -60,14 +60,28 @@ func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, err
 func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error) {
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
-	p, img, err := d.plan(ctx, n, image)
-	if err != nil {
+	if err := n.check(true); err != nil {
 		return nil, err
 	}
 	if err := d.cfg.online(); err != nil {
 		return nil, err
 	}
-	err = d.cfg.ensureNamespace(ctx, n.Namespace, n.AppPart, RolePreview,
+	if err := d.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
+	n, found, err := d.cfg.resolveCommit(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if !found && len(n.SHA) < shortSHALen {
+		return nil, &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
+			"names no deployed commit, and a new one needs at least %d characters (GitLab's CI_COMMIT_SHORT_SHA has 8; CI_COMMIT_SHA all 40)", shortSHALen)}
+	}
+	p, img, err := d.plan(ctx, n, image)
+	if err != nil {
+		return nil, err
+	}
+	err = d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview,
 		map[string]string{LabelSHA: n.Short},
 		map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA})
 	if err != nil {

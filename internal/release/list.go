@@ -27,13 +27,20 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 	if err := l.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := l.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
 	nss, err := l.cfg.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
 		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
 	}
-	recs, err := l.cfg.records(ctx, "", LabelApp+"="+n.AppPart, consistent)
+	spaces := []string{n.ProductionNamespace}
+	for _, ns := range nss.Items {
+		spaces = append(spaces, ns.Name)
+	}
+	recs, err := l.cfg.appRecords(ctx, n, spaces)
 	if err != nil {
 		return nil, err
 	}

@@ -3,8 +3,10 @@ package release
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 
+	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -51,10 +53,35 @@ func NewNames(app, sha string) (Names, error) {
 	n := Names{App: slug, AppPart: appPart(slug)}
 	n.ProductionRelease = n.AppPart + "-" + productionSuffix
 	n.ProductionNamespace = n.ProductionRelease
+	if err := validNames(app, n.ProductionRelease); err != nil {
+		return Names{}, err
+	}
 	if sha == "" {
 		return n, nil
 	}
 	return n.WithSHA(sha)
+}
+
+// validNames checks a release name against every object the chart and
+// shipper name after it, with Kubernetes' and Helm's own validators, so a
+// name that the apiserver would refuse half-way (a Service "2048-7c77eb36"
+// after the namespace was made) is refused before anything changes. The
+// release also names its namespace (DNS-1123 label), Deployment, Ingress,
+// HPA and PDB (DNS-1123 subdomains), Service (DNS-1035 label: starts with a
+// letter), Lease ("shipper-" prefix) and Helm's record Secrets.
+func validNames(app, release string) error {
+	var problems []string
+	problems = append(problems, validation.IsDNS1035Label(release)...)
+	problems = append(problems, validation.IsDNS1123Label(release)...)
+	problems = append(problems, validation.IsDNS1123Subdomain("shipper-"+release)...)
+	problems = append(problems, validation.IsDNS1123Subdomain("sh.helm.release.v1."+release+".v999999")...)
+	if err := chartutil.ValidateReleaseName(release); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if len(problems) > 0 {
+		return &UsageError{Input: "app name", Value: app, Rule: fmt.Sprintf("gives the name %q, which Kubernetes refuses (%s): choose another with --app (it must start with a letter)", release, problems[0])}
+	}
+	return nil
 }
 
 // WithSHA returns the names of commit sha of n's app.
@@ -67,6 +94,9 @@ func (n Names) WithSHA(sha string) (Names, error) {
 	n.Short = ShortSHA(s)
 	n.Release = n.AppPart + "-" + n.Short
 	n.Namespace = n.Release
+	if err := validNames(n.App, n.Release); err != nil {
+		return Names{}, err
+	}
 	return n, nil
 }
 
@@ -173,6 +203,9 @@ func (h Hosts) Production(n Names) (string, error) {
 }
 
 func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
+	if h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https" {
+		return "", &UsageError{Input: "URL scheme", Value: "(not shown)", Rule: "--url-scheme must be http or https"}
+	}
 	explicit := tmpl != ""
 	if !explicit {
 		tmpl = def

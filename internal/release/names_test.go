@@ -1,6 +1,7 @@
 package release
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -28,6 +29,8 @@ func TestNewNames(t *testing.T) {
 		{"sha not hex", "myapp", "ghijklmn", "", "", `invalid commit SHA "ghijklmn"`},
 		{"sha with path", "myapp", "../../etc", "", "", "invalid commit SHA"},
 		{"sha with newline", "myapp", "deadbeef\nx", "", "", "invalid commit SHA"},
+		{"digits first would name a Service Kubernetes refuses", "2048", "deadbeef", "", "", `invalid app name "2048": gives the name "2048-production"`},
+		{"digits after slugging", "--42-things", "deadbeef", "", "", `invalid app name "--42-things"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := NewNames(tc.app, tc.sha)
@@ -139,9 +142,62 @@ func FuzzNewNames(f *testing.F) {
 			names = append(names, n.Release)
 		}
 		for _, name := range names {
-			if len(name) > maxReleaseName || len(validation.IsDNS1123Label(name)) > 0 {
-				t.Fatalf("NewNames(%q, %q) gave invalid name %q", app, sha, name)
+			if errs := objectNameProblems(name); len(errs) > 0 {
+				t.Fatalf("NewNames(%q, %q) gave %q, invalid for: %v", app, sha, name, errs)
+			}
+		}
+		for _, v := range []string{n.AppPart, n.Short} {
+			if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+				t.Fatalf("NewNames(%q, %q): label value %q invalid: %v", app, sha, v, errs)
 			}
 		}
 	})
+}
+
+// objectNameProblems checks name as each object shipper and the chart
+// create from it would: written out here again, object by object, rather
+// than calling validNames, so the test does not trust the code it tests.
+func objectNameProblems(name string) []string {
+	var out []string
+	add := func(object string, errs []string) {
+		for _, e := range errs {
+			out = append(out, object+": "+e)
+		}
+	}
+	add("Namespace", validation.IsDNS1123Label(name))
+	add("Service", validation.IsDNS1035Label(name))
+	for _, kind := range []string{"Deployment", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget"} {
+		add(kind, validation.IsDNS1123Subdomain(name))
+	}
+	add("Lease", validation.IsDNS1123Subdomain("shipper-"+name))
+	add("Helm record Secret", validation.IsDNS1123Subdomain("sh.helm.release.v1."+name+".v20"))
+	if len(name) > maxReleaseName {
+		out = append(out, fmt.Sprintf("Helm release: %d characters, at most %d", len(name), maxReleaseName))
+	}
+	add("app label", validation.IsValidLabelValue(name))
+	return out
+}
+
+func TestParseValuesErrorsHideValues(t *testing.T) {
+	const secret = "s3cret-Value-42"
+	for _, tc := range []struct {
+		name      string
+		sets      []string
+		wantInErr string
+	}{
+		{"unparsable item after a secret", []string{"env.DB_PASSWORD=" + secret + ",broken"}, `"env.DB_PASSWORD=…,broken"`},
+		{"second --set", []string{"replicaCount=2", "env.TOKEN=" + secret + ",a[=1"}, "--set #2"},
+		{"escaped comma in the value", []string{`env.X=` + secret + `\,more,broken`}, `"env.X=…,broken"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseValues(nil, tc.sets)
+			if !IsUsage(err) || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), tc.wantInErr) {
+				t.Errorf("err = %v; want a usage error naming %s and never the value", err, tc.wantInErr)
+			}
+		})
+	}
+	v, err := ParseValues(nil, []string{"env.A=1,env.B=two", "replicaCount=3"})
+	if err != nil || v["replicaCount"] != int64(3) || v["env"].(map[string]any)["B"] != "two" {
+		t.Errorf("ParseValues = %v, %v", v, err)
+	}
 }

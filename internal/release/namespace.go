@@ -27,10 +27,10 @@ const (
 // ensureNamespace creates namespace ns with shipper's labels, or checks that
 // an existing one is shipper's for this app. Pod Security "restricted" is
 // enforced, as the chart's defaults comply with it.
-func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role string, labels, annotations map[string]string) error {
+func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string) error {
 	want := map[string]string{
 		LabelManagedBy:                       ManagedBy,
-		LabelApp:                             app,
+		LabelApp:                             n.AppPart,
 		LabelRole:                            role,
 		"pod-security.kubernetes.io/enforce": "restricted",
 		"pod-security.kubernetes.io/enforce-version": "latest",
@@ -38,6 +38,10 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role strin
 	}
 	for k, v := range labels {
 		want[k] = v
+	}
+	if c.project.ID != "" {
+		want[LabelProject] = c.project.ID
+		annotations = mergeStrings(annotations, map[string]string{AnnotationProjectPath: c.project.Path})
 	}
 	// GET first: a namespace usually exists already (production, a
 	// re-deployed commit), and a GET is one request where a refused POST
@@ -48,7 +52,7 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role strin
 		got, err = c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
 		if err == nil {
 			c.log.Info("created namespace", "namespace", ns)
-			return nil
+			return c.grantNamespaceRole(ctx, ns)
 		}
 		if apierrors.IsAlreadyExists(err) { // another job created it meanwhile
 			got, err = c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -57,20 +61,23 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns, app, role strin
 	if err != nil {
 		return fmt.Errorf("ensuring namespace %q: %w", ns, err)
 	}
-	if err := owned(got, app); err != nil {
+	if err := c.owned(got, n); err != nil {
 		return err
 	}
 	if got.DeletionTimestamp != nil {
 		return fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
 	}
-	return nil
+	return c.grantNamespaceRole(ctx, ns)
 }
 
-// owned reports, as an error, a namespace that shipper did not create for app.
-func owned(ns *corev1.Namespace, app string) error {
-	if ns.Labels[LabelManagedBy] != ManagedBy || ns.Labels[LabelApp] != app {
-		return fmt.Errorf("namespace %q exists but was not created by shipper for app %q (labels %s=%q, %s=%q): refusing to touch it",
-			ns.Name, app, LabelManagedBy, ns.Labels[LabelManagedBy], LabelApp, ns.Labels[LabelApp])
+// mergeStrings returns a and b in one new map; b wins.
+func mergeStrings(a, b map[string]string) map[string]string {
+	out := make(map[string]string, len(a)+len(b))
+	for k, v := range a {
+		out[k] = v
 	}
-	return nil
+	for k, v := range b {
+		out[k] = v
+	}
+	return out
 }

@@ -71,7 +71,7 @@ func (c *Configuration) newPlan(ctx context.Context, n Names, release, namespace
 	}
 	p := &plan{
 		names: n, release: release, namespace: namespace, host: host, url: url,
-		chart: withAppVersion(ch, n.Short), values: vals, labels: releaseLabels(n),
+		chart: withAppVersion(ch, n.Short), values: vals, labels: c.releaseLabels(n),
 	}
 	if err := p.validate(ctx); err != nil {
 		return nil, err

@@ -61,7 +61,7 @@ func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func
 	if err != nil {
 		return fmt.Errorf("reading namespace %q: %w", n.ProductionNamespace, err)
 	}
-	if err := owned(ns, n.AppPart); err != nil {
+	if err := c.owned(ns, n); err != nil {
 		return err
 	}
 	return c.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, fn)

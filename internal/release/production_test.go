@@ -39,9 +39,13 @@ func (f *deployFixture) deployReady(t *testing.T, sha string) *release.Commit {
 
 func (f *deployFixture) promote(t *testing.T, sha string) (*release.Production, error) {
 	t.Helper()
+	n, err := release.NewNames(f.app, sha)
+	if err != nil {
+		return nil, err
+	}
 	p := release.NewPromote(f.cfg)
 	p.Hosts = release.Hosts{Domain: "example.com"}
-	return p.Run(context.Background(), names(t, f.app, sha))
+	return p.Run(context.Background(), n)
 }
 
 // liveIngress returns the namespaces holding the app's production Ingress.

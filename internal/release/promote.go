@@ -40,17 +40,32 @@ func (p *Promote) Render(ctx context.Context, n Names) (string, error) {
 // Run promotes commit n. It refuses a commit whose release is missing or
 // not deployed.
 func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
-	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
-	if err != nil {
+	if err := n.check(true); err != nil {
 		return nil, err
 	}
 	if err := p.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := p.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
+	n, _, err := p.cfg.resolveCommit(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
+	if err != nil {
+		return nil, err
+	}
 	if err := p.cfg.requireDeployed(ctx, n, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}
-	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n.AppPart, RoleProduction, nil, nil); err != nil {
+	// The commit's namespace is checked (live, this project's) before the
+	// production namespace may be created: a refusal changes nothing.
+	if err := p.cfg.requireNamespace(ctx, n); err != nil {
+		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
+	}
+	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
 	var prod *Production

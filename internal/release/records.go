@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -21,6 +24,7 @@ type record struct {
 	Version         int
 	Status          string
 	App, SHA        string
+	Project         string
 	Created         time.Time
 }
 
@@ -29,9 +33,17 @@ var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
 // Release labels shipper asks Helm to store on each revision (Install and
 // Upgrade .Labels). Helm copies a revision's labels on rollback, so they
 // stay true after a `helm rollback` too.
-func releaseLabels(n Names) map[string]string {
-	return map[string]string{LabelApp: n.AppPart, LabelSHA: n.Short}
+func (c *Configuration) releaseLabels(n Names) map[string]string {
+	l := map[string]string{LabelApp: n.AppPart, LabelSHA: n.Short, LabelCommit: n.SHA}
+	if c.project.ID != "" {
+		l[LabelProject] = c.project.ID
+	}
+	return l
 }
+
+// LabelCommit records on each Helm revision the SHA it was made with (the
+// full one when GitLab gives it; a label value holds 40 hex characters).
+const LabelCommit = "shipper.dev/commit"
 
 // Read freshness of records. A consistent list waits until the apiserver's
 // watch cache has caught up with etcd, which on Kubernetes 1.34 takes up
@@ -66,7 +78,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 		}
 		out = append(out, record{
 			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
-			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Created: m.CreationTimestamp.Time,
+			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -86,4 +98,42 @@ func (c *Configuration) deployedRecord(ctx context.Context, namespace, name stri
 		return nil, err
 	}
 	return &recs[0], nil
+}
+
+// listConcurrency bounds the record lists appRecords runs at once.
+const listConcurrency = 8
+
+// appRecords lists the release records of n's app. One request across all
+// namespaces when the credentials may list Secrets cluster-wide (an admin);
+// else, as with shipper's least-privilege role, which has no cluster-wide
+// Secret right by design, one request per namespace of the app, a few at
+// a time.
+func (c *Configuration) appRecords(ctx context.Context, n Names, namespaces []string) ([]record, error) {
+	sel := LabelApp + "=" + n.AppPart
+	recs, err := c.records(ctx, "", sel, consistent)
+	if !apierrors.IsForbidden(err) {
+		return recs, err
+	}
+	var (
+		mu  sync.Mutex
+		out []record
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for _, ns := range namespaces {
+		g.Go(func() error {
+			r, err := c.records(gctx, ns, sel, consistent)
+			if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+				return nil // a namespace being deleted, or production not made yet
+			}
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			out = append(out, r...)
+			mu.Unlock()
+			return nil
+		})
+	}
+	return out, g.Wait()
 }

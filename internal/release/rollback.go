@@ -33,6 +33,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := r.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
 	var prod *Production
 	err := r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
 		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, consistent)

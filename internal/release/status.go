@@ -19,6 +19,9 @@ func (s *Status) Production(ctx context.Context, n Names) (*Production, error) {
 	if err := s.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := s.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
 	return s.cfg.production(ctx, n)
 }
 
@@ -28,6 +31,10 @@ func (s *Status) Commit(ctx context.Context, n Names) (*Commit, error) {
 		return nil, err
 	}
 	if err := s.cfg.online(); err != nil {
+		return nil, err
+	}
+	n, _, err := s.cfg.resolveCommit(ctx, n)
+	if err != nil {
 		return nil, err
 	}
 	commits, err := NewList(s.cfg).Run(ctx, n)

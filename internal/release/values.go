@@ -2,10 +2,12 @@ package release
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
+	"helm.sh/helm/v3/pkg/strvals"
 )
 
 // Image is an image reference split the way the chart wants it. The
@@ -105,12 +107,58 @@ func mergeValues(base, over map[string]any) map[string]any {
 }
 
 // ParseValues merges values files and --set expressions the way helm's
-// -f and --set do (later ones win).
+// -f and --set do (later ones win). Its errors name the file or the keys,
+// never a value: a --set holds secrets (env.DB_PASSWORD=...), and Helm's
+// own messages quote whole expressions.
 func ParseValues(files, sets []string) (map[string]any, error) {
-	opts := values.Options{ValueFiles: files, Values: sets}
-	v, err := opts.MergeValues(getter.Providers{})
-	if err != nil {
-		return nil, &UsageError{Input: "values", Value: fmt.Sprint(append(append([]string{}, files...), sets...)), Rule: err.Error()}
+	base := map[string]any{}
+	for _, f := range files {
+		v, err := (&values.Options{ValueFiles: []string{f}}).MergeValues(getter.Providers{})
+		if err != nil {
+			line := ""
+			if m := yamlLine.FindString(err.Error()); m != "" {
+				line = " (" + m + ")"
+			}
+			return nil, &UsageError{Input: "values file", Value: f, Rule: "must be readable YAML holding a map" + line}
+		}
+		base = mergeValues(base, v)
 	}
-	return v, nil
+	for i, set := range sets {
+		if err := strvals.ParseInto(set, base); err != nil {
+			return nil, &UsageError{Input: fmt.Sprintf("--set #%d", i+1), Value: maskSet(set),
+				Rule: "must be KEY=VALUE, or several joined by commas, as helm --set (values are not shown)"}
+		}
+	}
+	return base, nil
+}
+
+var yamlLine = regexp.MustCompile(`line \d+`)
+
+// maskSet keeps the keys of a --set expression and hides its values:
+// "env.A=s3cret,broken" -> "env.A=…,broken".
+func maskSet(s string) string {
+	var b strings.Builder
+	inValue, escaped := false, false
+	for _, r := range s {
+		switch {
+		case escaped:
+			escaped = false
+			if !inValue {
+				b.WriteRune(r)
+			}
+			continue
+		case r == '\\':
+			escaped = true
+		case r == ',':
+			inValue = false
+		case r == '=' && !inValue:
+			inValue = true
+			b.WriteString("=…")
+			continue
+		}
+		if !inValue {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -1,14 +1,27 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
 )
 
@@ -70,6 +83,77 @@ func (e *Env) NewIdentity(ctx context.Context, id Identity) (*rest.Config, error
 	tr, err = cs.CoreV1().ServiceAccounts(id.Namespace).CreateToken(ctx, id.Name, tr, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("requesting a token for %s/%s: %w", id.Namespace, id.Name, err)
+	}
+	cfg := rest.AnonymousClientConfig(e.admin)
+	cfg.BearerToken = tr.Status.Token
+	return cfg, nil
+}
+
+// Apply creates or updates the objects of the YAML files in dir, in file
+// order (as `kubectl apply -f dir` does), with server-side apply as the
+// admin. Only .yaml files are read; kustomization.yaml is skipped.
+func (e *Env) Apply(ctx context.Context, dir string) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(e.admin)
+	if err != nil {
+		return err
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(e.admin)
+	if err != nil {
+		return err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	sort.Strings(files)
+	for _, f := range files {
+		if filepath.Base(f) == "kustomization.yaml" {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		dec := yamlutil.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+		for {
+			var obj unstructured.Unstructured
+			if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return fmt.Errorf("%s: %w", f, err)
+			}
+			if len(obj.Object) == 0 {
+				continue
+			}
+			gvk := obj.GroupVersionKind()
+			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+			if err != nil {
+				return fmt.Errorf("%s: %s: %w", f, gvk, err)
+			}
+			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+			if m.Scope.Name() == meta.RESTScopeNameNamespace {
+				ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+			}
+			if _, err := ri.Apply(ctx, obj.GetName(), &obj, metav1.ApplyOptions{FieldManager: "shipper-tests", Force: true}); err != nil {
+				return fmt.Errorf("applying %s %s from %s: %w", gvk.Kind, obj.GetName(), f, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Token mints a token for the existing ServiceAccount namespace/name and
+// returns a rest.Config that authenticates with it.
+func (e *Env) Token(ctx context.Context, namespace, name string) (*rest.Config, error) {
+	cs, err := e.AdminClient()
+	if err != nil {
+		return nil, err
+	}
+	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}
+	tr, err = cs.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, tr, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("requesting a token for %s/%s: %w", namespace, name, err)
 	}
 	cfg := rest.AnonymousClientConfig(e.admin)
 	cfg.BearerToken = tr.Status.Token

@@ -1,3 +1,9 @@
+{{- /*
+Every value is rendered with quote or toYaml (numbers with int), never raw,
+so a string cannot add YAML; values.schema.json refuses the hostile ones
+before rendering. .Release.Name is not a value: Helm has checked it is a
+DNS name.
+*/ -}}
 {{/* Labels every object of a commit carries. */}}
 {{- define "preview-app.labels" -}}
 app.kubernetes.io/name: {{ .Values.app | quote }}
@@ -15,7 +21,8 @@ app.kubernetes.io/name: {{ .Values.app | quote }}
 app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
-{{/* image reference: repository@digest, else repository:tag. */}}
+{{/* image reference: repository@digest, else repository:tag. Callers
+render it with quote. */}}
 {{- define "preview-app.image" -}}
 {{- if .Values.image.digest -}}
 {{ .Values.image.repository }}@{{ .Values.image.digest }}
@@ -44,10 +51,10 @@ cert-manager.io/issuer: {{ . | quote }}
 
 {{- define "preview-app.probe" -}}
 httpGet:
-  path: {{ .path }}
+  path: {{ .path | quote }}
   port: http
-initialDelaySeconds: {{ .initialDelaySeconds }}
-periodSeconds: {{ .periodSeconds }}
-timeoutSeconds: {{ .timeoutSeconds }}
-failureThreshold: {{ .failureThreshold }}
+initialDelaySeconds: {{ .initialDelaySeconds | int }}
+periodSeconds: {{ .periodSeconds | int }}
+timeoutSeconds: {{ .timeoutSeconds | int }}
+failureThreshold: {{ .failureThreshold | int }}
 {{- end -}}

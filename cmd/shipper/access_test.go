@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// TestTheAPIServerRefusesWhatShipperNeedNotDo holds deploy/rbac's token
+// to what shipper needs: the apiserver itself (RBAC and the admission
+// policies), not shipper's own checks, refuses everything else. Requests
+// that would destroy the shared test cluster if wrongly allowed are dry
+// runs; admission and authorization run on them all the same.
+func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	token, err := kubernetes.NewForConfig(shipperToken(t, env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	dryDelete := metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}
+
+	// A namespace shipper made (labelled, with its RoleBinding), as deploy
+	// makes one; and one it did not.
+	appName := uniqueName("access")
+	e := gitlabEnv(t, env, appName, "dddddddd44444444444444444444444444444444")
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("deploy: %s", r.stderr)
+	}
+	owned := appName + "-dddddddd"
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, owned, metav1.DeleteOptions{}) })
+	foreign := env.Namespace(t)
+
+	labelled := func(name, enforce string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: "x", "pod-security.kubernetes.io/enforce": enforce,
+		}}}
+	}
+	binding := func(ns, role string, subject rbacv1.Subject) *rbacv1.RoleBinding {
+		return &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{subject},
+		}
+	}
+	me := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "shipper", Namespace: "shipper-system"}
+	someoneElse := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: foreign}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "probe"}, Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "x"}}}}
+	deployment := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"a": "b"}}, Spec: pod.Spec},
+		},
+	}
+
+	refused := map[string]func() error{
+		"read a Secret in kube-system": func() error {
+			_, err := token.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"list Secrets cluster-wide": func() error {
+			_, err := token.CoreV1().Secrets("").List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"delete kube-system": func() error {
+			return token.CoreV1().Namespaces().Delete(ctx, "kube-system", dryDelete)
+		},
+		"delete an unlabelled namespace": func() error {
+			return token.CoreV1().Namespaces().Delete(ctx, foreign, dryDelete)
+		},
+		"create an unlabelled namespace": func() error {
+			_, err := token.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: uniqueName("probe")}}, dry)
+			return err
+		},
+		"create a labelled namespace without Pod Security restricted": func() error {
+			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe"), "privileged"), dry)
+			return err
+		},
+		"create a pod in kube-system": func() error {
+			_, err := token.CoreV1().Pods("kube-system").Create(ctx, pod, dry)
+			return err
+		},
+		"create a Deployment in kube-system": func() error {
+			_, err := token.AppsV1().Deployments("kube-system").Create(ctx, deployment, dry)
+			return err
+		},
+		"create a Deployment in a namespace shipper did not make": func() error {
+			_, err := token.AppsV1().Deployments(foreign).Create(ctx, deployment, dry)
+			return err
+		},
+		"bind cluster-admin cluster-wide": func() error {
+			_, err := token.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+				Subjects:   []rbacv1.Subject{me},
+			}, dry)
+			return err
+		},
+		"bind cluster-admin in its own namespace": func() error {
+			_, err := token.RbacV1().RoleBindings(owned).Create(ctx, binding(owned, "cluster-admin", me), dry)
+			return err
+		},
+		"bind its namespace role in a namespace it did not make": func() error {
+			_, err := token.RbacV1().RoleBindings(foreign).Create(ctx, binding(foreign, release.NamespaceRole, me), dry)
+			return err
+		},
+		"grant its namespace role to someone else": func() error {
+			_, err := token.RbacV1().RoleBindings(owned).Create(ctx, binding(owned, release.NamespaceRole, someoneElse), dry)
+			return err
+		},
+	}
+	for what, try := range refused {
+		if err := try(); !apierrors.IsForbidden(err) {
+			t.Errorf("%s: err = %v, want the apiserver's Forbidden", what, err)
+		}
+	}
+
+	// The same token does what shipper needs, so the refusals above come
+	// from the policy, not from a token that can do nothing.
+	allowed := map[string]func() error{
+		"create a labelled namespace": func() error {
+			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe"), "restricted"), dry)
+			return err
+		},
+		"bind its namespace role to itself in its namespace": func() error {
+			_, err := token.RbacV1().RoleBindings(owned).Create(ctx, binding(owned, release.NamespaceRole, me), dry)
+			return err
+		},
+		"create a Deployment in its namespace": func() error {
+			_, err := token.AppsV1().Deployments(owned).Create(ctx, deployment, dry)
+			return err
+		},
+		"read Secrets in its namespace": func() error {
+			_, err := token.CoreV1().Secrets(owned).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"delete its namespace": func() error {
+			return token.CoreV1().Namespaces().Delete(ctx, owned, dryDelete)
+		},
+	}
+	for what, try := range allowed {
+		if err := try(); err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	if t.Failed() {
+		rbs, _ := admin.RbacV1().RoleBindings(owned).List(ctx, metav1.ListOptions{})
+		var names []string
+		for _, rb := range rbs.Items {
+			names = append(names, rb.Name+"->"+rb.RoleRef.Name)
+		}
+		t.Logf("RoleBindings in %s: %s", owned, strings.Join(names, ", "))
+	}
+}

@@ -1,0 +1,70 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NamespaceRole is the ClusterRole that holds what shipper does inside a
+// namespace it manages (deploy/rbac/clusterroles.yaml). shipper's own
+// cluster-wide rights hold none of it: right after creating a namespace,
+// shipper binds this role there to itself, so its token can touch Secrets,
+// Deployments and Pods only in namespaces it made.
+const NamespaceRole = "shipper-namespace"
+
+// self is who the apiserver says the Configuration's credentials are
+// (authentication.k8s.io SelfSubjectReview, GA in Kubernetes 1.28), asked
+// once.
+type self struct {
+	once sync.Once
+	user string
+	err  error
+}
+
+func (c *Configuration) whoAmI(ctx context.Context) (string, error) {
+	c.self.once.Do(func() {
+		r, err := c.client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+		if err != nil {
+			c.self.err = fmt.Errorf("asking the apiserver who shipper runs as: %w", err)
+			return
+		}
+		c.self.user = r.Status.UserInfo.Username
+	})
+	return c.self.user, c.self.err
+}
+
+// grantNamespaceRole binds NamespaceRole in ns to shipper's own identity.
+// It runs whenever shipper ensures one of its namespaces, not only when it
+// creates one: a job killed between the two leaves a namespace without the
+// binding, which the next run completes. A refusal is not fatal: with a
+// token that already has these rights everywhere (an admin, or the broad
+// rules of shipper < 0.2) the binding is not needed, and with one that
+// needs it the next request says Forbidden.
+func (c *Configuration) grantNamespaceRole(ctx context.Context, ns string) error {
+	user, err := c.whoAmI(ctx)
+	if err != nil {
+		return err
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "shipper", Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NamespaceRole},
+		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+	}
+	_, err = c.client.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{})
+	switch {
+	case err == nil:
+		c.log.Debug("granted", "role", NamespaceRole, "namespace", ns, "to", user)
+	case apierrors.IsAlreadyExists(err):
+	case apierrors.IsForbidden(err):
+		c.log.Debug("could not bind the namespace role; going on with the token's own rights", "namespace", ns, "error", err)
+	default:
+		return fmt.Errorf("binding %s in namespace %q: %w", NamespaceRole, ns, err)
+	}
+	return nil
+}
