@@ -30,18 +30,21 @@ import (
 const domain = "shipper.test"
 
 type cluster struct {
-	env     *testenv.Env
-	shipper string
-	hello   string // context dir holding the hello binary
-	app     string
+	env *testenv.Env
+	// kubeconfig holds a token of deploy/rbac's ServiceAccount: the
+	// scenario runs with the least-privilege access, as a GitLab job does.
+	kubeconfig string
+	shipper    string
+	hello      string // context dir holding the hello binary
+	app        string
 }
 
 func (c *cluster) vars(sha string) []string {
 	reg := c.env.Registry
 	return []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(),
-		"KUBECONFIG=" + c.env.Kubeconfig,
-		"CI_PROJECT_NAME=" + c.app,
+		"KUBECONFIG=" + c.kubeconfig,
+		"CI_PROJECT_NAME=" + c.app, "CI_PROJECT_ID=1001", "CI_PROJECT_PATH=demo/" + c.app,
 		"CI_COMMIT_SHORT_SHA=" + sha[:8], "CI_COMMIT_SHA=" + sha,
 		"CI_REGISTRY_IMAGE=" + reg.Repository("demo/"+c.app),
 		"CI_REGISTRY_USER=" + reg.Username, "CI_REGISTRY_PASSWORD=" + reg.Password,
@@ -142,7 +145,19 @@ func TestPipelineOnARealNode(t *testing.T) {
 	say(t, "cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
 
 	work := t.TempDir()
-	c := &cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"), app: "hello"}
+	c := &cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"), app: "hello",
+		kubeconfig: filepath.Join(work, "shipper.kubeconfig")}
+	if err := env.Apply(context.Background(), "../deploy/rbac"); err != nil {
+		t.Fatalf("applying deploy/rbac: %v", err)
+	}
+	token, err := env.Token(context.Background(), "shipper-system", "shipper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WriteKubeconfig(c.kubeconfig, token, "shipper"); err != nil {
+		t.Fatal(err)
+	}
+	say(t, "kubectl apply -k deploy/rbac: shipper runs as ServiceAccount shipper-system/shipper")
 	for _, b := range [][]string{
 		{"-o", c.shipper, "../cmd/shipper"},
 		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
@@ -24,7 +25,9 @@ import (
 func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
-	token, err := kubernetes.NewForConfig(shipperToken(t, env))
+	tokenCfg := shipperToken(t, env)
+	tokenCfg.WarningHandler = rest.NoWarnings{} // the probes' Pod Security warnings
+	token, err := kubernetes.NewForConfig(tokenCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +54,8 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 
 	labelled := func(name, enforce string) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-			release.LabelManagedBy: release.ManagedBy, release.LabelApp: "x", "pod-security.kubernetes.io/enforce": enforce,
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: strings.TrimSuffix(name, "-production"),
+			release.LabelRole: release.RoleProduction, "pod-security.kubernetes.io/enforce": enforce,
 		}}}
 	}
 	binding := func(ns, role string, subject rbacv1.Subject) *rbacv1.RoleBinding {
@@ -92,7 +96,7 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 			return err
 		},
 		"create a labelled namespace without Pod Security restricted": func() error {
-			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe"), "privileged"), dry)
+			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe")+"-production", "privileged"), dry)
 			return err
 		},
 		"create a pod in kube-system": func() error {
@@ -138,7 +142,7 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 	// from the policy, not from a token that can do nothing.
 	allowed := map[string]func() error{
 		"create a labelled namespace": func() error {
-			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe"), "restricted"), dry)
+			_, err := token.CoreV1().Namespaces().Create(ctx, labelled(uniqueName("probe")+"-production", "restricted"), dry)
 			return err
 		},
 		"bind its namespace role to itself in its namespace": func() error {
@@ -169,5 +173,144 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 			names = append(names, rb.Name+"->"+rb.RoleRef.Name)
 		}
 		t.Logf("RoleBindings in %s: %s", owned, strings.Join(names, ", "))
+	}
+}
+
+// projectToken creates ServiceAccount shipper-system/project-<id> (as an
+// admin does once per GitLab project) and returns a token of it.
+func projectToken(t *testing.T, env *testenv.Env, id string) *rest.Config {
+	t.Helper()
+	shipperToken(t, env) // deploy/rbac applied
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "project-" + id, Namespace: "shipper-system"}}
+	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(context.Background(), sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg, err := env.Token(context.Background(), "shipper-system", "project-"+id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestProjectTokensKeepProjectsApart: with one ServiceAccount per project,
+// the apiserver, not shipper, keeps project B out of project A's app, even
+// when B's job claims A's project ID.
+func TestProjectTokensKeepProjectsApart(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	tokA, tokB := projectToken(t, env, "101"), projectToken(t, env, "202")
+	appName := uniqueName("tenant")
+	sha := "eeeeeeee55555555555555555555555555555555"
+	e := gitlabEnv(t, env, appName, sha)
+	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tokA.BearerToken, "101", "group-a/"+appName
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("deploy as project 101: %s", r.stderr)
+	}
+	nsA := appName + "-eeeeeeee"
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, nsA, metav1.DeleteOptions{}) })
+
+	// B's job claims A's project: shipper stops it before any request.
+	lying := with(e, "KUBE_TOKEN", tokB.BearerToken)
+	for _, cmd := range []string{"delete", "deploy", "promote", "rollback"} {
+		r := runBinary(t, lying, cmd)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "ServiceAccount project-202, which acts for GitLab project 202 only") {
+			t.Errorf("%s by project 202's token claiming 101: exit %d, stderr %q", cmd, r.code, r.stderr)
+		}
+	}
+	if _, err := admin.CoreV1().Namespaces().Get(ctx, nsA, metav1.GetOptions{}); err != nil {
+		t.Errorf("project 101's namespace after project 202's attempts: %v", err)
+	}
+
+	// And B's token used directly, as a hostile job would, is refused by
+	// the apiserver.
+	b, err := kubernetes.NewForConfig(tokB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	claim := func(project, name, app, role, sha string) *corev1.Namespace {
+		l := map[string]string{
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: app, release.LabelRole: role,
+			"pod-security.kubernetes.io/enforce": "restricted", release.LabelProject: project,
+		}
+		if sha != "" {
+			l[release.LabelSHA] = sha
+		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+	}
+	me := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "project-202", Namespace: "shipper-system"}
+	refused := map[string]func() error{
+		"read project 101's Secrets": func() error {
+			_, err := b.CoreV1().Secrets(nsA).List(ctx, metav1.ListOptions{})
+			return err
+		},
+		"delete project 101's namespace": func() error {
+			return b.CoreV1().Namespaces().Delete(ctx, nsA, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		},
+		"bind itself in project 101's namespace": func() error {
+			_, err := b.RbacV1().RoleBindings(nsA).Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release.NamespaceRole},
+				Subjects:   []rbacv1.Subject{me},
+			}, dry)
+			return err
+		},
+		"create a namespace labelled for project 101": func() error {
+			_, err := b.CoreV1().Namespaces().Create(ctx, claim("101", appName+"-production", appName, "production", ""), dry)
+			return err
+		},
+		"squat a namespace name (cert-manager)": func() error {
+			_, err := b.CoreV1().Namespaces().Create(ctx, claim("202", "cert-manager", "cert", "preview", "manager"), dry)
+			return err
+		},
+		"pin an old Pod Security version": func() error {
+			ns := claim("202", "x-production", "x", "production", "")
+			ns.Labels["pod-security.kubernetes.io/enforce-version"] = "v1.0"
+			_, err := b.CoreV1().Namespaces().Create(ctx, ns, dry)
+			return err
+		},
+	}
+	for what, try := range refused {
+		if err := try(); !apierrors.IsForbidden(err) {
+			t.Errorf("project 202's token: %s: err = %v, want the apiserver's Forbidden", what, err)
+		}
+	}
+	if _, err := b.CoreV1().Namespaces().Create(ctx, claim("202", "x-production", "x", "production", ""), dry); err != nil {
+		t.Errorf("project 202's token cannot create its own production namespace: %v", err)
+	}
+	if _, err := b.CoreV1().Namespaces().Create(ctx, claim("202", "x-abcdef12", "x", "preview", "abcdef12"), dry); err != nil {
+		t.Errorf("project 202's token cannot create its own preview namespace: %v", err)
+	}
+
+	// Inside its own namespace, project 101 may make ClusterIP Services
+	// only.
+	a, err := kubernetes.NewForConfig(tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []corev1.ServiceSpec{
+		{Type: corev1.ServiceTypeLoadBalancer, Ports: []corev1.ServicePort{{Port: 80}}},
+		{Type: corev1.ServiceTypeNodePort, Ports: []corev1.ServicePort{{Port: 80}}},
+		{ExternalIPs: []string{"10.96.0.1"}, Ports: []corev1.ServicePort{{Port: 80}}},
+	} {
+		_, err := a.CoreV1().Services(nsA).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, Spec: svc}, dry)
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("Service %+v in its own namespace: err = %v, want Forbidden", svc, err)
+		}
+	}
+	if _, err := a.CoreV1().Services(nsA).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, dry); err != nil {
+		t.Errorf("a ClusterIP Service in its own namespace: %v", err)
 	}
 }

@@ -94,6 +94,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			completionCommand(),
 		},
 		EnableBashCompletion: true,
+		// urfave/cli splits slice flags on commas, before shipper sees them:
+		// `--set env.DB_PASSWORD=a,b` would become two --set items, the
+		// second one holding the tail of a secret. Helm's --set syntax owns
+		// commas; lists that commas separate are split where they are read
+		// (commaList).
+		DisableSliceFlagSeparator: true,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("unknown command %q: run 'shipper --help' for the list", c.Args().First())
@@ -146,6 +152,9 @@ func report(err error, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "shipper: %v\n", err)
 	var rollout *release.RolloutError
+	if errors.As(err, &rollout) && rollout.NeverStarted {
+		fmt.Fprintf(stderr, "hint: the container of pod %s never started, so it has no logs\n", rollout.Pod)
+	}
 	if errors.As(err, &rollout) && len(rollout.Logs) > 0 {
 		fmt.Fprintf(stderr, "hint: last log lines of pod %s:\n", rollout.Pod)
 		for _, l := range rollout.Logs {

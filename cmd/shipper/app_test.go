@@ -219,6 +219,7 @@ func TestFlagParseErrorsNeverPrintTheValue(t *testing.T) {
 		args []string
 	}{
 		{"--set with a broken item", nil, append(render, "--set", "env.DB_PASSWORD="+secret+",broken")},
+		{"--set with a comma inside the secret", nil, append(render, "--set", "env.DB_PASSWORD=part1,"+secret)},
 		{"--set as the second of several", nil, append(render, "--set", "replicaCount=2", "--set", "env.X="+secret+",a[=1")},
 		{"duration flag", nil, append(render, "--timeout", secret)},
 		{"duration from the environment", map[string]string{"SHIPPER_TIMEOUT": secret}, render},
@@ -264,4 +265,16 @@ func brokenValues(t *testing.T, content string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func TestNeverStartedContainerHint(t *testing.T) {
+	var stderr bytes.Buffer
+	err := fmt.Errorf("deploying x: %w", &release.RolloutError{Release: "x", Pod: "x-1", Reason: "ErrImagePull", Message: "not found", NeverStarted: true})
+	if code := report(err, &stderr); code != exitFailed {
+		t.Errorf("exit %d", code)
+	}
+	want := "shipper: deploying x: release x not available: pod x-1: ErrImagePull: not found\nhint: the container of pod x-1 never started, so it has no logs\n"
+	if stderr.String() != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", stderr.String(), want)
+	}
 }

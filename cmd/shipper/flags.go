@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"time"
 
@@ -143,16 +144,39 @@ func chartValues(c *cli.Context) (map[string]any, error) {
 	if ic := c.String("ingress-class"); ic != "" {
 		sets = append([]string{"ingress.className=" + ic}, sets...)
 	}
-	return release.ParseValues(c.StringSlice("values"), sets)
+	return release.ParseValues(commaList(c.StringSlice("values")), sets)
 }
+
+// commaList splits each item on commas, as urfave/cli would have done for
+// a flag whose items never hold one (files, platforms): SHIPPER_VALUES can
+// name several files.
+func commaList(items []string) []string {
+	var out []string
+	for _, it := range items {
+		for _, s := range strings.Split(it, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
+// hostVars are the variables deploy's and promote's --host read; render,
+// whose one --host serves both modes, reads the one of its mode.
+var hostVars = map[bool]string{false: "SHIPPER_PREVIEW_HOST", true: "SHIPPER_PRODUCTION_HOST"}
 
 // hosts builds the host rules; --host is an explicit host or a template.
 func hosts(c *cli.Context, production bool) release.Hosts {
 	h := release.Hosts{Domain: c.String("domain"), Scheme: c.String("url-scheme")}
+	tmpl := c.String("host")
+	if tmpl == "" {
+		tmpl = os.Getenv(hostVars[production])
+	}
 	if production {
-		h.ProductionTemplate = c.String("host")
+		h.ProductionTemplate = tmpl
 	} else {
-		h.PreviewTemplate = c.String("host")
+		h.PreviewTemplate = tmpl
 	}
 	return h
 }

@@ -127,6 +127,11 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 		t.Errorf("deploy did not report the resolved digest:\n%s", r.stderr)
 	}
 	step(envB, 0, "deploy")
+	// Another project with the same app name is refused, naming the owner.
+	r = step(with(envB, "CI_PROJECT_ID", "9999", "CI_PROJECT_PATH", "intruder/"+appName), 2, "deploy")
+	if !strings.Contains(r.stderr, "belongs to project group/"+appName+" (id 4242)") || !strings.Contains(r.stderr, "--app") {
+		t.Errorf("deploy by another project: stderr %q", r.stderr)
+	}
 
 	r = step(envA, 0, "promote")
 	if r.stdout != "https://"+appName+".example.com\n" {

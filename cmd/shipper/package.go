@@ -72,7 +72,7 @@ func runPackage(c *cli.Context) error {
 	}
 	spec := image.Spec{
 		Context: c.String("context"), Workdir: c.String("workdir"), Base: c.String("base"),
-		Platforms: c.StringSlice("platform"), Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
+		Platforms: commaList(c.StringSlice("platform")), Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
 		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
 		SHA: sha, ShortSHA: short, Source: c.String("source"), Created: created,
 	}

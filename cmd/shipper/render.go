@@ -18,7 +18,7 @@ Example:
    shipper render --app myapp --sha 7c77eb36 --domain example.com \
      --image registry.example.com/group/myapp:7c77eb36 --set replicaCount=2`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain}"},
+			&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain} (default: $SHIPPER_PREVIEW_HOST, or $SHIPPER_PRODUCTION_HOST with --production)"},
 			&cli.BoolFlag{Name: "production", Usage: "render the production release instead of the commit's"},
 			&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
 			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with: renders the pull secret as deploy would", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},

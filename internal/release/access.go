@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -39,6 +40,27 @@ func (c *Configuration) whoAmI(ctx context.Context) (string, error) {
 	return c.self.user, c.self.err
 }
 
+// projectAccountPrefix names the ServiceAccounts of deploy/rbac that act
+// for one GitLab project each: project-<ID> in namespace shipper-system.
+const projectAccountPrefix = "system:serviceaccount:shipper-system:project-"
+
+// requireOwnToken refuses, before anything changes, a job whose token is
+// one project's ServiceAccount while the job says it acts for another: the
+// admission policies would refuse its writes anyway, with a less helpful
+// message.
+func (c *Configuration) requireOwnToken(ctx context.Context) error {
+	user, err := c.whoAmI(ctx)
+	if err != nil {
+		return nil // no SelfSubjectReview: the apiserver's own checks decide
+	}
+	id, ok := strings.CutPrefix(user, projectAccountPrefix)
+	if !ok || id == c.project.ID {
+		return nil
+	}
+	return &UsageError{Input: "project ID", Value: c.project.ID, Rule: fmt.Sprintf(
+		"the cluster token is ServiceAccount project-%s, which acts for GitLab project %s only: use this project's own token, or --project-id %s", id, id, id)}
+}
+
 // grantNamespaceRole binds NamespaceRole in ns to shipper's own identity.
 // It runs whenever shipper ensures one of its namespaces, not only when it
 // creates one: a job killed between the two leaves a namespace without the
@@ -49,7 +71,10 @@ func (c *Configuration) whoAmI(ctx context.Context) (string, error) {
 func (c *Configuration) grantNamespaceRole(ctx context.Context, ns string) error {
 	user, err := c.whoAmI(ctx)
 	if err != nil {
-		return err
+		// An apiserver older than 1.28 has no SelfSubjectReview, and only
+		// an admin-like token can work there: go on with its rights.
+		c.log.Debug("not binding the namespace role", "namespace", ns, "error", err)
+		return nil
 	}
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "shipper", Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},

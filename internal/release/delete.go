@@ -55,6 +55,12 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if role := ns.Labels[LabelRole]; role != RolePreview {
 		return nil, &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("namespace %q is not a preview namespace (role %q)", n.Namespace, role)}
 	}
+	// A deploy killed between creating the namespace and binding shipper's
+	// role in it leaves a namespace shipper cannot read: bind it first, so
+	// the GitLab stop job can always delete what a deploy began.
+	if err := d.cfg.grantNamespaceRole(ctx, n.Namespace); err != nil {
+		return nil, err
+	}
 	del := func(ctx context.Context) error {
 		// Under production's lock, so a promote of this commit cannot slip
 		// in between the check and the delete.

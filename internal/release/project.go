@@ -69,6 +69,9 @@ func (c *Configuration) errForeign(n Names, owner Project) error {
 // costs one request whatever the number of namespaces. Checks of single
 // namespaces (owned) repeat it where an operation writes.
 func (c *Configuration) requireOwnApp(ctx context.Context, n Names) error {
+	if err := c.requireOwnToken(ctx); err != nil {
+		return err
+	}
 	sel := fmt.Sprintf("%s=%s,%s=%s,", LabelManagedBy, ManagedBy, LabelApp, n.AppPart)
 	if c.project.ID == "" {
 		sel += LabelProject

@@ -33,6 +33,9 @@ func (s *Status) Commit(ctx context.Context, n Names) (*Commit, error) {
 	if err := s.cfg.online(); err != nil {
 		return nil, err
 	}
+	if err := s.cfg.requireOwnApp(ctx, n); err != nil {
+		return nil, err
+	}
 	n, _, err := s.cfg.resolveCommit(ctx, n)
 	if err != nil {
 		return nil, err

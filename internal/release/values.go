@@ -134,31 +134,14 @@ func ParseValues(files, sets []string) (map[string]any, error) {
 
 var yamlLine = regexp.MustCompile(`line \d+`)
 
-// maskSet keeps the keys of a --set expression and hides its values:
-// "env.A=s3cret,broken" -> "env.A=…,broken".
+// maskSet shows where a --set expression starts and nothing more: its
+// first key. Anything after the first "=" may be a value, and so may a
+// bare item after a comma ("env.A=s3cret,tail" breaks at "tail", which is
+// the end of the secret): "env.A=s3cret,broken" -> "env.A=…".
 func maskSet(s string) string {
-	var b strings.Builder
-	inValue, escaped := false, false
-	for _, r := range s {
-		switch {
-		case escaped:
-			escaped = false
-			if !inValue {
-				b.WriteRune(r)
-			}
-			continue
-		case r == '\\':
-			escaped = true
-		case r == ',':
-			inValue = false
-		case r == '=' && !inValue:
-			inValue = true
-			b.WriteString("=…")
-			continue
-		}
-		if !inValue {
-			b.WriteRune(r)
-		}
+	key, _, found := strings.Cut(s, "=")
+	if !found || strings.ContainsAny(key, ",\\") {
+		return "…"
 	}
-	return b.String()
+	return key + "=…"
 }

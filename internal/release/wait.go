@@ -30,6 +30,9 @@ type RolloutError struct {
 	// TimedOut is true when the wait ran out of time rather than meeting a
 	// failure that will not heal by waiting.
 	TimedOut bool
+	// NeverStarted is true when the pod's app container never ran, so it
+	// has no logs (Logs is then empty).
+	NeverStarted bool
 
 	// definitive marks a failure that no retry can fix (the image does not
 	// exist, the container crashed again and again).
@@ -239,7 +242,8 @@ func (c *Configuration) lastLogs(ctx context.Context, ns string, re *RolloutErro
 		// Asking would only get the kubelet's 400 "waiting to start",
 		// which reaches the client as "the server rejected our request
 		// for an unknown reason".
-		return []string{"(no logs: the container never started)"}
+		re.NeverStarted = true
+		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
