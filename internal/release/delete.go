@@ -28,16 +28,7 @@ type Deleted struct {
 
 // Run deletes commit n.
 func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
-	if err := n.check(true); err != nil {
-		return nil, err
-	}
-	if err := d.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := d.cfg.requireOwnApp(ctx, n); err != nil {
-		return nil, err
-	}
-	n, _, err := d.cfg.resolveCommit(ctx, n)
+	n, _, err := d.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}

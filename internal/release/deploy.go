@@ -60,16 +60,7 @@ func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, err
 func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error) {
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
-	if err := n.check(true); err != nil {
-		return nil, err
-	}
-	if err := d.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := d.cfg.requireOwnApp(ctx, n); err != nil {
-		return nil, err
-	}
-	n, found, err := d.cfg.resolveCommit(ctx, n)
+	n, found, err := d.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}

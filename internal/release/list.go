@@ -21,13 +21,7 @@ func NewList(cfg *Configuration) *List { return &List{cfg: cfg} }
 // the app's namespaces, the labels of its release records (metadata only),
 // and production's record.
 func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
-	if err := n.check(false); err != nil {
-		return nil, err
-	}
-	if err := l.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := l.cfg.requireOwnApp(ctx, n); err != nil {
+	if err := l.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
 	nss, err := l.cfg.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{

@@ -101,3 +101,28 @@ func (c *Configuration) owned(ns *corev1.Namespace, n Names) error {
 	}
 	return nil
 }
+
+// beginApp is the first step of every operation on n's app: valid names, a
+// cluster, and an app this project owns. Nothing is written before it.
+func (c *Configuration) beginApp(ctx context.Context, n Names) error {
+	if err := n.check(false); err != nil {
+		return err
+	}
+	if err := c.online(); err != nil {
+		return err
+	}
+	return c.requireOwnApp(ctx, n)
+}
+
+// beginCommit is beginApp for an operation on commit n, which it resolves
+// (resolveCommit): the Names it returns name the one release of that
+// commit.
+func (c *Configuration) beginCommit(ctx context.Context, n Names) (Names, bool, error) {
+	if err := n.check(true); err != nil {
+		return n, false, err
+	}
+	if err := c.beginApp(ctx, n); err != nil {
+		return n, false, err
+	}
+	return c.resolveCommit(ctx, n)
+}

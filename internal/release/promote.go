@@ -40,16 +40,7 @@ func (p *Promote) Render(ctx context.Context, n Names) (string, error) {
 // Run promotes commit n. It refuses a commit whose release is missing or
 // not deployed.
 func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
-	if err := n.check(true); err != nil {
-		return nil, err
-	}
-	if err := p.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := p.cfg.requireOwnApp(ctx, n); err != nil {
-		return nil, err
-	}
-	n, _, err := p.cfg.resolveCommit(ctx, n)
+	n, _, err := p.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}

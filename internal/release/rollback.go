@@ -27,13 +27,7 @@ func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg, MaxH
 // revision number, or a commit SHA (its latest promotion). It refuses when
 // the target commit's release no longer exists.
 func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
-	if err := n.check(false); err != nil {
-		return nil, err
-	}
-	if err := r.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := r.cfg.requireOwnApp(ctx, n); err != nil {
+	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
 	var prod *Production

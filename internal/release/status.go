@@ -13,13 +13,7 @@ func NewStatus(cfg *Configuration) *Status { return &Status{cfg: cfg} }
 
 // Production returns what production of n's app serves.
 func (s *Status) Production(ctx context.Context, n Names) (*Production, error) {
-	if err := n.check(false); err != nil {
-		return nil, err
-	}
-	if err := s.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := s.cfg.requireOwnApp(ctx, n); err != nil {
+	if err := s.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
 	return s.cfg.production(ctx, n)
@@ -27,16 +21,7 @@ func (s *Status) Production(ctx context.Context, n Names) (*Production, error) {
 
 // Commit returns commit n, or a usage error when it is not deployed.
 func (s *Status) Commit(ctx context.Context, n Names) (*Commit, error) {
-	if err := n.check(true); err != nil {
-		return nil, err
-	}
-	if err := s.cfg.online(); err != nil {
-		return nil, err
-	}
-	if err := s.cfg.requireOwnApp(ctx, n); err != nil {
-		return nil, err
-	}
-	n, _, err := s.cfg.resolveCommit(ctx, n)
+	n, _, err := s.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}
