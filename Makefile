@@ -14,7 +14,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build tools test test-unit lint bench demo e2e devenv clean
+.PHONY: help build tools test test-unit lint bench stress demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
+
+stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (README, Reliability)
+	hack/deps.sh test
+	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
 	hack/deps.sh test node

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -53,6 +54,8 @@ func (c *cluster) vars(sha string) []string {
 		"SHIPPER_URL_SCHEME=http", "SHIPPER_INGRESS_CLASS=" + testenv.IngressClass,
 		"SHIPPER_CONTEXT=" + c.hello, "SHIPPER_ENTRYPOINT=/app/hello", "SHIPPER_PORT=8080",
 		"SHIPPER_TIMEOUT=2m",
+		// A killed run's locks are taken over after 2 s instead of 15.
+		"SHIPPER_LOCK_LEASE=2s",
 	}
 }
 
@@ -234,6 +237,49 @@ func TestPipelineOnARealNode(t *testing.T) {
 	}
 	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
 	c.curl(t, prodHost, "/version")
+
+	// Promotes killed with SIGKILL at random points, then run again, while
+	// production is polled every 20 ms: every answer is 200 from one of
+	// the two commits, never a 404 or another commit.
+	stop.Store(false)
+	bad = nil
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			code, body := c.get(prodHost, "/version")
+			if code != 200 || body != "a1b2c3d4" && body != "b2c3d4e5" {
+				mu.Lock()
+				bad = append(bad, fmt.Sprintf("%d %q", code, body))
+				mu.Unlock()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	for i, sha := range []string{shaB, shaA, shaB} {
+		cmd := exec.Command(c.shipper, "promote")
+		cmd.Env = c.vars(sha)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		after := time.Duration(30+rand.IntN(221)) * time.Millisecond
+		time.Sleep(after)
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		say(t, "\n$ shipper promote %s   # killed with SIGKILL after %v (%d of 3)", sha[:8], after, i+1)
+		c.run(t, sha, "promote")
+		c.eventually(t, prodHost, "/version", 200, sha[:8])
+	}
+	c.run(t, shaA, "rollback", "--to", shaA[:8])
+	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+	stop.Store(true)
+	wg.Wait()
+	for _, b := range bad {
+		t.Errorf("production answered %s around killed promotes", b)
+	}
+	if st := c.run(t, shaA, "status"); strings.Contains(st, "problem:") {
+		t.Errorf("status after killed promotes reports problems:\n%s", st)
+	}
 
 	c.run(t, shaB, "delete")
 	c.eventually(t, hostB, "/version", 404, "")

@@ -40,6 +40,7 @@ func configuration(c *cli.Context, online bool) (*release.Configuration, error) 
 	opts := []release.Option{
 		release.WithLogger(logger(c)),
 		release.WithProject(release.Project{ID: c.String("project-id"), Path: c.String("project-path")}),
+		release.WithLockLease(c.Duration("lock-lease")),
 	}
 	if ref := c.String("chart"); ref != "" {
 		opts = append(opts, release.WithChart(release.ChartSource{Ref: ref}))

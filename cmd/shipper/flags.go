@@ -33,6 +33,9 @@ func globalFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
 		outputFlag(),
 		verboseFlag(),
+		// Hidden: the stress tests shorten it so that a killed run's locks
+		// are taken over in seconds; users have no reason to change it.
+		&cli.DurationFlag{Name: "lock-lease", Value: 15 * time.Second, Hidden: true, EnvVars: []string{"SHIPPER_LOCK_LEASE"}},
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 func statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "status",
-		Usage: "show production (live SHA, revision, since when) or one commit",
+		Usage: "show production (live SHA, revision, since when, and any broken invariant with its repair) or one commit",
 		UsageText: `shipper status [--sha SHA] [-o json]
 
 Examples:
@@ -37,8 +37,19 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return emit(c, p, fmt.Sprintf("release:  %s\nlive:     %s (release %s)\nrevision: %d\nsince:    %s\nurl:      %s\n",
-				p.Release, p.SHA, p.Target, p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL))
+			problems, err := st.Check(ctx, n)
+			if err != nil {
+				return err
+			}
+			text := fmt.Sprintf("release:  %s\nlive:     %s (release %s)\nrevision: %d\nsince:    %s\nurl:      %s\n",
+				p.Release, p.SHA, p.Target, p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL)
+			for _, v := range problems {
+				text += fmt.Sprintf("problem:  %s: %s\n          repair: %s\n", v.Invariant, v.Detail, v.Repair)
+			}
+			return emit(c, struct {
+				*release.Production
+				Problems []release.Violation `json:"problems,omitempty"`
+			}{p, problems}, text)
 		}),
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
@@ -33,6 +34,7 @@ type Configuration struct {
 	chartSrc ChartSource
 	project  Project
 	self     self
+	lease    time.Duration
 
 	chartOnce sync.Once
 	chart     *chart.Chart

@@ -43,6 +43,10 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if err := d.cfg.owned(ns, n); err != nil {
 		return nil, err
 	}
+	if ns.DeletionTimestamp != nil {
+		d.cfg.log.Info("already being deleted", "release", n.Release, "namespace", n.Namespace)
+		return &Deleted{Release: n.Release, Gone: true}, nil
+	}
 	if role := ns.Labels[LabelRole]; role != RolePreview {
 		return nil, &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("namespace %q is not a preview namespace (role %q)", n.Namespace, role)}
 	}
@@ -52,21 +56,28 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if err := d.cfg.grantNamespaceRole(ctx, n.Namespace); err != nil {
 		return nil, err
 	}
+	// Locks in the one order every operation takes them: production's,
+	// then the commit's. Under production's, a promote of this commit
+	// cannot slip in between the checks and the delete; under the
+	// commit's, neither can a deploy of it.
 	del := func(ctx context.Context) error {
-		// Under production's lock, so a promote of this commit cannot slip
-		// in between the check and the delete.
-		prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
-		if err != nil {
-			return err
-		}
-		if prod != nil && prod.SHA == n.Short {
-			return &UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"}
-		}
-		return d.cfg.uninstall(ctx, n)
+		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+			prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
+			if err != nil {
+				return err
+			}
+			if prod != nil && prod.SHA == n.Short {
+				return &UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"}
+			}
+			if err := d.cfg.requireNoRoute(ctx, n); err != nil {
+				return err
+			}
+			return d.cfg.uninstall(ctx, n)
+		})
 	}
 	err = d.cfg.withProductionLock(ctx, n, del)
 	if errors.Is(err, ErrNoProduction) {
-		err = d.cfg.uninstall(ctx, n) // no production: nothing can point at the commit
+		err = del(ctx) // no production yet: the commit's lock alone
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deleting %s: %w", n.Release, err)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // maxHistory bounds the revisions Helm keeps per release: enough to roll
@@ -79,24 +81,47 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		return nil, err
 	}
 	var rel *release.Release
-	err = d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-		if d.Credentials != nil {
-			if err := d.cfg.applyPullSecret(ctx, n.Namespace, img.Repository, *d.Credentials); err != nil {
+	run := func(ctx context.Context) error {
+		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+			if d.Credentials != nil {
+				if err := d.cfg.applyPullSecret(ctx, n.Namespace, img.Repository, *d.Credentials); err != nil {
+					return err
+				}
+			}
+			// Decided under the locks: a commit that is live now has its
+			// failed rollout undone, so production keeps serving it.
+			live, err := d.cfg.isLive(ctx, n, consistent)
+			if err != nil {
 				return err
 			}
-		}
-		rel, err = d.cfg.installOrUpgrade(ctx, p)
-		if err != nil {
-			return err
-		}
-		if !d.Wait {
+			rel, err = d.cfg.installOrUpgrade(ctx, p)
+			if err != nil {
+				return err
+			}
+			if !d.Wait {
+				return nil
+			}
+			if err := d.cfg.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
+				err = d.cfg.markFailed(n.Namespace, rel, err)
+				if live {
+					return d.cfg.undoRollout(ctx, n, rel, err)
+				}
+				return err
+			}
 			return nil
-		}
-		if err := d.cfg.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
-			return d.cfg.markFailed(n.Namespace, rel, err)
-		}
-		return nil
-	})
+		})
+	}
+	// Re-deploying the live commit changes what production serves: it
+	// holds production's lock too, taken first as every operation does.
+	live, err := d.cfg.isLive(ctx, n, cached)
+	if err != nil {
+		return nil, err
+	}
+	if live {
+		err = d.cfg.withProductionLock(ctx, n, run)
+	} else {
+		err = run(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
 	}
@@ -106,4 +131,41 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		Host: p.host, URL: p.url, Image: img.String(), Revision: rel.Version,
 		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time,
 	}, nil
+}
+
+// isLive reports whether production serves commit n.
+func (c *Configuration) isLive(ctx context.Context, n Names, fresh bool) (bool, error) {
+	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, fresh)
+	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+		// No production namespace yet: shipper's role is bound in a
+		// namespace only once it exists, so RBAC answers Forbidden.
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return rec != nil && rec.SHA == n.Short, nil
+}
+
+// undoRollout rolls commit n's release back to the revision before rel,
+// after rel's rollout failed while production serves n: production goes
+// on serving the commit as it was. It returns cause, saying so.
+func (c *Configuration) undoRollout(ctx context.Context, n Names, rel *release.Release, cause error) error {
+	cfg, err := c.helm(n.Namespace)
+	if err != nil {
+		return cause
+	}
+	// The job's own deadline may be what ended the rollout: the undo gets
+	// a minute of its own.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
+	rb := action.NewRollback(cfg)
+	rb.Version = rel.Version - 1
+	rb.MaxHistory = maxHistory
+	rb.Timeout = helmTimeout(ctx)
+	if err := rb.Run(n.Release); err != nil {
+		return fmt.Errorf("%w; the commit is live in production and rolling its release back to revision %d failed too: %v", cause, rb.Version, err)
+	}
+	c.log.Warn("the commit is live: rolled its release back so production keeps serving it", "release", n.Release, "to revision", rb.Version)
+	return fmt.Errorf("%w; the commit is live in production, so its release was rolled back to revision %d, which production keeps serving", cause, rb.Version)
 }

@@ -24,7 +24,11 @@ func (c *Configuration) repairPending(cfg *action.Configuration, name string) (*
 	if err != nil {
 		return nil, fmt.Errorf("reading release %q: %w", name, err)
 	}
-	if !last.Info.Status.IsPending() {
+	// A delete killed mid-uninstall leaves "uninstalling", which Helm's
+	// install and upgrade refuse ("has no deployed releases"): resolved
+	// the same way, so the next deploy re-deploys and the next delete
+	// finishes.
+	if !last.Info.Status.IsPending() && last.Info.Status != release.StatusUninstalling {
 		return last, nil
 	}
 	was := last.Info.Status
@@ -32,7 +36,7 @@ func (c *Configuration) repairPending(cfg *action.Configuration, name string) (*
 	if err := cfg.Releases.Update(last); err != nil {
 		return nil, fmt.Errorf("repairing release %q left %s: %w", name, was, err)
 	}
-	c.log.Warn("repaired a release left pending by an interrupted operation", "release", name, "revision", last.Version, "was", was)
+	c.log.Warn("repaired a release left "+was.String()+" by an interrupted operation", "release", name, "revision", last.Version, "was", was)
 	return last, nil
 }
 

@@ -14,13 +14,29 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
-// Lease timings. A holder renews every RetryPeriod; a holder that died
-// (a killed CI job) is replaced once LeaseDuration passes without renewal.
-var (
-	leaseDuration = 15 * time.Second
-	renewDeadline = 10 * time.Second
-	retryPeriod   = 500 * time.Millisecond
-)
+// defaultLease is how long a Lease outlives its holder: a killed CI job's
+// lock is taken over once it passes without renewal. The holder renews
+// every thirtieth of it and gives up after two thirds (client-go's
+// leader election timings, in the ratio its own defaults use).
+const defaultLease = 15 * time.Second
+
+// WithLockLease sets how long a lock outlives a killed holder (default 15
+// s). Shorter takes a killed job's locks over sooner and renews more often.
+func WithLockLease(d time.Duration) Option {
+	return func(c *Configuration) {
+		if d > 0 {
+			c.lease = d
+		}
+	}
+}
+
+func (c *Configuration) leaseTimings() (lease, renew, retry time.Duration) {
+	lease = c.lease
+	if lease <= 0 {
+		lease = defaultLease
+	}
+	return lease, lease * 2 / 3, lease / 30
+}
 
 // withLock runs fn while holding the coordination.k8s.io Lease
 // "shipper-<name>" in namespace, so two CI jobs changing the same release
@@ -37,11 +53,12 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 	_, _ = rand.Read(b)
 	id += "-" + hex.EncodeToString(b)
 
-	lock := &resourcelock.LeaseLock{
+	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: "shipper-" + name},
 		Client:     c.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}
+	}}
+	leaseDuration, renewDeadline, retryPeriod := c.leaseTimings()
 	leCtx, stopLE := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLE()
 	started, done := make(chan struct{}), make(chan struct{})
@@ -89,12 +106,33 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		}
 	})
 	defer stopWaiting()
+	// So does one whose lock cannot be taken at all.
+	go func() {
+		t := time.NewTicker(retryPeriod / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-started:
+				return
+			case <-leCtx.Done():
+				return
+			case <-t.C:
+				if lock.failure() != nil {
+					stopLE()
+					return
+				}
+			}
+		}
+	}()
 	le.Run(leCtx)
 	select {
 	case <-started:
 		<-done
 		return fnErr
 	default:
+		if err := lock.failure(); err != nil {
+			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
+		}
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
 		}

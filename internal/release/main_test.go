@@ -1,7 +1,7 @@
 package release_test
 
 import (
-	"io"
+	"log/slog"
 	"testing"
 
 	"k8s.io/klog/v2"
@@ -11,9 +11,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// client-go's leader election logs through klog; keep test output readable.
-	klog.LogToStderr(false)
-	klog.SetOutput(io.Discard)
+	// client-go's leader election logs through klog; keep test output
+	// readable. A logger, as klog copies errors to stderr otherwise.
+	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
 	testenv.Main(m)
 }
 

@@ -61,23 +61,26 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	}
 	var prod *Production
 	err = p.cfg.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
-		// Checked again under the lock, which Delete takes too: a delete of
-		// the commit may have won the race since the check above. A GET of
-		// the namespace answers that; a second list of release records would
-		// wait for the apiserver's watch cache to catch up with the lease
-		// write just made (up to 100 ms on Kubernetes 1.34).
-		if err := p.cfg.requireNamespace(ctx, n); err != nil {
-			return err
-		}
-		rel, err := p.cfg.installOrUpgrade(ctx, pl)
-		if err != nil {
-			return err
-		}
-		prod = &Production{
-			App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: pl.host, URL: pl.url,
-			Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
-		}
-		return nil
+		// Production's lock, then the commit's (the order Delete takes them
+		// too): no delete or deploy of the commit runs until the switch is
+		// done, and the decisive check below is a fresh read under both.
+		return p.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+			if err := p.cfg.requireNamespace(ctx, n); err != nil {
+				return err
+			}
+			if err := p.cfg.requireDeployed(ctx, n, consistent); err != nil {
+				return err
+			}
+			rel, err := p.cfg.installOrUpgrade(ctx, pl)
+			if err != nil {
+				return err
+			}
+			prod = &Production{
+				App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: pl.host, URL: pl.url,
+				Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
+			}
+			return p.cfg.sweepRoutes(ctx, n, n.Short)
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)

@@ -47,26 +47,33 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		if err != nil {
 			return fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
 		}
-		if err := r.cfg.requireDeployed(ctx, tn, consistent); err != nil {
-			return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
-		}
-		cfg, err := r.cfg.helm(n.ProductionNamespace)
-		if err != nil {
+		// The target commit's lock, after production's (the order every
+		// operation takes them): no delete or deploy of it meanwhile.
+		return r.cfg.withLock(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
+			if err := r.cfg.requireDeployed(ctx, tn, consistent); err != nil {
+				return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
+			}
+			cfg, err := r.cfg.helm(n.ProductionNamespace)
+			if err != nil {
+				return err
+			}
+			if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
+				return err
+			}
+			rb := action.NewRollback(cfg)
+			rb.Version = target.Version
+			rb.MaxHistory = r.MaxHistory
+			rb.Timeout = helmTimeout(ctx)
+			if err := rb.Run(n.ProductionRelease); err != nil {
+				return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
+			}
+			r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
+			if err := r.cfg.sweepRoutes(ctx, n, target.SHA); err != nil {
+				return err
+			}
+			prod, err = r.cfg.production(ctx, n)
 			return err
-		}
-		if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
-			return err
-		}
-		rb := action.NewRollback(cfg)
-		rb.Version = target.Version
-		rb.MaxHistory = r.MaxHistory
-		rb.Timeout = helmTimeout(ctx)
-		if err := rb.Run(n.ProductionRelease); err != nil {
-			return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
-		}
-		r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
-		prod, err = r.cfg.production(ctx, n)
-		return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// The stress suite drives the built binary against the real apiserver the
+// way cancelled jobs and racing pipelines do, and checks the invariants
+// (release.Status.Check) after every case. `make test` runs 3 trials per
+// case; `make stress` runs SHIPPER_STRESS_TRIALS (30).
+
+func stressTrials(t *testing.T) int {
+	if s := os.Getenv("SHIPPER_STRESS_TRIALS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("SHIPPER_STRESS_TRIALS=%q: want a positive number", s)
+		}
+		return n
+	}
+	return 3
+}
+
+// stressApp is one app of the suite: its GitLab variables, with a 2 s
+// lock lease so a killed run's lock is taken over quickly.
+type stressApp struct {
+	t     *testing.T
+	env   *testenv.Env
+	vars  map[string]string
+	check *release.Status
+	names release.Names
+}
+
+func newStressApp(t *testing.T, prefix string) *stressApp {
+	env := testenv.Get(t)
+	name := uniqueName(prefix)
+	vars := with(gitlabEnv(t, env, name, strings.Repeat("0", 40)), "SHIPPER_LOCK_LEASE", "2s", "SHIPPER_TIMEOUT", "60s")
+	cfg, err := release.NewConfiguration(env.AdminConfig(), release.WithProject(release.Project{ID: vars["CI_PROJECT_ID"]}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := release.NewNames(name, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &stressApp{t: t, env: env, vars: vars, check: release.NewStatus(cfg), names: n}
+	// One image serves every commit: deploy resolves it by its tag.
+	if r := runBinary(t, a.at(stressSHA(0)), "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	return a
+}
+
+// stressSHA is commit i's SHA.
+func stressSHA(i int) string { return fmt.Sprintf("%08x", 0xa0000000+i) + strings.Repeat("1", 32) }
+
+// at is the app's variables for commit sha, the image always commit 0's.
+func (a *stressApp) at(sha string) map[string]string {
+	return with(a.vars, "CI_COMMIT_SHA", sha, "CI_COMMIT_SHORT_SHA", sha[:8],
+		"SHIPPER_IMAGE_REF", a.vars["CI_REGISTRY_IMAGE"]+":"+stressSHA(0)[:8])
+}
+
+func (a *stressApp) run(sha string, args ...string) result {
+	return runBinary(a.t, a.at(sha), args...)
+}
+
+func (a *stressApp) mustRun(sha string, args ...string) {
+	a.t.Helper()
+	if r := a.run(sha, args...); r.code != 0 {
+		a.t.Fatalf("shipper %s (%s): exit %d\n%s", strings.Join(args, " "), sha[:8], r.code, r.stderr)
+	}
+}
+
+// invariants fails the test on any broken invariant.
+func (a *stressApp) invariants(when string) {
+	a.t.Helper()
+	problems, err := a.check.Check(context.Background(), a.names)
+	if err != nil {
+		a.t.Fatalf("%s: checking invariants: %v", when, err)
+	}
+	for _, p := range problems {
+		a.t.Errorf("%s: %s", when, p)
+	}
+}
+
+// killed starts shipper, kills it with SIGKILL after a random 30-250 ms,
+// and reports how long it ran.
+func (a *stressApp) killed(sha string, args ...string) time.Duration {
+	cmd := exec.Command(binary(a.t), args...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + a.t.TempDir()}
+	for k, v := range a.at(sha) {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	after := time.Duration(30+rand.IntN(221)) * time.Millisecond
+	time.Sleep(after)
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	return after
+}
+
+// TestStressKill9 kills deploy, promote, rollback and delete at random
+// points; the next normal run of the same command succeeds and the
+// invariants hold.
+func TestStressKill9(t *testing.T) {
+	trials := stressTrials(t)
+	a := newStressApp(t, "kill")
+	a.mustRun(stressSHA(1), "deploy")
+	a.mustRun(stressSHA(2), "deploy")
+	a.mustRun(stressSHA(1), "promote")
+	next := 3
+	for i := 0; i < trials; i++ {
+		// deploy of a new commit
+		sha := stressSHA(next)
+		next++
+		a.killed(sha, "deploy")
+		a.mustRun(sha, "deploy")
+		a.invariants(fmt.Sprintf("trial %d, after a killed deploy", i))
+
+		// promote, alternately of the two commits
+		target := stressSHA(1 + (i+1)%2)
+		a.killed(target, "promote")
+		a.mustRun(target, "promote")
+		a.invariants(fmt.Sprintf("trial %d, after a killed promote", i))
+
+		// rollback
+		a.killed(target, "rollback")
+		a.mustRun(target, "rollback")
+		a.invariants(fmt.Sprintf("trial %d, after a killed rollback", i))
+
+		// delete of the commit deployed above (never live)
+		a.killed(sha, "delete")
+		if r := a.run(sha, "delete"); r.code != 0 {
+			t.Errorf("trial %d: delete after a killed delete: exit %d\n%s", i, r.code, r.stderr)
+		}
+		a.invariants(fmt.Sprintf("trial %d, after a killed delete", i))
+	}
+}
+
+// TestStressRaces runs what racing pipelines do at once.
+func TestStressRaces(t *testing.T) {
+	trials := stressTrials(t)
+	a := newStressApp(t, "race")
+	const commits = 10
+	var wg sync.WaitGroup
+	parallel := func(n int, fn func(i int)) {
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(i) }()
+		}
+		wg.Wait()
+	}
+
+	// Concurrent deploys of different commits all succeed.
+	parallel(commits, func(i int) {
+		if r := a.run(stressSHA(i+1), "deploy"); r.code != 0 {
+			t.Errorf("concurrent deploy %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+	})
+	a.invariants("after concurrent deploys")
+
+	// Concurrent promotes of different commits all succeed, one after the
+	// other: one revision each.
+	a.mustRun(stressSHA(1), "promote")
+	before := a.status(t)
+	parallel(commits, func(i int) {
+		if r := a.run(stressSHA(i+1), "promote"); r.code != 0 {
+			t.Errorf("concurrent promote %d: exit %d\n%s", i, r.code, r.stderr)
+		}
+	})
+	if after := a.status(t); after.Revision != before.Revision+commits {
+		t.Errorf("after %d concurrent promotes production is at revision %d, want %d", commits, after.Revision, before.Revision+commits)
+	}
+	a.invariants("after concurrent promotes")
+
+	for i := 0; i < trials; i++ {
+		// Deploy and delete of one new commit at once: whichever wins, the
+		// other either succeeds or is refused, never a half state.
+		sha := stressSHA(100 + i)
+		var deploy, del result
+		wg.Add(2)
+		go func() { defer wg.Done(); deploy = a.run(sha, "deploy") }()
+		go func() { defer wg.Done(); del = a.run(sha, "delete") }()
+		wg.Wait()
+		if del.code != 0 || deploy.code != 0 && !strings.Contains(deploy.stderr, "is being deleted") {
+			t.Errorf("trial %d: deploy vs delete: deploy exit %d (%s), delete exit %d (%s)", i, deploy.code, lastLine(deploy.stderr), del.code, lastLine(del.stderr))
+		}
+		a.invariants(fmt.Sprintf("trial %d, deploy vs delete", i))
+
+		// Promote and delete of the same commit at once: one of them is
+		// refused; production never routes to a deleted commit.
+		cand := stressSHA(1 + i%commits)
+		if a.status(t).SHA == cand[:8] {
+			cand = stressSHA(1 + (i+1)%commits)
+		}
+		var promote result
+		wg.Add(2)
+		go func() { defer wg.Done(); promote = a.run(cand, "promote") }()
+		go func() { defer wg.Done(); del = a.run(cand, "delete") }()
+		wg.Wait()
+		if (promote.code == 0) == (del.code == 0) {
+			t.Errorf("trial %d: promote vs delete of %s: promote exit %d (%s), delete exit %d (%s); want exactly one to win",
+				i, cand[:8], promote.code, lastLine(promote.stderr), del.code, lastLine(del.stderr))
+		}
+		a.invariants(fmt.Sprintf("trial %d, promote vs delete of a candidate", i))
+
+		// Delete of the live commit while it is promoted again: refused.
+		live := a.status(t).SHA
+		liveSHA := ""
+		for j := 1; j <= commits; j++ {
+			if stressSHA(j)[:8] == live {
+				liveSHA = stressSHA(j)
+			}
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); promote = a.run(liveSHA, "promote") }()
+		go func() { defer wg.Done(); del = a.run(liveSHA, "delete") }()
+		wg.Wait()
+		if del.code != exitUsage || promote.code != 0 {
+			t.Errorf("trial %d: promote vs delete of the live commit: promote exit %d (%s), delete exit %d (%s); want the delete refused",
+				i, promote.code, lastLine(promote.stderr), del.code, lastLine(del.stderr))
+		}
+		a.invariants(fmt.Sprintf("trial %d, promote vs delete of the live commit", i))
+	}
+}
+
+func (a *stressApp) status(t *testing.T) *release.Production {
+	t.Helper()
+	p, err := a.check.Production(context.Background(), a.names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}

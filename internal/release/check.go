@@ -1,0 +1,128 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The invariants of an app, which every operation keeps and the next
+// operation restores after an interrupted one (kill -9, a lost apiserver):
+//
+//  1. The production host is routed by exactly one object, the Ingress
+//     in the namespace of the commit production's deployed revision names.
+//  2. That commit's release is deployed and its namespace active.
+//  3. No release is left pending-* or uninstalling once the next operation
+//     on it ran (repairPending resolves both).
+//  4. Every namespace labelled for the app holds its release (except while
+//     its own operation runs: a deploy creates the namespace first).
+//
+// Check reports the ones that do not hold, each with the command that
+// repairs it; `shipper status` prints them and the tests call it after
+// every scenario.
+
+// Violation is one invariant that does not hold.
+type Violation struct {
+	Invariant string `json:"invariant"`
+	Detail    string `json:"detail"`
+	Repair    string `json:"repair"`
+}
+
+func (v Violation) String() string {
+	return fmt.Sprintf("%s: %s (repair: %s)", v.Invariant, v.Detail, v.Repair)
+}
+
+// Check reports the invariants of n's app that do not hold.
+func (s *Status) Check(ctx context.Context, n Names) ([]Violation, error) {
+	if err := s.cfg.beginApp(ctx, n); err != nil {
+		return nil, err
+	}
+	return s.cfg.check(ctx, n)
+}
+
+func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error) {
+	nss, err := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
+		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
+	}
+	spaces := []string{n.ProductionNamespace}
+	active := map[string]bool{}
+	for _, ns := range nss.Items {
+		spaces = append(spaces, ns.Name)
+		active[ns.Name] = ns.DeletionTimestamp == nil
+	}
+	recs, err := c.appRecords(ctx, n, spaces)
+	if err != nil {
+		return nil, err
+	}
+	latest := map[string]record{}
+	var live *record
+	for i, r := range recs {
+		if cur, ok := latest[r.Name]; !ok || r.Version > cur.Version {
+			latest[r.Name] = r
+		}
+		if r.Name == n.ProductionRelease && r.Status == "deployed" && (live == nil || r.Version > live.Version) {
+			live = &recs[i]
+		}
+	}
+	var out []Violation
+	for name, r := range latest {
+		if strings.HasPrefix(r.Status, "pending-") || r.Status == "uninstalling" {
+			repair := "shipper deploy --sha " + r.SHA
+			if name == n.ProductionRelease {
+				repair = "shipper promote or shipper rollback"
+			}
+			out = append(out, Violation{"no release left mid-operation", fmt.Sprintf("release %s revision %d is %s", name, r.Version, r.Status), repair})
+		}
+	}
+	for _, ns := range nss.Items {
+		if _, ok := latest[ns.Name]; !ok && ns.DeletionTimestamp == nil {
+			out = append(out, Violation{"every namespace holds its release", fmt.Sprintf("namespace %s has no release record", ns.Name),
+				"shipper deploy --sha " + ns.Labels[LabelSHA] + " or shipper delete --sha " + ns.Labels[LabelSHA]})
+		}
+	}
+	if live == nil {
+		return out, nil
+	}
+	target := n.AppPart + "-" + live.SHA
+	routes, err := c.routes(ctx, n, live.SHA)
+	if err != nil {
+		return nil, err
+	}
+	var elsewhere []string
+	liveRouted := false
+	for _, r := range routes {
+		if r.Live {
+			liveRouted = true
+		} else {
+			elsewhere = append(elsewhere, r.Namespace)
+		}
+	}
+	if len(elsewhere) > 0 {
+		out = append(out, Violation{"production is routed by exactly one object",
+			fmt.Sprintf("production Ingresses also in %s, beside the live commit %s", strings.Join(elsewhere, ", "), live.SHA),
+			"shipper promote or shipper rollback (removes the stray routes)"})
+	}
+	if !liveRouted {
+		out = append(out, Violation{"production is routed to the live commit",
+			fmt.Sprintf("no production Ingress in %s, which revision %d names", target, live.Version),
+			"shipper rollback --to " + live.SHA + ", or promote a deployed commit"})
+	}
+	if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
+		status := "missing"
+		if ok {
+			status = t.Status
+		}
+		if ok && !active[target] {
+			status = "being deleted"
+		}
+		out = append(out, Violation{"the live commit is deployed",
+			fmt.Sprintf("production serves %s, whose release is %s", live.SHA, status),
+			"shipper deploy --sha " + live.SHA + ", or promote another commit"})
+	}
+	return out, nil
+}

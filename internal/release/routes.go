@@ -1,0 +1,123 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Production's routing object is the Ingress "<app>-production" that the
+// production release renders into the promoted commit's namespace. Helm
+// alone cannot keep it single:
+//
+//   - an upgrade creates the new target's Ingress, then deletes the old
+//     one and ignores errors doing so;
+//   - a promote killed between the two leaves its revision pending, which
+//     the next operation marks failed, and Helm's next upgrade diffs from
+//     the last deployed revision, which never knew that Ingress.
+//
+// Either way a stray Ingress routes the production host to a second
+// commit. sweepRoutes removes every production Ingress but the live one,
+// after each promote and rollback, under production's lock; Delete refuses
+// a commit any production Ingress still routes to.
+
+// productionRoute is one production Ingress: where it is, and whether it
+// is the one the deployed revision renders.
+type productionRoute struct {
+	Namespace string
+	Live      bool
+}
+
+// routes finds the production Ingresses of n's app in the namespaces of
+// every commit production's history names (at most maxHistory), a few
+// GETs at a time: shipper's role has no cluster-wide Ingress list.
+func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]productionRoute, error) {
+	hist, err := c.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, cached)
+	if err != nil {
+		return nil, err
+	}
+	targets := map[string]bool{}
+	if live != "" {
+		targets[n.AppPart+"-"+live] = true
+	}
+	for _, r := range hist {
+		if r.SHA != "" {
+			targets[n.AppPart+"-"+r.SHA] = true
+		}
+	}
+	var (
+		mu  sync.Mutex
+		out []productionRoute
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(listConcurrency)
+	for ns := range targets {
+		g.Go(func() error {
+			ing, err := c.client.NetworkingV1().Ingresses(ns).Get(gctx, n.ProductionRelease, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
+				return nil // no route, or a namespace going away with its binding
+			}
+			if err != nil {
+				return fmt.Errorf("reading production Ingress %s/%s: %w", ns, n.ProductionRelease, err)
+			}
+			if ing.Labels[LabelRole] != RoleProduction || ing.DeletionTimestamp != nil {
+				return nil
+			}
+			mu.Lock()
+			out = append(out, productionRoute{Namespace: ns, Live: live != "" && ns == n.AppPart+"-"+live})
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace < out[j].Namespace })
+	return out, nil
+}
+
+// sweepRoutes deletes the production Ingresses that do not route to live
+// (the short SHA the deployed revision names). Call it under production's
+// lock, once the live route exists: it never removes that one, so the
+// host is never left without a route.
+func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live string) error {
+	routes, err := c.routes(ctx, n, live)
+	if err != nil {
+		return err
+	}
+	for _, r := range routes {
+		if r.Live {
+			continue
+		}
+		err := c.client.NetworkingV1().Ingresses(r.Namespace).Delete(ctx, n.ProductionRelease, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing stray production Ingress %s/%s: %w", r.Namespace, n.ProductionRelease, err)
+		}
+		c.log.Warn("removed a stray production route left by an interrupted or failed operation", "namespace", r.Namespace, "ingress", n.ProductionRelease)
+	}
+	return nil
+}
+
+// requireNoRoute refuses to delete commit n while a production Ingress
+// routes to it, whatever production's records say: after an interrupted
+// promote the records may name another commit while this one serves.
+func (c *Configuration) requireNoRoute(ctx context.Context, n Names) error {
+	ing, err := c.client.NetworkingV1().Ingresses(n.Namespace).Get(ctx, n.ProductionRelease, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reading production Ingress %s/%s: %w", n.Namespace, n.ProductionRelease, err)
+	}
+	if ing.Labels[LabelRole] != RoleProduction {
+		return nil
+	}
+	return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(
+		"production routes to it (Ingress %s/%s): promote another commit or roll back first; if status shows another commit live, that route is a leftover of an interrupted promote, which the next promote or rollback removes",
+		n.Namespace, n.ProductionRelease)}
+}
