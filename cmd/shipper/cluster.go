@@ -52,7 +52,7 @@ func configuration(c *cli.Context, online bool) (*release.Configuration, error) 
 		Kubeconfig: c.String("kubeconfig"), Context: c.String("kube-context"),
 		URL: c.String("kube-url"), Token: c.String("kube-token"),
 		CAFile: c.String("kube-ca-file"), CAData: c.String("kube-ca"),
-		Insecure: c.Bool("insecure-skip-tls-verify"),
+		Insecure: c.Bool("insecure-skip-tls-verify"), Log: logger(c),
 	}.RESTConfig()
 	if err != nil {
 		return nil, err

@@ -254,3 +254,47 @@ func lastLine(s string) string {
 	}
 	return s
 }
+
+// TestStressAPIServerRestart restarts kube-apiserver (same etcd, down for
+// 2 s) in the middle of a deploy and of a promote. The command either
+// finishes, riding out the restart, or fails leaving what its next run
+// repairs; the invariants hold after that next run.
+func TestStressAPIServerRestart(t *testing.T) {
+	trials := stressTrials(t)
+	a := newStressApp(t, "restart")
+	a.mustRun(stressSHA(1), "deploy")
+	a.mustRun(stressSHA(2), "deploy")
+	a.mustRun(stressSHA(1), "promote")
+	restart := func(after time.Duration) chan error {
+		done := make(chan error, 1)
+		go func() {
+			time.Sleep(after)
+			done <- a.env.RestartAPIServer(context.Background(), 2*time.Second)
+		}()
+		return done
+	}
+	survived := 0
+	for i := 0; i < trials; i++ {
+		for _, step := range []struct {
+			sha  string
+			args []string
+		}{
+			{stressSHA(10 + i), []string{"deploy"}},
+			{stressSHA(1 + (i+1)%2), []string{"promote"}},
+		} {
+			done := restart(time.Duration(20+rand.IntN(150)) * time.Millisecond)
+			r := a.run(step.sha, step.args...)
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			if r.code == 0 {
+				survived++
+			} else {
+				t.Logf("trial %d: %s through a restart: exit %d: %s", i, step.args[0], r.code, lastLine(r.stderr))
+				a.mustRun(step.sha, step.args...)
+			}
+			a.invariants(fmt.Sprintf("trial %d, %s through an apiserver restart", i, step.args[0]))
+		}
+	}
+	t.Logf("%d of %d commands rode out the apiserver restart", survived, 2*trials)
+}

@@ -80,6 +80,10 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	if err != nil {
 		return nil, err
 	}
+	wasLive, err := d.cfg.isLive(ctx, n, cached)
+	if err != nil {
+		return nil, err
+	}
 	var rel *release.Release
 	run := func(ctx context.Context) error {
 		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
@@ -88,11 +92,17 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 					return err
 				}
 			}
-			// Decided under the locks: a commit that is live now has its
-			// failed rollout undone, so production keeps serving it.
-			live, err := d.cfg.isLive(ctx, n, consistent)
-			if err != nil {
-				return err
+			// Confirmed under both locks with a fresh read, so a rollback
+			// since cannot make shipper undo a commit no longer live. (A
+			// commit promoted in the milliseconds before this deploy took
+			// its lock may be missed by the cached read below: its failed
+			// rollout is then only marked failed, as for any commit.)
+			live := wasLive
+			if live {
+				var err error
+				if live, err = d.cfg.isLive(ctx, n, consistent); err != nil {
+					return err
+				}
 			}
 			rel, err = d.cfg.installOrUpgrade(ctx, p)
 			if err != nil {
@@ -113,11 +123,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	}
 	// Re-deploying the live commit changes what production serves: it
 	// holds production's lock too, taken first as every operation does.
-	live, err := d.cfg.isLive(ctx, n, cached)
-	if err != nil {
-		return nil, err
-	}
-	if live {
+	if wasLive {
 		err = d.cfg.withProductionLock(ctx, n, run)
 	} else {
 		err = run(ctx)

@@ -14,18 +14,26 @@
 //	plan               names -> host -> URL -> values (user's, shipper's on top)
 //	                   -> schema check -> offline render; previewPlan and
 //	                   productionPlan, used by both Run and Render
-//	Deploy.Run         plan -> namespace -> Lease -> pull secret ->
-//	                   repair pending -> install|upgrade -> wait + diagnose
-//	Promote.Run        plan -> commit deployed? -> production namespace ->
-//	                   Lease -> upgrade <app>-production (Ingress in the commit's
-//	                   namespace; new route created before the old is deleted)
+//	begin              names valid -> cluster -> app owned by this project ->
+//	                   SHA resolved to the commit's one release (every Run)
+//	Deploy.Run         begin -> plan -> namespace (+ RoleBinding) -> [live?
+//	                   production Lease] -> Lease -> pull secret -> repair
+//	                   pending -> install|upgrade -> wait + diagnose [-> undo]
+//	Promote.Run        begin -> plan -> commit deployed? -> production
+//	                   namespace -> production Lease -> commit Lease -> fresh
+//	                   check -> upgrade <app>-production (Ingress in the
+//	                   commit's namespace; new route created before the old is
+//	                   deleted) -> sweep stray routes
 //	Deploy.Render,     the plan's manifest, offline (`helm template`)
 //	Promote.Render
-//	Rollback.Run       Lease -> pick revision (previous, SHA, number) -> target
-//	                   commit still deployed? -> Helm rollback
-//	Delete.Run         owned namespace? -> production Lease -> not live? ->
-//	                   Helm uninstall -> delete namespace
-//	List.Run, Status   labels only: namespaces + release-record metadata
+//	Rollback.Run       begin -> production Lease -> pick revision (previous,
+//	                   SHA, number) -> target's Lease -> still deployed? -> Helm
+//	                   rollback -> sweep stray routes
+//	Delete.Run         begin -> owned namespace? -> RoleBinding -> production
+//	                   Lease -> commit Lease -> not live, no route? -> Helm
+//	                   uninstall -> delete namespace
+//	List.Run, Status   labels only: namespaces + release-record metadata;
+//	                   Status.Check reports broken invariants (check.go)
 //
 // Every operation takes Names, made once by the caller, and the context
 // carries the only deadline (the CLI's --timeout); Helm's own timeouts are
@@ -41,6 +49,10 @@
 // Bad input is a *UsageError (its BadInput method is the mark the CLI
 // maps to exit code 2) returned before anything in the cluster changes; a
 // failed rollout is a *RolloutError naming pod, reason and logs.
+//
+// Locks are Leases, taken in one order: production's before a commit's.
+// Access (access.go): shipper binds ClusterRole shipper-namespace to itself
+// in each namespace it makes, its only rights there (deploy/rbac).
 //
 // Files: one operation per file (deploy.go, promote.go, rollback.go,
 // delete.go, list.go, status.go); production.go holds what production is

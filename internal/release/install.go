@@ -8,6 +8,7 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	"k8s.io/client-go/util/retry"
 )
 
 // repairPending marks a release left pending-install, pending-upgrade or
@@ -64,7 +65,11 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
 		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true
 		in.Timeout = helmTimeout(ctx)
-		return in.RunWithContext(ctx, p.chart, p.values)
+		rel, err := in.RunWithContext(ctx, p.chart, p.values)
+		if err != nil {
+			return rel, err
+		}
+		return rel, c.confirmRecorded(ctx, cfg, rel)
 	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
 	up := action.NewUpgrade(cfg)
@@ -72,7 +77,30 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
 	up.MaxHistory = maxHistory
 	up.Timeout = helmTimeout(ctx)
-	return up.RunWithContext(ctx, p.release, p.chart, p.values)
+	rel, err := up.RunWithContext(ctx, p.release, p.chart, p.values)
+	if err != nil {
+		return rel, err
+	}
+	return rel, c.confirmRecorded(ctx, cfg, rel)
+}
+
+// confirmRecorded makes sure the stored record of rel says what Helm
+// returned. Helm's install and upgrade log and ignore an error writing the
+// final status (an apiserver restarting at that moment), which leaves the
+// release "pending-install" although it is deployed; the record is read
+// back (one GET) and written again, with retries, when it disagrees.
+func (c *Configuration) confirmRecorded(ctx context.Context, cfg *action.Configuration, rel *release.Release) error {
+	return retry.OnError(transientBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
+		stored, err := cfg.Releases.Get(rel.Name, rel.Version)
+		if err != nil {
+			return err
+		}
+		if stored.Info.Status == rel.Info.Status {
+			return nil
+		}
+		c.log.Warn("re-recording a release whose final status Helm could not write", "release", rel.Name, "revision", rel.Version, "stored", stored.Info.Status, "status", rel.Info.Status)
+		return cfg.Releases.Update(rel)
+	})
 }
 
 // markFailed records that rel did not become available, so that `helm

@@ -3,7 +3,9 @@ package release
 import (
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 
@@ -22,6 +24,9 @@ type KubeOptions struct {
 	// CAFile is a PEM file, CAData PEM text (GitLab's KUBE_CA_PEM).
 	CAFile, CAData string
 	Insecure       bool
+	// Log, when set, gets a line for each request retried after a
+	// transient failure (retryTransport).
+	Log *slog.Logger
 }
 
 // RESTConfig builds the client configuration. Without a URL or a
@@ -72,6 +77,9 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 		cfg.Insecure, cfg.CAData, cfg.CAFile = true, nil, ""
 	}
 	cfg.UserAgent = "shipper"
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return &retryTransport{next: rt, backoff: transientBackoff, log: o.Log}
+	})
 	return cfg, nil
 }
 

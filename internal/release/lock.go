@@ -84,6 +84,10 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 				stop := context.AfterFunc(leading, cancel) // lease lost
 				defer stop()
 				fnErr = fn(fctx)
+				if leading.Err() != nil && ctx.Err() == nil && fnErr != nil {
+					fnErr = fmt.Errorf("lost the lock %s/shipper-%s, which could not be renewed within %s (the next run repairs what this one left): %w",
+						namespace, name, renewDeadline, fnErr)
+				}
 				stopLE()
 			},
 			OnStoppedLeading: func() {},

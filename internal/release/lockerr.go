@@ -32,7 +32,9 @@ type watchedLock struct {
 
 // refusedGrace lets the authorizer's cache catch up with a RoleBinding
 // made a moment ago before a refusal counts as final.
-var refusedGrace = 2 * time.Second
+// After an apiserver restart its authorizer answers Forbidden for a few
+// seconds, until its RBAC caches are filled again.
+var refusedGrace = 5 * time.Second
 
 func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	r, b, err := l.Interface.Get(ctx)

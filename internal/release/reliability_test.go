@@ -336,7 +336,7 @@ func TestLockFailsFastWithoutLeaseRights(t *testing.T) {
 	d.Hosts, d.Wait, d.Timeout = release.Hosts{Domain: "example.com"}, false, 60*time.Second
 	start := time.Now()
 	_, err = d.Run(context.Background(), names(t, f.app, shaA), f.image)
-	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "taking the lock") || !strings.Contains(err.Error(), "forbidden") || took > 5*time.Second {
+	if took := time.Since(start); err == nil || !strings.Contains(err.Error(), "taking the lock") || !strings.Contains(err.Error(), "forbidden") || took > 10*time.Second {
 		t.Errorf("deploy without Lease rights: err = %v after %v; want the refusal named within seconds", err, took)
 	}
 }

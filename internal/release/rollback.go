@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/release"
 )
 
 // Rollback returns production to an earlier promotion with Helm's own
@@ -66,6 +67,14 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			rb.Timeout = helmTimeout(ctx)
 			if err := rb.Run(n.ProductionRelease); err != nil {
 				return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
+			}
+			// Helm's rollback, too, may leave its new revision recorded
+			// pending-rollback when the final write fails.
+			if last, err := cfg.Releases.Last(n.ProductionRelease); err == nil && last.Info.Status == release.StatusPendingRollback {
+				last.SetStatus(release.StatusDeployed, "Rollback complete")
+				if err := r.cfg.confirmRecorded(ctx, cfg, last); err != nil {
+					return err
+				}
 			}
 			r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
 			if err := r.cfg.sweepRoutes(ctx, n, target.SHA); err != nil {

@@ -72,6 +72,8 @@ type apiserverConfig struct {
 	disableAdmission []string
 	// node adds the Node authorizer and the flags a kubelet needs.
 	node bool
+	// port, when set, is the port to serve on (a restart keeps its port).
+	port int
 }
 
 // startAPIServer runs kube-apiserver with token authentication, RBAC, the
@@ -87,6 +89,9 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 		ports, err := freePorts(1)
 		if err != nil {
 			return nil, nil, err
+		}
+		if c.port != 0 {
+			ports[0] = c.port
 		}
 		args := []string{
 			"--bind-address=127.0.0.1",

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,7 +33,9 @@ type Env struct {
 
 	admin           *rest.Config
 	procs           []*process // in start order; stopped in reverse
-	reaper          *os.File   // closing it makes the reaper clean up Dir
+	apiserver       int        // index of kube-apiserver in procs
+	apiserverConfig apiserverConfig
+	reaper          *os.File // closing it makes the reaper clean up Dir
 	componentTokens map[string]string
 }
 
@@ -115,6 +118,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver: %w", err)
 	}
+	e.apiserver, e.apiserverConfig = len(e.procs), acfg
 	e.procs = append(e.procs, apiserver)
 	e.admin = admin
 
@@ -193,4 +197,29 @@ func WriteKubeconfig(path string, cfg *rest.Config, user string) error {
 	kc.Contexts[user] = &clientcmdapi.Context{Cluster: "testenv", AuthInfo: user}
 	kc.CurrentContext = user
 	return clientcmd.WriteToFile(*kc, path)
+}
+
+// RestartAPIServer kills kube-apiserver, keeps it down for down, and
+// starts it again on the same port with the same etcd, as a crash or an
+// upgrade of the apiserver looks to a client. It returns once /readyz
+// answers again.
+func (e *Env) RestartAPIServer(ctx context.Context, down time.Duration) error {
+	u, err := url.Parse(e.admin.Host)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return err
+	}
+	e.procs[e.apiserver].stop(0)
+	time.Sleep(down)
+	cfg := e.apiserverConfig
+	cfg.port = port
+	p, _, err := startAPIServer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("restarting kube-apiserver: %w", err)
+	}
+	e.procs[e.apiserver] = p
+	return nil
 }

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
 // Identity describes a least-privileged ServiceAccount: exactly the given
@@ -89,11 +91,12 @@ func (e *Env) NewIdentity(ctx context.Context, id Identity) (*rest.Config, error
 	return cfg, nil
 }
 
-// Apply creates or updates the objects of the YAML files in dir, in file
-// order (as `kubectl apply -f dir` does), with server-side apply as the
-// admin. Only .yaml files are read; kustomization.yaml is skipped.
+// Apply creates or updates, as the admin with server-side apply, the
+// objects of dir the way `kubectl apply -k dir` does: through kustomize's
+// own engine (krusty, which kubectl embeds) when dir holds a
+// kustomization.yaml, else every .yaml file of dir in name order.
 func (e *Env) Apply(ctx context.Context, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	docs, err := manifests(dir)
 	if err != nil {
 		return err
 	}
@@ -106,41 +109,56 @@ func (e *Env) Apply(ctx context.Context, dir string) error {
 		return err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	sort.Strings(files)
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
+	dec := yamlutil.NewYAMLOrJSONDecoder(bytes.NewReader(docs), 4096)
+	for {
+		var obj unstructured.Unstructured
+		if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("%s: %w", dir, err)
+		}
+		if len(obj.Object) == 0 {
 			continue
 		}
-		data, err := os.ReadFile(f)
+		gvk := obj.GroupVersionKind()
+		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
-			return err
+			return fmt.Errorf("%s: %s: %w", dir, gvk, err)
 		}
-		dec := yamlutil.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-		for {
-			var obj unstructured.Unstructured
-			if err := dec.Decode(&obj.Object); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return fmt.Errorf("%s: %w", f, err)
-			}
-			if len(obj.Object) == 0 {
-				continue
-			}
-			gvk := obj.GroupVersionKind()
-			m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-			if err != nil {
-				return fmt.Errorf("%s: %s: %w", f, gvk, err)
-			}
-			var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
-			if m.Scope.Name() == meta.RESTScopeNameNamespace {
-				ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
-			}
-			if _, err := ri.Apply(ctx, obj.GetName(), &obj, metav1.ApplyOptions{FieldManager: "shipper-tests", Force: true}); err != nil {
-				return fmt.Errorf("applying %s %s from %s: %w", gvk.Kind, obj.GetName(), f, err)
-			}
+		var ri dynamic.ResourceInterface = dyn.Resource(m.Resource)
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			ri = dyn.Resource(m.Resource).Namespace(obj.GetNamespace())
+		}
+		if _, err := ri.Apply(ctx, obj.GetName(), &obj, metav1.ApplyOptions{FieldManager: "shipper-tests", Force: true}); err != nil {
+			return fmt.Errorf("applying %s %s from %s: %w", gvk.Kind, obj.GetName(), dir, err)
 		}
 	}
-	return nil
+}
+
+// manifests is the YAML stream of dir's objects.
+func manifests(dir string) ([]byte, error) {
+	if _, err := os.Stat(filepath.Join(dir, "kustomization.yaml")); err == nil {
+		res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
+		if err != nil {
+			return nil, fmt.Errorf("kustomize build %s: %w", dir, err)
+		}
+		return res.AsYaml()
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	var all bytes.Buffer
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		all.Write(data)
+		all.WriteString("\n---\n")
+	}
+	return all.Bytes(), nil
 }
 
 // Token mints a token for the existing ServiceAccount namespace/name and
