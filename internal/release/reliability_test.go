@@ -28,13 +28,7 @@ const shaC = "cccccccc33333333333333333333333333333333"
 // B (production would go dark), and the next promote must not leave B's
 // Ingress routing beside the new one.
 func TestInterruptedPromoteIsRepaired(t *testing.T) {
-	f := newDeployFixture(t)
-	f.deployReady(t, shaA)
-	f.deployReady(t, shaB)
-	f.deployReady(t, shaC)
-	if _, err := f.promote(t, shaA); err != nil {
-		t.Fatal(err)
-	}
+	f := threeCommitsALive(t)
 	if _, err := f.promote(t, shaB); err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +93,7 @@ func TestInterruptedPromoteIsRepaired(t *testing.T) {
 // errors deleting the old Ingress. An admission policy refuses that delete
 // once; the promote reports it, and the next one removes the stray.
 func TestPromoteRemovesARouteHelmFailedToDelete(t *testing.T) {
-	f := newDeployFixture(t)
-	f.deployReady(t, shaA)
-	f.deployReady(t, shaB)
-	f.deployReady(t, shaC)
-	if _, err := f.promote(t, shaA); err != nil {
-		t.Fatal(err)
-	}
+	f := threeCommitsALive(t)
 	nsA := f.app + "-aaaaaaaa"
 	unblock := refuseIngressDeletes(t, f.env, nsA)
 	_, err := f.promote(t, shaB)
@@ -211,12 +199,12 @@ func TestDeployRepairsUninstalling(t *testing.T) {
 	if got.Status != "deployed" {
 		t.Errorf("deploy over an interrupted uninstall = %s", got.Status)
 	}
+	assertInvariants(t, f)
 	last, _ = hc.Releases.Last(ns)
 	last.SetStatus(helmrelease.StatusUninstalling, "Deletion in progress")
 	if err := hc.Releases.Update(last); err != nil {
 		t.Fatal(err)
 	}
-	assertInvariants(t, f)
 	if _, err := release.NewDelete(f.cfg).Run(context.Background(), names(t, f.app, shaA)); err != nil {
 		t.Errorf("delete over an interrupted uninstall: %v", err)
 	}
@@ -405,4 +393,17 @@ func assertInvariants(t *testing.T, f *deployFixture) {
 	for _, p := range problems {
 		t.Errorf("invariant broken: %s", p)
 	}
+}
+
+// threeCommitsALive deploys commits A, B and C of a fresh app and promotes A.
+func threeCommitsALive(t *testing.T) *deployFixture {
+	t.Helper()
+	f := newDeployFixture(t)
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	f.deployReady(t, shaC)
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
