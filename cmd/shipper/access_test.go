@@ -166,6 +166,11 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 			t.Errorf("%s: %v", what, err)
 		}
 	}
+	// The GitLab stop job of a review app whose project never promoted:
+	// no production namespace, hence no RoleBinding there to read from.
+	if r := runBinary(t, e, "delete"); r.code != 0 {
+		t.Errorf("delete of a commit of an app without production: exit %d\n%s", r.code, r.stderr)
+	}
 	if t.Failed() {
 		rbs, _ := admin.RbacV1().RoleBindings(owned).List(ctx, metav1.ListOptions{})
 		var names []string

@@ -62,11 +62,11 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	// commit's, neither can a deploy of it.
 	del := func(ctx context.Context) error {
 		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-			prod, err := d.cfg.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
+			live, err := d.cfg.isLive(ctx, n, consistent)
 			if err != nil {
 				return err
 			}
-			if prod != nil && prod.SHA == n.Short {
+			if live {
 				return &UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"}
 			}
 			if err := d.cfg.requireNoRoute(ctx, n); err != nil {

@@ -104,6 +104,12 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 					return err
 				}
 			}
+			serving := 0 // the revision production serves, to undo to
+			if live {
+				if serving, err = d.cfg.deployedVersion(n); err != nil {
+					return err
+				}
+			}
 			rel, err = d.cfg.installOrUpgrade(ctx, p)
 			if err != nil {
 				return err
@@ -113,8 +119,8 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 			}
 			if err := d.cfg.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
 				err = d.cfg.markFailed(n.Namespace, rel, err)
-				if live {
-					return d.cfg.undoRollout(ctx, n, rel, err)
+				if live && serving > 0 {
+					return d.cfg.undoRollout(ctx, n, serving, err)
 				}
 				return err
 			}
@@ -153,10 +159,25 @@ func (c *Configuration) isLive(ctx context.Context, n Names, fresh bool) (bool, 
 	return rec != nil && rec.SHA == n.Short, nil
 }
 
-// undoRollout rolls commit n's release back to the revision before rel,
-// after rel's rollout failed while production serves n: production goes
-// on serving the commit as it was. It returns cause, saying so.
-func (c *Configuration) undoRollout(ctx context.Context, n Names, rel *release.Release, cause error) error {
+// deployedVersion is the deployed revision of commit n's release, 0 when
+// none is.
+func (c *Configuration) deployedVersion(n Names) (int, error) {
+	cfg, err := c.helm(n.Namespace)
+	if err != nil {
+		return 0, err
+	}
+	rel, err := cfg.Releases.Deployed(n.Release)
+	if err != nil {
+		return 0, nil // none deployed: nothing to undo to
+	}
+	return rel.Version, nil
+}
+
+// undoRollout rolls commit n's release back to revision serving (the one
+// deployed before), after a rollout failed while production serves n:
+// production goes on serving the commit as it was. It waits for that
+// revision to be available again and returns cause, saying so.
+func (c *Configuration) undoRollout(ctx context.Context, n Names, serving int, cause error) error {
 	cfg, err := c.helm(n.Namespace)
 	if err != nil {
 		return cause
@@ -166,11 +187,14 @@ func (c *Configuration) undoRollout(ctx context.Context, n Names, rel *release.R
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
 	rb := action.NewRollback(cfg)
-	rb.Version = rel.Version - 1
+	rb.Version = serving
 	rb.MaxHistory = maxHistory
 	rb.Timeout = helmTimeout(ctx)
 	if err := rb.Run(n.Release); err != nil {
 		return fmt.Errorf("%w; the commit is live in production and rolling its release back to revision %d failed too: %v", cause, rb.Version, err)
+	}
+	if err := c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
+		return fmt.Errorf("%w; the commit is live in production: its release was rolled back to revision %d, which is not available either: %v", cause, rb.Version, err)
 	}
 	c.log.Warn("the commit is live: rolled its release back so production keeps serving it", "release", n.Release, "to revision", rb.Version)
 	return fmt.Errorf("%w; the commit is live in production, so its release was rolled back to revision %d, which production keeps serving", cause, rb.Version)

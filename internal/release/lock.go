@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
 )
 
 // defaultLease is how long a Lease outlives its holder: a killed CI job's
@@ -44,9 +46,11 @@ func (c *Configuration) leaseTimings() (lease, renew, retry time.Duration) {
 // renewing and releasing.
 //
 // fn's context ends when ctx does (a cancelled job) or when the lease is
-// lost. The lease is released only after fn has returned: leader election
-// runs on a context of its own, stopped once fn is done, so a cancelled
-// job never releases the lock while its operation is still writing.
+// lost. The lease is released only after fn has returned, by shipper
+// itself (releaseLease) rather than by client-go, which releases a lease
+// it failed to renew at once (ReleaseOnCancel), while fn may still be
+// writing: Helm's storage and kube client ignore the context. Leader
+// election runs on a context of its own, stopped once fn is done.
 func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn func(context.Context) error) error {
 	id, _ := os.Hostname()
 	b := make([]byte, 4)
@@ -68,13 +72,21 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		LeaseDuration:   leaseDuration,
 		RenewDeadline:   renewDeadline,
 		RetryPeriod:     retryPeriod,
-		ReleaseOnCancel: true,
+		ReleaseOnCancel: false, // see releaseLease
 		Name:            namespace + "/" + name,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leading context.Context) {
 				close(started)
 				defer close(done)
-				if err := ctx.Err(); err != nil { // cancelled as the lease was won
+				// Cancelled as the lease was won, or given up (the job's end,
+				// a lock that failed) while client-go was winning it: fn
+				// never runs without the lock.
+				if err := context.Cause(leading); err != nil {
+					fnErr = err
+					stopLE()
+					return
+				}
+				if err := ctx.Err(); err != nil {
 					fnErr = err
 					stopLE()
 					return
@@ -132,8 +144,10 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 	select {
 	case <-started:
 		<-done
+		c.releaseLease(namespace, "shipper-"+name, id)
 		return fnErr
 	default:
+		c.releaseLease(namespace, "shipper-"+name, id) // won as it was given up
 		if err := lock.failure(); err != nil {
 			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
 		}
@@ -142,4 +156,25 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		}
 		return errors.New("lock on " + namespace + "/" + name + " not acquired")
 	}
+}
+
+// releaseLease gives up the Lease if id still holds it, so the next
+// operation need not wait for it to expire: holder emptied, duration one
+// second, as client-go's own release does. A Lease that is gone (its
+// namespace deleted) or cannot be reached expires by itself.
+func (c *Configuration) releaseLease(namespace, name, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	leases := c.client.CoordinationV1().Leases(namespace)
+	_ = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != id {
+			return nil
+		}
+		now := metav1.NewMicroTime(time.Now())
+		l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds = ptr.To(""), ptr.To[int32](1)
+		l.Spec.RenewTime, l.Spec.AcquireTime = &now, &now
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
 }
