@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The invariants of an app, which every operation keeps and the next
@@ -43,32 +41,15 @@ func (s *Status) Check(ctx context.Context, n Names) ([]Violation, error) {
 }
 
 func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error) {
-	nss, err := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
-		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
-	}
-	spaces := []string{n.ProductionNamespace}
-	active := map[string]bool{}
-	for _, ns := range nss.Items {
-		spaces = append(spaces, ns.Name)
-		active[ns.Name] = ns.DeletionTimestamp == nil
-	}
-	recs, err := c.appRecords(ctx, n, spaces)
+	app, err := c.readApp(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	latest := map[string]record{}
-	var live *record
-	for i, r := range recs {
-		if cur, ok := latest[r.Name]; !ok || r.Version > cur.Version {
-			latest[r.Name] = r
-		}
-		if r.Name == n.ProductionRelease && r.Status == "deployed" && (live == nil || r.Version > live.Version) {
-			live = &recs[i]
-		}
+	active := map[string]bool{}
+	for _, ns := range app.namespaces {
+		active[ns.Name] = ns.DeletionTimestamp == nil
 	}
+	latest, live := app.latest, app.live
 	var out []Violation
 	for name, r := range latest {
 		if strings.HasPrefix(r.Status, "pending-") || r.Status == "uninstalling" {
@@ -79,7 +60,7 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 			out = append(out, Violation{"no release left mid-operation", fmt.Sprintf("release %s revision %d is %s", name, r.Version, r.Status), repair})
 		}
 	}
-	for _, ns := range nss.Items {
+	for _, ns := range app.namespaces {
 		if _, ok := latest[ns.Name]; !ok && ns.DeletionTimestamp == nil {
 			out = append(out, Violation{"every namespace holds its release", fmt.Sprintf("namespace %s has no release record", ns.Name),
 				"shipper deploy --sha " + ns.Labels[LabelSHA] + " or shipper delete --sha " + ns.Labels[LabelSHA]})

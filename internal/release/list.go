@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -24,39 +25,23 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 	if err := l.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
-	nss, err := l.cfg.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
-		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
-	}
-	spaces := []string{n.ProductionNamespace}
-	for _, ns := range nss.Items {
-		spaces = append(spaces, ns.Name)
-	}
-	recs, err := l.cfg.appRecords(ctx, n, spaces)
+	app, err := l.cfg.readApp(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	latest := map[string]record{} // release name -> newest revision
 	live := ""
-	for _, r := range recs {
-		if cur, ok := latest[r.Name]; !ok || r.Version > cur.Version {
-			latest[r.Name] = r
-		}
-		if r.Name == n.ProductionRelease && r.Status == "deployed" {
-			live = r.SHA
-		}
+	if app.live != nil {
+		live = app.live.SHA
 	}
-	out := make([]Commit, 0, len(nss.Items))
-	for _, ns := range nss.Items {
+	out := make([]Commit, 0, len(app.namespaces))
+	for _, ns := range app.namespaces {
 		c := Commit{
 			App: n.AppPart, Short: ns.Labels[LabelSHA], SHA: ns.Annotations[AnnotationSHA],
 			Release: ns.Name, Namespace: ns.Name, URL: ns.Annotations[AnnotationURL],
 			Status: "missing", Updated: ns.CreationTimestamp.Time,
 		}
 		c.Host = strings.TrimPrefix(strings.TrimPrefix(c.URL, "https://"), "http://")
-		if r, ok := latest[ns.Name]; ok {
+		if r, ok := app.latest[ns.Name]; ok {
 			c.Revision, c.Status, c.Updated = r.Version, r.Status, r.Created
 		}
 		if ns.DeletionTimestamp != nil {
@@ -87,4 +72,52 @@ func Age(now, t time.Time) string {
 	default:
 		return fmt.Sprintf("%dd", int(d.Hours()/24))
 	}
+}
+
+// appState is what List and Check read of an app: its preview namespaces,
+// the newest revision of each of its releases, and production's deployed
+// revision (nil when there is none).
+type appState struct {
+	namespaces []corev1.Namespace
+	latest     map[string]record
+	live       *record
+}
+
+// readApp reads n's app in a few requests whatever the number of
+// releases in the cluster: the app's namespaces, then the labels of its
+// release records (metadata only; appRecords).
+func (c *Configuration) readApp(ctx context.Context, n Names) (*appState, error) {
+	nss, err := c.previewNamespaces(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	spaces := []string{n.ProductionNamespace}
+	for _, ns := range nss {
+		spaces = append(spaces, ns.Name)
+	}
+	recs, err := c.appRecords(ctx, n, spaces)
+	if err != nil {
+		return nil, err
+	}
+	app := &appState{namespaces: nss, latest: map[string]record{}}
+	for i, r := range recs {
+		if cur, ok := app.latest[r.Name]; !ok || r.Version > cur.Version {
+			app.latest[r.Name] = r
+		}
+		if r.Name == n.ProductionRelease && r.Status == "deployed" && (app.live == nil || r.Version > app.live.Version) {
+			app.live = &recs[i]
+		}
+	}
+	return app, nil
+}
+
+// previewNamespaces lists the namespaces of n's app's commits.
+func (c *Configuration) previewNamespaces(ctx context.Context, n Names) ([]corev1.Namespace, error) {
+	list, err := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
+		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing namespaces of %s: %w", n.AppPart, err)
+	}
+	return list.Items, nil
 }

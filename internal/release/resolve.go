@@ -48,14 +48,12 @@ func (c *Configuration) resolveCommit(ctx context.Context, n Names) (_ Names, fo
 		}
 		return n, true, err
 	}
-	list, err := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{
-		LabelSelector: fmt.Sprintf("%s=%s,%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelApp, n.AppPart, LabelRole, RolePreview),
-	})
+	nss, err := c.previewNamespaces(ctx, n)
 	if err != nil {
-		return n, false, fmt.Errorf("looking up commit %s of %s: %w", n.SHA, n.AppPart, err)
+		return n, false, fmt.Errorf("looking up commit %s: %w", n.SHA, err)
 	}
 	var matches []string
-	for _, ns := range list.Items {
+	for _, ns := range nss {
 		if ns.DeletionTimestamp != nil {
 			continue // being deleted: no longer a deployed commit
 		}
