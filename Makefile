@@ -45,7 +45,7 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 
 stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (README, Reliability)
 	hack/deps.sh test
-	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
+	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
 	hack/deps.sh test node

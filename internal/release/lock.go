@@ -91,7 +91,7 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 					stopLE()
 					return
 				}
-				fctx, cancel := context.WithCancel(ctx)
+				fctx, cancel := context.WithCancel(withHeld(ctx, leading))
 				defer cancel()
 				stop := context.AfterFunc(leading, cancel) // lease lost
 				defer stop()
@@ -147,10 +147,13 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		c.releaseLease(namespace, "shipper-"+name, id)
 		return fnErr
 	default:
-		c.releaseLease(namespace, "shipper-"+name, id) // won as it was given up
+		// A lock that failed was not won: its last request failed (one
+		// that succeeds clears the failure), and releasing it would only
+		// spend the retries of another request on an unreachable apiserver.
 		if err := lock.failure(); err != nil {
 			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
 		}
+		c.releaseLease(namespace, "shipper-"+name, id) // won as it was given up
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
 		}
@@ -177,4 +180,43 @@ func (c *Configuration) releaseLease(namespace, name, id string) {
 		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
 		return err
 	})
+}
+
+// heldKey carries the contexts of the locks an operation holds (each ends
+// when its lease is lost), for uninterruptible.
+type heldKey struct{}
+
+func withHeld(ctx context.Context, leading context.Context) context.Context {
+	held, _ := ctx.Value(heldKey{}).([]context.Context)
+	return context.WithValue(ctx, heldKey{}, append(held[:len(held):len(held)], leading))
+}
+
+// uninterruptible returns the context for a step that must not stop half
+// way when the job is cancelled (GitLab sends SIGTERM): a production switch
+// and the sweep of stray routes after it take a fraction of a second, and
+// cut in between they leave the host routed twice until the next run. The
+// step still ends when a lock ctx holds is lost (another operation may
+// take over) and at ctx's deadline (--timeout); only the job's
+// cancellation is ignored. A cancelled job therefore finishes the switch it
+// began, or never begins it: every lock wait and check before it is
+// cancelled as usual.
+func uninterruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+	out := context.WithoutCancel(ctx)
+	var cancel context.CancelFunc
+	if d, ok := ctx.Deadline(); ok {
+		out, cancel = context.WithDeadline(out, d)
+	} else {
+		out, cancel = context.WithCancel(out)
+	}
+	held, _ := ctx.Value(heldKey{}).([]context.Context)
+	stops := make([]func() bool, 0, len(held))
+	for _, leading := range held {
+		stops = append(stops, context.AfterFunc(leading, cancel))
+	}
+	return out, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }

@@ -37,30 +37,37 @@ type watchedLock struct {
 var refusedGrace = 5 * time.Second
 
 func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	start := time.Now()
 	r, b, err := l.Interface.Get(ctx)
 	if !apierrors.IsNotFound(err) { // a Lease not made yet is the normal start
-		l.note(err)
+		l.note(err, start)
 	}
 	return r, b, err
 }
 
 func (l *watchedLock) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	start := time.Now()
 	err := l.Interface.Create(ctx, ler)
 	if !apierrors.IsAlreadyExists(err) { // another operation's, just made
-		l.note(err)
+		l.note(err, start)
 	}
 	return err
 }
 
 func (l *watchedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	start := time.Now()
 	err := l.Interface.Update(ctx, ler)
 	if !apierrors.IsConflict(err) { // another operation renewed first
-		l.note(err)
+		l.note(err, start)
 	}
 	return err
 }
 
-func (l *watchedLock) note(err error) {
+// note keeps the answer to a request begun at start. A run of connection
+// failures counts from the start of its first request: the retrying
+// transport has already spent up to ~16 s on that one, and counting from
+// its end would make a job wait out that time twice.
+func (l *watchedLock) note(err error, start time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
@@ -75,7 +82,7 @@ func (l *watchedLock) note(err error) {
 		l.lastErr = err
 	default:
 		if l.unreachable.IsZero() {
-			l.unreachable = time.Now()
+			l.unreachable = start
 		}
 		l.lastErr = err
 	}
@@ -90,7 +97,7 @@ func (l *watchedLock) failure() error {
 		return l.lastErr
 	}
 	if !l.unreachable.IsZero() && time.Since(l.unreachable) >= unreachableGrace {
-		return fmt.Errorf("the apiserver failed every request for %s: %w", unreachableGrace, l.lastErr)
+		return fmt.Errorf("the apiserver failed every request for %s: %w", time.Since(l.unreachable).Round(time.Second), l.lastErr)
 	}
 	return nil
 }

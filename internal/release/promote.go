@@ -71,6 +71,10 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 			if err := p.cfg.requireDeployed(ctx, n, consistent); err != nil {
 				return err
 			}
+			// From here the switch runs to its end even if the job is
+			// cancelled: cut half way it would leave two routes.
+			ctx, cancel := uninterruptible(ctx)
+			defer cancel()
 			rel, err := p.cfg.installOrUpgrade(ctx, pl)
 			if err != nil {
 				return err

@@ -11,9 +11,12 @@ import (
 )
 
 // Rollback returns production to an earlier promotion with Helm's own
-// rollback of "<app>-production": by default the revision before the
-// current one, so rolling back twice undoes the first rollback, as
-// `helm rollback` does.
+// rollback of "<app>-production": by default the newest revision that
+// served another commit than the live one, so rolling back twice undoes
+// the first rollback. Unlike `helm rollback` without a revision, which
+// takes the revision number before the newest whatever it was, a failed or
+// cancelled promote (recorded failed) is never the default target: it
+// would "roll back" to the commit that just failed, or to the live one.
 type Rollback struct {
 	cfg *Configuration
 	// MaxHistory bounds the production revisions kept.
@@ -24,8 +27,8 @@ type Rollback struct {
 // and Promote do.
 func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg, MaxHistory: maxHistory} }
 
-// Run rolls production of n's app back. to is "" (the previous revision), a
-// revision number, or a commit SHA (its latest promotion). It refuses when
+// Run rolls production of n's app back. to is "" (the previous promotion
+// that served), a revision number, or a commit SHA (its latest promotion). It refuses when
 // the target commit's release no longer exists.
 func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
 	if err := r.cfg.beginApp(ctx, n); err != nil {
@@ -58,6 +61,10 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			if err != nil {
 				return err
 			}
+			// As in Promote: the switch, once begun, is not cut by a
+			// cancelled job.
+			ctx, cancel := uninterruptible(ctx)
+			defer cancel()
 			if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
 				return err
 			}
@@ -96,12 +103,21 @@ func pickRevision(hist []record, to string) (record, error) {
 	current := hist[0]
 	switch {
 	case to == "":
+		live := ""
 		for _, r := range hist {
-			if r.Version == current.Version-1 {
+			if r.Status == release.StatusDeployed.String() {
+				live = r.SHA
+				break
+			}
+		}
+		for _, r := range hist {
+			served := r.Status == release.StatusDeployed.String() || r.Status == release.StatusSuperseded.String()
+			if served && r.SHA != live {
 				return r, nil
 			}
 		}
-		return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf("production has no revision before %d (history keeps the last ones only)", current.Version)}
+		return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
+			"production's history has no earlier promotion of another commit that served (failed revisions are skipped; history keeps the last %d)", maxHistory)}
 	case isRevision(to):
 		v, _ := strconv.Atoi(to)
 		for _, r := range hist {
