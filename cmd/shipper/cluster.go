@@ -37,8 +37,13 @@ func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context,
 // configuration builds the engine's Configuration: connected to the
 // cluster, or offline for render.
 func configuration(c *cli.Context, online bool) (*release.Configuration, error) {
+	routing, err := release.ParseRouting(c.String("router"), c.String("gateway"), c.String("gateway-section"))
+	if err != nil {
+		return nil, err
+	}
 	opts := []release.Option{
 		release.WithLogger(logger(c)),
+		release.WithRouting(routing),
 		release.WithProject(release.Project{ID: c.String("project-id"), Path: c.String("project-path")}),
 		release.WithLockLease(c.Duration("lock-lease")),
 	}

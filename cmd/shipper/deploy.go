@@ -26,7 +26,7 @@ Example:
 			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with (a deploy token)", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
 			&cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}},
 		}, registryFlags(), []cli.Flag{
-			&cli.BoolFlag{Name: "wait", Value: true, Usage: "wait until the Deployment is available", EnvVars: []string{"SHIPPER_WAIT"}},
+			waitFlag("wait until the Deployment is available (and, on the gateway router, its route accepted)"),
 			dotenvFlag(),
 		}, chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,

@@ -30,6 +30,9 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names and hosts", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_PATH_SLUG", "CI_PROJECT_NAME"}},
 		&cli.StringFlag{Name: "project-id", Usage: "GitLab project that owns the app: recorded on what shipper creates, and no other project's app is touched", EnvVars: []string{"SHIPPER_PROJECT_ID", "CI_PROJECT_ID"}},
 		&cli.StringFlag{Name: "project-path", Usage: "that project's path, named in messages", EnvVars: []string{"SHIPPER_PROJECT_PATH", "CI_PROJECT_PATH"}},
+		&cli.StringFlag{Name: "router", Value: "ingress", Usage: "how hosts reach commits: ingress (an Ingress per host) or gateway (Gateway API HTTPRoutes on --gateway)", EnvVars: []string{"SHIPPER_ROUTER"}},
+		&cli.StringFlag{Name: "gateway", Usage: "NAMESPACE/NAME of the Gateway the gateway router attaches routes to", EnvVars: []string{"SHIPPER_GATEWAY"}},
+		&cli.StringFlag{Name: "gateway-section", Usage: "listener of that Gateway (default: all of them)", EnvVars: []string{"SHIPPER_GATEWAY_SECTION"}},
 		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
 		outputFlag(),
 		verboseFlag(),
@@ -37,6 +40,12 @@ func globalFlags() []cli.Flag {
 		// are taken over in seconds; users have no reason to change it.
 		&cli.DurationFlag{Name: "lock-lease", Value: 15 * time.Second, Hidden: true, EnvVars: []string{"SHIPPER_LOCK_LEASE"}},
 	}
+}
+
+// waitFlag is --wait (SHIPPER_WAIT), on by default: what it waits for is
+// usage.
+func waitFlag(usage string) cli.Flag {
+	return &cli.BoolFlag{Name: "wait", Value: true, Usage: usage, EnvVars: []string{"SHIPPER_WAIT"}}
 }
 
 func outputFlag() cli.Flag {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 
 	"github.com/shipper-dev/shipper/internal/release"
@@ -258,4 +259,81 @@ func TestSIGTERMDuringDeployLeavesNoPendingRelease(t *testing.T) {
 	if strings.HasPrefix(cm.Status, "pending") || cm.Status != "failed" {
 		t.Errorf("release after SIGTERM is %q, want failed (never pending)\nstderr:\n%s", cm.Status, stderr.String())
 	}
+}
+
+// TestLifecycleOnTheGatewayRouter runs the pipeline on the gateway router
+// with deploy/rbac's least-privilege token: its role covers HTTPRoutes and
+// ReferenceGrants, production is one HTTPRoute switched in place, and bad
+// router input is exit 2 before anything changes. (No Gateway controller
+// runs on this harness: SHIPPER_WAIT=false skips the wait for the route's
+// status, which internal/release and make e2e cover.)
+func TestLifecycleOnTheGatewayRouter(t *testing.T) {
+	env := testenv.Get(t)
+	if err := env.InstallGatewayAPI(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	appName := uniqueName("gw")
+	shaA, shaB := "aaaaaaaa11111111111111111111111111111111", "bbbbbbbb22222222222222222222222222222222"
+	gw := func(sha string) map[string]string {
+		return with(gitlabEnv(t, env, appName, sha), "SHIPPER_ROUTER", "gateway", "SHIPPER_GATEWAY", "gateway-system/shared")
+	}
+	envA, envB := gw(shaA), gw(shaB)
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{with(envA, "SHIPPER_GATEWAY", ""), "--gateway NAMESPACE/NAME"},
+		{with(envA, "SHIPPER_GATEWAY", "shared"), "must be NAMESPACE/NAME"},
+		{with(envA, "SHIPPER_ROUTER", "nginx"), "must be ingress or gateway"},
+		{with(envA, "SHIPPER_ROUTER", "ingress"), "needs --router gateway"},
+	} {
+		if r := runBinary(t, tc.env, "deploy"); r.code != exitUsage || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") > 0 {
+			t.Errorf("deploy with router %q gateway %q: exit %d, stderr %q; want exit 2, one line naming %q",
+				tc.env["SHIPPER_ROUTER"], tc.env["SHIPPER_GATEWAY"], r.code, r.stderr, tc.want)
+		}
+	}
+	if nss := appNamespaces(t, env, appName); len(nss) > 0 {
+		t.Fatalf("refused deploys left namespaces %v", nss)
+	}
+	for _, e := range []map[string]string{envA, envB} {
+		for _, verb := range []string{"package", "deploy"} {
+			if r := runBinary(t, e, verb); r.code != 0 {
+				t.Fatalf("%s %s: exit %d\n%s", verb, e["CI_COMMIT_SHORT_SHA"], r.code, r.stderr)
+			}
+		}
+	}
+	for _, step := range []struct {
+		env  map[string]string
+		args []string
+		code int
+	}{
+		{envA, []string{"promote"}, 0},
+		{envB, []string{"promote"}, 0},
+		{envB, []string{"delete"}, exitUsage}, // live
+		{envB, []string{"rollback"}, 0},
+		{envB, []string{"delete"}, 0},
+		{envA, []string{"status"}, 0},
+	} {
+		if r := runBinary(t, step.env, step.args...); r.code != step.code || strings.Contains(r.stdout, "problem:") {
+			t.Errorf("shipper %s (%s): exit %d, want %d\n%s%s", step.args[0], step.env["CI_COMMIT_SHORT_SHA"], r.code, step.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+// appNamespaces lists the namespaces shipper labelled for app.
+func appNamespaces(t *testing.T, env *testenv.Env, app string) []string {
+	t.Helper()
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nss, err := cs.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{LabelSelector: release.LabelApp + "=" + app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ns := range nss.Items {
+		out = append(out, ns.Name)
+	}
+	return out
 }

@@ -20,6 +20,7 @@ Example:
 		Flags: flags(commitFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "host", Usage: "production host, or a template with {app}, {domain}", EnvVars: []string{"SHIPPER_PRODUCTION_HOST"}},
 			dotenvFlag(),
+			waitFlag("on the gateway router, wait until the Gateway serves the new route"),
 		}, chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
@@ -47,6 +48,6 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 		return nil, err
 	}
 	p := release.NewPromote(cfg)
-	p.Hosts, p.Values = hosts(c, true), vals
+	p.Hosts, p.Values, p.Wait = hosts(c, true), vals, c.Bool("wait")
 	return p, nil
 }

@@ -15,15 +15,18 @@ func rollbackCommand() *cli.Command {
 		UsageText: `shipper rollback [--to SHA|REVISION]
 
 Examples:
-   shipper rollback --app myapp            # the promotion before the current one
+   shipper rollback --app myapp            # the promotion before that served another commit
    shipper rollback --app myapp --to 3f9a1c2e
    shipper rollback --app myapp --to 4     # a revision of helm history myapp-production`,
 		Flags: flags([]cli.Flag{
-			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous one)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
+			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous promotion that served)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
+			waitFlag("when production is routed by an HTTPRoute, wait until the Gateway serves it"),
 		}, globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
-			prod, err := release.NewRollback(cfg).Run(ctx, n, c.String("to"))
+			rb := release.NewRollback(cfg)
+			rb.Wait = c.Bool("wait")
+			prod, err := rb.Run(ctx, n, c.String("to"))
 			if err != nil {
 				return err
 			}

@@ -3,14 +3,18 @@ package release
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // The invariants of an app, which every operation keeps and the next
 // operation restores after an interrupted one (kill -9, a lost apiserver):
 //
-//  1. The production host is routed by exactly one object, the Ingress
-//     in the namespace of the commit production's deployed revision names.
+//  1. The production host is routed by exactly one object: on the ingress
+//     router the Ingress in the namespace of the commit production's
+//     deployed revision names; on the gateway router production's HTTPRoute
+//     in its own namespace, whose backends include that commit's Service
+//     (and no production Ingress is left from an earlier router).
 //  2. That commit's release is deployed and its namespace active.
 //  3. No release is left pending-* or uninstalling once the next operation
 //     on it ran (repairPending resolves both).
@@ -70,12 +74,20 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 		return out, nil
 	}
 	target := n.AppPart + "-" + live.SHA
-	routes, err := c.routes(ctx, n, live.SHA)
+	httpRoute, err := c.productionHTTPRoute(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	ingressLive := live.SHA
+	if httpRoute != nil {
+		ingressLive = "" // the HTTPRoute routes: every production Ingress is a stray
+	}
+	routes, err := c.routes(ctx, n, ingressLive)
 	if err != nil {
 		return nil, err
 	}
 	var elsewhere []string
-	liveRouted := false
+	liveRouted := httpRoute != nil && slices.Contains(backendNamespaces(httpRoute), target)
 	for _, r := range routes {
 		if r.Live {
 			liveRouted = true
@@ -89,9 +101,14 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 			"shipper promote or shipper rollback (removes the stray routes)"})
 	}
 	if !liveRouted {
-		out = append(out, Violation{"production is routed to the live commit",
-			fmt.Sprintf("no production Ingress in %s, which revision %d names", target, live.Version),
-			"shipper rollback --to " + live.SHA + ", or promote a deployed commit"})
+		missing := fmt.Sprintf("no production Ingress in %s, which revision %d names", target, live.Version)
+		repair := "shipper rollback --to " + live.SHA + ", or promote a deployed commit"
+		if httpRoute != nil {
+			missing = fmt.Sprintf("production's HTTPRoute sends requests to %v, not to %s, which revision %d names",
+				backendNamespaces(httpRoute), target, live.Version)
+			repair = "shipper promote --sha " + live.SHA + " (re-applies the route), or promote another deployed commit"
+		}
+		out = append(out, Violation{"production is routed to the live commit", missing, repair})
 	}
 	if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
 		status := "missing"

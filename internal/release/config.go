@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 )
 
 // Configuration is what every operation shares, as Helm's
@@ -33,8 +34,13 @@ type Configuration struct {
 	log      *slog.Logger
 	chartSrc ChartSource
 	project  Project
+	routing  Routing
 	self     self
 	lease    time.Duration
+
+	gwOnce sync.Once
+	gw     gwclient.Interface
+	gwErr  error
 
 	chartOnce sync.Once
 	chart     *chart.Chart
@@ -59,6 +65,9 @@ func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
 		o(c)
 	}
 	if err := c.project.validate(); err != nil {
+		return nil, err
+	}
+	if err := c.routing.validate(); err != nil {
 		return nil, err
 	}
 	if rc == nil {

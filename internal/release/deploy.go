@@ -124,6 +124,11 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 				}
 				return err
 			}
+			// On the gateway router the preview URL serves once the
+			// Gateway has taken the route.
+			if p.hasHTTPRoute() {
+				return d.cfg.awaitRoute(ctx, n.Namespace, n.Release)
+			}
 			return nil
 		})
 	}

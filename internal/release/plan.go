@@ -46,7 +46,7 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 		secret = PullSecretName
 	}
 	url := hosts.url(host)
-	vals := mergeValues(user, previewValues(n, host, url, img, secret))
+	vals := mergeValues(user, mergeValues(previewValues(n, host, url, img, secret), c.routingValues(n)))
 	return c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
 }
 
@@ -60,7 +60,7 @@ func (c *Configuration) productionPlan(ctx context.Context, n Names, hosts Hosts
 		return nil, err
 	}
 	url := hosts.url(host)
-	vals := mergeValues(user, productionValues(n, host, url))
+	vals := mergeValues(user, mergeValues(productionValues(n, host, url), c.routingValues(n)))
 	return c.newPlan(ctx, n, n.ProductionRelease, n.ProductionNamespace, host, url, vals)
 }
 
@@ -108,6 +108,12 @@ func (p *plan) validate(ctx context.Context) error {
 	}
 	p.manifest = rel.Manifest
 	return nil
+}
+
+// hasHTTPRoute reports whether the plan renders an HTTPRoute named for its
+// release (the gateway router, with routing enabled).
+func (p *plan) hasHTTPRoute() bool {
+	return strings.Contains(p.manifest, "\nkind: HTTPRoute\nmetadata:\n  name: "+p.release+"\n")
 }
 
 // schemaProblems joins the violations Helm's ValidateAgainstSchema lists,

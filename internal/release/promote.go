@@ -22,10 +22,13 @@ type Promote struct {
 	Hosts Hosts
 	// Values are the user's chart values (ingress class, TLS, annotations).
 	Values map[string]any
+	// Wait, on the gateway router, blocks until the Gateway has accepted
+	// the production route's new generation (see awaitRoute).
+	Wait bool
 }
 
-// NewPromote returns a Promote.
-func NewPromote(cfg *Configuration) *Promote { return &Promote{cfg: cfg} }
+// NewPromote returns a Promote that waits for the Gateway.
+func NewPromote(cfg *Configuration) *Promote { return &Promote{cfg: cfg, Wait: true} }
 
 // Render returns the manifest of the production release Run would install
 // to route to commit n, without a cluster.
@@ -71,6 +74,11 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 			if err := p.cfg.requireDeployed(ctx, n, consistent); err != nil {
 				return err
 			}
+			if p.cfg.router() == RouterGateway {
+				if err := p.cfg.requireGrant(ctx, n); err != nil {
+					return err
+				}
+			}
 			// From here the switch runs to its end even if the job is
 			// cancelled: cut half way it would leave two routes.
 			ctx, cancel := uninterruptible(ctx)
@@ -83,11 +91,16 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 				App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: pl.host, URL: pl.url,
 				Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
 			}
-			return p.cfg.sweepRoutes(ctx, n, n.Short)
+			return p.cfg.sweepRoutes(ctx, n, n.Short, rel.Manifest)
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)
+	}
+	if p.Wait && pl.hasHTTPRoute() {
+		if err := p.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
+			return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
+		}
 	}
 	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "url", pl.url)
 	return prod, nil

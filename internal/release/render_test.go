@@ -36,9 +36,9 @@ func golden(t *testing.T, name, got string) {
 }
 
 // offline is a Configuration without a cluster, as `shipper render` uses.
-func offline(t *testing.T) *Configuration {
+func offline(t *testing.T, opts ...Option) *Configuration {
 	t.Helper()
-	cfg, err := NewConfiguration(nil)
+	cfg, err := NewConfiguration(nil, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,6 +62,7 @@ func TestRenderGolden(t *testing.T) {
 		vals   map[string]any
 		secret bool
 		prod   bool
+		gw     bool
 	}{
 		{name: "preview.yaml", secret: true},
 		{name: "preview-options.yaml", vals: map[string]any{
@@ -77,16 +78,28 @@ func TestRenderGolden(t *testing.T) {
 			"sha": "0000000",
 		}},
 		{name: "production.yaml", prod: true, vals: map[string]any{"ingress": map[string]any{"className": "traefik"}}},
+		// The gateway router: no Ingress; an HTTPRoute and a ReferenceGrant
+		// for the commit, one HTTPRoute in production's own namespace.
+		// The user's router and gateway values lose to shipper's.
+		{name: "preview-gateway.yaml", gw: true, vals: map[string]any{"router": "ingress", "gateway": map[string]any{"name": "other"}}},
+		{name: "production-gateway.yaml", gw: true, prod: true, vals: map[string]any{"production": map[string]any{
+			"canary": map[string]any{"release": "bank-app", "namespace": "bank", "weight": 50}, // ignored
+		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var got string
 			var err error
+			var opts []Option
+			if tc.gw {
+				opts = append(opts, WithRouting(Routing{Router: RouterGateway, Gateway: GatewayRef{Namespace: "gateway-system", Name: "shared", Section: "https"}}))
+			}
 			if tc.prod {
-				p := NewPromote(offline(t))
+				p := NewPromote(offline(t, opts...))
 				p.Hosts, p.Values = Hosts{Domain: "example.com"}, tc.vals
 				got, err = p.Render(context.Background(), n)
 			} else {
 				d := testDeploy(t, tc.vals)
+				d.cfg = offline(t, opts...)
 				if tc.secret {
 					d.Credentials = &RegistryCredentials{}
 				}
@@ -134,6 +147,8 @@ func TestChartLintsClean(t *testing.T) {
 		{"defaults", nil},
 		{"preview", previewValues(n, "myapp-7c77eb36.example.com", "https://myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull")},
 		{"production", productionValues(n, "myapp.example.com", "https://myapp.example.com")},
+		{"preview, gateway", mergeValues(previewValues(n, "myapp-7c77eb36.example.com", "", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, ""), gatewayValues(n))},
+		{"production, gateway", mergeValues(productionValues(n, "myapp.example.com", ""), gatewayValues(n))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			lint := action.NewLint()
@@ -149,6 +164,11 @@ func TestChartLintsClean(t *testing.T) {
 			}
 		})
 	}
+}
+
+func gatewayValues(n Names) map[string]any {
+	c := &Configuration{routing: Routing{Router: RouterGateway, Gateway: GatewayRef{Namespace: "gw", Name: "shared"}}}
+	return c.routingValues(n)
 }
 
 func TestParseImage(t *testing.T) {

@@ -21,11 +21,16 @@ type Rollback struct {
 	cfg *Configuration
 	// MaxHistory bounds the production revisions kept.
 	MaxHistory int
+	// Wait, when production is routed by an HTTPRoute, blocks until the
+	// Gateway has accepted its new generation (see awaitRoute).
+	Wait bool
 }
 
 // NewRollback returns a Rollback that keeps as many revisions as Deploy
-// and Promote do.
-func NewRollback(cfg *Configuration) *Rollback { return &Rollback{cfg: cfg, MaxHistory: maxHistory} }
+// and Promote do and waits for the Gateway.
+func NewRollback(cfg *Configuration) *Rollback {
+	return &Rollback{cfg: cfg, MaxHistory: maxHistory, Wait: true}
+}
 
 // Run rolls production of n's app back. to is "" (the previous promotion
 // that served), a revision number, or a commit SHA (its latest promotion). It refuses when
@@ -57,6 +62,11 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			if err := r.cfg.requireDeployed(ctx, tn, consistent); err != nil {
 				return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
 			}
+			if r.cfg.router() == RouterGateway {
+				if err := r.cfg.requireGrant(ctx, tn); err != nil {
+					return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
+				}
+			}
 			cfg, err := r.cfg.helm(n.ProductionNamespace)
 			if err != nil {
 				return err
@@ -84,7 +94,11 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 				}
 			}
 			r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
-			if err := r.cfg.sweepRoutes(ctx, n, target.SHA); err != nil {
+			deployed, err := cfg.Releases.Deployed(n.ProductionRelease)
+			if err != nil {
+				return fmt.Errorf("reading %s after its rollback: %w", n.ProductionRelease, err)
+			}
+			if err := r.cfg.sweepRoutes(ctx, n, target.SHA, deployed.Manifest); err != nil {
 				return err
 			}
 			prod, err = r.cfg.production(ctx, n)
@@ -93,6 +107,17 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
+	}
+	if r.Wait {
+		route, err := r.cfg.productionHTTPRoute(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if route != nil {
+			if err := r.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
+				return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
+			}
+		}
 	}
 	return prod, nil
 }

@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -85,7 +86,23 @@ func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]pro
 // (the short SHA the deployed revision names). Call it under production's
 // lock, once the live route exists: it never removes that one, so the
 // host is never left without a route.
-func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live string) error {
+//
+// When production is routed by its HTTPRoute (the gateway router, whatever
+// router the operation was configured with: a rollback may return to
+// either), every production Ingress is a stray, and the route itself is
+// made to send requests where manifest, the deployed revision's, says
+// (reconcileHTTPRoute).
+func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest string) error {
+	route, err := c.productionHTTPRoute(ctx, n)
+	if err != nil {
+		return err
+	}
+	if route != nil {
+		if err := c.reconcileHTTPRoute(ctx, route, manifest); err != nil {
+			return err
+		}
+		live = "" // none of the Ingresses is the live route
+	}
 	routes, err := c.routes(ctx, n, live)
 	if err != nil {
 		return err
@@ -104,9 +121,19 @@ func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live string) e
 }
 
 // requireNoRoute refuses to delete commit n while a production Ingress
-// routes to it, whatever production's records say: after an interrupted
-// promote the records may name another commit while this one serves.
+// or production's HTTPRoute routes to it, whatever production's records
+// say: after an interrupted promote the records may name another commit
+// while this one serves.
 func (c *Configuration) requireNoRoute(ctx context.Context, n Names) error {
+	route, err := c.productionHTTPRoute(ctx, n)
+	if err != nil {
+		return err
+	}
+	if route != nil && slices.Contains(backendNamespaces(route), n.Namespace) {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(
+			"production's HTTPRoute %s/%s sends requests to it: promote another commit or roll back first",
+			n.ProductionNamespace, n.ProductionRelease)}
+	}
 	ing, err := c.client.NetworkingV1().Ingresses(n.Namespace).Get(ctx, n.ProductionRelease, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil

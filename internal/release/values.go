@@ -83,6 +83,9 @@ func productionValues(n Names, host, url string) map[string]any {
 				"namespace": n.Namespace,
 				"sha":       n.SHA,
 			},
+			// Always shipper's: a values file cannot send production's
+			// requests to a backend of its choosing.
+			"canary": map[string]any{"release": "", "namespace": "", "sha": "", "weight": 0},
 		},
 	}
 }

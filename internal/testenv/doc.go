@@ -21,6 +21,12 @@
 // or is killed takes its control plane with it; the directory it leaves
 // behind is removed by the next Start (see sweepStale).
 //
+// Env.InstallGatewayAPI applies the Gateway API's CRDs (the version
+// Traefik is built against) for tests of HTTPRoutes and ReferenceGrants.
+// A real node (Options.Node) has them installed, and Traefik serving the
+// Gateway "shipper-gateway/shared" over HTTP and HTTPS beside its Ingress
+// entrypoint (Node.GatewayAddr, Node.GatewayTLSAddr, Node.GatewayCA).
+//
 // Tests use one Env per test binary: TestMain calls Main, tests call Get and
 // Env.Namespace for namespaces of their own that are deleted when they end.
 package testenv

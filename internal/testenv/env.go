@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
@@ -37,6 +38,10 @@ type Env struct {
 	apiserverConfig apiserverConfig
 	reaper          *os.File // closing it makes the reaper clean up Dir
 	componentTokens map[string]string
+	gatewayAPI      struct {
+		sync.Mutex
+		installed bool // the CRDs are served (InstallGatewayAPI)
+	}
 }
 
 // Options changes what Start runs. The zero value runs everything.
@@ -45,7 +50,8 @@ type Options struct {
 	NoRegistry bool
 	// Node runs a real node on top: containerd, kubelet, kube-proxy, the
 	// controller manager and scheduler, and Traefik as ingress controller
-	// (see node.go). It needs root and changes host networking until Stop.
+	// and Gateway API implementation (see node.go). It needs root and
+	// changes host networking until Stop.
 	Node bool
 }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -50,8 +47,22 @@ var nodeIdentities = map[string]string{
 // Node is a real single-node cluster's node side: containerd, kubelet,
 // kube-proxy, controller manager, scheduler and Traefik on the host.
 type Node struct {
-	// IngressAddr is Traefik's HTTP entrypoint, "127.0.0.1:<port>".
+	// IngressAddr is Traefik's HTTP entrypoint for Ingresses,
+	// "127.0.0.1:<port>".
 	IngressAddr string
+	// GatewayAddr is the entrypoint of the Gateway's plain HTTP listener
+	// (GatewayHTTPListener), "127.0.0.1:<port>". Ingresses are not served
+	// there, nor HTTPRoutes on IngressAddr.
+	GatewayAddr string
+	// GatewayTLSAddr is the entrypoint of the Gateway's HTTPS listener
+	// (GatewayHTTPSListener), "127.0.0.1:<port>"; GatewayClient talks to it.
+	GatewayTLSAddr string
+	// Gateway is "<namespace>/<name>" of the Gateway Traefik runs,
+	// "shipper-gateway/shared": the parentRef of HTTPRoutes.
+	Gateway string
+	// GatewayCA is the PEM CA that signed the HTTPS listener's certificate
+	// (the Env's CA, CAFile).
+	GatewayCA []byte
 	// IP is the node's address (the host's primary IPv4).
 	IP string
 
@@ -102,7 +113,7 @@ func startNode(ctx context.Context, e *Env, p *pki) (_ *Node, err error) {
 	if err := n.startKubeProxy(e); err != nil {
 		return nil, err
 	}
-	if err := n.startTraefik(ctx, e, admin); err != nil {
+	if err := n.startTraefik(ctx, e, p, admin); err != nil {
 		return nil, err
 	}
 	if err := n.waitReady(ctx, e); err != nil {
@@ -337,36 +348,6 @@ func (n *Node) startKubeProxy(e *Env) error {
 	return n.start("kube-proxy", "--kubeconfig="+kc, "--proxy-mode=iptables", "--conntrack-max-per-core=0",
 		"--oom-score-adj=0", "--hostname-override="+NodeName, "--cluster-cidr="+clusterCIDR,
 		"--metrics-bind-address=127.0.0.1:"+strconv.Itoa(ports[0]), "--healthz-bind-address=127.0.0.1:"+strconv.Itoa(ports[1]))
-}
-
-func (n *Node) startTraefik(ctx context.Context, e *Env, admin *rest.Config) error {
-	cs, err := e.AdminClient()
-	if err != nil {
-		return err
-	}
-	ic := &networkingv1.IngressClass{
-		ObjectMeta: metav1.ObjectMeta{Name: IngressClass, Annotations: map[string]string{"ingressclass.kubernetes.io/is-default-class": "true"}},
-		Spec:       networkingv1.IngressClassSpec{Controller: "traefik.io/ingress-controller"},
-	}
-	if _, err := cs.NetworkingV1().IngressClasses().Create(ctx, ic, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return err
-	}
-	ports, err := freePorts(1)
-	if err != nil {
-		return err
-	}
-	n.IngressAddr = "127.0.0.1:" + strconv.Itoa(ports[0])
-	if err := n.start("traefik", "--entryPoints.web.address="+n.IngressAddr,
-		"--providers.kubernetesingress=true",
-		"--providers.kubernetesingress.endpoint="+admin.Host,
-		"--providers.kubernetesingress.token="+admin.BearerToken,
-		"--providers.kubernetesingress.certAuthFilePath="+e.CAFile,
-		"--log.level=INFO"); err != nil {
-		return err
-	}
-	p := n.procs[len(n.procs)-1]
-	// Traefik answers 404 for hosts it has no route for once it serves.
-	return waitHTTP(ctx, p, http.DefaultClient, "http://"+n.IngressAddr+"/", http.StatusNotFound, 60*time.Second)
 }
 
 // waitReady waits for the node to be Ready and the default namespace's

@@ -24,6 +24,9 @@ type pki struct {
 	ServerKey  string
 	SAKey      string // ServiceAccount token signing key
 	SAPub      string
+
+	ca    *x509.Certificate
+	caKey *ecdsa.PrivateKey
 }
 
 // newPKI generates a CA, a serving certificate for 127.0.0.1 and localhost
@@ -52,31 +55,6 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	srvKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	srvTmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "kube-apiserver"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(10, 96, 0, 1)},
-	}
-	srvDER, err := x509.CreateCertificate(rand.Reader, srvTmpl, ca, &srvKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("creating serving certificate: %w", err)
-	}
-
-	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-
 	p := &pki{
 		CACert:     pemBlock("CERTIFICATE", caDER),
 		CAFile:     filepath.Join(dir, "ca.crt"),
@@ -84,8 +62,17 @@ func newPKI(dir string) (*pki, error) {
 		ServerKey:  filepath.Join(dir, "apiserver.key"),
 		SAKey:      filepath.Join(dir, "sa.key"),
 		SAPub:      filepath.Join(dir, "sa.pub"),
+		ca:         ca,
+		caKey:      caKey,
 	}
-	srvKeyDER, err := x509.MarshalECPrivateKey(srvKey)
+
+	srvCert, srvKey, err := p.issue("kube-apiserver",
+		"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "127.0.0.1", "10.96.0.1")
+	if err != nil {
+		return nil, fmt.Errorf("creating serving certificate: %w", err)
+	}
+
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
@@ -99,8 +86,8 @@ func newPKI(dir string) (*pki, error) {
 	}
 	for path, data := range map[string][]byte{
 		p.CAFile:     p.CACert,
-		p.ServerCert: pemBlock("CERTIFICATE", srvDER),
-		p.ServerKey:  pemBlock("EC PRIVATE KEY", srvKeyDER),
+		p.ServerCert: srvCert,
+		p.ServerKey:  srvKey,
 		p.SAKey:      pemBlock("EC PRIVATE KEY", saKeyDER),
 		p.SAPub:      pemBlock("PUBLIC KEY", saPubDER),
 	} {
@@ -109,6 +96,41 @@ func newPKI(dir string) (*pki, error) {
 		}
 	}
 	return p, nil
+}
+
+// issue signs a serving certificate for names, each a DNS name (wildcards
+// allowed) or an IP address, with the Env's CA. It returns the certificate
+// and its new key as PEM, the shape of a kubernetes.io/tls Secret.
+func (p *pki) issue(commonName string, names ...string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pemBlock("CERTIFICATE", der), pemBlock("EC PRIVATE KEY", keyDER), nil
 }
 
 func pemBlock(typ string, der []byte) []byte {

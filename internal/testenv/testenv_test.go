@@ -44,6 +44,7 @@ func TestVersionsMatchToolsModules(t *testing.T) {
 		{"../../go.mod", "helm.sh/helm/v3", testenv.HelmVersion},
 		{"../../tools/crane/go.mod", "github.com/google/go-containerregistry", testenv.CraneVersion},
 		{"../../go.mod", "github.com/google/go-containerregistry", testenv.CraneVersion},
+		{"../../go.mod", "sigs.k8s.io/gateway-api", testenv.GatewayAPIVersion},
 	} {
 		b, err := os.ReadFile(tc.gomod)
 		if err != nil {

@@ -58,3 +58,14 @@ periodSeconds: {{ .periodSeconds | int }}
 timeoutSeconds: {{ .timeoutSeconds | int }}
 failureThreshold: {{ .failureThreshold | int }}
 {{- end -}}
+
+{{/* A backendRef's filter naming the commit (its SHA, the argument) that
+answered, in the response header Shipper-Commit. */}}
+{{- define "preview-app.commitHeader" -}}
+filters:
+  - type: ResponseHeaderModifier
+    responseHeaderModifier:
+      set:
+        - name: Shipper-Commit
+          value: {{ . | quote }}
+{{- end -}}

@@ -1,0 +1,332 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+var testGateway = release.GatewayRef{Namespace: "gateway-system", Name: "shared"}
+
+// gatewayFixture is a deployFixture whose Configuration uses the gateway
+// router, on an apiserver with the Gateway API's CRDs, and a simulated
+// Gateway controller (gatewaySim) that reports on routes as Traefik does
+// on the real node (make e2e).
+type gatewayFixture struct {
+	*deployFixture
+	gw  gwclient.Interface
+	sim *gatewaySim
+}
+
+func newGatewayFixture(t *testing.T) *gatewayFixture {
+	t.Helper()
+	f := newDeployFixture(t)
+	if err := f.env.InstallGatewayAPI(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gwclient.NewForConfig(f.env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gatewayFixture{deployFixture: f, gw: gw}
+	g.cfg = g.config(t, release.Routing{Router: release.RouterGateway, Gateway: testGateway})
+	g.sim = startGatewaySim(t, gw, f.app)
+	return g
+}
+
+func (f *gatewayFixture) config(t *testing.T, r release.Routing) *release.Configuration {
+	t.Helper()
+	cfg, err := release.NewConfiguration(f.env.AdminConfig(), release.WithRouting(r))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// productionRoute returns production's HTTPRoute.
+func (f *gatewayFixture) productionRoute(t *testing.T) *gwv1.HTTPRoute {
+	t.Helper()
+	r, err := f.gw.GatewayV1().HTTPRoutes(f.app+"-production").Get(context.Background(), f.app+"-production", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("production HTTPRoute: %v", err)
+	}
+	return r
+}
+
+func backends(r *gwv1.HTTPRoute) []string {
+	var out []string
+	for _, rule := range r.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			ns := r.Namespace
+			if b.Namespace != nil {
+				ns = string(*b.Namespace)
+			}
+			out = append(out, ns+"/"+string(b.Name))
+		}
+	}
+	return out
+}
+
+func (f *gatewayFixture) noViolations(t *testing.T, when string) {
+	t.Helper()
+	problems, err := release.NewStatus(f.cfg).Check(context.Background(), names(t, f.app, ""))
+	if err != nil {
+		t.Fatalf("%s: checking invariants: %v", when, err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", when, p)
+	}
+}
+
+// TestGatewayRouterSwitchesOneRouteInPlace: on the gateway router a commit
+// gets an HTTPRoute and a ReferenceGrant and no Ingress; production is one
+// HTTPRoute in its own namespace that promote and rollback update in
+// place (same object, a new generation), never a second route; a commit
+// the route sends requests to cannot be deleted.
+func TestGatewayRouterSwitchesOneRouteInPlace(t *testing.T) {
+	f := newGatewayFixture(t)
+	ctx := context.Background()
+	for _, sha := range []string{shaA, shaB} {
+		f.deployReady(t, sha)
+		rel := f.app + "-" + sha[:8]
+		route, err := f.gw.GatewayV1().HTTPRoutes(rel).Get(ctx, rel, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("preview HTTPRoute of %s: %v", rel, err)
+		}
+		if got, want := backends(route), []string{rel + "/" + rel}; !slices.Equal(got, want) {
+			t.Errorf("preview route of %s sends to %v, want %v", rel, got, want)
+		}
+		grant, err := f.gw.GatewayV1beta1().ReferenceGrants(rel).Get(ctx, rel, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("ReferenceGrant of %s: %v", rel, err)
+		}
+		if len(grant.Spec.From) != 1 || string(grant.Spec.From[0].Namespace) != f.app+"-production" || len(grant.Spec.To) != 1 || grant.Spec.To[0].Name == nil || string(*grant.Spec.To[0].Name) != rel {
+			t.Errorf("ReferenceGrant of %s = %+v, want from HTTPRoutes of %s-production to Service %s only", rel, grant.Spec, f.app, rel)
+		}
+		if ings, _ := f.cs.NetworkingV1().Ingresses(rel).List(ctx, metav1.ListOptions{}); len(ings.Items) > 0 {
+			t.Errorf("the gateway router made %d Ingresses in %s", len(ings.Items), rel)
+		}
+	}
+
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatalf("promote A: %v", err)
+	}
+	first := f.productionRoute(t)
+	nsA, nsB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
+	if got := backends(first); !slices.Equal(got, []string{nsA + "/" + nsA}) {
+		t.Errorf("after promote A production sends to %v", got)
+	}
+	if p, err := f.promote(t, shaB); err != nil || p.SHA != "bbbbbbbb" {
+		t.Fatalf("promote B = %+v, %v", p, err)
+	}
+	second := f.productionRoute(t)
+	if second.UID != first.UID || second.Generation <= first.Generation {
+		t.Errorf("promote B made route %s generation %d from %s generation %d: want the same object, updated", second.UID, second.Generation, first.UID, first.Generation)
+	}
+	if got := backends(second); !slices.Equal(got, []string{nsB + "/" + nsB}) {
+		t.Errorf("after promote B production sends to %v", got)
+	}
+	if got := f.productionIngresses(t); len(got) > 0 {
+		t.Errorf("production Ingresses in %v on the gateway router", got)
+	}
+	f.noViolations(t, "after promote B")
+
+	p, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), "")
+	if err != nil || p.SHA != "aaaaaaaa" {
+		t.Fatalf("rollback = %+v, %v; want A", p, err)
+	}
+	third := f.productionRoute(t)
+	if third.UID != first.UID || !slices.Equal(backends(third), []string{nsA + "/" + nsA}) {
+		t.Errorf("after rollback route %s sends to %v, want %s to A", third.UID, backends(third), first.UID)
+	}
+	f.noViolations(t, "after rollback")
+
+	// What a promote of B killed after Helm patched the route, before it
+	// recorded its revision, leaves: the route sends to B, the records
+	// name A. Status reports it; B cannot be deleted (the route, not the
+	// records, is named); the next promote of A, which Helm computes as
+	// no change, repairs the route.
+	third.Spec.Rules[0].BackendRefs = second.Spec.Rules[0].BackendRefs
+	if _, err := f.gw.GatewayV1().HTTPRoutes(third.Namespace).Update(ctx, third, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := release.NewStatus(f.cfg).Check(ctx, names(t, f.app, ""))
+	if err != nil || len(problems) != 1 || !strings.Contains(problems[0].Detail, "HTTPRoute sends requests to ["+nsB+"]") {
+		t.Errorf("status over a route left on B: %v, %v; want the violation named", problems, err)
+	}
+	_, err = release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaB))
+	if !release.IsUsage(err) || !strings.Contains(err.Error(), "HTTPRoute") {
+		t.Errorf("delete of the commit production's HTTPRoute sends to: %v, want a refusal naming the route", err)
+	}
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatalf("promote A over the interrupted state: %v", err)
+	}
+	if got := backends(f.productionRoute(t)); !slices.Equal(got, []string{nsA + "/" + nsA}) {
+		t.Errorf("after promote A over the interrupted state production sends to %v", got)
+	}
+	f.noViolations(t, "after the repair")
+	if _, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaB)); err != nil {
+		t.Errorf("delete of B once production left it: %v", err)
+	}
+}
+
+// TestGatewayPromoteRefusesACommitWithoutGrant: a commit deployed with the
+// ingress router has no ReferenceGrant; promoting it on the gateway router
+// would make production answer 500 (RefNotPermitted), so it is refused
+// before anything changes.
+func TestGatewayPromoteRefusesACommitWithoutGrant(t *testing.T) {
+	f := newGatewayFixture(t)
+	gatewayCfg := f.cfg
+	f.cfg = f.config(t, release.Routing{Router: release.RouterIngress})
+	f.deployReady(t, shaA)
+	f.cfg = gatewayCfg
+	_, err := f.promote(t, shaA)
+	if !release.IsUsage(err) || !strings.Contains(err.Error(), "ReferenceGrant") || !strings.Contains(err.Error(), "--router gateway") {
+		t.Fatalf("promote of a commit without a ReferenceGrant: %v, want a refusal naming the fix", err)
+	}
+	_, err = f.gw.GatewayV1().HTTPRoutes(f.app+"-production").Get(context.Background(), f.app+"-production", metav1.GetOptions{})
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("refused promote left a production HTTPRoute (err %v)", err)
+	}
+}
+
+// TestGatewayRefusedRouteIsReported: promote waits for the Gateway to
+// accept the route's new generation; a route the Gateway refuses is an
+// error naming the condition and its reason.
+func TestGatewayRefusedRouteIsReported(t *testing.T) {
+	f := newGatewayFixture(t)
+	f.deployReady(t, shaA)
+	f.sim.refuse.Store("NotAllowedByListeners")
+	_, err := f.promote(t, shaA)
+	var re *release.RouteError
+	if !errors.As(err, &re) || !strings.Contains(err.Error(), "Accepted is False: NotAllowedByListeners") {
+		t.Fatalf("promote through a Gateway that refuses the route: %v, want a RouteError naming the condition", err)
+	}
+	f.sim.refuse.Store("")
+}
+
+// TestGatewayRouterTakesOverFromIngress: an app promoted on the ingress
+// router moves to the gateway router with its next promote (after a
+// deploy of the commit with the gateway router): Helm's upgrade of the
+// production release creates the HTTPRoute and deletes the Ingress; no
+// production Ingress is left and the invariants hold.
+func TestGatewayRouterTakesOverFromIngress(t *testing.T) {
+	f := newGatewayFixture(t)
+	gatewayCfg := f.cfg
+	f.cfg = f.config(t, release.Routing{Router: release.RouterIngress})
+	f.deployReady(t, shaA)
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.productionIngresses(t); len(got) != 1 {
+		t.Fatalf("ingress router: production Ingresses %v", got)
+	}
+	f.cfg = gatewayCfg
+	f.deployReady(t, shaB)
+	if _, err := f.promote(t, shaB); err != nil {
+		t.Fatalf("promote on the gateway router: %v", err)
+	}
+	if got := f.productionIngresses(t); len(got) > 0 {
+		t.Errorf("production Ingresses %v left after the move to the gateway router", got)
+	}
+	nsB := f.app + "-bbbbbbbb"
+	if got := backends(f.productionRoute(t)); !slices.Equal(got, []string{nsB + "/" + nsB}) {
+		t.Errorf("production sends to %v", got)
+	}
+	f.noViolations(t, "after the move to the gateway router")
+}
+
+// gatewaySim stands in for the Gateway controller on the apiserver-only
+// harness (the real one, Traefik, runs in make e2e): it reports Accepted
+// and ResolvedRefs for every HTTPRoute of app attached to testGateway at
+// its current generation, ResolvedRefs False (RefNotPermitted) for a
+// backend in another namespace that no ReferenceGrant there allows, and
+// Accepted False with the reason in refuse when it is set.
+type gatewaySim struct {
+	refuse atomic.Value // string
+}
+
+func startGatewaySim(t *testing.T, gw gwclient.Interface, app string) *gatewaySim {
+	s := &gatewaySim{}
+	s.refuse.Store("")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			routes, err := gw.GatewayV1().HTTPRoutes("").List(ctx, metav1.ListOptions{LabelSelector: "shipper.dev/app=" + app})
+			if err == nil {
+				for i := range routes.Items {
+					s.report(ctx, gw, &routes.Items[i])
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return s
+}
+
+func (s *gatewaySim) report(ctx context.Context, gw gwclient.Interface, r *gwv1.HTTPRoute) {
+	accepted := metav1.Condition{Type: "Accepted", Status: metav1.ConditionTrue, Reason: "Accepted", ObservedGeneration: r.Generation, LastTransitionTime: metav1.Now()}
+	if reason := s.refuse.Load().(string); reason != "" {
+		accepted.Status, accepted.Reason, accepted.Message = metav1.ConditionFalse, reason, "refused by the simulated Gateway"
+	}
+	resolved := metav1.Condition{Type: "ResolvedRefs", Status: metav1.ConditionTrue, Reason: "ResolvedRefs", ObservedGeneration: r.Generation, LastTransitionTime: metav1.Now()}
+	for _, rule := range r.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			if b.Namespace != nil && string(*b.Namespace) != r.Namespace && !granted(ctx, gw, r.Namespace, string(*b.Namespace), string(b.Name)) {
+				resolved.Status, resolved.Reason = metav1.ConditionFalse, "RefNotPermitted"
+			}
+		}
+	}
+	for _, p := range r.Status.Parents {
+		if c := meta.FindStatusCondition(p.Conditions, "Accepted"); c != nil && c.ObservedGeneration == r.Generation && c.Status == accepted.Status && c.Reason == accepted.Reason {
+			if c := meta.FindStatusCondition(p.Conditions, "ResolvedRefs"); c != nil && c.Status == resolved.Status {
+				return // reported already
+			}
+		}
+	}
+	ns := gwv1.Namespace(testGateway.Namespace)
+	r.Status.Parents = []gwv1.RouteParentStatus{{
+		ParentRef:      gwv1.ParentReference{Namespace: &ns, Name: gwv1.ObjectName(testGateway.Name)},
+		ControllerName: "example.com/simulated-gateway",
+		Conditions:     []metav1.Condition{accepted, resolved},
+	}}
+	_, _ = gw.GatewayV1().HTTPRoutes(r.Namespace).UpdateStatus(ctx, r, metav1.UpdateOptions{})
+}
+
+func granted(ctx context.Context, gw gwclient.Interface, from, ns, service string) bool {
+	grants, err := gw.GatewayV1beta1().ReferenceGrants(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return false
+	}
+	for _, g := range grants.Items {
+		fromOK, toOK := false, false
+		for _, f := range g.Spec.From {
+			fromOK = fromOK || string(f.Kind) == "HTTPRoute" && string(f.Namespace) == from
+		}
+		for _, to := range g.Spec.To {
+			toOK = toOK || string(to.Kind) == "Service" && (to.Name == nil || string(*to.Name) == service)
+		}
+		if fromOK && toOK {
+			return true
+		}
+	}
+	return false
+}
