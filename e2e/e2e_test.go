@@ -3,7 +3,10 @@
 // Package e2e runs shipper's whole pipeline on a real single-node cluster
 // on this machine (internal/testenv with Options.Node): the built binary
 // packages examples/hello, deploys it, promotes, rolls back and deletes,
-// and every step is checked with an HTTP request through Traefik.
+// and every step is checked with an HTTP request through Traefik, once
+// with each router: the Ingress router (Traefik's Ingress provider) and
+// the Gateway API router (Traefik's Gateway provider, the node's shared
+// Gateway).
 // Run with `make e2e` (root; builds the node's components once).
 package e2e
 
@@ -28,10 +31,38 @@ import (
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
-const domain = "shipper.test"
+// router is one of shipper's routers as the scenario drives it: the
+// variables that choose it, the domain of its hosts and where Traefik
+// serves it.
+type router struct {
+	name   string
+	app    string
+	domain string
+	vars   func(n *testenv.Node) []string
+	addr   func(n *testenv.Node) string
+}
+
+var routers = []router{
+	{
+		name: "gateway", app: "hello-gw", domain: testenv.GatewayDomain,
+		vars: func(n *testenv.Node) []string {
+			// Each operation returns once the host answers from its commit;
+			// the hosts' DNS is not in place here: requests go to Traefik.
+			return []string{"SHIPPER_ROUTER=gateway", "SHIPPER_GATEWAY=" + n.Gateway,
+				"SHIPPER_VERIFY=true", "SHIPPER_VERIFY_ADDRESS=" + n.GatewayAddr}
+		},
+		addr: func(n *testenv.Node) string { return n.GatewayAddr },
+	},
+	{
+		name: "ingress", app: "hello", domain: "shipper.test",
+		vars: func(*testenv.Node) []string { return []string{"SHIPPER_INGRESS_CLASS=" + testenv.IngressClass} },
+		addr: func(n *testenv.Node) string { return n.IngressAddr },
+	},
+}
 
 type cluster struct {
-	env *testenv.Env
+	router router
+	env    *testenv.Env
 	// kubeconfig holds a token of deploy/rbac's ServiceAccount: the
 	// scenario runs with the least-privilege access, as a GitLab job does.
 	kubeconfig string
@@ -42,7 +73,7 @@ type cluster struct {
 
 func (c *cluster) vars(sha string) []string {
 	reg := c.env.Registry
-	return []string{
+	v := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.TempDir(),
 		"KUBECONFIG=" + c.kubeconfig,
 		"CI_PROJECT_NAME=" + c.app, "CI_PROJECT_ID=1001", "CI_PROJECT_PATH=demo/" + c.app,
@@ -50,13 +81,14 @@ func (c *cluster) vars(sha string) []string {
 		"CI_REGISTRY_IMAGE=" + reg.Repository("demo/"+c.app),
 		"CI_REGISTRY_USER=" + reg.Username, "CI_REGISTRY_PASSWORD=" + reg.Password,
 		"CI_DEPLOY_USER=" + reg.Username, "CI_DEPLOY_PASSWORD=" + reg.Password,
-		"KUBE_INGRESS_BASE_DOMAIN=" + domain,
-		"SHIPPER_URL_SCHEME=http", "SHIPPER_INGRESS_CLASS=" + testenv.IngressClass,
+		"KUBE_INGRESS_BASE_DOMAIN=" + c.router.domain,
+		"SHIPPER_URL_SCHEME=http",
 		"SHIPPER_CONTEXT=" + c.hello, "SHIPPER_ENTRYPOINT=/app/hello", "SHIPPER_PORT=8080",
 		"SHIPPER_TIMEOUT=2m",
 		// A killed run's locks are taken over after 2 s instead of 15.
 		"SHIPPER_LOCK_LEASE=2s",
 	}
+	return append(v, c.router.vars(c.env.Node)...)
 }
 
 // demo is true under `make demo`: the scenario prints each command and
@@ -89,7 +121,7 @@ func (c *cluster) run(t *testing.T, sha string, args ...string) string {
 func (c *cluster) curl(t *testing.T, host, path string) {
 	t.Helper()
 	code, body := c.get(host, path)
-	say(t, "\n$ curl -H 'Host: %s' http://%s%s\n%d %s", host, c.env.Node.IngressAddr, path, code, body)
+	say(t, "\n$ curl -H 'Host: %s' http://%s%s\n%d %s", host, c.addr(), path, code, body)
 }
 
 func (c *cluster) try(sha string, args ...string) (string, string, int) {
@@ -107,18 +139,50 @@ func (c *cluster) try(sha string, args ...string) (string, string, int) {
 	return o.String(), e.String(), code
 }
 
+// productionCert is the certificate the Gateway's HTTPS listener presents
+// for host, after checking it against the harness's CA and that host
+// answers over HTTPS.
+func (c *cluster) productionCert(t *testing.T, host string) []byte {
+	t.Helper()
+	client, err := c.env.Node.GatewayClient(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, "https://"+c.env.Node.GatewayTLSAddr+"/version", nil)
+	req.Host = host
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("https://%s/version: %v", host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		t.Fatalf("https://%s/version answered %d", host, resp.StatusCode)
+	}
+	return resp.TLS.PeerCertificates[0].Raw
+}
+
+// addr is where Traefik serves the scenario's router.
+func (c *cluster) addr() string { return c.router.addr(c.env.Node) }
+
 // get fetches path from host through Traefik.
 func (c *cluster) get(host, path string) (int, string) {
-	req, _ := http.NewRequest(http.MethodGet, "http://"+c.env.Node.IngressAddr+path, nil)
+	code, body, _ := c.getHeader(host, path, "")
+	return code, body
+}
+
+// getHeader fetches path from host and returns the response header name
+// too.
+func (c *cluster) getHeader(host, path, name string) (int, string, string) {
+	req, _ := http.NewRequest(http.MethodGet, "http://"+c.addr()+path, nil)
 	req.Host = host
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, err.Error()
+		return 0, err.Error(), ""
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, strings.TrimSpace(string(b))
+	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header.Get(name)
 }
 
 // eventually polls until host answers path with want (Traefik reloads a
@@ -148,8 +212,9 @@ func TestPipelineOnARealNode(t *testing.T) {
 	say(t, "cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
 
 	work := t.TempDir()
-	c := &cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"), app: "hello",
+	base := cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"),
 		kubeconfig: filepath.Join(work, "shipper.kubeconfig")}
+	c := &base
 	if err := env.Apply(context.Background(), "../deploy/rbac"); err != nil {
 		t.Fatalf("applying deploy/rbac: %v", err)
 	}
@@ -171,7 +236,22 @@ func TestPipelineOnARealNode(t *testing.T) {
 			t.Fatalf("go build %v: %v\n%s", b, err, out)
 		}
 	}
+	for _, r := range routers {
+		c := base
+		c.router, c.app = r, r.app
+		t.Run(r.name, func(t *testing.T) {
+			say(t, "\n## the %s router: app %s, served on %s", r.name, r.app, c.addr())
+			pipeline(t, &c)
+		})
+	}
+	if demo && os.Getenv("SHIPPER_DEMO_KEEP") != "" {
+		keep(t, c)
+	}
+}
 
+// pipeline is the scenario, on c's router.
+func pipeline(t *testing.T, c *cluster) {
+	domain := c.router.domain
 	shaA := "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 	shaB := "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
 	prodHost := c.app + "." + domain
@@ -179,7 +259,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 	c.run(t, shaA, "package")
 	deployStart := time.Now()
 	urlA := c.run(t, shaA, "deploy")
-	if urlA != "http://hello-a1b2c3d4."+domain {
+	if urlA != "http://"+c.app+"-a1b2c3d4."+domain {
 		t.Errorf("deploy printed %q", urlA)
 	}
 	hostA := strings.TrimPrefix(urlA, "http://")
@@ -218,18 +298,41 @@ func TestPipelineOnARealNode(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
+	gateway := c.router.name == "gateway"
+	var certBefore []byte
+	if gateway {
+		certBefore = c.productionCert(t, prodHost)
+	}
+	promoteStart := time.Now()
 	c.run(t, shaB, "promote")
+	promoted := time.Since(promoteStart)
+	// What a job that curls production right after promote sees.
+	_, first, commit := c.getHeader(prodHost, "/version", "Shipper-Commit")
+	serving := time.Now()
 	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
+	say(t, "promote took %v; the first request after it answered %q, the new commit served %v after the job ended",
+		promoted.Round(time.Millisecond), first, time.Since(serving).Round(time.Millisecond))
 	c.curl(t, prodHost, "/version")
 	stop.Store(true)
 	wg.Wait()
 	for _, b := range bad {
-		if strings.HasPrefix(b, "404") {
+		if strings.HasPrefix(b, "404") || gateway {
 			t.Errorf("production answered %s while switching", b)
 		}
 	}
 	if len(bad) > 0 {
 		say(t, "non-200 answers while switching: %v", bad)
+	}
+	if gateway {
+		// The route names the commit that answered; the job returned once
+		// the Gateway served the new route; TLS terminates at the Gateway
+		// with the one certificate, which the promote did not touch.
+		if first != "b2c3d4e5" || commit != shaB {
+			t.Errorf("right after promote production answered %q with Shipper-Commit %q, want b2c3d4e5 and %s", first, commit, shaB)
+		}
+		if certAfter := c.productionCert(t, prodHost); !bytes.Equal(certBefore, certAfter) {
+			t.Errorf("production's certificate changed with the promote")
+		}
 	}
 
 	if got := c.run(t, shaB, "rollback"); got != "a1b2c3d4" {
@@ -297,9 +400,6 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Errorf("missing image reported after %v", took)
 	}
 	say(t, "\nmissing image reported in %v:\n%s", time.Since(begin), errOut)
-	if demo && os.Getenv("SHIPPER_DEMO_KEEP") != "" {
-		keep(t, c)
-	}
 }
 
 // keep leaves the cluster up until Ctrl-C, saying how to reach it.
@@ -311,8 +411,11 @@ The cluster stays up until Ctrl-C. From another terminal:
   export KUBECONFIG=%s
   %s get pods -A
   %s list -A
-  curl -H 'Host: %s' http://%s/version
-  bin/shipper list --app %s`, c.env.Kubeconfig, kubectl, helm, c.app+"."+domain, c.env.Node.IngressAddr, c.app)
+  curl -H 'Host: %s' http://%s/version     # the ingress router
+  curl -H 'Host: %s' http://%s/version     # the gateway router
+  bin/shipper list --app %s`, c.env.Kubeconfig, kubectl, helm,
+		routers[1].app+"."+routers[1].domain, c.env.Node.IngressAddr,
+		routers[0].app+"."+routers[0].domain, c.env.Node.GatewayAddr, routers[1].app)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()

@@ -28,7 +28,7 @@ Example:
 		}, registryFlags(), []cli.Flag{
 			waitFlag("wait until the Deployment is available (and, on the gateway router, its route accepted)"),
 			dotenvFlag(),
-		}, chartFlags(), globalFlags()),
+		}, verifyFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
 	}
@@ -50,7 +50,7 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 		return nil, "", err
 	}
 	d := release.NewDeploy(cfg)
-	d.Hosts, d.Values, d.Wait = hosts(c, false), vals, c.Bool("wait")
+	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
 	if u := c.String("pull-user"); u != "" {
 		d.Credentials = &release.RegistryCredentials{Username: u, Password: c.String("pull-password")}
 	}

@@ -48,6 +48,22 @@ func waitFlag(usage string) cli.Flag {
 	return &cli.BoolFlag{Name: "wait", Value: true, Usage: usage, EnvVars: []string{"SHIPPER_WAIT"}}
 }
 
+// verifyFlags are --verify and --verify-address, read by verify.
+func verifyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "verify", Usage: "gateway router: return only once the URL answers from the commit (its Shipper-Commit header)", EnvVars: []string{"SHIPPER_VERIFY"}},
+		&cli.StringFlag{Name: "verify-address", Usage: "HOST:PORT to send --verify's requests to instead of the URL's host (the Gateway's address), as curl --connect-to", EnvVars: []string{"SHIPPER_VERIFY_ADDRESS"}},
+	}
+}
+
+// verify is the release.Verify the flags ask for, nil without --verify.
+func verify(c *cli.Context) *release.Verify {
+	if !c.Bool("verify") {
+		return nil
+	}
+	return &release.Verify{Address: c.String("verify-address")}
+}
+
 func outputFlag() cli.Flag {
 	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json", EnvVars: []string{"SHIPPER_OUTPUT"}}
 }

@@ -21,7 +21,7 @@ Example:
 			&cli.StringFlag{Name: "host", Usage: "production host, or a template with {app}, {domain}", EnvVars: []string{"SHIPPER_PRODUCTION_HOST"}},
 			dotenvFlag(),
 			waitFlag("on the gateway router, wait until the Gateway serves the new route"),
-		}, chartFlags(), globalFlags()),
+		}, verifyFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			p, err := newPromote(c, cfg)
@@ -48,6 +48,6 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 		return nil, err
 	}
 	p := release.NewPromote(cfg)
-	p.Hosts, p.Values, p.Wait = hosts(c, true), vals, c.Bool("wait")
+	p.Hosts, p.Values, p.Wait, p.Verify = hosts(c, true), vals, c.Bool("wait"), verify(c)
 	return p, nil
 }

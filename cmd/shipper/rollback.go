@@ -21,11 +21,11 @@ Examples:
 		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous promotion that served)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
 			waitFlag("when production is routed by an HTTPRoute, wait until the Gateway serves it"),
-		}, globalFlags()),
+		}, verifyFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			rb := release.NewRollback(cfg)
-			rb.Wait = c.Bool("wait")
+			rb.Wait, rb.Verify = c.Bool("wait"), verify(c)
 			prod, err := rb.Run(ctx, n, c.String("to"))
 			if err != nil {
 				return err

@@ -29,6 +29,9 @@ type Deploy struct {
 	Credentials *RegistryCredentials
 	// Wait blocks until the Deployment is available, or ctx ends.
 	Wait bool
+	// Verify, when set with Wait, returns only once the preview URL
+	// answers from the commit (gateway router).
+	Verify *Verify
 	// Timeout, when set, bounds Run; by default ctx's deadline alone does.
 	Timeout time.Duration
 }
@@ -60,6 +63,9 @@ func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, err
 // Run deploys commit n running image. Bad input returns a *UsageError
 // before anything in the cluster changes.
 func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error) {
+	if err := d.cfg.requireVerifiable(d.Verify); err != nil {
+		return nil, err
+	}
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
 	n, found, err := d.cfg.beginCommit(ctx, n)
@@ -127,7 +133,10 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 			// On the gateway router the preview URL serves once the
 			// Gateway has taken the route.
 			if p.hasHTTPRoute() {
-				return d.cfg.awaitRoute(ctx, n.Namespace, n.Release)
+				if err := d.cfg.awaitRoute(ctx, n.Namespace, n.Release); err != nil {
+					return err
+				}
+				return d.cfg.verifyServing(ctx, d.Verify, p.url, n.SHA)
 			}
 			return nil
 		})

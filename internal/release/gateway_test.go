@@ -143,6 +143,9 @@ func TestGatewayRouterSwitchesOneRouteInPlace(t *testing.T) {
 	}
 	f.noViolations(t, "after promote B")
 
+	if live := f.live(t); live.URL != "https://"+f.app+".example.com" || live.SHA != "bbbbbbbb" {
+		t.Errorf("status on the gateway router = %+v, want B at https://%s.example.com", live, f.app)
+	}
 	p, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), "")
 	if err != nil || p.SHA != "aaaaaaaa" {
 		t.Fatalf("rollback = %+v, %v; want A", p, err)

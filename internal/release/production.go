@@ -24,7 +24,8 @@ type Production struct {
 }
 
 // production reads what production serves now from the deployed revision's
-// labels and the live Ingress: two requests, no release decoding. It sees
+// labels and the live route (the Ingress, else production's HTTPRoute):
+// two or three requests, no release decoding. It sees
 // a `helm rollback` done with the helm CLI like shipper's own.
 func (c *Configuration) production(ctx context.Context, n Names) (*Production, error) {
 	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
@@ -46,6 +47,16 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 		p.URL = nonEmpty(ing.Annotations[AnnotationURL], "https://"+p.Host)
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("reading the production Ingress: %w", err)
+	}
+	if p.Host == "" { // the gateway router: production's own HTTPRoute
+		route, err := c.productionHTTPRoute(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if route != nil && len(route.Spec.Hostnames) > 0 {
+			p.Host = string(route.Spec.Hostnames[0])
+			p.URL = nonEmpty(route.Annotations[AnnotationURL], "https://"+p.Host)
+		}
 	}
 	return p, nil
 }

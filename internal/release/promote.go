@@ -25,6 +25,9 @@ type Promote struct {
 	// Wait, on the gateway router, blocks until the Gateway has accepted
 	// the production route's new generation (see awaitRoute).
 	Wait bool
+	// Verify, when set, returns only once the production URL answers
+	// from the promoted commit (gateway router).
+	Verify *Verify
 }
 
 // NewPromote returns a Promote that waits for the Gateway.
@@ -43,6 +46,9 @@ func (p *Promote) Render(ctx context.Context, n Names) (string, error) {
 // Run promotes commit n. It refuses a commit whose release is missing or
 // not deployed.
 func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
+	if err := p.cfg.requireVerifiable(p.Verify); err != nil {
+		return nil, err
+	}
 	n, _, err := p.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
@@ -101,6 +107,9 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 		if err := p.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
 			return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 		}
+	}
+	if err := p.cfg.verifyServing(ctx, p.Verify, pl.url, n.SHA); err != nil {
+		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 	}
 	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "url", pl.url)
 	return prod, nil

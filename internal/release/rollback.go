@@ -24,6 +24,9 @@ type Rollback struct {
 	// Wait, when production is routed by an HTTPRoute, blocks until the
 	// Gateway has accepted its new generation (see awaitRoute).
 	Wait bool
+	// Verify, when set, returns only once the production URL answers
+	// from the commit rolled back to (gateway router).
+	Verify *Verify
 }
 
 // NewRollback returns a Rollback that keeps as many revisions as Deploy
@@ -36,6 +39,9 @@ func NewRollback(cfg *Configuration) *Rollback {
 // that served), a revision number, or a commit SHA (its latest promotion). It refuses when
 // the target commit's release no longer exists.
 func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
+	if err := r.cfg.requireVerifiable(r.Verify); err != nil {
+		return nil, err
+	}
 	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
@@ -118,6 +124,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 				return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
 			}
 		}
+	}
+	if err := r.cfg.verifyServing(ctx, r.Verify, prod.URL, prod.SHA); err != nil {
+		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
 	}
 	return prod, nil
 }

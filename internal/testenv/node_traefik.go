@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
@@ -61,6 +62,19 @@ func (n *Node) startTraefik(ctx context.Context, e *Env, p *pki, admin *rest.Con
 	if _, err := cs.NetworkingV1().IngressClasses().Create(ctx, ic, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
+	// Ports are picked free, then bound by Traefik: another process may
+	// take one in between (tests run beside each other). Traefik then
+	// exits at once; pick again.
+	for attempt := 1; ; attempt++ {
+		err := n.startTraefikOn(ctx, e, p, admin)
+		if err == nil || attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			return err
+		}
+	}
+}
+
+// startTraefikOn starts Traefik on three free ports.
+func (n *Node) startTraefikOn(ctx context.Context, e *Env, p *pki, admin *rest.Config) error {
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
@@ -147,8 +161,21 @@ func (n *Node) createGateway(ctx context.Context, e *Env, p *pki, httpPort, http
 			return err
 		}},
 		{"Gateway " + n.Gateway, func() error {
-			_, err := gw.GatewayV1().Gateways(GatewayNamespace).Create(ctx, sharedGateway(httpPort, httpsPort), metav1.CreateOptions{})
-			return err
+			want := sharedGateway(httpPort, httpsPort)
+			_, err := gw.GatewayV1().Gateways(GatewayNamespace).Create(ctx, want, metav1.CreateOptions{})
+			if !apierrors.IsAlreadyExists(err) {
+				return err
+			}
+			// Made by an attempt whose ports were taken: this one's ports.
+			return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				cur, err := gw.GatewayV1().Gateways(GatewayNamespace).Get(ctx, GatewayName, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				cur.Spec = want.Spec
+				_, err = gw.GatewayV1().Gateways(GatewayNamespace).Update(ctx, cur, metav1.UpdateOptions{})
+				return err
+			})
 		}},
 	}
 	for _, c := range creates {

@@ -1,0 +1,87 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// CommitHeader is the response header the gateway router's routes set to
+// the commit that answered (the chart's "preview-app.commitHeader").
+const CommitHeader = "Shipper-Commit"
+
+// Verify makes an operation on the gateway router return only once its
+// URL answers from the commit it routed to, read from CommitHeader. The
+// Gateway's conditions say the controller took the route, not that its
+// proxies serve it: Traefik reports Accepted up to its provider throttle
+// (2 s by default) before its routers change, so a job that curls the URL
+// right after a promote could still reach the previous commit.
+type Verify struct {
+	// Address, when set, is where the requests go (host:port) instead of
+	// the address the URL's host resolves to, as curl's --connect-to: the
+	// Gateway's address when the host's DNS is not in place, or in a test.
+	// The request still names the host (Host header, TLS server name).
+	Address string
+}
+
+// verifyServing requests url until CommitHeader names sha (a prefix of the
+// full SHA the route sets), or ctx ends. The status code does not matter:
+// the header is the Gateway's, on every answer of the app.
+func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha string) error {
+	if v == nil {
+		return nil
+	}
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true // each try a new connection, as a new client's would be
+	if v.Address != "" {
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return dialer.DialContext(ctx, network, v.Address)
+		}
+	}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	last := "no answer yet"
+	start := time.Now()
+	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil { // not the request the deadline cut
+				last = err.Error()
+			}
+			return false, nil
+		}
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		got := resp.Header.Get(CommitHeader)
+		if got != "" && (strings.HasPrefix(got, sha) || strings.HasPrefix(sha, got)) {
+			return true, nil
+		}
+		last = fmt.Sprintf("%d from commit %q", resp.StatusCode, got)
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("verifying %s serves commit %s: last answer %s: %w", url, sha, last, err)
+	}
+	c.log.Info("verified", "url", url, "sha", sha, "after", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// requireVerifiable refuses Verify on the ingress router, whose Ingresses
+// set no CommitHeader.
+func (c *Configuration) requireVerifiable(v *Verify) error {
+	if v != nil && c.router() != RouterGateway {
+		return &UsageError{Input: "--verify", Value: "true", Rule: "needs the gateway router (--router gateway), whose routes name the commit that answered"}
+	}
+	return nil
+}
