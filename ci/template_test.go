@@ -105,8 +105,13 @@ func TestTemplateWiring(t *testing.T) {
 	if e := jobs["shipper:review"].Environment; e == nil || e.Name != "review/$CI_COMMIT_SHORT_SHA" {
 		t.Errorf("review environment %+v, want review/$CI_COMMIT_SHORT_SHA", e)
 	}
-	if j := jobs["shipper:promote"]; j.When != "manual" || j.Environment == nil || j.Environment.Name != "production" {
-		t.Errorf("promote must be a manual job of environment production: %+v", j)
+	for _, name := range []string{"shipper:promote", "shipper:canary", "shipper:rollback"} {
+		if j := jobs[name]; j.When != "manual" || j.Environment == nil || j.Environment.Name != "production" {
+			t.Errorf("%s must be a manual job of environment production: %+v", name, j)
+		}
+	}
+	if j := jobs["shipper:canary"]; len(j.Script) != 1 || !strings.Contains(j.Script[0], "--weight") {
+		t.Errorf("shipper:canary must promote with a weight: %v", j.Script)
 	}
 }
 

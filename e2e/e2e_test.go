@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -137,6 +138,33 @@ func (c *cluster) try(sha string, args ...string) (string, string, int) {
 		code = -1
 	}
 	return o.String(), e.String(), code
+}
+
+// poll requests host's /version every 20 ms until the returned function
+// is called, which returns every answer that was not a 200 from one of
+// commits (any body when none are given).
+func (c *cluster) poll(host string, commits ...string) func() []string {
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+		bad  []string
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			code, body := c.get(host, "/version")
+			if code != 200 || len(commits) > 0 && !slices.Contains(commits, body) {
+				bad = append(bad, fmt.Sprintf("%d %q", code, body))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	return func() []string {
+		stop.Store(true)
+		wg.Wait()
+		return bad
+	}
 }
 
 // productionCert is the certificate the Gateway's HTTPS listener presents
@@ -280,24 +308,12 @@ func pipeline(t *testing.T, c *cluster) {
 	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
 	c.eventually(t, hostB, "/version", 200, "b2c3d4e5")
 
+	if c.router.name == "gateway" {
+		canary(t, c, prodHost)
+	}
+
 	// Promote B while polling production: it must never answer 404.
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	var bad []string
-	var mu sync.Mutex
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			code, body := c.get(prodHost, "/version")
-			if code != 200 {
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("%d %q", code, body))
-				mu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopPolling := c.poll(prodHost)
 	gateway := c.router.name == "gateway"
 	var certBefore []byte
 	if gateway {
@@ -313,8 +329,7 @@ func pipeline(t *testing.T, c *cluster) {
 	say(t, "promote took %v; the first request after it answered %q, the new commit served %v after the job ended",
 		promoted.Round(time.Millisecond), first, time.Since(serving).Round(time.Millisecond))
 	c.curl(t, prodHost, "/version")
-	stop.Store(true)
-	wg.Wait()
+	bad := stopPolling()
 	for _, b := range bad {
 		if strings.HasPrefix(b, "404") || gateway {
 			t.Errorf("production answered %s while switching", b)
@@ -344,21 +359,7 @@ func pipeline(t *testing.T, c *cluster) {
 	// Promotes killed with SIGKILL at random points, then run again, while
 	// production is polled every 20 ms: every answer is 200 from one of
 	// the two commits, never a 404 or another commit.
-	stop.Store(false)
-	bad = nil
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for !stop.Load() {
-			code, body := c.get(prodHost, "/version")
-			if code != 200 || body != "a1b2c3d4" && body != "b2c3d4e5" {
-				mu.Lock()
-				bad = append(bad, fmt.Sprintf("%d %q", code, body))
-				mu.Unlock()
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}()
+	stopPolling = c.poll(prodHost, "a1b2c3d4", "b2c3d4e5")
 	for i, sha := range []string{shaB, shaA, shaB} {
 		cmd := exec.Command(c.shipper, "promote")
 		cmd.Env = c.vars(sha)
@@ -375,9 +376,7 @@ func pipeline(t *testing.T, c *cluster) {
 	}
 	c.run(t, shaA, "rollback", "--to", shaA[:8])
 	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
-	stop.Store(true)
-	wg.Wait()
-	for _, b := range bad {
+	for _, b := range stopPolling() {
 		t.Errorf("production answered %s around killed promotes", b)
 	}
 	if st := c.run(t, shaA, "status"); strings.Contains(st, "problem:") {
@@ -419,4 +418,63 @@ The cluster stays up until Ctrl-C. From another terminal:
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
+}
+
+// canary runs the canary flow on the gateway router with A live and B
+// deployed: 10 % to B, then 50 %, then an abort (rollback) back to A alone,
+// production polled every 20 ms throughout (only 200 from A or B), and the
+// share of B counted over 1,000 requests at each step.
+func canary(t *testing.T, c *cluster, prodHost string) {
+	t.Helper()
+	stopPolling := c.poll(prodHost, "a1b2c3d4", "b2c3d4e5")
+	const requests = 1000
+	share := func() int {
+		// The Gateway takes a step a moment after the route's conditions
+		// (Traefik applies a provider's change after its throttle, 2 s by
+		// default), and no answer tells 10 % from 50 % (Traefik ignores a
+		// backend's header filter): count once B answers and the throttle
+		// has passed.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			if _, body := c.get(prodHost, "/version"); body == "b2c3d4e5" || time.Now().After(deadline) {
+				break
+			}
+		}
+		time.Sleep(3 * time.Second)
+		b := 0
+		for range requests {
+			if _, body := c.get(prodHost, "/version"); body == "b2c3d4e5" {
+				b++
+			}
+		}
+		return b
+	}
+	shaB := "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
+	for _, step := range []struct{ weight, low, high int }{{10, 50, 150}, {50, 420, 580}} {
+		c.run(t, shaB, "promote", "--weight", fmt.Sprint(step.weight))
+		got := share()
+		say(t, "canary at %d%%: %d of %d requests answered by b2c3d4e5", step.weight, got, requests)
+		if got < step.low || got > step.high {
+			t.Errorf("canary at %d%%: %d of %d requests went to B, want %d to %d", step.weight, got, requests, step.low, step.high)
+		}
+		if st := c.run(t, shaB, "status"); !strings.Contains(st, fmt.Sprintf("canary:   b2c3d4e5 (release %s-b2c3d4e5), %d%%", c.app, step.weight)) || strings.Contains(st, "problem:") {
+			t.Errorf("status during the canary:\n%s", st)
+		}
+	}
+	if got := c.run(t, shaB, "rollback"); got != "a1b2c3d4" {
+		t.Errorf("rollback during the canary printed %q", got)
+	}
+	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+	b := 0
+	for range 200 {
+		if _, body := c.get(prodHost, "/version"); body == "b2c3d4e5" {
+			b++
+		}
+	}
+	if b != 0 {
+		t.Errorf("after the abort %d of 200 requests still went to B", b)
+	}
+	for _, x := range stopPolling() {
+		t.Errorf("production answered %s during the canary", x)
+	}
 }

@@ -12,14 +12,18 @@ func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "promote",
 		Usage: "point the production host at a deployed commit; print the production URL",
-		UsageText: `shipper promote --sha SHA --domain DOMAIN [--host HOST]
+		UsageText: `shipper promote --sha SHA --domain DOMAIN [--host HOST] [--weight PERCENT]
 
-Example:
+Examples:
    shipper promote --app myapp --sha 7c77eb36 --domain example.com
-   # stdout: https://myapp.example.com`,
+   # stdout: https://myapp.example.com
+   shipper promote --app myapp --sha 7c77eb36 --weight 10   # canary (gateway router): 10 %
+   shipper promote --app myapp --sha 7c77eb36 --weight 50   # moves it on
+   shipper promote --app myapp --sha 7c77eb36               # finishes; shipper rollback aborts`,
 		Flags: flags(commitFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "host", Usage: "production host, or a template with {app}, {domain}", EnvVars: []string{"SHIPPER_PRODUCTION_HOST"}},
 			dotenvFlag(),
+			&cli.IntFlag{Name: "weight", Usage: "canary (gateway router): percent of production's requests for this commit, the live one keeping the rest; 100 or none promotes fully", EnvVars: []string{"SHIPPER_WEIGHT"}},
 			waitFlag("on the gateway router, wait until the Gateway serves the new route"),
 		}, verifyFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
@@ -49,5 +53,6 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 	}
 	p := release.NewPromote(cfg)
 	p.Hosts, p.Values, p.Wait, p.Verify = hosts(c, true), vals, c.Bool("wait"), verify(c)
+	p.Weight = c.Int("weight")
 	return p, nil
 }

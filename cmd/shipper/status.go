@@ -41,8 +41,12 @@ Examples:
 			if err != nil {
 				return err
 			}
-			text := fmt.Sprintf("release:  %s\nlive:     %s (release %s)\nrevision: %d\nsince:    %s\nurl:      %s\n",
-				p.Release, p.SHA, p.Target, p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL)
+			text := fmt.Sprintf("release:  %s\nlive:     %s (release %s)\n", p.Release, p.SHA, p.Target)
+			if p.Canary != nil {
+				text = fmt.Sprintf("release:  %s\nlive:     %s (release %s), %d%%\ncanary:   %s (release %s), %d%%\n",
+					p.Release, p.SHA, p.Target, 100-p.Canary.Weight, p.Canary.SHA, p.Canary.Target, p.Canary.Weight)
+			}
+			text += fmt.Sprintf("revision: %d\nsince:    %s\nurl:      %s\n", p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL)
 			for _, v := range problems {
 				text += fmt.Sprintf("problem:  %s: %s\n          repair: %s\n", v.Invariant, v.Detail, v.Repair)
 			}

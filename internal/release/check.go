@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -109,6 +110,19 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 			repair = "shipper promote --sha " + live.SHA + " (re-applies the route), or promote another deployed commit"
 		}
 		out = append(out, Violation{"production is routed to the live commit", missing, repair})
+	}
+	if live.Canary != "" {
+		canary := n.AppPart + "-" + live.Canary
+		if httpRoute == nil || !slices.Contains(backendNamespaces(httpRoute), canary) {
+			out = append(out, Violation{"production is routed to the canary",
+				fmt.Sprintf("revision %d gives %d%% to %s, which no production route sends requests to", live.Version, live.CanaryWeight, canary),
+				"shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route), or shipper rollback"})
+		}
+		if c, ok := latest[canary]; !ok || c.Status != "deployed" || !active[canary] {
+			out = append(out, Violation{"the canary commit is deployed",
+				fmt.Sprintf("revision %d gives %d%% to %s, whose release is not deployed", live.Version, live.CanaryWeight, live.Canary),
+				"shipper rollback (back to " + live.SHA + " alone)"})
+		}
 	}
 	if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
 		status := "missing"

@@ -3,6 +3,7 @@ package release_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -332,4 +333,104 @@ func granted(ctx context.Context, gw gwclient.Interface, from, ns, service strin
 		}
 	}
 	return false
+}
+
+// weights are route's backends as "namespace:weight".
+func weights(r *gwv1.HTTPRoute) []string {
+	var out []string
+	for _, rule := range r.Spec.Rules {
+		for _, b := range rule.BackendRefs {
+			w := int32(1)
+			if b.Weight != nil {
+				w = *b.Weight
+			}
+			out = append(out, fmt.Sprintf("%s:%d", string(*b.Namespace), w))
+		}
+	}
+	return out
+}
+
+func (f *gatewayFixture) promoteWeight(t *testing.T, sha string, weight int) (*release.Production, error) {
+	t.Helper()
+	return f.promote(t, sha, func(p *release.Promote) { p.Weight = weight })
+}
+
+// TestGatewayCanary: promote --weight sends that share of production to a
+// commit beside the live one, each step one revision of the one route;
+// rollback during a canary returns everything to the live commit; promote
+// without a weight finishes. A canary needs the gateway router, a live
+// commit, and another commit than the live one; the canary commit cannot
+// be deleted while it gets requests.
+func TestGatewayCanary(t *testing.T) {
+	f := newGatewayFixture(t)
+	ctx := context.Background()
+	nsA, nsB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	if _, err := f.promoteWeight(t, shaB, 10); !release.IsUsage(err) || !strings.Contains(err.Error(), "live commit beside it") {
+		t.Errorf("canary before any production: %v, want a refusal", err)
+	}
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.promoteWeight(t, shaA, 10); !release.IsUsage(err) || !strings.Contains(err.Error(), "is live") {
+		t.Errorf("canary of the live commit: %v, want a refusal", err)
+	}
+	ingress := f.config(t, release.Routing{Router: release.RouterIngress})
+	p := release.NewPromote(ingress)
+	p.Hosts, p.Weight = release.Hosts{Domain: "example.com"}, 10
+	if _, err := p.Run(ctx, names(t, f.app, shaB)); !release.IsUsage(err) || !strings.Contains(err.Error(), "gateway router") {
+		t.Errorf("canary on the ingress router: %v, want a refusal", err)
+	}
+	first := f.productionRoute(t)
+
+	for _, step := range []struct {
+		weight int
+		want   []string
+	}{
+		{10, []string{nsA + ":90", nsB + ":10"}},
+		{50, []string{nsA + ":50", nsB + ":50"}},
+	} {
+		prod, err := f.promoteWeight(t, shaB, step.weight)
+		if err != nil {
+			t.Fatalf("canary %d%%: %v", step.weight, err)
+		}
+		if prod.SHA != "aaaaaaaa" || prod.Canary == nil || prod.Canary.SHA != "bbbbbbbb" || prod.Canary.Weight != step.weight {
+			t.Errorf("canary %d%%: production %+v canary %+v, want A live and B at %d%%", step.weight, prod, prod.Canary, step.weight)
+		}
+		r := f.productionRoute(t)
+		if got := weights(r); !slices.Equal(got, step.want) || r.UID != first.UID {
+			t.Errorf("canary %d%%: route %s sends %v, want %s sending %v", step.weight, r.UID, got, first.UID, step.want)
+		}
+		f.noViolations(t, fmt.Sprintf("canary %d%%", step.weight))
+		if _, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaB)); !release.IsUsage(err) {
+			t.Errorf("delete of the canary commit: %v, want a refusal", err)
+		}
+	}
+
+	// Abort: everything back to A, as before the canary.
+	if prod, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), ""); err != nil || prod.SHA != "aaaaaaaa" || prod.Canary != nil {
+		t.Fatalf("rollback during the canary = %+v, %v; want A alone", prod, err)
+	}
+	if got := weights(f.productionRoute(t)); !slices.Equal(got, []string{nsA + ":100"}) {
+		t.Errorf("after the abort production sends %v", got)
+	}
+	f.noViolations(t, "after the abort")
+
+	// Again, then finish.
+	if _, err := f.promoteWeight(t, shaB, 10); err != nil {
+		t.Fatal(err)
+	}
+	prod, err := f.promote(t, shaB)
+	if err != nil || prod.SHA != "bbbbbbbb" || prod.Canary != nil {
+		t.Fatalf("finishing the canary = %+v, %v; want B alone", prod, err)
+	}
+	if got := weights(f.productionRoute(t)); !slices.Equal(got, []string{nsB + ":100"}) {
+		t.Errorf("after the finish production sends %v", got)
+	}
+	f.noViolations(t, "after the finish")
+	// Rolling back the finished canary returns to A, a whole promotion.
+	if prod, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), ""); err != nil || prod.SHA != "aaaaaaaa" || prod.Canary != nil {
+		t.Errorf("rollback after the finish = %+v, %v; want A alone", prod, err)
+	}
 }

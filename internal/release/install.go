@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -73,7 +74,11 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
 	up := action.NewUpgrade(cfg)
-	up.Namespace, up.Labels = p.namespace, p.labels
+	labels := maps.Clone(p.labels)
+	for _, l := range p.unlabels {
+		labels[l] = "null" // Helm's way to drop a label the last revision had
+	}
+	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
 	up.MaxHistory = maxHistory
 	up.Timeout = helmTimeout(ctx)

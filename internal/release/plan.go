@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,9 @@ type plan struct {
 	values map[string]any
 	// labels are stored on every revision's Helm record (see records.go).
 	labels map[string]string
+	// unlabels are removed from the record on an upgrade: Helm's upgrade
+	// keeps the previous revision's labels unless told to drop them.
+	unlabels []string
 	// manifest is the offline rendering, `helm template`'s output.
 	manifest string
 }
@@ -50,8 +54,16 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 	return c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
 }
 
-// productionPlan is the production release of n's app routing to commit n.
-func (c *Configuration) productionPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any) (*plan, error) {
+// canaryStep is a commit that gets weight percent (1 to 99) of
+// production's requests beside the live one (the gateway router).
+type canaryStep struct {
+	names  Names
+	weight int
+}
+
+// productionPlan is the production release of n's app routing to commit n,
+// and to canary's commit too when canary is set.
+func (c *Configuration) productionPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, canary *canaryStep) (*plan, error) {
 	if err := n.check(true); err != nil {
 		return nil, err
 	}
@@ -61,7 +73,22 @@ func (c *Configuration) productionPlan(ctx context.Context, n Names, hosts Hosts
 	}
 	url := hosts.url(host)
 	vals := mergeValues(user, mergeValues(productionValues(n, host, url), c.routingValues(n)))
-	return c.newPlan(ctx, n, n.ProductionRelease, n.ProductionNamespace, host, url, vals)
+	if canary != nil {
+		vals = mergeValues(vals, map[string]any{"production": map[string]any{"canary": map[string]any{
+			"release": canary.names.Release, "namespace": canary.names.Namespace, "sha": canary.names.SHA, "weight": canary.weight,
+		}}})
+	}
+	p, err := c.newPlan(ctx, n, n.ProductionRelease, n.ProductionNamespace, host, url, vals)
+	if err != nil {
+		return nil, err
+	}
+	if canary != nil {
+		p.labels[LabelCanary] = canary.names.Short
+		p.labels[LabelCanaryWeight] = strconv.Itoa(canary.weight)
+	} else {
+		p.unlabels = []string{LabelCanary, LabelCanaryWeight}
+	}
+	return p, nil
 }
 
 func (c *Configuration) newPlan(ctx context.Context, n Names, release, namespace, host, url string, vals map[string]any) (*plan, error) {

@@ -21,6 +21,16 @@ type Production struct {
 	Revision int       `json:"revision"`
 	Status   string    `json:"status"`
 	Since    time.Time `json:"since"`
+	// Canary is the commit that gets part of the requests during a canary
+	// (the gateway router), nil otherwise; SHA serves the rest.
+	Canary *Canary `json:"canary,omitempty"`
+}
+
+// Canary is a commit that gets Weight percent of production's requests.
+type Canary struct {
+	SHA    string `json:"sha"`
+	Target string `json:"target"`
+	Weight int    `json:"weight"`
 }
 
 // production reads what production serves now from the deployed revision's
@@ -39,6 +49,9 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 	p := &Production{
 		App: n.AppPart, Release: n.ProductionRelease, SHA: rec.SHA, Target: target,
 		Revision: rec.Version, Status: rec.Status, Since: rec.Created,
+	}
+	if rec.Canary != "" {
+		p.Canary = &Canary{SHA: rec.Canary, Target: n.AppPart + "-" + rec.Canary, Weight: rec.CanaryWeight}
 	}
 	ing, err := c.client.NetworkingV1().Ingresses(target).Get(ctx, n.ProductionRelease, metav1.GetOptions{})
 	switch {

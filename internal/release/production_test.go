@@ -37,7 +37,7 @@ func (f *deployFixture) deployReady(t *testing.T, sha string) *release.Commit {
 	return c
 }
 
-func (f *deployFixture) promote(t *testing.T, sha string) (*release.Production, error) {
+func (f *deployFixture) promote(t *testing.T, sha string, mutate ...func(*release.Promote)) (*release.Production, error) {
 	t.Helper()
 	n, err := release.NewNames(f.app, sha)
 	if err != nil {
@@ -45,6 +45,9 @@ func (f *deployFixture) promote(t *testing.T, sha string) (*release.Production, 
 	}
 	p := release.NewPromote(f.cfg)
 	p.Hosts = release.Hosts{Domain: "example.com"}
+	for _, m := range mutate {
+		m(p)
+	}
 	return p.Run(context.Background(), n)
 }
 

@@ -3,6 +3,9 @@ package release
 import (
 	"context"
 	"fmt"
+	"strconv"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
 // Promote points the production host at one commit. Production is its own
@@ -22,6 +25,10 @@ type Promote struct {
 	Hosts Hosts
 	// Values are the user's chart values (ingress class, TLS, annotations).
 	Values map[string]any
+	// Weight, 1 to 99, makes Run a canary step: the commit gets that
+	// percent of production's requests and the live commit the rest (the
+	// gateway router). 0 or 100 promotes it fully.
+	Weight int
 	// Wait, on the gateway router, blocks until the Gateway has accepted
 	// the production route's new generation (see awaitRoute).
 	Wait bool
@@ -34,26 +41,50 @@ type Promote struct {
 func NewPromote(cfg *Configuration) *Promote { return &Promote{cfg: cfg, Wait: true} }
 
 // Render returns the manifest of the production release Run would install
-// to route to commit n, without a cluster.
+// to route to commit n, without a cluster. A canary step (Weight) needs
+// the live commit, which only the cluster knows: Render refuses it.
 func (p *Promote) Render(ctx context.Context, n Names) (string, error) {
-	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
+	if p.canary() {
+		return "", &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary step is rendered by the cluster only (it needs the live commit): render without --weight"}
+	}
+	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values, nil)
 	if err != nil {
 		return "", err
 	}
 	return pl.manifest, nil
 }
 
-// Run promotes commit n. It refuses a commit whose release is missing or
-// not deployed.
+// canary reports whether Run is a canary step rather than a full promote.
+func (p *Promote) canary() bool { return p.Weight > 0 && p.Weight < 100 }
+
+// Run promotes commit n: all of production's requests, or with Weight
+// between 1 and 99 (the gateway router) that percent of them, the live
+// commit serving the rest. It refuses a commit whose release is missing
+// or not deployed.
 func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	if err := p.cfg.requireVerifiable(p.Verify); err != nil {
 		return nil, err
+	}
+	if p.Weight < 0 || p.Weight > 100 {
+		return nil, &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "must be a percent of production's requests, 1 to 100"}
+	}
+	if p.canary() && p.cfg.router() != RouterGateway {
+		return nil, &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary needs the gateway router (--router gateway): Ingress has no portable weights"}
 	}
 	n, _, err := p.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	pl, err := p.cfg.productionPlan(ctx, n, p.Hosts, p.Values)
+	// primary is the commit that serves the rest of the requests: n, or
+	// for a canary step the live commit.
+	primary, step := n, (*canaryStep)(nil)
+	if p.canary() {
+		if primary, err = p.cfg.liveNames(ctx, n, cached); err != nil {
+			return nil, err
+		}
+		step = &canaryStep{names: n, weight: p.Weight}
+	}
+	pl, err := p.cfg.productionPlan(ctx, primary, p.Hosts, p.Values, step)
 	if err != nil {
 		return nil, err
 	}
@@ -68,11 +99,12 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
-	var prod *Production
 	err = p.cfg.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
 		// Production's lock, then the commit's (the order Delete takes them
 		// too): no delete or deploy of the commit runs until the switch is
 		// done, and the decisive check below is a fresh read under both.
+		// A canary's live commit needs no lock of its own: deleting or
+		// re-deploying the live commit takes production's.
 		return p.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			if err := p.cfg.requireNamespace(ctx, n); err != nil {
 				return err
@@ -85,6 +117,15 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 					return err
 				}
 			}
+			if step != nil {
+				live, err := p.cfg.liveNames(ctx, n, consistent)
+				if err != nil {
+					return err
+				}
+				if live.Short != primary.Short {
+					return fmt.Errorf("production moved to %s while this canary step waited for the lock (it planned %s beside %s): run it again", live.Short, n.Short, primary.Short)
+				}
+			}
 			// From here the switch runs to its end even if the job is
 			// cancelled: cut half way it would leave two routes.
 			ctx, cancel := uninterruptible(ctx)
@@ -93,24 +134,52 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 			if err != nil {
 				return err
 			}
-			prod = &Production{
-				App: n.AppPart, Release: n.ProductionRelease, SHA: n.Short, Target: n.Release, Host: pl.host, URL: pl.url,
-				Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
-			}
-			return p.cfg.sweepRoutes(ctx, n, n.Short, rel.Manifest)
+			return p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest)
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)
+	}
+	prod, err := p.cfg.production(ctx, n)
+	if err != nil {
+		return nil, err
 	}
 	if p.Wait && pl.hasHTTPRoute() {
 		if err := p.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
 			return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 		}
 	}
-	if err := p.cfg.verifyServing(ctx, p.Verify, pl.url, n.SHA); err != nil {
+	if step != nil {
+		// Which commit answered is a backend filter's header, which not
+		// every Gateway sets (Traefik does not): a canary step is verified
+		// by the Gateway's conditions only.
+		if p.Verify != nil {
+			p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", n.Short, "weight", p.Weight)
+		}
+	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url, n.SHA); err != nil {
 		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 	}
-	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "url", pl.url)
+	weight := 100
+	if step != nil {
+		weight = step.weight
+	}
+	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "weight", weight, "url", pl.url)
 	return prod, nil
+}
+
+// liveNames are the names of the commit production's deployed revision
+// routes to (all of its requests but a canary's), for n's app. No
+// production yet is a usage error: a canary needs a live commit beside it.
+func (c *Configuration) liveNames(ctx context.Context, n Names, fresh bool) (Names, error) {
+	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, fresh)
+	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || err == nil && rec == nil {
+		return Names{}, &UsageError{Input: "--weight", Value: "", Rule: "a canary needs a live commit beside it: promote one fully first (without --weight)"}
+	}
+	if err != nil {
+		return Names{}, err
+	}
+	if rec.SHA == n.Short {
+		return Names{}, &UsageError{Input: "commit", Value: n.Short, Rule: "is live: a canary step is for another commit (finish with `shipper promote` without --weight)"}
+	}
+	return n.WithSHA(rec.SHA)
 }

@@ -26,6 +26,9 @@ type record struct {
 	App, SHA        string
 	Project         string
 	Created         time.Time
+	// Canary and CanaryWeight: a production revision's canary (LabelCanary).
+	Canary       string
+	CanaryWeight int
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -44,6 +47,14 @@ func (c *Configuration) releaseLabels(n Names) map[string]string {
 // LabelCommit records on each Helm revision the SHA it was made with (the
 // full one when GitLab gives it; a label value holds 40 hex characters).
 const LabelCommit = "shipper.dev/commit"
+
+// LabelCanary and LabelCanaryWeight record on a production revision of a
+// canary step the canary commit's short SHA and its percent of requests;
+// LabelSHA stays the commit that serves the rest (the live one).
+const (
+	LabelCanary       = "shipper.dev/canary"
+	LabelCanaryWeight = "shipper.dev/canary-weight"
+)
 
 // Read freshness of records. A consistent list waits until the apiserver's
 // watch cache has caught up with etcd, which on Kubernetes 1.34 takes up
@@ -76,9 +87,11 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 		if err != nil {
 			continue // not a Helm v3 record
 		}
+		weight, _ := strconv.Atoi(m.Labels[LabelCanaryWeight])
 		out = append(out, record{
 			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
+			Canary: m.Labels[LabelCanary], CanaryWeight: weight,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

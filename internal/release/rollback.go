@@ -137,16 +137,30 @@ func pickRevision(hist []record, to string) (record, error) {
 	current := hist[0]
 	switch {
 	case to == "":
-		live := ""
+		var live record
 		for _, r := range hist {
 			if r.Status == release.StatusDeployed.String() {
-				live = r.SHA
+				live = r
 				break
 			}
 		}
+		served := func(r record) bool {
+			return r.Status == release.StatusDeployed.String() || r.Status == release.StatusSuperseded.String()
+		}
+		// During a canary: the live commit alone again, as it served
+		// before the canary began.
+		if live.Canary != "" {
+			for _, r := range hist {
+				if r.Version < live.Version && served(r) && r.SHA == live.SHA && r.Canary == "" {
+					return r, nil
+				}
+			}
+			return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
+				"no revision before the canary of %s has %s serving alone: promote %s without --weight", live.Canary, live.SHA, live.SHA)}
+		}
+		// Else the newest whole promotion of another commit.
 		for _, r := range hist {
-			served := r.Status == release.StatusDeployed.String() || r.Status == release.StatusSuperseded.String()
-			if served && r.SHA != live {
+			if served(r) && r.SHA != live.SHA && r.Canary == "" {
 				return r, nil
 			}
 		}

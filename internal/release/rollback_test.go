@@ -9,6 +9,9 @@ import "testing"
 // commit that just failed).
 func TestPickRevisionSkipsWhatNeverServed(t *testing.T) {
 	rec := func(v int, status, sha string) record { return record{Version: v, Status: status, SHA: sha} }
+	canary := func(v int, status, sha, canary string, weight int) record {
+		return record{Version: v, Status: status, SHA: sha, Canary: canary, CanaryWeight: weight}
+	}
 	for _, c := range []struct {
 		name    string
 		hist    []record // newest first
@@ -25,6 +28,12 @@ func TestPickRevisionSkipsWhatNeverServed(t *testing.T) {
 			[]record{rec(3, "deployed", "bbbbbbbb"), rec(2, "superseded", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "", 1},
 		{"only failed attempts before", []record{rec(2, "deployed", "bbbbbbbb"), rec(1, "failed", "aaaaaaaa")}, "", 0},
 		{"first promotion", []record{rec(1, "deployed", "aaaaaaaa")}, "", 0},
+		{"during a canary: the live commit alone, as before the canary",
+			[]record{canary(4, "deployed", "bbbbbbbb", "cccccccc", 50), canary(3, "superseded", "bbbbbbbb", "cccccccc", 10), rec(2, "superseded", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "", 2},
+		{"after a finished canary: the commit before, never a canary step",
+			[]record{rec(4, "deployed", "cccccccc"), canary(3, "superseded", "bbbbbbbb", "cccccccc", 50), rec(2, "superseded", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "", 2},
+		{"a canary whose live commit never served alone in the history kept",
+			[]record{canary(2, "deployed", "bbbbbbbb", "cccccccc", 10), rec(1, "superseded", "aaaaaaaa")}, "", 0},
 		{"an explicit revision is taken as asked", []record{rec(2, "deployed", "bbbbbbbb"), rec(1, "failed", "aaaaaaaa")}, "1", 1},
 		{"a SHA: its newest promotion", []record{rec(3, "deployed", "bbbbbbbb"), rec(2, "superseded", "aaaaaaaa"), rec(1, "superseded", "aaaaaaaa")}, "aaaaaaa", 2},
 		{"the live SHA", []record{rec(2, "deployed", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "bbbbbbbb", 0},
