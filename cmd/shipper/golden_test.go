@@ -67,4 +67,9 @@ func TestListTableGolden(t *testing.T) {
 		{Short: "0b1c2d3e", Status: "deployed", Updated: now.Add(-50 * time.Hour), URL: "https://myapp-0b1c2d3e.example.com"},
 	}
 	golden(t, "list.txt", []byte(table(commits, now)))
+	// During a canary: the live commit's share and the canary's.
+	commits[0].Weight = 90
+	commits = append(commits, release.Commit{Short: "9d8e7f6a", Status: "deployed", Updated: now.Add(-time.Minute),
+		URL: "https://myapp-9d8e7f6a.example.com", Canary: true, Weight: 10})
+	golden(t, "list-canary.txt", []byte(table(commits, now)))
 }

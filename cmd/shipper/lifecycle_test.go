@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
@@ -270,6 +274,26 @@ func TestSIGTERMDuringDeployLeavesNoPendingRelease(t *testing.T) {
 func TestLifecycleOnTheGatewayRouter(t *testing.T) {
 	env := testenv.Get(t)
 	if err := env.InstallGatewayAPI(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	gwc, err := gwclient.NewForConfig(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gateway-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	_, err = gwc.GatewayV1().Gateways("gateway-system").Create(context.Background(), &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: "shared"},
+		Spec: gwv1.GatewaySpec{GatewayClassName: "simulated", Listeners: []gwv1.Listener{
+			{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80},
+		}},
+	}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
 	appName := uniqueName("gw")

@@ -22,7 +22,8 @@ Example:
    shipper list --app myapp
    SHA       STATUS    AGE  URL                                   LIVE
    7c77eb36  deployed  5m   https://myapp-7c77eb36.example.com    *
-   3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com`,
+   3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com
+   # during a canary (promote --weight 10): LIVE "* 90%" and "canary 10%"`,
 		Flags:        globalFlags(),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
@@ -45,8 +46,13 @@ func table(commits []release.Commit, now time.Time) string {
 	fmt.Fprintln(tw, "SHA\tSTATUS\tAGE\tURL\tLIVE")
 	for _, cm := range commits {
 		live := ""
-		if cm.Live {
+		switch {
+		case cm.Live && cm.Weight > 0 && cm.Weight < 100:
+			live = fmt.Sprintf("* %d%%", cm.Weight)
+		case cm.Live:
 			live = "*"
+		case cm.Canary:
+			live = fmt.Sprintf("canary %d%%", cm.Weight)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cm.Short, cm.Status, release.Age(now, cm.Updated), cm.URL, live)
 	}

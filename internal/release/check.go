@@ -111,6 +111,23 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 		}
 		out = append(out, Violation{"production is routed to the live commit", missing, repair})
 	}
+	if httpRoute != nil && liveRouted {
+		// Exactly the backends the revision names: a canary step killed
+		// after Helm patched the route leaves a backend the records lack.
+		want := []string{target}
+		repair := "shipper promote --sha " + live.SHA + " (re-applies the route)"
+		if live.Canary != "" {
+			want = append(want, n.AppPart+"-"+live.Canary)
+			repair = "shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route)"
+		}
+		got := backendNamespaces(httpRoute)
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			out = append(out, Violation{"production is routed as its revision says",
+				fmt.Sprintf("production's HTTPRoute sends requests to %v, revision %d to %v", got, live.Version, want), repair})
+		}
+	}
 	if live.Canary != "" {
 		canary := n.AppPart + "-" + live.Canary
 		if httpRoute == nil || !slices.Contains(backendNamespaces(httpRoute), canary) {

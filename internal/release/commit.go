@@ -24,6 +24,11 @@ type Commit struct {
 	Status    string    `json:"status"`
 	Updated   time.Time `json:"updated"`
 	Live      bool      `json:"live"`
+	// Canary is true for the commit a canary step sends part of
+	// production to; Weight is the percent of production's requests the
+	// commit gets (0 when it gets none).
+	Canary bool `json:"canary,omitempty"`
+	Weight int  `json:"weight,omitempty"`
 }
 
 // requireDeployed refuses a commit whose preview release is missing or

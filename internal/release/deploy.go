@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -80,6 +81,9 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	if err != nil {
 		return nil, err
 	}
+	if err := d.requireRoutable(ctx, n, p); err != nil {
+		return nil, err
+	}
 	err = d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview,
 		map[string]string{LabelSHA: n.Short},
 		map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA})
@@ -136,7 +140,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 				if err := d.cfg.awaitRoute(ctx, n.Namespace, n.Release); err != nil {
 					return err
 				}
-				return d.cfg.verifyServing(ctx, d.Verify, p.url, n.SHA)
+				return d.cfg.verifyServing(ctx, d.Verify, p.url+p.path(), n.SHA)
 			}
 			return nil
 		})
@@ -157,6 +161,25 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		Host: p.host, URL: p.url, Image: img.String(), Revision: rel.Version,
 		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time,
 	}, nil
+}
+
+// requireRoutable keeps what production's HTTPRoute needs of commit n.
+// A ReferenceGrant lets HTTPRoutes of the app's production namespace reach
+// the commit's Service; that namespace is made (this project's, refused if
+// another project squatted it) before the grant exists, so the grant never
+// names a namespace someone else owns. And a commit production's HTTPRoute
+// sends requests to (live or canary) is not re-deployed without its grant
+// (the ingress router): production would answer 500 for it.
+func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan) error {
+	if p.hasReferenceGrant() {
+		return d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil)
+	}
+	route, err := d.cfg.productionHTTPRoute(ctx, n)
+	if err != nil || route == nil || !slices.Contains(backendNamespaces(route), n.Namespace) {
+		return err
+	}
+	return &UsageError{Input: "--router", Value: string(d.cfg.router()), Rule: fmt.Sprintf(
+		"production's HTTPRoute sends requests to commit %s: deploy it with --router gateway (this router would remove its ReferenceGrant, and production would answer 500)", n.Short)}
 }
 
 // isLive reports whether production serves commit n.

@@ -7,7 +7,9 @@
 //	Configuration      clients, cached discovery and mapper, the chart (loaded
 //	                   once), a slog logger; helm(ns) gives Helm's action
 //	                   configuration for one namespace's release records.
-//	                   NewConfiguration(nil) is offline: Render only
+//	                   NewConfiguration(nil) is offline: Render only;
+//	                   WithRouting picks the router (router.go): ingress, or
+//	                   gateway (HTTPRoutes on a Gateway, ReferenceGrants)
 //	NewNames           app + SHA -> release, namespace, production names (DNS-
 //	                   and Helm-safe, stable hash on truncation); CommitSHA and
 //	                   ShortSHA are the one SHA rule; Hosts -> hosts
@@ -19,16 +21,22 @@
 //	Deploy.Run         begin -> plan -> namespace (+ RoleBinding) -> [live?
 //	                   production Lease] -> Lease -> pull secret -> repair
 //	                   pending -> install|upgrade -> wait + diagnose [-> undo]
-//	Promote.Run        begin -> plan -> commit deployed? -> production
-//	                   namespace -> production Lease -> commit Lease -> fresh
-//	                   check -> upgrade <app>-production (Ingress in the
-//	                   commit's namespace; new route created before the old is
-//	                   deleted) -> sweep stray routes
+//	Promote.Run        begin -> [canary: live commit] -> plan -> commit
+//	                   deployed? -> production namespace -> production Lease
+//	                   -> commit Lease -> fresh check (+ ReferenceGrant) ->
+//	                   uninterruptible: upgrade <app>-production (ingress:
+//	                   Ingress in the commit's namespace, created before the
+//	                   old is deleted; gateway: one HTTPRoute in its own
+//	                   namespace, updated in place, weighted for a canary) ->
+//	                   sweep stray routes / reconcile the HTTPRoute -> await
+//	                   the Gateway's conditions -> [verify the URL answers]
 //	Deploy.Render,     the plan's manifest, offline (`helm template`)
 //	Promote.Render
-//	Rollback.Run       begin -> production Lease -> pick revision (previous,
-//	                   SHA, number) -> target's Lease -> still deployed? -> Helm
-//	                   rollback -> sweep stray routes
+//	Rollback.Run       begin -> production Lease -> pick revision (previous
+//	                   promotion that served, the live commit alone during a
+//	                   canary, SHA, number) -> target's Lease -> still
+//	                   deployed? -> uninterruptible: Helm rollback -> sweep /
+//	                   reconcile -> await -> [verify]
 //	Delete.Run         begin -> owned namespace? -> RoleBinding -> production
 //	                   Lease -> commit Lease -> not live, no route? -> Helm
 //	                   uninstall -> delete namespace
@@ -57,5 +65,7 @@
 // Files: one operation per file (deploy.go, promote.go, rollback.go,
 // delete.go, list.go, status.go); production.go holds what production is
 // and how it is read; plan.go what a release will be; install.go Helm's
-// install/upgrade with pending repair; commit.go the checks on a commit.
+// install/upgrade with pending repair; commit.go the checks on a commit;
+// router.go the Gateway API router; routes.go production's routing
+// objects; verify.go --verify; check.go the invariants; lock.go the Leases.
 package release

@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
@@ -41,10 +43,34 @@ func newGatewayFixture(t *testing.T) *gatewayFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, name := range []string{testGateway.Name, "other"} {
+		if err := ensureGateway(context.Background(), f.cs, gw, testGateway.Namespace, name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	g := &gatewayFixture{deployFixture: f, gw: gw}
 	g.cfg = g.config(t, release.Routing{Router: release.RouterGateway, Gateway: testGateway})
 	g.sim = startGatewaySim(t, gw, f.app)
 	return g
+}
+
+// ensureGateway makes the Gateway namespace/name (of a class no controller
+// runs here: gatewaySim reports for it) if it does not exist.
+func ensureGateway(ctx context.Context, cs kubernetes.Interface, gw gwclient.Interface, namespace, name string) error {
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	_, err = gw.GatewayV1().Gateways(namespace).Create(ctx, &gwv1.Gateway{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: gwv1.GatewaySpec{GatewayClassName: "simulated", Listeners: []gwv1.Listener{
+			{Name: "http", Protocol: gwv1.HTTPProtocolType, Port: 80},
+		}},
+	}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
 }
 
 func (f *gatewayFixture) config(t *testing.T, r release.Routing) *release.Configuration {
@@ -125,6 +151,25 @@ func TestGatewayRouterSwitchesOneRouteInPlace(t *testing.T) {
 		t.Fatalf("promote A: %v", err)
 	}
 	first := f.productionRoute(t)
+	// A promote with another Gateway than production's route is attached
+	// to, or one that does not exist, or a listener it lacks, is refused
+	// before anything changes: production would leave the Gateway serving it.
+	for _, g := range []release.GatewayRef{
+		{Namespace: testGateway.Namespace, Name: "other"},
+		{Namespace: testGateway.Namespace, Name: "missing"},
+		{Namespace: testGateway.Namespace, Name: testGateway.Name, Section: "https"},
+	} {
+		saved := f.cfg
+		f.cfg = f.config(t, release.Routing{Router: release.RouterGateway, Gateway: g})
+		_, err := f.promote(t, shaB)
+		f.cfg = saved
+		if !release.IsUsage(err) {
+			t.Errorf("promote with Gateway %s: %v, want a refusal", g, err)
+		}
+		if r := f.productionRoute(t); r.Generation != first.Generation {
+			t.Errorf("refused promote with Gateway %s changed production's route", g)
+		}
+	}
 	nsA, nsB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
 	if got := backends(first); !slices.Equal(got, []string{nsA + "/" + nsA}) {
 		t.Errorf("after promote A production sends to %v", got)
@@ -403,6 +448,20 @@ func TestGatewayCanary(t *testing.T) {
 			t.Errorf("canary %d%%: route %s sends %v, want %s sending %v", step.weight, r.UID, got, first.UID, step.want)
 		}
 		f.noViolations(t, fmt.Sprintf("canary %d%%", step.weight))
+		commits, err := release.NewList(f.cfg).Run(ctx, names(t, f.app, ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cm := range commits {
+			want := map[string]string{"aaaaaaaa": fmt.Sprintf("live %d", 100-step.weight), "bbbbbbbb": fmt.Sprintf("canary %d", step.weight)}[cm.Short]
+			got := fmt.Sprintf("live %d", cm.Weight)
+			if cm.Canary {
+				got = fmt.Sprintf("canary %d", cm.Weight)
+			}
+			if got != want || cm.Live == cm.Canary {
+				t.Errorf("list during the canary: %s is %s (live %t), want %s", cm.Short, got, cm.Live, want)
+			}
+		}
 		if _, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaB)); !release.IsUsage(err) {
 			t.Errorf("delete of the canary commit: %v, want a refusal", err)
 		}
@@ -432,5 +491,57 @@ func TestGatewayCanary(t *testing.T) {
 	// Rolling back the finished canary returns to A, a whole promotion.
 	if prod, err := release.NewRollback(f.cfg).Run(ctx, names(t, f.app, ""), ""); err != nil || prod.SHA != "aaaaaaaa" || prod.Canary != nil {
 		t.Errorf("rollback after the finish = %+v, %v; want A alone", prod, err)
+	}
+}
+
+// TestGatewayGrantsOnlyToTheAppsOwnProductionNamespace: a commit's
+// ReferenceGrant names <app>-production, so that namespace is made, this
+// project's, before any grant exists: a project that squats it first (as
+// the admission policy allows for its own labels) gets no grant from
+// another project's deploy, which is refused with nothing created. And the
+// live commit is not re-deployed on the ingress router, which would drop
+// its grant under production's HTTPRoute.
+func TestGatewayGrantsOnlyToTheAppsOwnProductionNamespace(t *testing.T) {
+	f := newGatewayFixture(t)
+	ctx := context.Background()
+	f.deployReady(t, shaA)
+	prodNS, err := f.cs.CoreV1().Namespaces().Get(ctx, f.app+"-production", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("a gateway deploy made no production namespace for its grant: %v", err)
+	}
+	if prodNS.Labels[release.LabelRole] != "production" {
+		t.Errorf("production namespace labels %v", prodNS.Labels)
+	}
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatal(err)
+	}
+	ingress := f.config(t, release.Routing{Router: release.RouterIngress})
+	d := release.NewDeploy(ingress)
+	d.Hosts, d.Wait = release.Hosts{Domain: "preview.example.com"}, false
+	if _, err := d.Run(ctx, names(t, f.app, shaA), f.image); !release.IsUsage(err) || !strings.Contains(err.Error(), "--router gateway") {
+		t.Errorf("re-deploy of the live commit on the ingress router: %v, want a refusal", err)
+	}
+	if _, err := f.gw.GatewayV1beta1().ReferenceGrants(f.app+"-aaaaaaaa").Get(ctx, f.app+"-aaaaaaaa", metav1.GetOptions{}); err != nil {
+		t.Errorf("the refused re-deploy removed the live commit's grant: %v", err)
+	}
+
+	// Another app whose production namespace a second project squatted.
+	victim := uniqueApp("victim")
+	cleanupApp(t, f.cs, victim)
+	_, err = f.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+		Name: victim + "-production",
+		Labels: map[string]string{release.LabelManagedBy: release.ManagedBy, release.LabelApp: victim,
+			release.LabelRole: "production", release.LabelProject: "202"},
+	}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = release.NewDeploy(f.cfg)
+	d.Hosts, d.Wait = release.Hosts{Domain: "preview.example.com"}, false
+	if _, err := d.Run(ctx, names(t, victim, shaA), f.image); !release.IsUsage(err) {
+		t.Errorf("gateway deploy of an app whose production namespace another project made: %v, want a refusal", err)
+	}
+	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, victim+"-aaaaaaaa", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused deploy made the commit's namespace (err %v)", err)
 	}
 }

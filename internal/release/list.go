@@ -29,9 +29,9 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 	if err != nil {
 		return nil, err
 	}
-	live := ""
+	var live record
 	if app.live != nil {
-		live = app.live.SHA
+		live = *app.live
 	}
 	out := make([]Commit, 0, len(app.namespaces))
 	for _, ns := range app.namespaces {
@@ -47,7 +47,12 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 		if ns.DeletionTimestamp != nil {
 			c.Status = "deleting"
 		}
-		c.Live = live != "" && c.Short == live
+		switch {
+		case live.SHA != "" && c.Short == live.SHA:
+			c.Live, c.Weight = true, 100-live.CanaryWeight
+		case live.Canary != "" && c.Short == live.Canary:
+			c.Canary, c.Weight = true, live.CanaryWeight
+		}
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -191,6 +191,12 @@ func withHeld(ctx context.Context, leading context.Context) context.Context {
 	return context.WithValue(ctx, heldKey{}, append(held[:len(held):len(held)], leading))
 }
 
+// switchBudget is the least time before the deadline (--timeout) a
+// production switch starts with: Helm's upgrade goes on writing once its
+// context ends (in a goroutine of its own), so a switch cut by the
+// deadline is the half switch uninterruptible exists to prevent.
+var switchBudget = 10 * time.Second
+
 // uninterruptible returns the context for a step that must not stop half
 // way when the job is cancelled (GitLab sends SIGTERM): a production switch
 // and the sweep of stray routes after it take a fraction of a second, and
@@ -199,8 +205,20 @@ func withHeld(ctx context.Context, leading context.Context) context.Context {
 // take over) and at ctx's deadline (--timeout); only the job's
 // cancellation is ignored. A cancelled job therefore finishes the switch it
 // began, or never begins it: every lock wait and check before it is
-// cancelled as usual.
-func uninterruptible(ctx context.Context) (context.Context, context.CancelFunc) {
+// cancelled as usual. It refuses to begin with a lock already lost or less
+// than switchBudget left. (This asks Helm to stop; it does not fence
+// Helm's writes: the lock's lease outlives a lost renewal by a third of
+// its duration, which is the margin.)
+func uninterruptible(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	held, _ := ctx.Value(heldKey{}).([]context.Context)
+	for _, leading := range held {
+		if err := context.Cause(leading); err != nil {
+			return nil, nil, fmt.Errorf("a lock was lost before the switch began (nothing changed): %w", err)
+		}
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < switchBudget {
+		return nil, nil, fmt.Errorf("less than %s of --timeout left to switch production: not begun (nothing changed); run again with a longer --timeout", switchBudget)
+	}
 	out := context.WithoutCancel(ctx)
 	var cancel context.CancelFunc
 	if d, ok := ctx.Deadline(); ok {
@@ -208,7 +226,6 @@ func uninterruptible(ctx context.Context) (context.Context, context.CancelFunc) 
 	} else {
 		out, cancel = context.WithCancel(out)
 	}
-	held, _ := ctx.Value(heldKey{}).([]context.Context)
 	stops := make([]func() bool, 0, len(held))
 	for _, leading := range held {
 		stops = append(stops, context.AfterFunc(leading, cancel))
@@ -218,5 +235,5 @@ func uninterruptible(ctx context.Context) (context.Context, context.CancelFunc) 
 			stop()
 		}
 		cancel()
-	}
+	}, nil
 }

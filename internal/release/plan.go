@@ -137,6 +137,23 @@ func (p *plan) validate(ctx context.Context) error {
 	return nil
 }
 
+// path is the path the plan routes (the chart's ingress.path, "/" by
+// default), where --verify sends its requests.
+func (p *plan) path() string {
+	if ing, ok := p.values["ingress"].(map[string]any); ok {
+		if s, ok := ing["path"].(string); ok && s != "" {
+			return s
+		}
+	}
+	return "/"
+}
+
+// hasReferenceGrant reports whether the plan renders the commit's
+// ReferenceGrant (the gateway router).
+func (p *plan) hasReferenceGrant() bool {
+	return strings.Contains(p.manifest, "\nkind: ReferenceGrant\n")
+}
+
 // hasHTTPRoute reports whether the plan renders an HTTPRoute named for its
 // release (the gateway router, with routing enabled).
 func (p *plan) hasHTTPRoute() bool {

@@ -10,15 +10,18 @@ import (
 
 // Promote points the production host at one commit. Production is its own
 // release "<app>-production" (its record in its own namespace, so it
-// outlives every preview) whose only object is an Ingress rendered into the
-// promoted commit's namespace, routing the production host to that commit's
-// Service. Each promotion is one revision in `helm history`.
+// outlives every preview) whose only object routes the production host to
+// that commit's Service: on the ingress router an Ingress rendered into the
+// promoted commit's namespace, on the gateway router an HTTPRoute in the
+// production namespace (router.go). Each promotion, and each canary step,
+// is one revision in `helm history`.
 //
 // The production host never has zero routes while it switches: Helm's
 // upgrade creates the objects of the new manifest (the Ingress in the new
 // commit's namespace) before it deletes those only in the old one (the
-// Ingress in the previous commit's namespace). For that moment both
-// Ingresses route the host, each to a ready Service.
+// Ingress in the previous commit's namespace); for that moment both
+// Ingresses route the host, each to a ready Service. An HTTPRoute is
+// updated in place.
 type Promote struct {
 	cfg *Configuration
 
@@ -76,10 +79,11 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 		return nil, err
 	}
 	// primary is the commit that serves the rest of the requests: n, or
-	// for a canary step the live commit.
-	primary, step := n, (*canaryStep)(nil)
+	// for a canary step the live commit; planned is the production
+	// revision the step was planned against.
+	primary, step, planned := n, (*canaryStep)(nil), 0
 	if p.canary() {
-		if primary, err = p.cfg.liveNames(ctx, n, cached); err != nil {
+		if primary, planned, err = p.cfg.liveNames(ctx, n, cached); err != nil {
 			return nil, err
 		}
 		step = &canaryStep{names: n, weight: p.Weight}
@@ -88,17 +92,32 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.cfg.requireDeployed(ctx, n, cached); err != nil {
-		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
+	// Every refusal the cluster can tell before the production namespace
+	// may be created, so a refusal changes nothing: the commit deployed,
+	// its namespace live and this project's, its ReferenceGrant and the
+	// Gateway (gateway router).
+	check := func(ctx context.Context, fresh bool) error {
+		if err := p.cfg.requireDeployed(ctx, n, fresh); err != nil {
+			return err
+		}
+		if err := p.cfg.requireNamespace(ctx, n); err != nil {
+			return err
+		}
+		if p.cfg.router() != RouterGateway {
+			return nil
+		}
+		if err := p.cfg.requireGrant(ctx, n); err != nil {
+			return err
+		}
+		return p.cfg.requireGateway(ctx, n)
 	}
-	// The commit's namespace is checked (live, this project's) before the
-	// production namespace may be created: a refusal changes nothing.
-	if err := p.cfg.requireNamespace(ctx, n); err != nil {
+	if err := check(ctx, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}
 	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
+	var prod *Production
 	err = p.cfg.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
 		// Production's lock, then the commit's (the order Delete takes them
 		// too): no delete or deploy of the commit runs until the switch is
@@ -106,47 +125,52 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 		// A canary's live commit needs no lock of its own: deleting or
 		// re-deploying the live commit takes production's.
 		return p.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-			if err := p.cfg.requireNamespace(ctx, n); err != nil {
+			if err := check(ctx, consistent); err != nil {
 				return err
-			}
-			if err := p.cfg.requireDeployed(ctx, n, consistent); err != nil {
-				return err
-			}
-			if p.cfg.router() == RouterGateway {
-				if err := p.cfg.requireGrant(ctx, n); err != nil {
-					return err
-				}
 			}
 			if step != nil {
-				live, err := p.cfg.liveNames(ctx, n, consistent)
+				live, version, err := p.cfg.liveNames(ctx, n, consistent)
 				if err != nil {
 					return err
 				}
-				if live.Short != primary.Short {
-					return fmt.Errorf("production moved to %s while this canary step waited for the lock (it planned %s beside %s): run it again", live.Short, n.Short, primary.Short)
+				if version != planned {
+					return fmt.Errorf("production changed (revision %d, %s live) while this canary step waited for the lock (it was planned against revision %d): run it again", version, live.Short, planned)
 				}
 			}
 			// From here the switch runs to its end even if the job is
 			// cancelled: cut half way it would leave two routes.
-			ctx, cancel := uninterruptible(ctx)
+			ctx, cancel, err := uninterruptible(ctx)
+			if err != nil {
+				return err
+			}
 			defer cancel()
 			rel, err := p.cfg.installOrUpgrade(ctx, pl)
 			if err != nil {
 				return err
 			}
-			return p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest)
+			if err := p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest); err != nil {
+				return err
+			}
+			prod, err = p.cfg.production(ctx, n)
+			return err
 		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)
 	}
-	prod, err := p.cfg.production(ctx, n)
-	if err != nil {
-		return nil, err
+	weight := 100
+	if step != nil {
+		weight = step.weight
+	}
+	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "weight", weight, "url", pl.url)
+	if ctx.Err() != nil {
+		// The job was cancelled once the switch had begun: it is done.
+		p.cfg.log.Info("cancelled after the switch: not waiting for the Gateway", "production", n.ProductionRelease)
+		return prod, nil
 	}
 	if p.Wait && pl.hasHTTPRoute() {
 		if err := p.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
-			return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
+			return nil, fmt.Errorf("promoted %s, but production may not be served (`shipper rollback` returns to the commit before): %w", n.Release, err)
 		}
 	}
 	if step != nil {
@@ -156,30 +180,26 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 		if p.Verify != nil {
 			p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", n.Short, "weight", p.Weight)
 		}
-	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url, n.SHA); err != nil {
+	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url+pl.path(), n.SHA); err != nil {
 		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 	}
-	weight := 100
-	if step != nil {
-		weight = step.weight
-	}
-	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "weight", weight, "url", pl.url)
 	return prod, nil
 }
 
 // liveNames are the names of the commit production's deployed revision
 // routes to (all of its requests but a canary's), for n's app. No
 // production yet is a usage error: a canary needs a live commit beside it.
-func (c *Configuration) liveNames(ctx context.Context, n Names, fresh bool) (Names, error) {
+func (c *Configuration) liveNames(ctx context.Context, n Names, fresh bool) (Names, int, error) {
 	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, fresh)
 	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) || err == nil && rec == nil {
-		return Names{}, &UsageError{Input: "--weight", Value: "", Rule: "a canary needs a live commit beside it: promote one fully first (without --weight)"}
+		return Names{}, 0, &UsageError{Input: "--weight", Value: "", Rule: "a canary needs a live commit beside it: promote one fully first (without --weight)"}
 	}
 	if err != nil {
-		return Names{}, err
+		return Names{}, 0, err
 	}
 	if rec.SHA == n.Short {
-		return Names{}, &UsageError{Input: "commit", Value: n.Short, Rule: "is live: a canary step is for another commit (finish with `shipper promote` without --weight)"}
+		return Names{}, 0, &UsageError{Input: "commit", Value: n.Short, Rule: "is live: a canary step is for another commit (finish with `shipper promote` without --weight)"}
 	}
-	return n.WithSHA(rec.SHA)
+	live, err := n.WithSHA(nonEmpty(rec.Commit, rec.SHA))
+	return live, rec.Version, err
 }

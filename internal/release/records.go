@@ -29,6 +29,8 @@ type record struct {
 	// Canary and CanaryWeight: a production revision's canary (LabelCanary).
 	Canary       string
 	CanaryWeight int
+	// Commit is the full SHA the revision was made with (LabelCommit).
+	Commit string
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -91,7 +93,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 		out = append(out, record{
 			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
-			Canary: m.Labels[LabelCanary], CanaryWeight: weight,
+			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -65,21 +65,43 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		// The target commit's lock, after production's (the order every
 		// operation takes them): no delete or deploy of it meanwhile.
 		return r.cfg.withLock(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
-			if err := r.cfg.requireDeployed(ctx, tn, consistent); err != nil {
-				return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
-			}
-			if r.cfg.router() == RouterGateway {
-				if err := r.cfg.requireGrant(ctx, tn); err != nil {
-					return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, target.SHA, err)
-				}
-			}
 			cfg, err := r.cfg.helm(n.ProductionNamespace)
 			if err != nil {
 				return err
 			}
+			// The commits the target revision routes to must still serve:
+			// deployed, and on the gateway router (the revision's manifest
+			// has the HTTPRoute, whatever router this run was given)
+			// referenceable. A canary revision's canary commit is checked
+			// too; production's lock keeps deletes and re-deploys of it out.
+			rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
+			if err != nil {
+				return fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
+			}
+			routed := []Names{tn}
+			if target.Canary != "" {
+				cn, err := n.WithSHA(target.Canary)
+				if err != nil {
+					return fmt.Errorf("revision %d records canary %q: %w", target.Version, target.Canary, err)
+				}
+				routed = append(routed, cn)
+			}
+			for _, c := range routed {
+				if err := r.cfg.requireDeployed(ctx, c, consistent); err != nil {
+					return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
+				}
+				if strings.Contains(rel.Manifest, "\nkind: HTTPRoute\n") {
+					if err := r.cfg.requireGrant(ctx, c); err != nil {
+						return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
+					}
+				}
+			}
 			// As in Promote: the switch, once begun, is not cut by a
 			// cancelled job.
-			ctx, cancel := uninterruptible(ctx)
+			ctx, cancel, err := uninterruptible(ctx)
+			if err != nil {
+				return err
+			}
 			defer cancel()
 			if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
 				return err
@@ -114,6 +136,11 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
 	}
+	if ctx.Err() != nil {
+		// The job was cancelled once the switch had begun: it is done.
+		r.cfg.log.Info("cancelled after the switch: not waiting for the Gateway", "production", n.ProductionRelease)
+		return prod, nil
+	}
 	if r.Wait {
 		route, err := r.cfg.productionHTTPRoute(ctx, n)
 		if err != nil {
@@ -121,7 +148,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		}
 		if route != nil {
 			if err := r.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
-				return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
+				return nil, fmt.Errorf("rolled back %s, but production may not be served: %w", n.ProductionRelease, err)
 			}
 		}
 	}
@@ -184,7 +211,7 @@ func pickRevision(hist []record, to string) (record, error) {
 			return rec != "" && (strings.HasPrefix(sha, rec) || strings.HasPrefix(rec, sha))
 		}
 		for _, r := range hist[1:] {
-			if same(r.SHA) {
+			if same(r.SHA) && r.Canary == "" { // a whole promotion, not a canary step
 				return r, nil
 			}
 		}

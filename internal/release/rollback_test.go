@@ -34,6 +34,8 @@ func TestPickRevisionSkipsWhatNeverServed(t *testing.T) {
 			[]record{rec(4, "deployed", "cccccccc"), canary(3, "superseded", "bbbbbbbb", "cccccccc", 50), rec(2, "superseded", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "", 2},
 		{"a canary whose live commit never served alone in the history kept",
 			[]record{canary(2, "deployed", "bbbbbbbb", "cccccccc", 10), rec(1, "superseded", "aaaaaaaa")}, "", 0},
+		{"a SHA: its newest whole promotion, not a canary step that kept it live",
+			[]record{rec(4, "deployed", "dddddddd"), rec(3, "superseded", "cccccccc"), canary(2, "superseded", "aaaaaaaa", "cccccccc", 10), rec(1, "superseded", "aaaaaaaa")}, "aaaaaaaa", 1},
 		{"an explicit revision is taken as asked", []record{rec(2, "deployed", "bbbbbbbb"), rec(1, "failed", "aaaaaaaa")}, "1", 1},
 		{"a SHA: its newest promotion", []record{rec(3, "deployed", "bbbbbbbb"), rec(2, "superseded", "aaaaaaaa"), rec(1, "superseded", "aaaaaaaa")}, "aaaaaaa", 2},
 		{"the live SHA", []record{rec(2, "deployed", "bbbbbbbb"), rec(1, "superseded", "aaaaaaaa")}, "bbbbbbbb", 0},

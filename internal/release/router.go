@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	"sigs.k8s.io/yaml"
 )
@@ -156,9 +157,15 @@ func (c *Configuration) productionHTTPRoute(ctx context.Context, n Names) (*gwv1
 	}
 	if apierrors.IsForbidden(err) {
 		// shipper's role is bound in the production namespace once it
-		// exists: before the first promote there is no route to read. A
-		// role without the right to read routes is an error.
+		// exists: before the first promote there is no route to read.
 		if _, nerr := c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{}); apierrors.IsNotFound(nerr) {
+			return nil, nil
+		}
+		// A role from before the gateway router (deploy/rbac not applied
+		// again) cannot read routes: on the ingress router there are none
+		// to read. On the gateway router it is an error.
+		if c.router() != RouterGateway {
+			c.log.Warn("cannot read HTTPRoutes: apply deploy/rbac of this version to give shipper's role the gateway router's rights", "error", err)
 			return nil, nil
 		}
 	}
@@ -214,12 +221,8 @@ func backendNamespaces(route *gwv1.HTTPRoute) []string {
 // record of its revision, the next promote or rollback to the commit the
 // records still name computes no change, and the route would go on
 // sending requests to the commit the killed promote switched to.
-func (c *Configuration) reconcileHTTPRoute(ctx context.Context, route *gwv1.HTTPRoute, manifest string) error {
-	want, err := manifestHTTPRoute(manifest, route.Name)
-	if err != nil || want == nil {
-		return err
-	}
-	if slices.Equal(backendsOf(route), backendsOf(want)) {
+func (c *Configuration) reconcileHTTPRoute(ctx context.Context, route, want *gwv1.HTTPRoute) error {
+	if slices.Equal(backendsOf(route), backendsOf(want)) && slices.Equal(route.Spec.Hostnames, want.Spec.Hostnames) {
 		return nil
 	}
 	gw, err := c.gateways()
@@ -233,7 +236,7 @@ func (c *Configuration) reconcileHTTPRoute(ctx context.Context, route *gwv1.HTTP
 		if err != nil {
 			return err
 		}
-		cur.Spec.Rules = want.Spec.Rules
+		cur.Spec.Rules, cur.Spec.Hostnames = want.Spec.Rules, want.Spec.Hostnames
 		_, err = gw.GatewayV1().HTTPRoutes(route.Namespace).Update(ctx, cur, metav1.UpdateOptions{FieldManager: "shipper"})
 		return err
 	})
@@ -276,13 +279,65 @@ func (c *Configuration) requireGrant(ctx context.Context, n Names) error {
 	if err != nil {
 		return fmt.Errorf("reading ReferenceGrant %s/%s: %w", n.Namespace, n.Release, err)
 	}
-	for _, f := range g.Spec.From {
-		if string(f.Kind) == "HTTPRoute" && string(f.Namespace) == n.ProductionNamespace {
-			return nil
-		}
+	from := slices.ContainsFunc(g.Spec.From, func(f gwv1beta1.ReferenceGrantFrom) bool {
+		return string(f.Group) == gwv1.GroupName && string(f.Kind) == "HTTPRoute" && string(f.Namespace) == n.ProductionNamespace
+	})
+	to := slices.ContainsFunc(g.Spec.To, func(t gwv1beta1.ReferenceGrantTo) bool {
+		return t.Group == "" && t.Kind == "Service" && (t.Name == nil || string(*t.Name) == n.Release)
+	})
+	if from && to {
+		return nil
 	}
 	return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(
 		"its ReferenceGrant %s/%s does not let HTTPRoutes of %s reference its Service: deploy it again", n.Namespace, n.Release, n.ProductionNamespace)}
+}
+
+// requireGateway refuses a promote whose Gateway does not exist or lacks
+// the listener named, and one whose Gateway is not the one production's
+// HTTPRoute is attached to: production is one route updated in place, so a
+// wrong --gateway in a promote job would move it off the Gateway that
+// serves it. (Moving production to another Gateway is a deliberate change:
+// delete production's HTTPRoute's release by hand, or use a new app.)
+func (c *Configuration) requireGateway(ctx context.Context, n Names) error {
+	gw, err := c.gateways()
+	if err != nil {
+		return err
+	}
+	want := c.routing.Gateway
+	g, err := gw.GatewayV1().Gateways(want.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return &UsageError{Input: "--gateway", Value: want.Namespace + "/" + want.Name, Rule: "names no Gateway in the cluster (kubectl get gateways -A lists them)"}
+	}
+	if err != nil {
+		return fmt.Errorf("reading Gateway %s: %w", want, err)
+	}
+	if want.Section != "" && !slices.ContainsFunc(g.Spec.Listeners, func(l gwv1.Listener) bool { return string(l.Name) == want.Section }) {
+		return &UsageError{Input: "--gateway-section", Value: want.Section, Rule: fmt.Sprintf("Gateway %s/%s has no listener of that name", want.Namespace, want.Name)}
+	}
+	route, err := c.productionHTTPRoute(ctx, n)
+	if err != nil || route == nil {
+		return err
+	}
+	for _, p := range route.Spec.ParentRefs {
+		if parentGateway(route.Namespace, p) != want {
+			return &UsageError{Input: "--gateway", Value: want.String(), Rule: fmt.Sprintf(
+				"production's HTTPRoute is attached to Gateway %s: promoting with another would move production off the Gateway that serves it; set SHIPPER_GATEWAY (and SHIPPER_GATEWAY_SECTION) as the app's other jobs do",
+				parentGateway(route.Namespace, p))}
+		}
+	}
+	return nil
+}
+
+// parentGateway is the Gateway a parentRef of a route in namespace names.
+func parentGateway(namespace string, p gwv1.ParentReference) GatewayRef {
+	g := GatewayRef{Namespace: namespace, Name: string(p.Name)}
+	if p.Namespace != nil {
+		g.Namespace = string(*p.Namespace)
+	}
+	if p.SectionName != nil {
+		g.Section = string(*p.SectionName)
+	}
+	return g
 }
 
 // refusedGraceRoute is how long a route's condition may stay False at its
@@ -305,34 +360,48 @@ func (c *Configuration) awaitRoute(ctx context.Context, namespace, name string) 
 	var (
 		refusedSince time.Time
 		last         string
+		parent       GatewayRef
 	)
 	err = wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		r, err := gw.GatewayV1().HTTPRoutes(namespace).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, fmt.Errorf("reading HTTPRoute %s/%s: %w", namespace, name, err)
 		}
-		ready, refused, why := routeConditions(r, c.routing.Gateway)
-		last = why
+		// The route's own parents, whatever Gateway this run was given: a
+		// rollback run without --gateway waits for the right one.
+		ready, refused := true, false
+		for _, p := range r.Spec.ParentRefs {
+			parent = parentGateway(r.Namespace, p)
+			ok, no, why := routeConditions(r, parent)
+			if !ok {
+				ready, refused, last = false, no, why
+				break
+			}
+		}
 		switch {
 		case ready:
 			return true, nil
 		case refused && refusedSince.IsZero():
 			refusedSince = time.Now()
 		case refused && time.Since(refusedSince) >= refusedGraceRoute:
-			return false, &RouteError{Route: namespace + "/" + name, Gateway: c.routing.Gateway, Reason: why}
+			return false, &RouteError{Route: namespace + "/" + name, Gateway: parent, Reason: last}
 		case !refused:
 			refusedSince = time.Time{}
 		}
 		return false, nil
 	})
 	if err != nil && ctx.Err() != nil {
-		if last == "" {
-			last = "no status from a Gateway controller: is one running for this Gateway, and does the Gateway exist?"
+		if last == noReport {
+			last += ": is a controller running for this Gateway, and does the Gateway exist?"
 		}
-		return fmt.Errorf("waiting for the Gateway %s to accept HTTPRoute %s/%s: %s: %w", c.routing.Gateway, namespace, name, last, ctx.Err())
+		return fmt.Errorf("waiting for the Gateway %s to accept HTTPRoute %s/%s: %s: %w", parent, namespace, name, last, ctx.Err())
 	}
 	return err
 }
+
+// noReport is routeConditions' account of a route no controller has
+// reported on for a Gateway.
+const noReport = "the Gateway has not reported on the route"
 
 // routeConditions reads route's status for gateway: ready when Accepted
 // and ResolvedRefs are True at the route's generation, refused when one of
@@ -357,13 +426,15 @@ func routeConditions(r *gwv1.HTTPRoute, gateway GatewayRef) (ready, refused bool
 				why = fmt.Sprintf("condition %s not yet reported for generation %d", t, r.Generation)
 			case cond.Status == metav1.ConditionTrue:
 				ok++
+			case cond.Status == metav1.ConditionUnknown:
+				why = fmt.Sprintf("condition %s is Unknown: %s (%s)", t, cond.Reason, cond.Message)
 			default:
 				return false, true, fmt.Sprintf("%s is %s: %s (%s)", t, cond.Status, cond.Reason, cond.Message)
 			}
 		}
 		return ok == 2, false, why
 	}
-	return false, false, "the Gateway has not reported on the route yet"
+	return false, false, noReport
 }
 
 // RouteError is a route the Gateway refused: the condition and its

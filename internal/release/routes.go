@@ -92,16 +92,36 @@ func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]pro
 // either), every production Ingress is a stray, and the route itself is
 // made to send requests where manifest, the deployed revision's, says
 // (reconcileHTTPRoute).
+//
+// Which router serves is read from manifest, not from the cluster: when
+// the deployed revision has no HTTPRoute (an app moved back to the ingress
+// router, or rolled back to a revision of it) a production HTTPRoute that
+// Helm failed to delete is the stray, and the live Ingress stays.
 func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest string) error {
 	route, err := c.productionHTTPRoute(ctx, n)
 	if err != nil {
 		return err
 	}
-	if route != nil {
-		if err := c.reconcileHTTPRoute(ctx, route, manifest); err != nil {
+	want, err := manifestHTTPRoute(manifest, n.ProductionRelease)
+	if err != nil {
+		return err
+	}
+	switch {
+	case want != nil && route != nil:
+		if err := c.reconcileHTTPRoute(ctx, route, want); err != nil {
 			return err
 		}
 		live = "" // none of the Ingresses is the live route
+	case route != nil:
+		gw, err := c.gateways()
+		if err != nil {
+			return err
+		}
+		err = gw.GatewayV1().HTTPRoutes(route.Namespace).Delete(ctx, route.Name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing stray production HTTPRoute %s/%s: %w", route.Namespace, route.Name, err)
+		}
+		c.log.Warn("removed a stray production HTTPRoute: the deployed revision routes with an Ingress", "route", route.Namespace+"/"+route.Name)
 	}
 	routes, err := c.routes(ctx, n, live)
 	if err != nil {

@@ -30,7 +30,7 @@ type Verify struct {
 	Address string
 }
 
-// verifyServing requests url until CommitHeader names sha (a prefix of the
+// verifyServing requests url (the host and the routed path) until CommitHeader names sha (a prefix of the
 // full SHA the route sets), or ctx ends. The status code does not matter:
 // the header is the Gateway's, on every answer of the app.
 func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha string) error {
@@ -41,6 +41,7 @@ func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha s
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true // each try a new connection, as a new client's would be
 	if v.Address != "" {
+		tr.Proxy = nil // to the Gateway itself, never through a proxy
 		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return dialer.DialContext(ctx, network, v.Address)
 		}
@@ -50,7 +51,7 @@ func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha s
 	last := "no answer yet"
 	start := time.Now()
 	err := wait.PollUntilContextCancel(ctx, 100*time.Millisecond, true, func(ctx context.Context) (bool, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return false, err
 		}
