@@ -393,20 +393,6 @@ func deploymentAdded(namespace string) fixedPoint {
 	}
 }
 
-// namespaceTerminating is the moment namespace is marked for deletion.
-func namespaceTerminating(namespace string) fixedPoint {
-	return fixedPoint{
-		name: fmt.Sprintf("namespace %s terminating", namespace),
-		watch: func(ctx context.Context, c kubernetes.Interface) (watch.Interface, error) {
-			return c.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + namespace})
-		},
-		hit: func(e watch.Event) bool {
-			ns, ok := e.Object.(*corev1.Namespace)
-			return ok && ns.DeletionTimestamp != nil
-		},
-	}
-}
-
 // signalAt runs shipper and sends it sig as soon as p is seen. It fails
 // the test when the command finished without reaching p.
 func (a *stressApp) signalAt(sig syscall.Signal, p fixedPoint, sha string, args ...string) result {
