@@ -148,11 +148,14 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 			if err != nil {
 				return err
 			}
-			if err := p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest); err != nil {
-				return err
+			prod = &Production{
+				App: n.AppPart, Release: n.ProductionRelease, SHA: primary.Short, Target: primary.Release,
+				Host: pl.host, URL: pl.url, Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
 			}
-			prod, err = p.cfg.production(ctx, n)
-			return err
+			if step != nil {
+				prod.Canary = &Canary{SHA: n.Short, Target: n.Release, Weight: step.weight}
+			}
+			return p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest)
 		})
 	})
 	if err != nil {
