@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -26,6 +28,8 @@ Example:
 			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with (a deploy token)", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
 			&cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}},
 		}, registryFlags(), []cli.Flag{
+			&cli.StringSliceFlag{Name: "env", Usage: "plain (non-secret) environment variable NAME=VALUE of the app (repeatable); secrets come from --secret-prefix variables"},
+			&cli.StringFlag{Name: "secret-prefix", Value: "K8S_SECRET_", Usage: "variables NAME with this prefix become the app's secret environment (a Secret, never chart values or output)", EnvVars: []string{"SHIPPER_SECRET_PREFIX"}},
 			waitFlag("wait until the Deployment is available (and, on the gateway router, its route accepted)"),
 			dotenvFlag(),
 		}, verifyFlags(), chartFlags(), globalFlags()),
@@ -49,12 +53,58 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 	if err != nil {
 		return nil, "", err
 	}
+	if vals, err = withEnv(vals, c.StringSlice("env")); err != nil {
+		return nil, "", err
+	}
 	d := release.NewDeploy(cfg)
+	if prefix := c.String("secret-prefix"); prefix != "" {
+		d.Secrets, d.SecretPrefix = secretsFromEnv(os.Environ(), prefix), prefix
+		if err := release.CheckSecretNames(d.Secrets, prefix); err != nil {
+			return nil, "", err // before the image is resolved: input first
+		}
+	}
 	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
 	if u := c.String("pull-user"); u != "" {
 		d.Credentials = &release.RegistryCredentials{Username: u, Password: c.String("pull-password")}
 	}
 	return d, ref, nil
+}
+
+// secretsFromEnv are the variables of environ named prefix+NAME, as NAME:
+// value.
+func secretsFromEnv(environ []string, prefix string) map[string]string {
+	out := map[string]string{}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// withEnv adds --env NAME=VALUE pairs to the chart values' env map. A bad
+// pair names its name only.
+func withEnv(vals map[string]any, pairs []string) (map[string]any, error) {
+	if len(pairs) == 0 {
+		return vals, nil
+	}
+	env, _ := vals["env"].(map[string]any)
+	if env == nil {
+		env = map[string]any{}
+	}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, &release.UsageError{Input: "--env", Value: k, Rule: "must be NAME=VALUE"}
+		}
+		env[k] = v
+	}
+	if vals == nil {
+		vals = map[string]any{}
+	}
+	vals["env"] = env
+	return vals, nil
 }
 
 func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -360,4 +363,119 @@ func appNamespaces(t *testing.T, env *testenv.Env, app string) []string {
 		out = append(out, ns.Name)
 	}
 	return out
+}
+
+// TestSecretVariablesStayOutOfHelm: K8S_SECRET_* variables become the
+// commit's Secret, taken by the pods with envFrom; the values are in no
+// Helm record, no `helm get values --all`, no output; a changed value alone
+// rolls the pods, an unchanged one does not; a bad name is exit 2 naming the
+// variable, not its value, with nothing changed.
+func TestSecretVariablesStayOutOfHelm(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	appName := uniqueName("secret")
+	sha := "5ec5ec5e11111111111111111111111111111111"
+	secret := "s3cr3t-" + uniqueName("value")
+	e := with(gitlabEnv(t, env, appName, sha), "K8S_SECRET_DB_PASSWORD", secret)
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := appName + "-5ec5ec5e"
+	noSecret := func(what, s string) {
+		t.Helper()
+		if strings.Contains(s, secret) {
+			t.Errorf("%s holds the secret value", what)
+		}
+	}
+
+	if r := runBinary(t, with(e, "K8S_SECRET_1BAD", secret), "deploy"); r.code != exitUsage || !strings.Contains(r.stderr, "K8S_SECRET_1BAD") {
+		t.Errorf("bad secret variable name: exit %d, stderr %q; want exit 2 naming it", r.code, r.stderr)
+	} else {
+		noSecret("the refusal", r.stdout+r.stderr)
+	}
+	if nss := appNamespaces(t, env, appName); len(nss) > 0 {
+		t.Fatalf("refused deploy left namespaces %v", nss)
+	}
+
+	deploy := func(e map[string]string) string {
+		t.Helper()
+		for _, verb := range []string{"package", "deploy"} {
+			r := runBinary(t, e, verb)
+			if r.code != 0 {
+				t.Fatalf("%s: exit %d\n%s", verb, r.code, r.stderr)
+			}
+			noSecret(verb+"'s output", r.stdout+r.stderr)
+		}
+		d, err := cs.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := d.Spec.Template.Spec.Containers[0]
+		if len(c.EnvFrom) != 1 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != ns+"-env" {
+			t.Errorf("container envFrom %+v, want the Secret %s-env", c.EnvFrom, ns)
+		}
+		for _, v := range c.Env {
+			noSecret("env "+v.Name, v.Value)
+		}
+		return d.Spec.Template.Annotations["shipper.dev/env-secret-version"]
+	}
+	first := deploy(e)
+	s, err := cs.CoreV1().Secrets(ns).Get(ctx, ns+"-env", metav1.GetOptions{})
+	if err != nil || string(s.Data["DB_PASSWORD"]) != secret {
+		t.Fatalf("secret %s-env: %v (has DB_PASSWORD: %t)", ns, err, err == nil && s.Data["DB_PASSWORD"] != nil)
+	}
+	if first == "" || first != s.ResourceVersion {
+		t.Errorf("pod template annotation %q, want the Secret's resourceVersion %s", first, s.ResourceVersion)
+	}
+	// Helm's records (base64 of gzip of JSON) and helm get values --all.
+	recs, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+	if err != nil || len(recs.Items) == 0 {
+		t.Fatalf("release records: %v", err)
+	}
+	for _, r := range recs.Items {
+		raw, err := base64.StdEncoding.DecodeString(string(r.Data["release"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(zr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(body), "DB_PASSWORD") && !strings.Contains(string(body), "env-secret") {
+			t.Logf("record %s read (%d bytes)", r.Name, len(body))
+		}
+		noSecret("release record "+r.Name, string(body))
+	}
+	helm, err := testenv.Binary("helm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(helm, "--kubeconfig", env.Kubeconfig, "get", "values", "--all", "-n", ns, ns).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm get values: %v\n%s", err, out)
+	}
+	noSecret("helm get values --all", string(out))
+
+	if again := deploy(e); again != first {
+		t.Errorf("a re-deploy with the same secret changed the pod template (%s -> %s): pods would roll for nothing", first, again)
+	}
+	if changed := deploy(with(e, "K8S_SECRET_DB_PASSWORD", secret+"-2")); changed == first {
+		t.Errorf("a changed secret value left the pod template as it was: pods would keep the old value")
+	}
+	// No secret variables any more: the Secret and envFrom go.
+	plain := with(e, "K8S_SECRET_DB_PASSWORD", "")
+	delete(plain, "K8S_SECRET_DB_PASSWORD")
+	for _, verb := range []string{"deploy"} {
+		if r := runBinary(t, plain, verb); r.code != 0 {
+			t.Fatalf("%s without secrets: exit %d\n%s", verb, r.code, r.stderr)
+		}
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Get(ctx, ns+"-env", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("secret left after the variables went: %v", err)
+	}
 }

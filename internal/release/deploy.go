@@ -30,6 +30,12 @@ type Deploy struct {
 	Credentials *RegistryCredentials
 	// Wait blocks until the Deployment is available, or ctx ends.
 	Wait bool
+	// Secrets are the commit's secret environment (name without prefix:
+	// value), written as a Secret the pods take with envFrom, never as
+	// chart values (envsecret.go). SecretPrefix only names the variables
+	// in errors (K8S_SECRET_).
+	Secrets      map[string]string
+	SecretPrefix string
 	// Verify, when set with Wait, returns only once the preview URL
 	// answers from the commit (gateway router).
 	Verify *Verify
@@ -47,7 +53,10 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	if err != nil {
 		return nil, Image{}, err
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil)
+	if err := CheckSecretNames(d.Secrets, d.SecretPrefix); err != nil {
+		return nil, Image{}, err
+	}
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, len(d.Secrets) > 0)
 	return p, img, err
 }
 
@@ -102,6 +111,11 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 					return err
 				}
 			}
+			version, err := d.cfg.applyEnvSecret(ctx, n, d.Secrets)
+			if err != nil {
+				return err
+			}
+			p.values = mergeValues(p.values, map[string]any{"envSecret": map[string]any{"version": version}})
 			// Confirmed under both locks with a fresh read, so a rollback
 			// since cannot make shipper undo a commit no longer live. (A
 			// commit promoted in the milliseconds before this deploy took

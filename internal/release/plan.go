@@ -37,7 +37,7 @@ type plan struct {
 
 // previewPlan is the release of commit n running img; pullSecret says
 // whether Deploy writes the image pull secret.
-func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, img Image, pullSecret bool) (*plan, error) {
+func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, img Image, pullSecret, envSecret bool) (*plan, error) {
 	if err := n.check(true); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,11 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 		secret = PullSecretName
 	}
 	url := hosts.url(host)
-	vals := mergeValues(user, mergeValues(previewValues(n, host, url, img, secret), c.routingValues(n)))
+	env := ""
+	if envSecret {
+		env = envSecretName(n)
+	}
+	vals := mergeValues(user, mergeValues(previewValues(n, host, url, img, secret, env), c.routingValues(n)))
 	return c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
 }
 

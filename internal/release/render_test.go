@@ -145,9 +145,9 @@ func TestChartLintsClean(t *testing.T) {
 		vals map[string]any
 	}{
 		{"defaults", nil},
-		{"preview", previewValues(n, "myapp-7c77eb36.example.com", "https://myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull")},
+		{"preview", previewValues(n, "myapp-7c77eb36.example.com", "https://myapp-7c77eb36.example.com", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "pull", "myapp-7c77eb36-env")},
 		{"production", productionValues(n, "myapp.example.com", "https://myapp.example.com")},
-		{"preview, gateway", mergeValues(previewValues(n, "myapp-7c77eb36.example.com", "", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, ""), gatewayValues(n))},
+		{"preview, gateway", mergeValues(previewValues(n, "myapp-7c77eb36.example.com", "", Image{Repository: "r.example.com/myapp", Tag: "7c77eb36"}, "", ""), gatewayValues(n))},
 		{"production, gateway", mergeValues(productionValues(n, "myapp.example.com", ""), gatewayValues(n))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -48,13 +48,15 @@ func (i Image) String() string {
 
 // previewValues are the values shipper owns for a commit's release; they
 // override whatever the user gave for the same keys.
-func previewValues(n Names, host, url string, img Image, pullSecret string) map[string]any {
+func previewValues(n Names, host, url string, img Image, pullSecret, envSecret string) map[string]any {
 	v := map[string]any{
-		"mode":     "preview",
-		"url":      url,
-		"app":      n.AppPart,
-		"sha":      n.SHA,
-		"shortSha": n.Short,
+		// Always shipper's: values cannot point envFrom at another Secret.
+		"envSecret": map[string]any{"name": envSecret, "version": ""},
+		"mode":      "preview",
+		"url":       url,
+		"app":       n.AppPart,
+		"sha":       n.SHA,
+		"shortSha":  n.Short,
 		"image": map[string]any{
 			"repository": img.Repository,
 			"tag":        img.Tag,
