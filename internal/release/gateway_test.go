@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os/exec"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -19,6 +20,7 @@ import (
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 var testGateway = release.GatewayRef{Namespace: "gateway-system", Name: "shared"}
@@ -543,5 +545,53 @@ func TestGatewayGrantsOnlyToTheAppsOwnProductionNamespace(t *testing.T) {
 	}
 	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, victim+"-aaaaaaaa", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the refused deploy made the commit's namespace (err %v)", err)
+	}
+}
+
+// TestHelmCLIRollbackOfTheGatewayRoute: `helm rollback` by hand of the
+// production release on the gateway router moves the one HTTPRoute back,
+// canary weights included, and shipper's status reads it from the labels
+// Helm copies: the canary and its weight too.
+func TestHelmCLIRollbackOfTheGatewayRoute(t *testing.T) {
+	f := newGatewayFixture(t)
+	helmBin, err := testenv.Binary("helm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nsA, nsB, prodNS := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb", f.app+"-production"
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	if _, err := f.promote(t, shaA); err != nil { // revision 1
+		t.Fatal(err)
+	}
+	if _, err := f.promoteWeight(t, shaB, 20); err != nil { // revision 2
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		revision string
+		live     string
+		canary   int
+		weights  []string
+	}{
+		{"1", "aaaaaaaa", 0, []string{nsA + ":100"}},
+		{"2", "aaaaaaaa", 20, []string{nsA + ":80", nsB + ":20"}},
+	} {
+		cmd := exec.Command(helmBin, "rollback", prodNS, step.revision, "-n", prodNS, "--kubeconfig", f.env.Kubeconfig)
+		cmd.Env = []string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("helm rollback %s: %v\n%s", step.revision, err, out)
+		}
+		live := f.live(t)
+		canary := 0
+		if live.Canary != nil {
+			canary = live.Canary.Weight
+		}
+		if live.SHA != step.live || canary != step.canary {
+			t.Errorf("after helm rollback to %s: status %s with canary %d%%, want %s with %d%%", step.revision, live.SHA, canary, step.live, step.canary)
+		}
+		if got := weights(f.productionRoute(t)); !slices.Equal(got, step.weights) {
+			t.Errorf("after helm rollback to %s: production sends %v, want %v", step.revision, got, step.weights)
+		}
+		f.noViolations(t, "after helm rollback to "+step.revision)
 	}
 }
