@@ -70,6 +70,22 @@ var pollInterval = 500 * time.Millisecond
 // the back-off succeeds.
 var failureGrace = 15 * time.Second
 
+// authFailureGrace is failureGrace for a pull the registry refused as
+// unauthorized: the refusal above, seen twice in a row on this machine
+// once in a few dozen deploys (the kubelet retries after 10 s, then 20 s),
+// so it is waited out through the third attempt. Wrong credentials are
+// reported after it.
+var authFailureGrace = 45 * time.Second
+
+// graceFor is how long failure d may last before the wait reports it.
+func graceFor(d *RolloutError) time.Duration {
+	m := strings.ToLower(d.Message)
+	if strings.Contains(m, "401 unauthorized") || strings.Contains(m, "unauthorized:") {
+		return authFailureGrace
+	}
+	return failureGrace
+}
+
 // fatalReasons are container waiting reasons that waiting will not fix.
 var fatalReasons = map[string]bool{
 	"ImagePullBackOff":           true,
@@ -128,7 +144,7 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) erro
 			if _, ok := firstSeen[key]; !ok {
 				firstSeen[key] = time.Now()
 			}
-			if diag.definitive || time.Since(firstSeen[key]) >= failureGrace {
+			if diag.definitive || time.Since(firstSeen[key]) >= graceFor(diag) {
 				return false, diag
 			}
 		}
