@@ -78,6 +78,10 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			if err != nil {
 				return fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
 			}
+			route, err := manifestHTTPRoute(rel.Manifest, n.ProductionRelease)
+			if err != nil {
+				return err
+			}
 			routed := []Names{tn}
 			if target.Canary != "" {
 				cn, err := n.WithSHA(target.Canary)
@@ -90,7 +94,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 				if err := r.cfg.requireDeployed(ctx, c, consistent); err != nil {
 					return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
 				}
-				if strings.Contains(rel.Manifest, "\nkind: HTTPRoute\n") {
+				if route != nil {
 					if err := r.cfg.requireGrant(ctx, c); err != nil {
 						return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
 					}

@@ -105,7 +105,7 @@ func (r Routing) validate() error {
 }
 
 func (r Routing) gatewayArg() string {
-	if r.Gateway == (GatewayRef{}) || r.Gateway.Namespace == "" && r.Gateway.Name == "" {
+	if r.Gateway.Namespace == "" && r.Gateway.Name == "" {
 		return ""
 	}
 	return r.Gateway.Namespace + "/" + r.Gateway.Name
