@@ -60,10 +60,17 @@ func load(t *testing.T, path string) map[string]job {
 func TestTemplateWiring(t *testing.T) {
 	jobs := load(t, "shipper.gitlab-ci.yml")
 	stages := map[string]bool{"build": true, "review": true, "production": true}
-	commands := regexp.MustCompile(`^shipper (package|deploy|promote|rollback|delete)\b`)
+	commands := regexp.MustCompile(`^shipper (package|deploy|promote|rollback|delete|prune)\b`)
 	seen := map[string]bool{}
 	for name, j := range jobs {
 		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if name == "shipper:branches" {
+			// The one job that is not shipper's: git lists the branches.
+			if len(j.Script) != 1 || j.Script[0] != "git ls-remote --heads origin > branches.txt" || j.Artifacts == nil || len(j.Artifacts.Paths) != 1 {
+				t.Errorf("%s: %v, want git ls-remote into the artifact branches.txt", name, j.Script)
+			}
 			continue
 		}
 		if j.Extends != ".shipper" || !stages[j.Stage] {
@@ -85,8 +92,8 @@ func TestTemplateWiring(t *testing.T) {
 				if j.Artifacts == nil || j.Artifacts.Reports.Dotenv != f[1] {
 					t.Errorf("%s writes %s but does not report it as dotenv", name, f[1])
 				}
-				if j.Environment == nil || j.Environment.URL != "$SHIPPER_URL" {
-					t.Errorf("%s: the environment URL must come from the dotenv's SHIPPER_URL", name)
+				if j.Environment == nil || j.Environment.URL != "$SHIPPER_URL" && j.Environment.URL != "$SHIPPER_ALIAS_URL" {
+					t.Errorf("%s: the environment URL must come from the dotenv (SHIPPER_URL or SHIPPER_ALIAS_URL)", name)
 				}
 			}
 		}
@@ -97,13 +104,21 @@ func TestTemplateWiring(t *testing.T) {
 			}
 		}
 	}
-	for _, c := range []string{"package", "deploy", "promote", "rollback", "delete"} {
+	for _, c := range []string{"package", "deploy", "promote", "rollback", "delete", "prune"} {
 		if !seen[c] {
 			t.Errorf("no job runs shipper %s", c)
 		}
 	}
-	if e := jobs["shipper:review"].Environment; e == nil || e.Name != "review/$CI_COMMIT_SHORT_SHA" {
-		t.Errorf("review environment %+v, want review/$CI_COMMIT_SHORT_SHA", e)
+	// A review environment per branch, at the branch alias's URL, whose
+	// stop job takes the alias.
+	if e := jobs["shipper:review"].Environment; e == nil || e.Name != "review/$CI_COMMIT_REF_SLUG" || e.URL != "$SHIPPER_ALIAS_URL" {
+		t.Errorf("review environment %+v, want review/$CI_COMMIT_REF_SLUG at $SHIPPER_ALIAS_URL", e)
+	}
+	if j := jobs["shipper:stop-review"]; len(j.Script) != 1 || !strings.Contains(j.Script[0], "--with-alias") {
+		t.Errorf("shipper:stop-review must delete the alias with the commit: %v", j.Script)
+	}
+	if j := jobs["shipper:prune"]; len(j.Script) != 1 || !strings.Contains(j.Script[0], "--branch-exists-file branches.txt") || j.Variables["SHIPPER_PRUNE_KEEP"] == "" {
+		t.Errorf("shipper:prune must prune by the branches shipper:branches lists, with a keep policy: %+v", j)
 	}
 	for _, name := range []string{"shipper:promote", "shipper:canary", "shipper:rollback"} {
 		if j := jobs[name]; j.When != "manual" || j.Environment == nil || j.Environment.Name != "production" {

@@ -70,6 +70,7 @@ type cluster struct {
 	shipper    string
 	hello      string // context dir holding the hello binary
 	app        string
+	extra      []string // more variables, as a job of a branch pipeline has
 }
 
 func (c *cluster) vars(sha string) []string {
@@ -89,7 +90,8 @@ func (c *cluster) vars(sha string) []string {
 		// A killed run's locks are taken over after 2 s instead of 15.
 		"SHIPPER_LOCK_LEASE=2s",
 	}
-	return append(v, c.router.vars(c.env.Node)...)
+	v = append(v, c.router.vars(c.env.Node)...)
+	return append(v, c.extra...)
 }
 
 // demo is true under `make demo`: the scenario prints each command and
@@ -388,6 +390,8 @@ func pipeline(t *testing.T, c *cluster) {
 	c.curl(t, hostB, "/version")
 	c.run(t, shaA, "list")
 
+	branch(t, c)
+
 	// A commit whose image does not exist is reported as such within seconds.
 	shaC := "c3d4e5f60718293a4b5c6d7e8f90123456789012"
 	begin := time.Now()
@@ -399,6 +403,63 @@ func pipeline(t *testing.T, c *cluster) {
 		t.Errorf("missing image reported after %v", took)
 	}
 	say(t, "\nmissing image reported in %v:\n%s", time.Since(begin), errOut)
+}
+
+// branch is a branch's review app: two pushes to feature/x, whose alias
+// follows them while it is polled every 20 ms (only 200 from one of the two
+// commits; on the ingress router Traefik may answer otherwise than 404 for
+// a reload, as for production), a prune that keeps the branch's newest
+// commit, and the stop job that takes the commit and its alias.
+func branch(t *testing.T, c *cluster) {
+	shaD := "d4e5f60718293a4b5c6d7e8f90123456789012ab"
+	shaE := "e5f60718293a4b5c6d7e8f90123456789012abcd"
+	aliasHost := c.app + "-feature-x." + c.router.domain
+	push := func(sha, when string) *cluster {
+		b := *c
+		b.extra = []string{"CI_COMMIT_REF_SLUG=feature-x", "CI_COMMIT_TIMESTAMP=" + when}
+		return &b
+	}
+	d, e := push(shaD, "2026-12-01T10:00:00Z"), push(shaE, "2026-12-01T11:00:00Z")
+	d.run(t, shaD, "package")
+	d.run(t, shaD, "deploy")
+	c.eventually(t, aliasHost, "/version", 200, "d4e5f607")
+	c.curl(t, aliasHost, "/version")
+
+	stopPolling := c.poll(aliasHost, "d4e5f607", "e5f60718")
+	e.run(t, shaE, "package")
+	e.run(t, shaE, "deploy")
+	c.eventually(t, aliasHost, "/version", 200, "e5f60718")
+	c.curl(t, aliasHost, "/version")
+	// The older push's pipeline re-run: the alias stays on the newer.
+	d.run(t, shaD, "deploy")
+	if code, body := c.get(aliasHost, "/version"); code != 200 || body != "e5f60718" {
+		t.Errorf("after re-deploying the older commit the alias answered %d %q, want e5f60718", code, body)
+	}
+	bad := stopPolling()
+	for _, b := range bad {
+		if strings.HasPrefix(b, "404") || c.router.name == "gateway" {
+			t.Errorf("the branch alias answered %s while it moved", b)
+		}
+	}
+	if len(bad) > 0 {
+		say(t, "non-200 answers while the alias moved: %v", bad)
+	}
+	out := e.run(t, shaE, "list")
+	if !strings.Contains(out, "feature-x") {
+		t.Errorf("list does not show the alias:\n%s", out)
+	}
+
+	// Retention: the newest commit of each branch; the live one stays.
+	e.run(t, shaE, "prune", "--keep", "1", "--dry-run")
+	e.run(t, shaE, "prune", "--keep", "1")
+	c.eventually(t, c.app+"-d4e5f607."+c.router.domain, "/version", 404, "")
+	if code, body := c.get(aliasHost, "/version"); code != 200 || body != "e5f60718" {
+		t.Errorf("after prune the alias answered %d %q", code, body)
+	}
+	// The branch is merged: its stop job.
+	e.run(t, shaE, "delete", "--with-alias")
+	c.eventually(t, aliasHost, "/version", 404, "")
+	c.curl(t, aliasHost, "/version")
 }
 
 // keep leaves the cluster up until Ctrl-C, saying how to reach it.

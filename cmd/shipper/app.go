@@ -87,6 +87,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			promoteCommand(),
 			rollbackCommand(),
 			deleteCommand(),
+			pruneCommand(),
 			listCommand(),
 			statusCommand(),
 			renderCommand(),

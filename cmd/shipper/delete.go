@@ -15,11 +15,17 @@ func deleteCommand() *cli.Command {
 		UsageText: `shipper delete --sha SHA
 
 Example (a GitLab stop job; running it twice is fine):
-   shipper delete --app myapp --sha 7c77eb36`,
-		Flags:        flags(commitFlags(), globalFlags()),
+   shipper delete --app myapp --sha 7c77eb36
+   # the stop job of a branch's review environment takes its alias too:
+   shipper delete --app myapp --sha 7c77eb36 --with-alias`,
+		Flags: flags(commitFlags(), []cli.Flag{
+			&cli.BoolFlag{Name: "with-alias", Usage: "also delete the branch aliases that serve the commit (else they make delete refuse it)", EnvVars: []string{"SHIPPER_WITH_ALIAS"}},
+		}, globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
-			d, err := release.NewDelete(cfg).Run(ctx, n)
+			del := release.NewDelete(cfg)
+			del.WithAlias = c.Bool("with-alias")
+			d, err := del.Run(ctx, n)
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,10 +22,15 @@ func deployCommand() *cli.Command {
 Example:
    shipper deploy --app myapp --sha 7c77eb36 --domain preview.example.com \
      --image registry.example.com/group/myapp:7c77eb36 --dotenv deploy.env
-   # stdout: https://myapp-7c77eb36.preview.example.com`,
+   # stdout: https://myapp-7c77eb36.preview.example.com
+   # with --ref main (GitLab: CI_COMMIT_REF_SLUG), https://myapp-main.preview.example.com
+   # follows the branch; deploy.env gets SHIPPER_URL and SHIPPER_ALIAS_URL`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "resolve", Value: true, Usage: "pin the image to its digest before installing (fails fast when it is missing)", EnvVars: []string{"SHIPPER_RESOLVE"}},
 			&cli.StringFlag{Name: "host", Usage: "preview host, or a template with {app}, {sha}, {domain}", EnvVars: []string{"SHIPPER_PREVIEW_HOST"}},
+			&cli.StringFlag{Name: "ref", Usage: "branch (or tag) the commit is from: its alias <app>-<ref>.<domain> moves to the commit once it is available, unless a newer commit of the branch has it; '' for none", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}},
+			&cli.StringFlag{Name: "alias-host", Usage: "alias host template with {app}, {ref}, {domain} (default {app}-{ref}.{domain})", EnvVars: []string{"SHIPPER_ALIAS_HOST"}},
+			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339): an alias moves only to a commit at least as new as the one it serves (default: order of first deploys)", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
 			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with (a deploy token)", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
 			&cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}},
 		}, registryFlags(), []cli.Flag{
@@ -64,6 +70,12 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 		}
 	}
 	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
+	d.Hosts.AliasTemplate = c.String("alias-host")
+	if t := c.String("commit-time"); t != "" {
+		if d.CommitTime, err = time.Parse(time.RFC3339, t); err != nil {
+			return nil, "", &release.UsageError{Input: "--commit-time", Value: t, Rule: "must be RFC 3339, like 2026-11-25T19:44:38+00:00 (GitLab's CI_COMMIT_TIMESTAMP)"}
+		}
+	}
 	if u := c.String("pull-user"); u != "" {
 		d.Credentials = &release.RegistryCredentials{Username: u, Password: c.String("pull-password")}
 	}
@@ -107,7 +119,19 @@ func withEnv(vals map[string]any, pairs []string) (map[string]any, error) {
 	return vals, nil
 }
 
+// withRef adds --ref's alias names to n; no --ref, no alias.
+func withRef(c *cli.Context, n release.Names) (release.Names, error) {
+	if ref := c.String("ref"); ref != "" {
+		return n.WithRef(ref)
+	}
+	return n, nil
+}
+
 func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
+	n, err := withRef(c, n)
+	if err != nil {
+		return err
+	}
 	d, ref, err := newDeploy(c, cfg, n)
 	if err != nil {
 		return err
@@ -123,7 +147,14 @@ func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, 
 	if err != nil {
 		return err
 	}
-	if err := writeDotenv(c.String("dotenv"), "SHIPPER_URL", commit.URL); err != nil {
+	dotenv := []string{"SHIPPER_URL", commit.URL}
+	if commit.Alias != nil {
+		dotenv = append(dotenv, "SHIPPER_ALIAS_URL", commit.Alias.URL)
+		if !commit.Alias.Moved {
+			logger(c).Info("note: the branch alias was not moved", "ref", commit.Alias.Ref, "url", commit.Alias.URL, "why", commit.Alias.Note)
+		}
+	}
+	if err := writeDotenv(c.String("dotenv"), dotenv...); err != nil {
 		return err
 	}
 	return emit(c, commit, commit.URL+"\n")

@@ -350,6 +350,16 @@ func TestLifecycleOnTheGatewayRouter(t *testing.T) {
 // appNamespaces lists the namespaces shipper labelled for app.
 func appNamespaces(t *testing.T, env *testenv.Env, app string) []string {
 	t.Helper()
+	var out []string
+	for _, ns := range namespacesOf(t, env, app) {
+		out = append(out, ns.Name)
+	}
+	return out
+}
+
+// namespacesOf lists the namespaces labelled for app.
+func namespacesOf(t *testing.T, env *testenv.Env, app string) []corev1.Namespace {
+	t.Helper()
 	cs, err := env.AdminClient()
 	if err != nil {
 		t.Fatal(err)
@@ -358,11 +368,7 @@ func appNamespaces(t *testing.T, env *testenv.Env, app string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []string
-	for _, ns := range nss.Items {
-		out = append(out, ns.Name)
-	}
-	return out
+	return nss.Items
 }
 
 // TestSecretVariablesStayOutOfHelm: K8S_SECRET_* variables become the

@@ -20,10 +20,11 @@ func listCommand() *cli.Command {
 
 Example:
    shipper list --app myapp
-   SHA       STATUS    AGE  URL                                   LIVE
-   7c77eb36  deployed  5m   https://myapp-7c77eb36.example.com    *
-   3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com
-   # during a canary (promote --weight 10): LIVE "* 90%" and "canary 10%"`,
+   SHA       STATUS    AGE  URL                                   LIVE  ALIAS
+   7c77eb36  deployed  5m   https://myapp-7c77eb36.example.com    *     main
+   3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com          feature-login
+   # during a canary (promote --weight 10): LIVE "* 90%" and "canary 10%";
+   # ALIAS: the branches whose alias (https://myapp-main.example.com) serves it`,
 		Flags:        globalFlags(),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
@@ -43,7 +44,7 @@ Example:
 func table(commits []release.Commit, now time.Time) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHA\tSTATUS\tAGE\tURL\tLIVE")
+	fmt.Fprintln(tw, "SHA\tSTATUS\tAGE\tURL\tLIVE\tALIAS")
 	for _, cm := range commits {
 		live := ""
 		switch {
@@ -54,7 +55,7 @@ func table(commits []release.Commit, now time.Time) string {
 		case cm.Canary:
 			live = fmt.Sprintf("canary %d%%", cm.Weight)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cm.Short, cm.Status, release.Age(now, cm.Updated), cm.URL, live)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cm.Short, cm.Status, release.Age(now, cm.Updated), cm.URL, live, strings.Join(cm.Aliases, ","))
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
 	return b.String()

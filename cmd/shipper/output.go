@@ -36,12 +36,16 @@ func emit(c *cli.Context, v any, text string) error {
 // value is a URL built from validated hosts and scheme; a line break in it
 // would add variables to every later job of the pipeline, so one is
 // refused here too.
-func writeDotenv(path, key, value string) error {
+func writeDotenv(path string, kv ...string) error {
 	if path == "" {
 		return nil
 	}
-	if strings.ContainsAny(value, "\r\n\x00") {
-		return fmt.Errorf("writing %s: the value of %s holds a line break", path, key)
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if strings.ContainsAny(kv[i+1], "\r\n\x00") {
+			return fmt.Errorf("writing %s: the value of %s holds a line break", path, kv[i])
+		}
+		b.WriteString(kv[i] + "=" + kv[i+1] + "\n")
 	}
-	return os.WriteFile(path, []byte(key+"="+value+"\n"), 0o644)
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

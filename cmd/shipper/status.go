@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -30,8 +31,15 @@ Examples:
 				if err != nil {
 					return err
 				}
-				return emit(c, cm, fmt.Sprintf("release:  %s\nsha:      %s\nstatus:   %s\nrevision: %d\nupdated:  %s\nurl:      %s\nlive:     %t\n",
-					cm.Release, cm.SHA, cm.Status, cm.Revision, cm.Updated.UTC().Format(time.RFC3339), cm.URL, cm.Live))
+				text := fmt.Sprintf("release:  %s\nsha:      %s\nstatus:   %s\nrevision: %d\nupdated:  %s\nurl:      %s\nlive:     %t\n",
+					cm.Release, cm.SHA, cm.Status, cm.Revision, cm.Updated.UTC().Format(time.RFC3339), cm.URL, cm.Live)
+				if cm.Ref != "" {
+					text += fmt.Sprintf("ref:      %s\n", cm.Ref)
+				}
+				if len(cm.Aliases) > 0 {
+					text += fmt.Sprintf("aliases:  %s\n", strings.Join(cm.Aliases, ", "))
+				}
+				return emit(c, cm, text)
 			}
 			p, err := st.Production(ctx, n)
 			if err != nil {

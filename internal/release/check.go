@@ -59,6 +59,9 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 	for name, r := range latest {
 		if strings.HasPrefix(r.Status, "pending-") || r.Status == "uninstalling" {
 			repair := "shipper deploy --sha " + r.SHA
+			if r.Ref != "" {
+				repair += " --ref " + r.Ref + " (moves and repairs the alias)"
+			}
 			if name == n.ProductionRelease {
 				repair = "shipper promote or shipper rollback"
 			}
@@ -69,6 +72,14 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 		if _, ok := latest[ns.Name]; !ok && ns.DeletionTimestamp == nil {
 			out = append(out, Violation{"every namespace holds its release", fmt.Sprintf("namespace %s has no release record", ns.Name),
 				"shipper deploy --sha " + ns.Labels[LabelSHA] + " or shipper delete --sha " + ns.Labels[LabelSHA]})
+		}
+	}
+	for _, a := range app.aliases {
+		target := n.AppPart + "-" + a.SHA
+		if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
+			out = append(out, Violation{"every alias serves a deployed commit",
+				fmt.Sprintf("the alias of %s (release %s) serves %s, whose release is not deployed", a.Ref, a.Name, a.SHA),
+				"shipper deploy of a commit of " + a.Ref + " (moves the alias), or helm uninstall " + a.Name + " -n " + n.ProductionNamespace})
 		}
 	}
 	if live == nil {

@@ -29,6 +29,12 @@ type Commit struct {
 	// commit gets (0 when it gets none).
 	Canary bool `json:"canary,omitempty"`
 	Weight int  `json:"weight,omitempty"`
+	// Ref is the branch the commit was first deployed from; Aliases the
+	// branches whose alias serves it (List, Status).
+	Ref     string   `json:"ref,omitempty"`
+	Aliases []string `json:"aliases,omitempty"`
+	// Alias is the branch alias a deploy moved, or left, and why (Deploy).
+	Alias *Alias `json:"alias,omitempty"`
 }
 
 // requireDeployed refuses a commit whose preview release is missing or

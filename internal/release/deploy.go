@@ -41,6 +41,11 @@ type Deploy struct {
 	Verify *Verify
 	// Timeout, when set, bounds Run; by default ctx's deadline alone does.
 	Timeout time.Duration
+	// CommitTime is when the commit was made (GitLab's
+	// CI_COMMIT_TIMESTAMP): a deploy of n.Ref's commit moves the branch's
+	// alias only to a commit at least as new as the one it serves
+	// (alias.go). Zero: the time of the commit's first deploy.
+	CommitTime time.Time
 }
 
 // NewDeploy returns a Deploy that waits for the commit's pods.
@@ -90,13 +95,24 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	if err != nil {
 		return nil, err
 	}
+	var ap *plan // the branch alias's
+	if n.Ref != "" {
+		if ap, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
+			return nil, err
+		}
+	}
 	if err := d.requireRoutable(ctx, n, p); err != nil {
 		return nil, err
 	}
-	err = d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview,
-		map[string]string{LabelSHA: n.Short},
-		map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA})
-	if err != nil {
+	labels := map[string]string{LabelSHA: n.Short}
+	annotations := map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
+	if n.Ref != "" {
+		labels[LabelRef] = n.Ref
+	}
+	if !d.CommitTime.IsZero() {
+		annotations[AnnotationCommitTime] = d.CommitTime.UTC().Format(time.RFC3339)
+	}
+	if err := d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview, labels, annotations); err != nil {
 		return nil, err
 	}
 	wasLive, err := d.cfg.isLive(ctx, n, cached)
@@ -170,11 +186,28 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
 	}
 	d.cfg.log.Info("deployed", "release", n.Release, "revision", rel.Version, "url", p.url)
-	return &Commit{
+	out := &Commit{
 		App: n.AppPart, SHA: n.SHA, Short: n.Short, Release: n.Release, Namespace: n.Namespace,
 		Host: p.host, URL: p.url, Image: img.String(), Revision: rel.Version,
-		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time,
-	}, nil
+		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time, Ref: n.Ref,
+	}
+	if ap == nil {
+		return out, nil
+	}
+	if !d.Wait {
+		d.cfg.log.Info("branch alias not moved: it moves to a commit once a deploy has waited for it to be available (--wait)", "ref", n.Ref)
+		return out, nil
+	}
+	when := d.CommitTime
+	if when.IsZero() {
+		if when, err = d.cfg.commitTime(ctx, n); err != nil {
+			return nil, err
+		}
+	}
+	if out.Alias, err = d.cfg.moveAlias(ctx, n, ap, when, true); err != nil {
+		return nil, fmt.Errorf("deployed %s (%s), but: %w", n.Release, p.url, err)
+	}
+	return out, nil
 }
 
 // requireRoutable keeps what production's HTTPRoute needs of commit n.

@@ -108,17 +108,6 @@ func backends(r *gwv1.HTTPRoute) []string {
 	return out
 }
 
-func (f *gatewayFixture) noViolations(t *testing.T, when string) {
-	t.Helper()
-	problems, err := release.NewStatus(f.cfg).Check(context.Background(), names(t, f.app, ""))
-	if err != nil {
-		t.Fatalf("%s: checking invariants: %v", when, err)
-	}
-	for _, p := range problems {
-		t.Errorf("%s: %s", when, p)
-	}
-}
-
 // TestGatewayRouterSwitchesOneRouteInPlace: on the gateway router a commit
 // gets an HTTPRoute and a ReferenceGrant and no Ingress; production is one
 // HTTPRoute in its own namespace that promote and rollback update in
@@ -593,5 +582,59 @@ func TestHelmCLIRollbackOfTheGatewayRoute(t *testing.T) {
 			t.Errorf("after helm rollback to %s: production sends %v, want %v", step.revision, got, step.weights)
 		}
 		f.noViolations(t, "after helm rollback to "+step.revision)
+	}
+}
+
+// TestGatewayBranchAlias: on the gateway router a branch alias is one
+// HTTPRoute "<app>-ref-<ref>" in the production namespace, updated in place
+// from one commit's Service to the next (same object), admitted by each
+// commit's ReferenceGrant; delete --with-alias removes it.
+func TestGatewayBranchAlias(t *testing.T) {
+	f := newGatewayFixture(t)
+	ctx := context.Background()
+	route := func() *gwv1.HTTPRoute {
+		r, err := f.gw.GatewayV1().HTTPRoutes(f.app+"-production").Get(ctx, f.app+"-ref-main", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("alias HTTPRoute: %v", err)
+		}
+		return r
+	}
+	a, err := f.deployBranch(t, shaA, "main", commitTime(1))
+	if err != nil {
+		t.Fatalf("deploy A: %v", err)
+	}
+	first := route()
+	if got := backends(first); len(got) != 1 || got[0] != f.app+"-aaaaaaaa/"+f.app+"-aaaaaaaa" {
+		t.Errorf("alias route backends %v, want A's Service", got)
+	}
+	if len(first.Spec.Hostnames) != 1 || string(first.Spec.Hostnames[0]) != f.app+"-main.preview.example.com" || first.Labels["shipper.dev/role"] != "alias" {
+		t.Errorf("alias route hostnames %v, role %q", first.Spec.Hostnames, first.Labels["shipper.dev/role"])
+	}
+	if a.Alias == nil || !a.Alias.Moved {
+		t.Errorf("deploy A alias = %+v, want moved", a.Alias)
+	}
+	if _, err := f.deployBranch(t, shaB, "main", commitTime(2)); err != nil {
+		t.Fatalf("deploy B: %v", err)
+	}
+	second := route()
+	if second.UID != first.UID {
+		t.Errorf("the alias route was replaced (UID %s -> %s), want it updated in place", first.UID, second.UID)
+	}
+	if got := backends(second); len(got) != 1 || got[0] != f.app+"-bbbbbbbb/"+f.app+"-bbbbbbbb" {
+		t.Errorf("alias route backends %v after B, want B's Service", got)
+	}
+	list, err := f.cs.NetworkingV1().Ingresses("").List(ctx, metav1.ListOptions{LabelSelector: "shipper.dev/app=" + f.app})
+	if err != nil || len(list.Items) != 0 {
+		t.Errorf("the gateway router made %d Ingresses (err %v), want none", len(list.Items), err)
+	}
+	f.noViolations(t, "after the alias moved")
+	if _, err := f.deleteCommit(shaB, false); err == nil || !strings.Contains(err.Error(), "--with-alias") {
+		t.Fatalf("delete B = %v, want refused naming --with-alias", err)
+	}
+	if _, err := f.deleteCommit(shaB, true); err != nil {
+		t.Fatalf("delete B --with-alias: %v", err)
+	}
+	if _, err := f.gw.GatewayV1().HTTPRoutes(f.app+"-production").Get(ctx, f.app+"-ref-main", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("alias HTTPRoute after delete --with-alias: %v, want not found", err)
 	}
 }

@@ -39,6 +39,7 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 			App: n.AppPart, Short: ns.Labels[LabelSHA], SHA: ns.Annotations[AnnotationSHA],
 			Release: ns.Name, Namespace: ns.Name, URL: ns.Annotations[AnnotationURL],
 			Status: "missing", Updated: ns.CreationTimestamp.Time,
+			Ref: ns.Labels[LabelRef], Aliases: app.aliasesOf(ns.Labels[LabelSHA]),
 		}
 		c.Host = strings.TrimPrefix(strings.TrimPrefix(c.URL, "https://"), "http://")
 		if r, ok := app.latest[ns.Name]; ok {
@@ -86,6 +87,21 @@ type appState struct {
 	namespaces []corev1.Namespace
 	latest     map[string]record
 	live       *record
+	// aliases are the deployed revisions of the app's branch aliases, by
+	// release.
+	aliases map[string]record
+}
+
+// aliasesOf are the refs whose alias serves the commit short, sorted.
+func (a *appState) aliasesOf(short string) []string {
+	var out []string
+	for _, r := range a.aliases {
+		if r.SHA == short {
+			out = append(out, r.Ref)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // readApp reads n's app in a few requests whatever the number of
@@ -104,10 +120,15 @@ func (c *Configuration) readApp(ctx context.Context, n Names) (*appState, error)
 	if err != nil {
 		return nil, err
 	}
-	app := &appState{namespaces: nss, latest: map[string]record{}}
+	app := &appState{namespaces: nss, latest: map[string]record{}, aliases: map[string]record{}}
 	for i, r := range recs {
 		if cur, ok := app.latest[r.Name]; !ok || r.Version > cur.Version {
 			app.latest[r.Name] = r
+		}
+		if r.Ref != "" && r.Namespace == n.ProductionNamespace && r.Status == "deployed" {
+			if cur, ok := app.aliases[r.Name]; !ok || r.Version > cur.Version {
+				app.aliases[r.Name] = r
+			}
 		}
 		if r.Name == n.ProductionRelease && r.Status == "deployed" && (app.live == nil || r.Version > app.live.Version) {
 			app.live = &recs[i]

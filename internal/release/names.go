@@ -41,6 +41,14 @@ type Names struct {
 	Release, Namespace string
 	// ProductionRelease and ProductionNamespace name production (equal).
 	ProductionRelease, ProductionNamespace string
+	// Ref is the branch or tag slug given to WithRef; RefPart is Ref as
+	// the {ref} of a host (shortened so "<app>-<ref>" is one DNS label);
+	// AliasRelease is the release of its alias, "<app>-ref-<ref>", which
+	// lives in ProductionNamespace (alias.go).
+	Ref, RefPart, AliasRelease string
+	// routeRole is the role of the routing release ProductionRelease
+	// names: RoleProduction, or RoleAlias in the view asAlias returns.
+	routeRole string
 }
 
 // NewNames validates and slugs app and validates sha ("" for operations on
@@ -98,6 +106,56 @@ func (n Names) WithSHA(sha string) (Names, error) {
 		return Names{}, err
 	}
 	return n, nil
+}
+
+// maxRefSlug is the longest ref slug: a label value, as GitLab's
+// CI_COMMIT_REF_SLUG.
+const maxRefSlug = validation.LabelValueMaxLength
+
+// WithRef returns n with the names of ref's alias: the stable host
+// "<app>-<ref>" that follows the branch's newest commit. ref is slugged
+// (GitLab's CI_COMMIT_REF_SLUG already is). A slug of 7 to 40 hex
+// characters is refused: its host could be a commit's preview host.
+func (n Names) WithRef(ref string) (Names, error) {
+	slug := Slug(ref)
+	if slug == "" {
+		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "needs at least one letter or digit (it is slugged as GitLab's CI_COMMIT_REF_SLUG)"}
+	}
+	if _, err := ValidateSHA(slug); err == nil {
+		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "looks like a commit SHA, so its alias host could be a commit's preview host: deploy with --ref '' (no alias) or rename the branch"}
+	}
+	n.Ref = fit(slug, maxRefSlug)
+	n.RefPart = fit(slug, validation.DNS1123LabelMaxLength-len(n.AppPart)-1)
+	n.AliasRelease = n.AppPart + "-ref-" + fit(slug, maxReleaseName-len(n.AppPart)-len("-ref-"))
+	if err := validNames(n.App, n.AliasRelease); err != nil {
+		return Names{}, err
+	}
+	return n, nil
+}
+
+// asAlias is n seen by the routing code (routes.go, router.go, records):
+// the alias release in production's place, role RoleAlias. An alias is
+// production's mechanism for another host.
+func (n Names) asAlias() Names {
+	n.ProductionRelease, n.routeRole = n.AliasRelease, RoleAlias
+	return n
+}
+
+// role is the role of the routing release n.ProductionRelease names.
+func (n Names) role() string { return nonEmpty(n.routeRole, RoleProduction) }
+
+// fit shortens s to at most max characters, keeping it apart from other
+// long strings with the same prefix by a hash of the whole.
+func fit(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:])
+	if max <= hashLen+1 {
+		return h[:max]
+	}
+	return strings.TrimRight(s[:max-hashLen-1], "-") + "-" + h[:hashLen]
 }
 
 // check refuses Names that NewNames did not make, or that name no commit
@@ -184,9 +242,10 @@ type Hosts struct {
 	// Domain is the base domain: previews are <app>-<sha>.<domain>,
 	// production <app>.<domain>.
 	Domain string
-	// PreviewTemplate and ProductionTemplate, when set, replace those
-	// defaults; they may use {app}, {sha} and {domain}.
-	PreviewTemplate, ProductionTemplate string
+	// PreviewTemplate, ProductionTemplate and AliasTemplate, when set,
+	// replace those defaults; they may use {app}, {sha}, {ref} and
+	// {domain}. A branch alias is <app>-<ref>.<domain> by default.
+	PreviewTemplate, ProductionTemplate, AliasTemplate string
 	// Scheme of the URLs shipper prints: "https" unless set ("http" for a
 	// local ingress without TLS).
 	Scheme string
@@ -202,6 +261,11 @@ func (h Hosts) Production(n Names) (string, error) {
 	return h.host("production", h.ProductionTemplate, "{app}.{domain}", n)
 }
 
+// Alias returns the host of n's branch alias (n from WithRef).
+func (h Hosts) Alias(n Names) (string, error) {
+	return h.host("alias", h.AliasTemplate, "{app}-{ref}.{domain}", n)
+}
+
 func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
 	if h.Scheme != "" && h.Scheme != "http" && h.Scheme != "https" {
 		return "", &UsageError{Input: "URL scheme", Value: "(not shown)", Rule: "--url-scheme must be http or https"}
@@ -213,7 +277,7 @@ func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
 			return "", &UsageError{Input: "domain", Value: h.Domain, Rule: strings.Join(errs, "; ")}
 		}
 	}
-	host := strings.NewReplacer("{app}", n.AppPart, "{sha}", n.Short, "{domain}", h.Domain).Replace(tmpl)
+	host := strings.NewReplacer("{app}", n.AppPart, "{sha}", n.Short, "{ref}", n.RefPart, "{domain}", h.Domain).Replace(tmpl)
 	if errs := validation.IsDNS1123Subdomain(host); len(errs) > 0 {
 		return "", &UsageError{Input: kind + " host", Value: host, Rule: strings.Join(errs, "; ")}
 	}

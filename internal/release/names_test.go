@@ -203,3 +203,51 @@ func TestParseValuesErrorsHideValues(t *testing.T) {
 		t.Errorf("ParseValues = %v, %v", v, err)
 	}
 }
+
+func TestWithRef(t *testing.T) {
+	n, err := NewNames("myapp", "7c77eb36a1b2c3d4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := n.WithRef("Feature/Login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Ref != "feature-login" || m.AliasRelease != "myapp-ref-feature-login" || m.ProductionNamespace != "myapp-production" {
+		t.Errorf("WithRef(Feature/Login) = ref %q release %q", m.Ref, m.AliasRelease)
+	}
+	host, err := Hosts{Domain: "example.com"}.Alias(m)
+	if err != nil || host != "myapp-feature-login.example.com" {
+		t.Errorf("alias host = %q, %v", host, err)
+	}
+	for _, bad := range []string{"", "///", "deadbeef", "1234567", "DEADBEEF00"} {
+		if _, err := n.WithRef(bad); err == nil {
+			t.Errorf("WithRef(%q) accepted, want refused (empty, or a commit's preview host)", bad)
+		}
+	}
+	// The longest app part with long refs sharing a prefix: names fit
+	// Helm and DNS, and stay apart.
+	long, err := NewNames(strings.Repeat("a", 60), "7c77eb36a1b2c3d4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, ref := range []string{strings.Repeat("feature-", 8) + "one", strings.Repeat("feature-", 8) + "two"} {
+		m, err := long.WithRef(ref)
+		if err != nil {
+			t.Fatalf("WithRef(%q): %v", ref, err)
+		}
+		if len(m.AliasRelease) > 53 || seen[m.AliasRelease] {
+			t.Errorf("alias release %q: too long or shared", m.AliasRelease)
+		}
+		seen[m.AliasRelease] = true
+		host, err := Hosts{Domain: "example.com"}.Alias(m)
+		if err != nil {
+			t.Errorf("alias host of %q: %v", ref, err)
+		}
+		if seen[host] {
+			t.Errorf("alias host %q shared", host)
+		}
+		seen[host] = true
+	}
+}

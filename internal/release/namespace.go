@@ -20,8 +20,20 @@ const (
 	LabelRole      = "shipper.dev/role"
 	RolePreview    = "preview"
 	RoleProduction = "production"
-	AnnotationURL  = "shipper.dev/url"
-	AnnotationSHA  = "shipper.dev/commit"
+	// RoleAlias marks a branch alias's route (alias.go).
+	RoleAlias = "alias"
+	// LabelRef is the branch (or tag) slug of a commit's namespace and of
+	// an alias's route and release records.
+	LabelRef = "shipper.dev/ref"
+	// AnnotationCommitTime is a commit namespace's commit time (RFC 3339),
+	// which decides whether a deploy moves its branch's alias.
+	AnnotationCommitTime = "shipper.dev/commit-time"
+	// AnnotationFirstDeploy is when a commit's first deploy made its
+	// namespace (RFC 3339 with nanoseconds: finer than the namespace's
+	// creationTimestamp), the order of deploys without commit times.
+	AnnotationFirstDeploy = "shipper.dev/first-deploy"
+	AnnotationURL         = "shipper.dev/url"
+	AnnotationSHA         = "shipper.dev/commit"
 )
 
 // ensureNamespace creates namespace ns with shipper's labels, or checks that

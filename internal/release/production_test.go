@@ -356,9 +356,15 @@ func TestHelmCLISeesShipperReleases(t *testing.T) {
 // watchProductionIngresses records ADDED/DELETED events of the app's
 // production Ingresses until the returned function is called.
 func watchProductionIngresses(t *testing.T, f *deployFixture) func() []string {
+	return watchIngresses(t, f, release.RoleProduction)
+}
+
+// watchIngresses records ADDED/DELETED events of the app's Ingresses of
+// role (production, alias) until the returned function is called.
+func watchIngresses(t *testing.T, f *deployFixture, role string) func() []string {
 	t.Helper()
 	w, err := f.cs.NetworkingV1().Ingresses("").Watch(context.Background(), metav1.ListOptions{
-		LabelSelector: "shipper.dev/role=production,shipper.dev/app=" + f.app,
+		LabelSelector: "shipper.dev/role=" + role + ",shipper.dev/app=" + f.app,
 	})
 	if err != nil {
 		t.Fatal(err)

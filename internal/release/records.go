@@ -31,6 +31,10 @@ type record struct {
 	CanaryWeight int
 	// Commit is the full SHA the revision was made with (LabelCommit).
 	Commit string
+	// Ref and CommitTime: an alias's revision's branch and the commit
+	// time (Unix nanoseconds) of the commit it routes to.
+	Ref        string
+	CommitTime int64
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -90,10 +94,12 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 			continue // not a Helm v3 record
 		}
 		weight, _ := strconv.Atoi(m.Labels[LabelCanaryWeight])
+		when, _ := strconv.ParseInt(m.Labels[LabelCommitTime], 10, 64)
 		out = append(out, record{
 			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
+			Ref: m.Labels[LabelRef], CommitTime: when,
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -172,7 +172,7 @@ func (c *Configuration) productionHTTPRoute(ctx context.Context, n Names) (*gwv1
 	if err != nil {
 		return nil, fmt.Errorf("reading production HTTPRoute %s/%s: %w", n.ProductionNamespace, n.ProductionRelease, err)
 	}
-	if r.Labels[LabelRole] != RoleProduction {
+	if r.Labels[LabelRole] != n.role() {
 		return nil, nil
 	}
 	return r, nil

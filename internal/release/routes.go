@@ -66,7 +66,7 @@ func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]pro
 			if err != nil {
 				return fmt.Errorf("reading production Ingress %s/%s: %w", ns, n.ProductionRelease, err)
 			}
-			if ing.Labels[LabelRole] != RoleProduction || ing.DeletionTimestamp != nil {
+			if ing.Labels[LabelRole] != n.role() || ing.DeletionTimestamp != nil {
 				return nil
 			}
 			mu.Lock()
@@ -161,7 +161,7 @@ func (c *Configuration) requireNoRoute(ctx context.Context, n Names) error {
 	if err != nil {
 		return fmt.Errorf("reading production Ingress %s/%s: %w", n.Namespace, n.ProductionRelease, err)
 	}
-	if ing.Labels[LabelRole] != RoleProduction {
+	if ing.Labels[LabelRole] != n.role() {
 		return nil
 	}
 	return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(

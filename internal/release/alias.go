@@ -1,0 +1,235 @@
+package release
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Branch aliases: a stable host per branch, "<app>-<ref>.<domain>", that
+// follows the branch's newest deployed commit (Vercel's branch URLs, the
+// URL of GitLab's review/<branch> environment).
+//
+// An alias is production's mechanism for another host. Each is its own
+// Helm release "<app>-ref-<ref>" in the app's production namespace, mode
+// "alias", whose only object routes the alias host to one commit's
+// Service: on the ingress router an Ingress rendered into that commit's
+// namespace (created before the old one is deleted, so the host always
+// has a route), on the gateway router an HTTPRoute in the production
+// namespace updated in place (the commit's ReferenceGrant admits every
+// HTTPRoute of that namespace). The routing code works on it through
+// Names.asAlias: the same lock, pending repair, stray-route sweep, route
+// reconciliation and Gateway wait as production, and `helm history`,
+// `helm rollback` per alias.
+//
+// Deploy moves the alias once the commit is available (Deploy.Wait), under
+// the alias's lock then the commit's (the order: production, alias,
+// commit). It moves it only to a commit at least as new as the one it
+// serves, compared by commit time (GitLab's CI_COMMIT_TIMESTAMP, recorded
+// on the alias's revisions as LabelCommitTime), else by the time of each
+// commit's first deploy (its namespace's creation): a re-run job of an
+// older commit never moves the alias back, and of concurrent deploys of one
+// branch the newest commit wins whatever the order they finish in.
+//
+// Delete refuses a commit an alias serves (the alias would answer 503)
+// unless it takes the alias with it (Delete.WithAlias); prune never
+// removes it.
+
+// LabelCommitTime records on an alias's revision the commit time (Unix
+// nanoseconds) of the commit it routes to.
+const LabelCommitTime = "shipper.dev/commit-time"
+
+// Alias is a branch's stable host and the commit it serves.
+type Alias struct {
+	Ref      string `json:"ref"`
+	Release  string `json:"release"`
+	Host     string `json:"host"`
+	URL      string `json:"url"`
+	SHA      string `json:"sha"`
+	Revision int    `json:"revision,omitempty"`
+	// Moved says whether this deploy moved the alias; Note says why not.
+	Moved bool   `json:"moved"`
+	Note  string `json:"note,omitempty"`
+}
+
+// aliasPlan is the alias release of n.Ref routing to commit n; moveAlias
+// adds the commit time.
+func (c *Configuration) aliasPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any) (*plan, error) {
+	if err := n.check(true); err != nil {
+		return nil, err
+	}
+	host, err := hosts.Alias(n)
+	if err != nil {
+		return nil, err
+	}
+	url := hosts.url(host)
+	vals := mergeValues(user, mergeValues(productionValues(n, host, url), c.routingValues(n)))
+	vals = mergeValues(vals, map[string]any{"mode": "alias"})
+	p, err := c.newPlan(ctx, n, n.AliasRelease, n.ProductionNamespace, host, url, vals)
+	if err != nil {
+		return nil, err
+	}
+	p.labels[LabelRef] = n.Ref
+	return p, nil
+}
+
+// commitTime is when commit n was made, as its namespace records it
+// (AnnotationCommitTime), else when it was first deployed
+// (AnnotationFirstDeploy, else the namespace's creation).
+func (c *Configuration) commitTime(ctx context.Context, n Names) (time.Time, error) {
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading namespace %q: %w", n.Namespace, err)
+	}
+	for _, a := range []string{AnnotationCommitTime, AnnotationFirstDeploy} {
+		if t, err := time.Parse(time.RFC3339Nano, ns.Annotations[a]); err == nil {
+			return t, nil
+		}
+	}
+	return ns.CreationTimestamp.Time, nil
+}
+
+// moveAlias points n.Ref's alias at commit n when n is at least as new as
+// the commit it serves (see the package's alias notes), and repairs its
+// routes when it already does. p is the plan aliasPlan made.
+func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when time.Time, wait bool) (*Alias, error) {
+	a := n.asAlias()
+	out := &Alias{Ref: n.Ref, Release: n.AliasRelease, Host: p.host, URL: p.url, SHA: n.Short}
+	p.labels[LabelCommitTime] = strconv.FormatInt(when.UnixNano(), 10)
+	if err := c.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
+		return nil, err
+	}
+	err := c.withLock(ctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
+		return c.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+			cur, err := c.deployedRecord(ctx, n.ProductionNamespace, n.AliasRelease, consistent)
+			if err != nil {
+				return err
+			}
+			if cur != nil && cur.SHA != n.Short && cur.CommitTime > when.UnixNano() {
+				out.SHA, out.Revision = cur.SHA, cur.Version
+				out.Note = fmt.Sprintf("serves %s, a newer commit of the branch (%s)", cur.SHA, time.Unix(0, cur.CommitTime).UTC().Format(time.RFC3339))
+				return nil
+			}
+			if err := c.requireDeployed(ctx, n, consistent); err != nil {
+				return err
+			}
+			if err := c.requireNamespace(ctx, n); err != nil {
+				return err
+			}
+			if c.router() == RouterGateway {
+				if err := c.requireGrant(ctx, n); err != nil {
+					return err
+				}
+				if err := c.requireGateway(ctx, a); err != nil {
+					return err
+				}
+			}
+			// Like production's switch: begun, it runs to its end.
+			ctx, cancel, err := uninterruptible(ctx)
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			rel, err := c.installOrUpgrade(ctx, p)
+			if err != nil {
+				return err
+			}
+			out.Revision, out.Moved = rel.Version, cur == nil || cur.SHA != n.Short
+			if !out.Moved {
+				out.Note = "already served this commit"
+			}
+			return c.sweepRoutes(ctx, a, n.Short, rel.Manifest)
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("moving the alias of %s (%s) to %s: %w", n.Ref, p.url, n.Short, err)
+	}
+	if out.Moved {
+		c.log.Info("moved the branch alias", "ref", n.Ref, "release", n.AliasRelease, "to", n.Short, "revision", out.Revision, "url", out.URL)
+	} else {
+		c.log.Info("branch alias not moved", "ref", n.Ref, "url", out.URL, "why", out.Note)
+	}
+	if wait && out.SHA == n.Short && ctx.Err() == nil && p.hasHTTPRoute() {
+		if err := c.awaitRoute(ctx, n.ProductionNamespace, n.AliasRelease); err != nil {
+			return nil, fmt.Errorf("moved the alias of %s to %s, but it may not be served: %w", n.Ref, n.Short, err)
+		}
+	}
+	return out, nil
+}
+
+// servingAlias is an alias that serves a commit: its release and branch.
+type servingAlias struct{ Release, Ref string }
+
+// aliasesServing are the app's aliases that send requests to commit n:
+// those whose deployed revision names it, and on the gateway router those
+// whose HTTPRoute sends requests to it whatever the records say (an alias
+// move interrupted between its patch of the route and its record). Sorted
+// by release. No production namespace yet means no alias.
+func (c *Configuration) aliasesServing(ctx context.Context, n Names, fresh bool) ([]servingAlias, error) {
+	recs, err := c.records(ctx, n.ProductionNamespace, LabelRef+","+LabelSHA+"="+n.Short+",status=deployed", fresh)
+	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
+		return nil, nil // shipper's role is bound there once it exists
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []servingAlias
+	add := func(a servingAlias) {
+		if !slices.ContainsFunc(out, func(b servingAlias) bool { return b.Release == a.Release }) {
+			out = append(out, a)
+		}
+	}
+	for _, r := range recs {
+		add(servingAlias{Release: r.Name, Ref: r.Ref})
+	}
+	gw, err := c.gateways()
+	if err != nil {
+		return nil, err
+	}
+	routes, err := gw.GatewayV1().HTTPRoutes(n.ProductionNamespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelRole + "=" + RoleAlias + "," + LabelApp + "=" + n.AppPart,
+	})
+	switch {
+	case err == nil:
+		for i := range routes.Items {
+			if r := &routes.Items[i]; slices.Contains(backendNamespaces(r), n.Namespace) {
+				add(servingAlias{Release: r.Name, Ref: strings.TrimPrefix(r.Name, n.AppPart+"-ref-")})
+			}
+		}
+	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err) && c.router() != RouterGateway:
+		// no Gateway API in the cluster, or a role from before it
+	default:
+		return nil, fmt.Errorf("listing the alias HTTPRoutes of %s: %w", n.ProductionNamespace, err)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	return out, nil
+}
+
+// uninstallAlias removes an alias release (its route goes with it). Call
+// it under the alias's lock.
+func (c *Configuration) uninstallAlias(ctx context.Context, n Names, a servingAlias) error {
+	if err := c.helmUninstall(ctx, n.ProductionNamespace, a.Release); err != nil {
+		return err
+	}
+	c.log.Info("deleted the branch alias", "ref", a.Ref, "release", a.Release)
+	return nil
+}
+
+// withLocks runs fn holding the Leases of releases in namespace, taken in
+// the order given (sorted by the caller, so two operations never wait on
+// each other).
+func (c *Configuration) withLocks(ctx context.Context, namespace string, releases []string, fn func(context.Context) error) error {
+	if len(releases) == 0 {
+		return fn(ctx)
+	}
+	return c.withLock(ctx, namespace, releases[0], func(ctx context.Context) error {
+		return c.withLocks(ctx, namespace, releases[1:], fn)
+	})
+}

@@ -1,0 +1,288 @@
+package release_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/shipper-dev/shipper/internal/release"
+)
+
+// commitTime is a fixed commit time, i hours after a base.
+func commitTime(i int) time.Time {
+	return time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour)
+}
+
+// deployBranch deploys sha from branch ref, committed at when (zero: none
+// given), the simulated cluster making it available.
+func (f *deployFixture) deployBranch(t *testing.T, sha, ref string, when time.Time) (*release.Commit, error) {
+	t.Helper()
+	rel := f.app + "-" + sha[:8]
+	stop := simulate(t, f.cs, rel, rel, rolloutReady)
+	defer stop()
+	n, err := release.NewNames(f.app, sha)
+	if err != nil {
+		return nil, err
+	}
+	if n, err = n.WithRef(ref); err != nil {
+		return nil, err
+	}
+	d := release.NewDeploy(f.cfg)
+	d.Hosts = release.Hosts{Domain: "preview.example.com"}
+	d.Timeout, d.CommitTime = 45*time.Second, when
+	return d.Run(context.Background(), n, f.image)
+}
+
+// aliasIngresses are the namespaces holding the Ingress of ref's alias,
+// each checked to route the alias host to its own namespace's Service.
+func (f *deployFixture) aliasIngresses(t *testing.T, ref string) []string {
+	t.Helper()
+	list, err := f.cs.NetworkingV1().Ingresses("").List(context.Background(), metav1.ListOptions{
+		LabelSelector: "shipper.dev/role=alias,shipper.dev/app=" + f.app,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ing := range list.Items {
+		if ing.Name != f.app+"-ref-"+ref {
+			continue
+		}
+		out = append(out, ing.Namespace)
+		if got, want := ing.Spec.Rules[0].Host, f.app+"-"+ref+".preview.example.com"; got != want {
+			t.Errorf("alias Ingress in %s routes host %q, want %q", ing.Namespace, got, want)
+		}
+		if got := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name; got != ing.Namespace {
+			t.Errorf("alias Ingress in %s routes to Service %q, want its namespace's", ing.Namespace, got)
+		}
+	}
+	return out
+}
+
+func (f *deployFixture) deleteCommit(sha string, withAlias bool) (*release.Deleted, error) {
+	n, err := release.NewNames(f.app, sha)
+	if err != nil {
+		return nil, err
+	}
+	d := release.NewDelete(f.cfg)
+	d.WithAlias = withAlias
+	return d.Run(context.Background(), n)
+}
+
+func (f *deployFixture) commits(t *testing.T) map[string]release.Commit {
+	t.Helper()
+	list, err := release.NewList(f.cfg).Run(context.Background(), names(t, f.app, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]release.Commit{}
+	for _, c := range list {
+		out[c.Short] = c
+	}
+	return out
+}
+
+func (f *deployFixture) noViolations(t *testing.T, when string) {
+	t.Helper()
+	problems, err := release.NewStatus(f.cfg).Check(context.Background(), names(t, f.app, ""))
+	if err != nil {
+		t.Fatalf("%s: checking invariants: %v", when, err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", when, p)
+	}
+}
+
+// TestBranchAliasFollowsTheNewestCommit (ingress router): a deploy from a
+// branch points its alias at the commit; a newer commit moves it (the new
+// Ingress before the old one goes); a re-run job of an older commit never
+// moves it back; list shows it; delete refuses the commit it serves unless
+// --with-alias, which takes the alias too; `helm history` has one revision
+// per move.
+func TestBranchAliasFollowsTheNewestCommit(t *testing.T) {
+	f := newDeployFixture(t)
+	ctx := context.Background()
+	nsA, nsB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
+
+	a, err := f.deployBranch(t, shaA, "main", commitTime(1))
+	if err != nil {
+		t.Fatalf("deploy A: %v", err)
+	}
+	if a.Alias == nil || !a.Alias.Moved || a.Alias.SHA != "aaaaaaaa" || a.Alias.URL != "https://"+f.app+"-main.preview.example.com" {
+		t.Fatalf("deploy A alias = %+v, want moved to aaaaaaaa at https://%s-main.preview.example.com", a.Alias, f.app)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != nsA {
+		t.Fatalf("alias Ingresses in %v, want [%s]", got, nsA)
+	}
+
+	events := watchIngresses(t, f, release.RoleAlias)
+	b, err := f.deployBranch(t, shaB, "main", commitTime(2))
+	if err != nil {
+		t.Fatalf("deploy B: %v", err)
+	}
+	order := events()
+	if !b.Alias.Moved || b.Alias.SHA != "bbbbbbbb" {
+		t.Errorf("deploy B alias = %+v, want moved to bbbbbbbb", b.Alias)
+	}
+	added, deleted := indexOf(order, "ADDED "+nsB), indexOf(order, "DELETED "+nsA)
+	if added < 0 || deleted < 0 || added > deleted {
+		t.Errorf("alias Ingress events %v: want ADDED %s before DELETED %s (never no route)", order, nsB, nsA)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != nsB {
+		t.Errorf("alias Ingresses in %v, want [%s]", got, nsB)
+	}
+
+	// The pipeline of the older commit re-run: deployed again, alias stays.
+	again, err := f.deployBranch(t, shaA, "main", commitTime(1))
+	if err != nil {
+		t.Fatalf("deploy A again: %v", err)
+	}
+	if again.Alias.Moved || again.Alias.SHA != "bbbbbbbb" || !strings.Contains(again.Alias.Note, "newer commit") {
+		t.Errorf("re-deploy of older A: alias = %+v, want left on bbbbbbbb with a note", again.Alias)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != nsB {
+		t.Errorf("after re-deploying A: alias Ingresses in %v, want [%s]", got, nsB)
+	}
+
+	commits := f.commits(t)
+	if got := commits["bbbbbbbb"].Aliases; len(got) != 1 || got[0] != "main" {
+		t.Errorf("list: B aliases = %v, want [main]", got)
+	}
+	if got := commits["aaaaaaaa"]; len(got.Aliases) != 0 || got.Ref != "main" {
+		t.Errorf("list: A = ref %q aliases %v, want ref main, no alias", got.Ref, got.Aliases)
+	}
+	if hist := helmHistory(t, f, f.app+"-production", f.app+"-ref-main"); len(hist) != 2 {
+		t.Errorf("helm history of the alias: %d revisions (%v), want 2: one per move", len(hist), hist)
+	}
+	f.noViolations(t, "after the moves")
+
+	// Delete: the commit the alias serves is refused, with the way out.
+	_, err = f.deleteCommit(shaB, false)
+	var ue *release.UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--with-alias") {
+		t.Fatalf("delete B = %v, want a usage error naming --with-alias", err)
+	}
+	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, nsB, metav1.GetOptions{}); err != nil {
+		t.Errorf("refused delete changed something: namespace %s: %v", nsB, err)
+	}
+	if _, err := f.deleteCommit(shaA, false); err != nil {
+		t.Errorf("delete A (no alias serves it): %v", err)
+	}
+	d, err := f.deleteCommit(shaB, true)
+	if err != nil {
+		t.Fatalf("delete B --with-alias: %v", err)
+	}
+	if len(d.Aliases) != 1 || d.Aliases[0] != "main" {
+		t.Errorf("delete B --with-alias deleted aliases %v, want [main]", d.Aliases)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 0 {
+		t.Errorf("alias Ingresses left in %v after delete --with-alias", got)
+	}
+	if hist := helmHistory(t, f, f.app+"-production", f.app+"-ref-main"); len(hist) > 0 {
+		t.Errorf("alias release still has %d revisions after delete --with-alias", len(hist))
+	}
+	f.noViolations(t, "after delete --with-alias")
+}
+
+// TestBranchAliasConcurrentDeploys: three commits of one branch deployed at
+// once, in any order, leave the alias on the newest, routed once; without
+// commit times, the order of first deploys decides.
+func TestBranchAliasConcurrentDeploys(t *testing.T) {
+	f := newDeployFixture(t)
+	shas := []string{
+		"c1c1c1c1" + strings.Repeat("1", 32),
+		"c2c2c2c2" + strings.Repeat("2", 32),
+		"c3c3c3c3" + strings.Repeat("3", 32),
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(shas))
+	// The newest first: it is the one a later, older deploy must not undo.
+	for i := len(shas) - 1; i >= 0; i-- {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = f.deployBranch(t, shas[i], "feature/login", commitTime(i))
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("deploy %d: %v", i, err)
+		}
+	}
+	if got := f.aliasIngresses(t, "feature-login"); len(got) != 1 || got[0] != f.app+"-c3c3c3c3" {
+		t.Errorf("alias Ingresses in %v, want only in the newest commit's namespace", got)
+	}
+	f.noViolations(t, "after concurrent deploys")
+
+	// No commit times: the first deployed is the older.
+	for _, sha := range []string{shaA, shaB} {
+		if _, err := f.deployBranch(t, sha, "no-times", time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := f.deployBranch(t, shaA, "no-times", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Alias.Moved || c.Alias.SHA != "bbbbbbbb" {
+		t.Errorf("re-deploy of the first deployed commit moved the alias: %+v", c.Alias)
+	}
+}
+
+// TestBranchAliasRepairsAStrayRoute: an alias move killed between Helm's
+// creation of the new route and its deletion of the old leaves two; the
+// next move of that alias leaves one.
+func TestBranchAliasRepairsAStrayRoute(t *testing.T) {
+	f := newDeployFixture(t)
+	ctx := context.Background()
+	if _, err := f.deployBranch(t, shaA, "main", commitTime(1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.deployBranch(t, shaB, "main", commitTime(2)); err != nil {
+		t.Fatal(err)
+	}
+	// The state a kill leaves: the old Ingress back in A's namespace.
+	live, err := f.cs.NetworkingV1().Ingresses(f.app+"-bbbbbbbb").Get(ctx, f.app+"-ref-main", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stray := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Name: live.Name, Namespace: f.app + "-aaaaaaaa", Labels: live.Labels}, Spec: *live.Spec.DeepCopy()}
+	stray.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name = f.app + "-aaaaaaaa"
+	if _, err := f.cs.NetworkingV1().Ingresses(stray.Namespace).Create(ctx, stray, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 2 {
+		t.Fatalf("setup: alias Ingresses in %v, want two", got)
+	}
+	// The next deploy of the branch (even one that does not move it).
+	c, err := f.deployBranch(t, shaB, "main", commitTime(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != f.app+"-bbbbbbbb" {
+		t.Errorf("after the next deploy: alias Ingresses in %v, want only B's (alias %+v)", got, c.Alias)
+	}
+}
+
+// helmHistory is `helm history` of release in namespace, as revision
+// numbers (none when the release is gone).
+func helmHistory(t *testing.T, f *deployFixture, namespace, release string) []int {
+	t.Helper()
+	rels, err := f.helm(t, namespace).Releases.History(release)
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, r := range rels {
+		out = append(out, r.Version)
+	}
+	return out
+}
