@@ -8,8 +8,9 @@ LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/inter
 # Components the integration tests run; hack/tools.sh builds them once into
 # the cache (see README) and skips them afterwards.
 TEST_TOOLS := etcd kube-apiserver helm
-# The benchmarks also run crane, the packaging baseline.
-BENCH_TOOLS := $(TEST_TOOLS) crane
+# The benchmarks also run crane, the packaging baseline, and kubectl, the
+# cleanup baseline.
+BENCH_TOOLS := $(TEST_TOOLS) crane kubectl
 # The real node (make e2e): every Kubernetes component and Traefik.
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
@@ -42,6 +43,7 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
+	$(GO) test -run '^$$' -bench Prune200 -benchtime 2x -timeout 30m ./cmd/shipper
 
 stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (README, Reliability)
 	hack/deps.sh test

@@ -20,7 +20,7 @@ var built struct {
 
 // binary builds the shipper binary once per test run: these tests run the
 // real executable, as a GitLab job does.
-func binary(t *testing.T) string {
+func binary(t testing.TB) string {
 	t.Helper()
 	built.once.Do(func() {
 		dir, err := os.MkdirTemp("", "shipper-bin-")

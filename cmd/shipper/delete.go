@@ -16,21 +16,37 @@ func deleteCommand() *cli.Command {
 
 Example (a GitLab stop job; running it twice is fine):
    shipper delete --app myapp --sha 7c77eb36
-   # the stop job of a branch's review environment takes its alias too:
-   shipper delete --app myapp --sha 7c77eb36 --with-alias`,
+   # the stop job of a branch's review environment takes the branch's alias
+   # too, and keeps the commit if production or another branch still needs it:
+   shipper delete --app myapp --sha 7c77eb36 --ref feature-login --with-alias`,
 		Flags: flags(commitFlags(), []cli.Flag{
-			&cli.BoolFlag{Name: "with-alias", Usage: "also delete the branch aliases that serve the commit (else they make delete refuse it)", EnvVars: []string{"SHIPPER_WITH_ALIAS"}},
+			&cli.BoolFlag{Name: "with-alias", Usage: "a branch's stop job: delete --ref's alias whatever it serves, then the commit unless production or another branch's alias needs it (kept, exit 0)", EnvVars: []string{"SHIPPER_WITH_ALIAS"}},
+			&cli.StringFlag{Name: "ref", Usage: "the branch whose alias --with-alias deletes", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}},
 		}, globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			del := release.NewDelete(cfg)
-			del.WithAlias = c.Bool("with-alias")
+			if del.WithAlias = c.Bool("with-alias"); del.WithAlias {
+				ref := c.String("ref")
+				if ref == "" {
+					return usageErrorf("--with-alias needs the branch whose alias goes: --ref (GitLab sets CI_COMMIT_REF_SLUG)")
+				}
+				var err error
+				if n, err = withRef(c, n); err != nil {
+					return err
+				}
+				del.WithAlias = n.Ref != "" // a SHA-like ref never had an alias
+
+			}
 			d, err := del.Run(ctx, n)
 			if err != nil {
 				return err
 			}
 			if d.Gone {
 				logger(c).Info("note: nothing to delete, the release is already gone", "release", d.Release)
+			}
+			if d.Kept != "" {
+				logger(c).Info("note: the commit was kept", "release", d.Release, "why", d.Kept)
 			}
 			return emit(c, d, "")
 		}),

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -119,12 +120,32 @@ func withEnv(vals map[string]any, pairs []string) (map[string]any, error) {
 	return vals, nil
 }
 
-// withRef adds --ref's alias names to n; no --ref, no alias.
+// withRef adds --ref's alias names to n; no --ref, no alias. A branch or
+// tag named like a SHA (a tag 20261201) that comes from GitLab's
+// CI_COMMIT_REF_SLUG, not from --ref or SHIPPER_REF, deploys without an
+// alias, with a note, instead of failing the pipeline.
 func withRef(c *cli.Context, n release.Names) (release.Names, error) {
-	if ref := c.String("ref"); ref != "" {
-		return n.WithRef(ref)
+	ref := c.String("ref")
+	if ref == "" {
+		return n, nil
 	}
-	return n, nil
+	m, err := n.WithRef(ref)
+	if errors.Is(err, release.ErrRefLikeSHA) && os.Getenv("SHIPPER_REF") == "" && os.Getenv("CI_COMMIT_REF_SLUG") == ref && !flagOnCommandLine("ref") {
+		logger(c).Warn("no branch alias: the ref looks like a commit SHA, so its host could be a commit's preview host", "ref", ref)
+		return n, nil
+	}
+	return m, err
+}
+
+// flagOnCommandLine reports whether --name was given as an argument (not
+// from the environment).
+func flagOnCommandLine(name string) bool {
+	for _, a := range os.Args[1:] {
+		if a == "--"+name || strings.HasPrefix(a, "--"+name+"=") {
+			return true
+		}
+	}
+	return false
 }
 
 func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
@@ -150,9 +171,6 @@ func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, 
 	dotenv := []string{"SHIPPER_URL", commit.URL}
 	if commit.Alias != nil {
 		dotenv = append(dotenv, "SHIPPER_ALIAS_URL", commit.Alias.URL)
-		if !commit.Alias.Moved {
-			logger(c).Info("note: the branch alias was not moved", "ref", commit.Alias.Ref, "url", commit.Alias.URL, "why", commit.Alias.Note)
-		}
 	}
 	if err := writeDotenv(c.String("dotenv"), dotenv...); err != nil {
 		return err

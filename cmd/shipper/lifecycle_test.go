@@ -358,7 +358,7 @@ func appNamespaces(t *testing.T, env *testenv.Env, app string) []string {
 }
 
 // namespacesOf lists the namespaces labelled for app.
-func namespacesOf(t *testing.T, env *testenv.Env, app string) []corev1.Namespace {
+func namespacesOf(t testing.TB, env *testenv.Env, app string) []corev1.Namespace {
 	t.Helper()
 	cs, err := env.AdminClient()
 	if err != nil {

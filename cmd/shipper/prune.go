@@ -17,7 +17,7 @@ import (
 func pruneCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "prune",
-		Usage: "remove previews by retention policy (never the live commit, a canary, an aliased or a locked one)",
+		Usage: "remove previews by retention policy (never the live commit, a canary, an aliased or a locked one), and the aliases of deleted branches",
 		UsageText: `shipper prune [--keep N] [--max-age DURATION] [--branch-exists LIST | --branch-exists-file FILE] [--dry-run] [-o json]
 
 A commit goes when any policy removes it and nothing protects it.
@@ -111,13 +111,13 @@ func branchList(c *cli.Context) ([]string, error) {
 func pruneTable(res *release.Pruned, now time.Time) string {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHA\tREF\tAGE\tACTION\tREASON")
+	fmt.Fprintln(tw, "WHAT\tSHA\tREF\tAGE\tACTION\tREASON")
 	for _, it := range res.Items {
 		reason := it.Reason
 		if it.Error != "" {
 			reason += ": " + it.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.Short, it.Ref, release.Age(now, it.Updated), it.Action, reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", it.Kind, it.Short, it.Ref, release.Age(now, it.Updated), it.Action, reason)
 	}
 	_ = tw.Flush()
 	if res.DryRun {

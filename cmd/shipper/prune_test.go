@@ -73,7 +73,7 @@ func TestPruneCLI(t *testing.T) {
 
 // activeNamespaces are the app's namespaces not being deleted (the harness
 // runs no namespace controller: a deleted namespace stays Terminating).
-func activeNamespaces(t *testing.T, env *testenv.Env, app string) []string {
+func activeNamespaces(t testing.TB, env *testenv.Env, app string) []string {
 	t.Helper()
 	var out []string
 	for _, ns := range namespacesOf(t, env, app) {

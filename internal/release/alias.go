@@ -168,14 +168,18 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 type servingAlias struct{ Release, Ref string }
 
 // aliasesServing are the app's aliases that send requests to commit n:
-// those whose deployed revision names it, and on the gateway router those
-// whose HTTPRoute sends requests to it whatever the records say (an alias
-// move interrupted between its patch of the route and its record). Sorted
-// by release. No production namespace yet means no alias.
+// those whose deployed revision names it, and whatever the records say
+// (an alias move interrupted between its change of the route and the
+// record of its revision) those whose route does: an alias Ingress in the
+// commit's namespace, an alias HTTPRoute with a backend there. Sorted by
+// release. No production namespace means no alias.
 func (c *Configuration) aliasesServing(ctx context.Context, n Names, fresh bool) ([]servingAlias, error) {
 	recs, err := c.records(ctx, n.ProductionNamespace, LabelRef+","+LabelSHA+"="+n.Short+",status=deployed", fresh)
 	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
-		return nil, nil // shipper's role is bound there once it exists
+		// shipper's role is bound there once the namespace exists
+		if _, nerr := c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{}); apierrors.IsNotFound(nerr) {
+			return nil, nil
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -189,6 +193,31 @@ func (c *Configuration) aliasesServing(ctx context.Context, n Names, fresh bool)
 	for _, r := range recs {
 		add(servingAlias{Release: r.Name, Ref: r.Ref})
 	}
+	ings, err := c.client.NetworkingV1().Ingresses(n.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: LabelRole + "=" + RoleAlias + "," + LabelApp + "=" + n.AppPart,
+	})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) { // a namespace going away
+		return nil, fmt.Errorf("listing the alias Ingresses of %s: %w", n.Namespace, err)
+	}
+	if err == nil {
+		for _, ing := range ings.Items {
+			add(servingAlias{Release: ing.Name, Ref: strings.TrimPrefix(ing.Name, n.AppPart+"-ref-")})
+		}
+	}
+	routed, err := c.aliasRoutesTo(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range routed {
+		add(a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	return out, nil
+}
+
+// aliasRoutesTo are the app's alias HTTPRoutes that send requests to
+// commit n (the gateway router), none when the cluster has no Gateway API.
+func (c *Configuration) aliasRoutesTo(ctx context.Context, n Names) ([]servingAlias, error) {
 	gw, err := c.gateways()
 	if err != nil {
 		return nil, err
@@ -197,29 +226,28 @@ func (c *Configuration) aliasesServing(ctx context.Context, n Names, fresh bool)
 		LabelSelector: LabelRole + "=" + RoleAlias + "," + LabelApp + "=" + n.AppPart,
 	})
 	switch {
-	case err == nil:
-		for i := range routes.Items {
-			if r := &routes.Items[i]; slices.Contains(backendNamespaces(r), n.Namespace) {
-				add(servingAlias{Release: r.Name, Ref: strings.TrimPrefix(r.Name, n.AppPart+"-ref-")})
-			}
-		}
-	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err) && c.router() != RouterGateway:
-		// no Gateway API in the cluster, or a role from before it
-	default:
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err) && c.router() != RouterGateway:
+		return nil, nil // no Gateway API in the cluster, or a role from before it
+	case err != nil:
 		return nil, fmt.Errorf("listing the alias HTTPRoutes of %s: %w", n.ProductionNamespace, err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
+	var out []servingAlias
+	for i := range routes.Items {
+		if r := &routes.Items[i]; slices.Contains(backendNamespaces(r), n.Namespace) {
+			out = append(out, servingAlias{Release: r.Name, Ref: strings.TrimPrefix(r.Name, n.AppPart+"-ref-")})
+		}
+	}
 	return out, nil
 }
 
-// uninstallAlias removes an alias release (its route goes with it). Call
-// it under the alias's lock.
-func (c *Configuration) uninstallAlias(ctx context.Context, n Names, a servingAlias) error {
-	if err := c.helmUninstall(ctx, n.ProductionNamespace, a.Release); err != nil {
-		return err
+// uninstallAlias removes an alias release (its route goes with it), gone
+// true when there was none. Call it under the alias's lock.
+func (c *Configuration) uninstallAlias(ctx context.Context, n Names, a servingAlias) (gone bool, err error) {
+	gone, err = c.helmUninstall(ctx, n.ProductionNamespace, a.Release)
+	if err == nil && !gone {
+		c.log.Info("deleted the branch alias", "ref", a.Ref, "release", a.Release)
 	}
-	c.log.Info("deleted the branch alias", "ref", a.Ref, "release", a.Release)
-	return nil
+	return gone, err
 }
 
 // withLocks runs fn holding the Leases of releases in namespace, taken in

@@ -65,13 +65,20 @@ func (f *deployFixture) aliasIngresses(t *testing.T, ref string) []string {
 	return out
 }
 
-func (f *deployFixture) deleteCommit(sha string, withAlias bool) (*release.Deleted, error) {
+// deleteCommit deletes sha; with a ref, as that branch's stop job does
+// (--with-alias).
+func (f *deployFixture) deleteCommit(sha, ref string) (*release.Deleted, error) {
 	n, err := release.NewNames(f.app, sha)
 	if err != nil {
 		return nil, err
 	}
 	d := release.NewDelete(f.cfg)
-	d.WithAlias = withAlias
+	if ref != "" {
+		if n, err = n.WithRef(ref); err != nil {
+			return nil, err
+		}
+		d.WithAlias = true
+	}
 	return d.Run(context.Background(), n)
 }
 
@@ -163,18 +170,21 @@ func TestBranchAliasFollowsTheNewestCommit(t *testing.T) {
 	f.noViolations(t, "after the moves")
 
 	// Delete: the commit the alias serves is refused, with the way out.
-	_, err = f.deleteCommit(shaB, false)
+	_, err = f.deleteCommit(shaB, "")
 	var ue *release.UsageError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--with-alias") {
 		t.Fatalf("delete B = %v, want a usage error naming --with-alias", err)
 	}
-	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, nsB, metav1.GetOptions{}); err != nil {
+	if ns, err := f.cs.CoreV1().Namespaces().Get(ctx, nsB, metav1.GetOptions{}); err != nil || ns.DeletionTimestamp != nil {
 		t.Errorf("refused delete changed something: namespace %s: %v", nsB, err)
 	}
-	if _, err := f.deleteCommit(shaA, false); err != nil {
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 {
+		t.Errorf("refused delete changed the alias: Ingresses in %v", got)
+	}
+	if _, err := f.deleteCommit(shaA, ""); err != nil {
 		t.Errorf("delete A (no alias serves it): %v", err)
 	}
-	d, err := f.deleteCommit(shaB, true)
+	d, err := f.deleteCommit(shaB, "main")
 	if err != nil {
 		t.Fatalf("delete B --with-alias: %v", err)
 	}
@@ -270,6 +280,55 @@ func TestBranchAliasRepairsAStrayRoute(t *testing.T) {
 	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != f.app+"-bbbbbbbb" {
 		t.Errorf("after the next deploy: alias Ingresses in %v, want only B's (alias %+v)", got, c.Alias)
 	}
+}
+
+// TestDeleteWithAliasTakesOnlyItsBranch: one commit served by the aliases
+// of two branches (a branch made from main): the stop job of one branch
+// removes that branch's alias and keeps the commit, which the other still
+// serves (exit 0, saying why); the other branch's stop job then removes
+// both; a stop job run again, or after its commit is gone, still removes
+// the branch's alias.
+func TestDeleteWithAliasTakesOnlyItsBranch(t *testing.T) {
+	f := newDeployFixture(t)
+	for _, ref := range []string{"main", "feature"} {
+		if _, err := f.deployBranch(t, shaA, ref, commitTime(1)); err != nil {
+			t.Fatalf("deploy A from %s: %v", ref, err)
+		}
+	}
+	if got := f.commits(t)["aaaaaaaa"].Aliases; len(got) != 2 {
+		t.Fatalf("A aliases = %v, want main and feature", got)
+	}
+	d, err := f.deleteCommit(shaA, "feature")
+	if err != nil {
+		t.Fatalf("stop job of feature: %v", err)
+	}
+	if len(d.Aliases) != 1 || d.Aliases[0] != "feature" || !strings.Contains(d.Kept, "branch main") {
+		t.Errorf("stop job of feature = %+v, want feature's alias deleted and A kept for main", d)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 {
+		t.Errorf("main's alias Ingresses %v, want it untouched", got)
+	}
+	if got := f.aliasIngresses(t, "feature"); len(got) != 0 {
+		t.Errorf("feature's alias Ingresses %v, want none", got)
+	}
+	if d, err = f.deleteCommit(shaA, "main"); err != nil || d.Kept != "" || len(d.Aliases) != 1 {
+		t.Fatalf("stop job of main = %+v, %v: want the alias and the commit deleted", d, err)
+	}
+	if left := f.namespacesLeft(t); left["aaaaaaaa"] {
+		t.Errorf("A still there: %v", left)
+	}
+	// A branch whose alias serves another commit than the job's, the
+	// job's commit gone: the alias still goes.
+	if _, err := f.deployBranch(t, shaB, "other", commitTime(2)); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = f.deleteCommit(shaA, "other"); err != nil || !d.Gone || len(d.Aliases) != 1 {
+		t.Errorf("stop job of other with its commit gone = %+v, %v: want the alias deleted", d, err)
+	}
+	if got := f.aliasIngresses(t, "other"); len(got) != 0 {
+		t.Errorf("other's alias Ingresses %v after its stop job", got)
+	}
+	f.noViolations(t, "after the stop jobs")
 }
 
 // helmHistory is `helm history` of release in namespace, as revision

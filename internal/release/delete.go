@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/storage/driver"
@@ -13,13 +12,15 @@ import (
 )
 
 // Delete uninstalls one commit's release and deletes its namespace. It
-// refuses the commit production serves, and one a branch alias serves
-// unless WithAlias, and never deletes a namespace that shipper did not
-// create for that app.
+// refuses the commit production serves, and one a branch alias serves,
+// and never deletes a namespace that shipper did not create for that app.
 type Delete struct {
 	cfg *Configuration
-	// WithAlias deletes the branch aliases that serve the commit with it
-	// (a GitLab stop job of the branch's review environment).
+	// WithAlias, for names made WithRef, is a GitLab stop job of the
+	// branch's review environment: the branch's alias goes first, whatever
+	// commit it serves; then the commit, unless something else still needs
+	// it (production, a canary, another branch's alias), in which case it
+	// is kept and Deleted.Kept says why, with no error.
 	WithAlias bool
 }
 
@@ -31,28 +32,35 @@ func NewDelete(cfg *Configuration) *Delete { return &Delete{cfg: cfg} }
 type Deleted struct {
 	Release string `json:"release"`
 	Gone    bool   `json:"alreadyGone"`
-	// Aliases are the branches whose alias went with it (WithAlias).
+	// Aliases are the branches whose alias was deleted (WithAlias).
 	Aliases []string `json:"aliases,omitempty"`
+	// Kept says why the commit was kept (WithAlias).
+	Kept string `json:"kept,omitempty"`
 }
 
 // Run deletes commit n.
 func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
+	if d.WithAlias && n.Ref == "" {
+		return nil, &UsageError{Input: "--with-alias", Value: "", Rule: "needs the branch whose alias goes: --ref (GitLab sets CI_COMMIT_REF_SLUG)"}
+	}
 	n, _, err := d.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}
 	out, err := d.prepare(ctx, n)
-	if err != nil || out.Gone {
+	if err != nil || out.Gone && !d.WithAlias {
 		return out, err
 	}
 	// Locks in the one order every operation takes them: production's,
-	// then (with WithAlias) the aliases', then the commit's. Under
-	// production's, a promote of this commit cannot slip in between the
-	// checks and the delete; under the commit's, neither can a deploy of
-	// it, nor an alias move to it.
-	err = d.cfg.withProductionLock(ctx, n, func(ctx context.Context) error { return d.locked(ctx, n, out, nil) })
+	// then (WithAlias) the alias's, then the commit's. Under the commit's,
+	// no deploy, promote, rollback or alias move reaches the commit
+	// between the checks and the delete (each takes it); production's
+	// keeps a promote from even planning with it meanwhile.
+	err = d.cfg.withProductionLock(ctx, n, func(ctx context.Context) error { return d.locked(ctx, n, out, true, nil) })
 	if errors.Is(err, ErrNoProduction) {
-		err = d.locked(ctx, n, out, nil) // no production yet: the commit's lock alone
+		// No production namespace yet: no alias either, the commit's lock
+		// alone.
+		err = d.locked(ctx, n, out, false, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deleting %s: %w", n.Release, err)
@@ -91,22 +99,40 @@ func (d *Delete) prepare(ctx context.Context, n Names) (*Deleted, error) {
 	return &Deleted{Release: n.Release}, nil
 }
 
-// locked deletes commit n under the aliases' locks (WithAlias) and its
-// own, the caller holding production's. guard, when set, runs first under
-// them all: prune's check that the commit is still what it planned to
-// remove.
-func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, guard func(context.Context) error) error {
+// locked deletes commit n under its branch alias's lock (WithAlias, when
+// the production namespace exists) and its own, the caller holding
+// production's when it exists. guard, when set, runs first under the
+// commit's lock: prune's check that the commit is still what it planned
+// to remove.
+func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, production bool, guard func(context.Context) error) error {
 	var aliasLocks []string
-	if d.WithAlias {
-		serving, err := d.cfg.aliasesServing(ctx, n, cached)
-		if err != nil {
-			return err
+	if d.WithAlias && production {
+		aliasLocks = []string{n.AliasRelease}
+	}
+	// refuse is a check's verdict: an error, or with WithAlias (a stop
+	// job) the reason the commit stays.
+	refuse := func(err error) error {
+		var ue *UsageError
+		if d.WithAlias && errors.As(err, &ue) {
+			out.Kept = ue.Rule
+			d.cfg.log.Info("kept the commit", "release", n.Release, "why", ue.Rule)
+			return nil
 		}
-		for _, a := range serving {
-			aliasLocks = append(aliasLocks, a.Release)
-		}
+		return err
 	}
 	return d.cfg.withLocks(ctx, n.ProductionNamespace, aliasLocks, func(ctx context.Context) error {
+		if len(aliasLocks) > 0 {
+			gone, err := d.cfg.uninstallAlias(ctx, n, servingAlias{Release: n.AliasRelease, Ref: n.Ref})
+			if err != nil {
+				return err
+			}
+			if !gone {
+				out.Aliases = append(out.Aliases, n.Ref)
+			}
+		}
+		if out.Gone {
+			return nil
+		}
 		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			if guard != nil {
 				if err := guard(ctx); err != nil {
@@ -118,29 +144,19 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, guard func(c
 				return err
 			}
 			if live {
-				return &UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"}
+				return refuse(&UsageError{Input: "commit", Value: n.Short, Rule: "is live in production: promote another commit (`shipper promote --sha <sha>`) or roll back (`shipper rollback`) first"})
 			}
 			if err := d.cfg.requireNoRoute(ctx, n); err != nil {
-				return err
+				return refuse(err)
 			}
 			serving, err := d.cfg.aliasesServing(ctx, n, consistent)
 			if err != nil {
 				return err
 			}
-			for _, a := range serving {
-				if !d.WithAlias {
-					return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(
-						"the alias of branch %s (release %s) serves it: deploy a newer commit of the branch, or delete with --with-alias", a.Ref, a.Release)}
-				}
-				if !slices.Contains(aliasLocks, a.Release) {
-					return fmt.Errorf("the alias of branch %s moved to this commit meanwhile: run again", a.Ref)
-				}
-			}
-			for _, a := range serving {
-				if err := d.cfg.uninstallAlias(ctx, n, a); err != nil {
-					return err
-				}
-				out.Aliases = append(out.Aliases, a.Ref)
+			if len(serving) > 0 {
+				return refuse(&UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf(
+					"the alias of branch %s (release %s) serves it: deploy a newer commit of that branch, or delete it with that branch's stop job (--ref %s --with-alias)",
+					serving[0].Ref, serving[0].Release, serving[0].Ref)})
 			}
 			return d.cfg.uninstall(ctx, n)
 		})
@@ -150,7 +166,7 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, guard func(c
 // uninstall removes the Helm release (so `helm list -A` stops showing it
 // at once) and then the namespace, which takes the pull secret and lease.
 func (c *Configuration) uninstall(ctx context.Context, n Names) error {
-	if err := c.helmUninstall(ctx, n.Namespace, n.Release); err != nil {
+	if _, err := c.helmUninstall(ctx, n.Namespace, n.Release); err != nil {
 		return err
 	}
 	policy := metav1.DeletePropagationBackground
@@ -164,19 +180,23 @@ func (c *Configuration) uninstall(ctx context.Context, n Names) error {
 
 // helmUninstall is `helm uninstall` of release in namespace, whose lock
 // the caller holds: a record left pending is repaired first, and a release
-// already gone is no error.
-func (c *Configuration) helmUninstall(ctx context.Context, namespace, release string) error {
+// already gone is no error (gone is true).
+func (c *Configuration) helmUninstall(ctx context.Context, namespace, release string) (gone bool, err error) {
 	cfg, err := c.helm(namespace)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := c.repairPending(cfg, release); err != nil {
-		return err
+		return false, err
 	}
 	un := action.NewUninstall(cfg)
 	un.Timeout = helmTimeout(ctx)
-	if _, err := un.Run(release); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return fmt.Errorf("helm uninstall %s: %w", release, err)
+	_, err = un.Run(release)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return true, nil
 	}
-	return nil
+	if err != nil {
+		return false, fmt.Errorf("helm uninstall %s: %w", release, err)
+	}
+	return false, nil
 }

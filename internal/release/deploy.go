@@ -104,6 +104,19 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	if err := d.requireRoutable(ctx, n, p); err != nil {
 		return nil, err
 	}
+	if ap != nil && d.Wait {
+		// What the alias move will need, checked before anything of the
+		// commit changes: the production namespace this project's, and
+		// on the gateway router the Gateway (and the alias route on it).
+		if err := d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
+			return nil, err
+		}
+		if d.cfg.router() == RouterGateway {
+			if err := d.cfg.requireGateway(ctx, n.asAlias()); err != nil {
+				return nil, err
+			}
+		}
+	}
 	labels := map[string]string{LabelSHA: n.Short}
 	annotations := map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
 	if n.Ref != "" {
@@ -205,7 +218,9 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		}
 	}
 	if out.Alias, err = d.cfg.moveAlias(ctx, n, ap, when, true); err != nil {
-		return nil, fmt.Errorf("deployed %s (%s), but: %w", n.Release, p.url, err)
+		// The commit is deployed: whatever the cause, not "bad input,
+		// nothing changed" (exit 2), so the error is not wrapped.
+		return nil, fmt.Errorf("deployed %s (%s), but: %v", n.Release, p.url, err)
 	}
 	return out, nil
 }
@@ -215,18 +230,27 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 // the commit's Service; that namespace is made (this project's, refused if
 // another project squatted it) before the grant exists, so the grant never
 // names a namespace someone else owns. And a commit production's HTTPRoute
-// sends requests to (live or canary) is not re-deployed without its grant
-// (the ingress router): production would answer 500 for it.
+// sends requests to (live or canary), or an alias's HTTPRoute does, is
+// not re-deployed without its grant (the ingress router): the host would
+// answer 500 for it.
 func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan) error {
 	if p.hasReferenceGrant() {
 		return d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil)
 	}
 	route, err := d.cfg.productionHTTPRoute(ctx, n)
-	if err != nil || route == nil || !slices.Contains(backendNamespaces(route), n.Namespace) {
+	if err != nil {
+		return err
+	}
+	if route != nil && slices.Contains(backendNamespaces(route), n.Namespace) {
+		return &UsageError{Input: "--router", Value: string(d.cfg.router()), Rule: fmt.Sprintf(
+			"production's HTTPRoute sends requests to commit %s: deploy it with --router gateway (this router would remove its ReferenceGrant, and production would answer 500)", n.Short)}
+	}
+	aliases, err := d.cfg.aliasRoutesTo(ctx, n)
+	if err != nil || len(aliases) == 0 {
 		return err
 	}
 	return &UsageError{Input: "--router", Value: string(d.cfg.router()), Rule: fmt.Sprintf(
-		"production's HTTPRoute sends requests to commit %s: deploy it with --router gateway (this router would remove its ReferenceGrant, and production would answer 500)", n.Short)}
+		"the HTTPRoute of the alias of branch %s sends requests to commit %s: deploy it with --router gateway (this router would remove its ReferenceGrant, and the alias would answer 500)", aliases[0].Ref, n.Short)}
 }
 
 // isLive reports whether production serves commit n.

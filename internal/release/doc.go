@@ -21,6 +21,10 @@
 //	Deploy.Run         begin -> plan -> namespace (+ RoleBinding) -> [live?
 //	                   production Lease] -> Lease -> pull secret -> repair
 //	                   pending -> install|upgrade -> wait + diagnose [-> undo]
+//	  [a ref]          -> available -> alias Lease -> commit Lease -> newer
+//	                   than the commit the alias serves? -> upgrade
+//	                   <app>-ref-<ref> (production's mechanism for the
+//	                   branch's host, alias.go) -> sweep / reconcile
 //	Promote.Run        begin -> [canary: live commit] -> plan -> commit
 //	                   deployed? -> production namespace -> production Lease
 //	                   -> commit Lease -> fresh check (+ ReferenceGrant) ->
@@ -38,8 +42,12 @@
 //	                   deployed? -> uninterruptible: Helm rollback -> sweep /
 //	                   reconcile -> await -> [verify]
 //	Delete.Run         begin -> owned namespace? -> RoleBinding -> production
-//	                   Lease -> commit Lease -> not live, no route? -> Helm
-//	                   uninstall -> delete namespace
+//	                   Lease -> [alias Leases] -> commit Lease -> not live,
+//	                   no route, no alias (or WithAlias: uninstall it)? ->
+//	                   Helm uninstall -> delete namespace
+//	Prune.Run          begin -> plan (readApp: policies, then live, canary,
+//	                   alias, held Lease protect) -> production Lease -> each
+//	                   removal Delete's path, Parallel at a time (prune.go)
 //	List.Run, Status   labels only: namespaces + release-record metadata;
 //	                   Status.Check reports broken invariants (check.go)
 //
@@ -58,7 +66,8 @@
 // maps to exit code 2) returned before anything in the cluster changes; a
 // failed rollout is a *RolloutError naming pod, reason and logs.
 //
-// Locks are Leases, taken in one order: production's before a commit's.
+// Locks are Leases, taken in one order: production's, then a branch
+// alias's, then a commit's.
 // Access (access.go): shipper binds ClusterRole shipper-namespace to itself
 // in each namespace it makes, its only rights there (deploy/rbac).
 //
@@ -67,5 +76,6 @@
 // and how it is read; plan.go what a release will be; install.go Helm's
 // install/upgrade with pending repair; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
-// objects; verify.go --verify; check.go the invariants; lock.go the Leases.
+// objects; alias.go branch aliases; prune.go retention; verify.go
+// --verify; check.go the invariants; lock.go the Leases.
 package release

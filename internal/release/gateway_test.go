@@ -628,10 +628,18 @@ func TestGatewayBranchAlias(t *testing.T) {
 		t.Errorf("the gateway router made %d Ingresses (err %v), want none", len(list.Items), err)
 	}
 	f.noViolations(t, "after the alias moved")
-	if _, err := f.deleteCommit(shaB, false); err == nil || !strings.Contains(err.Error(), "--with-alias") {
+	if _, err := f.deleteCommit(shaB, ""); err == nil || !strings.Contains(err.Error(), "--with-alias") {
 		t.Fatalf("delete B = %v, want refused naming --with-alias", err)
 	}
-	if _, err := f.deleteCommit(shaB, true); err != nil {
+	// The ingress router would drop the ReferenceGrant the alias route
+	// needs: refused, nothing changed.
+	ingress := f.config(t, release.Routing{Router: release.RouterIngress})
+	d := release.NewDeploy(ingress)
+	d.Hosts, d.Wait = release.Hosts{Domain: "preview.example.com"}, false
+	if _, err := d.Run(ctx, names(t, f.app, shaB), f.image); !release.IsUsage(err) || !strings.Contains(err.Error(), "alias of branch main") {
+		t.Errorf("re-deploy of the aliased commit with the ingress router: %v, want refused", err)
+	}
+	if _, err := f.deleteCommit(shaB, "main"); err != nil {
 		t.Fatalf("delete B --with-alias: %v", err)
 	}
 	if _, err := f.gw.GatewayV1().HTTPRoutes(f.app+"-production").Get(ctx, f.app+"-ref-main", metav1.GetOptions{}); !apierrors.IsNotFound(err) {

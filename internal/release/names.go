@@ -2,6 +2,7 @@ package release
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -108,23 +109,42 @@ func (n Names) WithSHA(sha string) (Names, error) {
 	return n, nil
 }
 
+// ErrRefLikeSHA marks a ref WithRef refuses because it looks like a SHA.
+var ErrRefLikeSHA = errors.New("ref looks like a commit SHA")
+
 // maxRefSlug is the longest ref slug: a label value, as GitLab's
 // CI_COMMIT_REF_SLUG.
 const maxRefSlug = validation.LabelValueMaxLength
 
+// RefSlug is a branch or tag name as GitLab's CI_COMMIT_REF_SLUG makes it
+// (lowercased, everything but a-z and 0-9 replaced with "-", shortened to
+// 63 bytes, no leading or trailing "-"), then Slug's runs of "-" made one:
+// a branch list (`git ls-remote --heads`) and the CI_COMMIT_REF_SLUG a
+// commit was deployed with give the same slug, long names included.
+func RefSlug(ref string) string {
+	b := []byte(strings.ToLower(ref))
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			b[i] = '-'
+		}
+	}
+	return Slug(string(b[:min(len(b), maxRefSlug)]))
+}
+
 // WithRef returns n with the names of ref's alias: the stable host
 // "<app>-<ref>" that follows the branch's newest commit. ref is slugged
-// (GitLab's CI_COMMIT_REF_SLUG already is). A slug of 7 to 40 hex
-// characters is refused: its host could be a commit's preview host.
+// with RefSlug (GitLab's CI_COMMIT_REF_SLUG already is). A slug of 7 to
+// 40 hex characters is refused (ErrRefLikeSHA): its host could be a
+// commit's preview host.
 func (n Names) WithRef(ref string) (Names, error) {
-	slug := Slug(ref)
+	slug := RefSlug(ref)
 	if slug == "" {
 		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "needs at least one letter or digit (it is slugged as GitLab's CI_COMMIT_REF_SLUG)"}
 	}
 	if _, err := ValidateSHA(slug); err == nil {
-		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "looks like a commit SHA, so its alias host could be a commit's preview host: deploy with --ref '' (no alias) or rename the branch"}
+		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "looks like a commit SHA, so its alias host could be a commit's preview host: deploy with --ref '' (no alias) or rename the branch", Err: ErrRefLikeSHA}
 	}
-	n.Ref = fit(slug, maxRefSlug)
+	n.Ref = slug
 	n.RefPart = fit(slug, validation.DNS1123LabelMaxLength-len(n.AppPart)-1)
 	n.AliasRelease = n.AppPart + "-ref-" + fit(slug, maxReleaseName-len(n.AppPart)-len("-ref-"))
 	if err := validNames(n.App, n.AliasRelease); err != nil {

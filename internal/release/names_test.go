@@ -226,13 +226,14 @@ func TestWithRef(t *testing.T) {
 		}
 	}
 	// The longest app part with long refs sharing a prefix: names fit
-	// Helm and DNS, and stay apart.
+	// Helm and DNS, and stay apart. (Refs equal in their first 63 bytes
+	// are one ref, as GitLab's CI_COMMIT_REF_SLUG makes them.)
 	long, err := NewNames(strings.Repeat("a", 60), "7c77eb36a1b2c3d4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]bool{}
-	for _, ref := range []string{strings.Repeat("feature-", 8) + "one", strings.Repeat("feature-", 8) + "two"} {
+	for _, ref := range []string{strings.Repeat("feature-", 6) + "one", strings.Repeat("feature-", 6) + "two"} {
 		m, err := long.WithRef(ref)
 		if err != nil {
 			t.Fatalf("WithRef(%q): %v", ref, err)
@@ -249,5 +250,21 @@ func TestWithRef(t *testing.T) {
 			t.Errorf("alias host %q shared", host)
 		}
 		seen[host] = true
+	}
+}
+
+// TestRefSlugIsGitLabs: a branch list (`git ls-remote --heads`) and the
+// CI_COMMIT_REF_SLUG GitLab gave a commit's deploy give the same slug, for
+// long names too (GitLab cuts at 63 bytes; a hash would not match).
+func TestRefSlugIsGitLabs(t *testing.T) {
+	for name, gitlab := range map[string]string{
+		"main":          "main",
+		"Feature/Login": "feature-login",
+		"feature/JIRA-1234-make-the-checkout-page-remember-the-last-used-payment-method": "feature-jira-1234-make-the-checkout-page-remember-the-last-used",
+		"release/2.0-": "release-2-0",
+	} {
+		if got := RefSlug(name); got != gitlab || RefSlug(gitlab) != got {
+			t.Errorf("RefSlug(%q) = %q, RefSlug(%q) = %q; want both %q", name, got, gitlab, RefSlug(gitlab), gitlab)
+		}
 	}
 }

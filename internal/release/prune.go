@@ -23,15 +23,21 @@ import (
 //	         each commit: the policies that remove it, else kept; then
 //	         what protects it: live, canary, an alias serves it, its Lease
 //	         held by a running job
-//	execute  production's Lease, held for the whole run (a promote waits:
-//	         a few seconds), then the removals, Parallel at a time; each is
-//	         Delete's own path under the commit's Lease, which first checks
-//	         that the commit's newest revision is still the one planned (a
-//	         deploy since: kept) and then refuses a live or aliased commit
-//	         as `shipper delete` does
+//	execute  the aliases of branches that no longer exist (--branch-exists),
+//	         each under its Lease; then the commits, Parallel at a time,
+//	         each through Delete's own path under the commit's Lease, which
+//	         first checks that the commit's newest revision is still the one
+//	         planned (a deploy since: kept) and then refuses a live, canary
+//	         or aliased commit as `shipper delete` does (kept, with why).
+//	         Production's Lease is not taken: every operation that could
+//	         make the commit live or aliased (promote, rollback, an alias
+//	         move) takes the commit's Lease and checks it is deployed, so a
+//	         running promote never waits for a prune.
 //
 // The policies combine as a union: a commit goes when any policy removes
-// it and nothing protects it. A namespace a failed or cancelled deploy left
+// it and nothing protects it; an alias protects its commit unless its
+// branch no longer exists, in which case the alias goes too. A namespace a
+// failed or cancelled deploy left
 // (no release record, a pending one, no RoleBinding yet) is a commit like
 // any other: Delete binds its role first and repairs a pending record.
 type Prune struct {
@@ -63,6 +69,9 @@ func NewPrune(cfg *Configuration) *Prune { return &Prune{cfg: cfg, Parallel: 4, 
 
 // PruneItem is one commit in a prune plan and what became of it.
 type PruneItem struct {
+	// Kind is "commit", or "alias" for a branch alias (Release), which
+	// serves the commit Short.
+	Kind    string    `json:"kind"`
 	Short   string    `json:"sha"`
 	Release string    `json:"release"`
 	Ref     string    `json:"ref,omitempty"`
@@ -106,23 +115,26 @@ func (p *Prune) Run(ctx context.Context, n Names) (*Pruned, error) {
 	out := &Pruned{Items: items, DryRun: p.DryRun}
 	var doomed []int
 	for i, it := range items {
-		if it.Action == "delete" {
+		if it.Action == "delete" && it.Kind == "commit" {
 			doomed = append(doomed, i)
 		}
 	}
-	if p.DryRun || len(doomed) == 0 {
+	if p.DryRun {
 		return out, nil
 	}
-	run := func(ctx context.Context) error { return p.remove(ctx, n, out, doomed) }
-	err = p.cfg.withProductionLock(ctx, n, run)
-	if errors.Is(err, ErrNoProduction) {
-		err = run(ctx)
+	for i := range out.Items {
+		if it := &out.Items[i]; it.Action == "delete" && it.Kind == "alias" {
+			p.record(out, it, p.cfg.withLock(ctx, n.ProductionNamespace, it.Release, func(ctx context.Context) error {
+				_, err := p.cfg.uninstallAlias(ctx, n, servingAlias{Release: it.Release, Ref: it.Ref})
+				return err
+			}))
+		}
 	}
-	if err != nil {
+	if err := p.remove(ctx, n, out, doomed); err != nil {
 		return out, err
 	}
 	if out.Failed > 0 {
-		return out, fmt.Errorf("%w: %d of %d failed (listed with their errors)", ErrPruneFailed, out.Failed, len(doomed))
+		return out, fmt.Errorf("%w: %d of %d removals failed (listed with their errors)", ErrPruneFailed, out.Failed, out.Failed+out.Deleted)
 	}
 	return out, nil
 }
@@ -137,7 +149,7 @@ func (p *Prune) validate() error {
 	if p.Branches != nil && len(p.Branches) == 0 {
 		// An empty list is what a failed `git ls-remote` gives: taken
 		// at its word it would remove every branch's previews.
-		return &UsageError{Input: "--branch-exists", Value: "", Rule: "names no branch: it would remove every branch's previews; check the command that lists them"}
+		return &UsageError{Input: "--branch-exists", Value: "", Rule: "names no branch: it would remove every branch's previews and aliases; check the command that lists them"}
 	}
 	if p.Keep == 0 && p.MaxAge == 0 && p.Branches == nil {
 		return &UsageError{Input: "policy", Value: "", Rule: "none given: set --keep, --max-age or --branch-exists (prune removes nothing without one)"}
@@ -154,7 +166,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 	now := p.now()
 	branches := map[string]bool{}
 	for _, b := range p.Branches {
-		branches[fit(Slug(b), maxRefSlug)] = true
+		branches[RefSlug(b)] = true
 	}
 	type commit struct {
 		item PruneItem
@@ -165,7 +177,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 		if ns.DeletionTimestamp != nil {
 			continue
 		}
-		c := commit{item: PruneItem{Short: ns.Labels[LabelSHA], Release: ns.Name, Ref: ns.Labels[LabelRef], Updated: ns.CreationTimestamp.Time}}
+		c := commit{item: PruneItem{Kind: "commit", Short: ns.Labels[LabelSHA], Release: ns.Name, Ref: ns.Labels[LabelRef], Updated: ns.CreationTimestamp.Time}}
 		if r, ok := app.latest[ns.Name]; ok {
 			c.item.Updated, c.item.version = r.Created, r.Version
 		}
@@ -183,18 +195,32 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 		}
 		return commits[i].item.Release < commits[j].item.Release
 	})
+	// The aliases of branches that no longer exist go, and protect nothing.
+	gone := func(ref string) bool { return p.Branches != nil && ref != "" && !branches[ref] }
+	var out []PruneItem
+	protected := map[string]string{} // commit -> the first branch whose alias serves it
+	for _, r := range app.aliases {
+		if gone(r.Ref) {
+			out = append(out, PruneItem{Kind: "alias", Short: r.SHA, Release: r.Name, Ref: r.Ref, Updated: r.Created,
+				Action: "delete", Reason: "alias of branch " + r.Ref + ", which no longer exists"})
+			continue
+		}
+		if cur, ok := protected[r.SHA]; !ok || r.Ref < cur {
+			protected[r.SHA] = r.Ref
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Release < out[j].Release })
 	rank := map[string]int{} // per branch, 1 = newest
 	var live record
 	if app.live != nil {
 		live = *app.live
 	}
-	out := make([]PruneItem, 0, len(commits))
 	for _, c := range commits {
 		it := c.item
 		rank[it.Ref]++
 		branch := nonEmpty(it.Ref, "(no branch)")
 		switch {
-		case p.Branches != nil && it.Ref != "" && !branches[it.Ref]:
+		case gone(it.Ref):
 			it.Action, it.Reason = "delete", "branch "+it.Ref+" no longer exists"
 		case p.Keep > 0 && rank[it.Ref] > p.Keep:
 			it.Action, it.Reason = "delete", fmt.Sprintf("not among the %d newest of %s", p.Keep, branch)
@@ -204,13 +230,13 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 			it.Action, it.Reason = "keep", "within every policy"
 		}
 		if it.Action == "delete" {
-			switch aliases := app.aliasesOf(it.Short); {
+			switch ref, aliased := protected[it.Short]; {
 			case live.SHA != "" && it.Short == live.SHA:
 				it.Action, it.Reason = "keep", "live in production"
 			case live.Canary != "" && it.Short == live.Canary:
 				it.Action, it.Reason = "keep", "canary in production"
-			case len(aliases) > 0:
-				it.Action, it.Reason = "keep", "the alias of "+aliases[0]+" serves it"
+			case aliased:
+				it.Action, it.Reason = "keep", "the alias of "+ref+" serves it"
 			}
 		}
 		out = append(out, it)
@@ -218,7 +244,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 	// A job working on a commit holds its Lease: its commit is kept (one
 	// GET per commit that would otherwise go).
 	for i := range out {
-		if out[i].Action != "delete" {
+		if out[i].Action != "delete" || out[i].Kind != "commit" {
 			continue
 		}
 		held, err := p.cfg.leaseHeld(ctx, out[i].Release, now)
@@ -255,8 +281,8 @@ func (c *Configuration) leaseHeld(ctx context.Context, release string, now time.
 // errChanged is a planned removal whose commit was deployed again since.
 var errChanged = errors.New("deployed again since the plan: kept")
 
-// remove deletes the items doomed names, Parallel at a time, production's
-// lock held by the caller. Each failure is recorded on its item.
+// remove deletes the commits doomed names, Parallel at a time. Each
+// outcome is recorded on its item.
 func (p *Prune) remove(ctx context.Context, n Names, out *Pruned, doomed []int) error {
 	var (
 		mu   sync.Mutex
@@ -269,16 +295,7 @@ func (p *Prune) remove(ctx context.Context, n Names, out *Pruned, doomed []int) 
 		g.Go(func() error {
 			err := p.removeOne(gctx, n, it)
 			mu.Lock()
-			switch {
-			case errors.Is(err, errChanged):
-				it.Action, it.Reason = "keep", errChanged.Error()
-			case err != nil:
-				it.Action, it.Error = "failed", err.Error()
-				out.Failed++
-			default:
-				it.Action = "deleted"
-				out.Deleted++
-			}
+			p.record(out, it, err)
 			item := *it
 			mu.Unlock()
 			if p.Progress != nil {
@@ -289,6 +306,25 @@ func (p *Prune) remove(ctx context.Context, n Names, out *Pruned, doomed []int) 
 	}
 	_ = g.Wait()
 	return ctx.Err()
+}
+
+// record sets the outcome of removing it: deleted, kept (deployed again
+// since the plan, or refused by Delete's checks: made live, a canary or
+// aliased since), or failed.
+func (p *Prune) record(out *Pruned, it *PruneItem, err error) {
+	var ue *UsageError
+	switch {
+	case errors.Is(err, errChanged):
+		it.Action, it.Reason = "keep", errChanged.Error()
+	case errors.As(err, &ue):
+		it.Action, it.Reason = "keep", ue.Rule
+	case err != nil:
+		it.Action, it.Error = "failed", err.Error()
+		out.Failed++
+	default:
+		it.Action = "deleted"
+		out.Deleted++
+	}
 }
 
 // removeOne deletes one planned commit through Delete's own path.
@@ -302,7 +338,7 @@ func (p *Prune) removeOne(ctx context.Context, n Names, it *PruneItem) error {
 	if err != nil || res.Gone {
 		return err
 	}
-	return d.locked(ctx, c, res, func(ctx context.Context) error {
+	return d.locked(ctx, c, res, false, func(ctx context.Context) error {
 		recs, err := p.cfg.records(ctx, c.Namespace, "name="+c.Release, consistent)
 		if err != nil {
 			return err

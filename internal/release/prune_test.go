@@ -48,6 +48,10 @@ func (f *deployFixture) prune(t *testing.T, mutate func(*release.Prune)) (*relea
 func plan(res *release.Pruned) map[string]string {
 	out := map[string]string{}
 	for _, it := range res.Items {
+		if it.Kind == "alias" {
+			out["alias "+it.Ref] = it.Action
+			continue
+		}
 		out[it.Short] = it.Action
 	}
 	return out
@@ -76,14 +80,21 @@ func (f *deployFixture) namespacesLeft(t *testing.T) map[string]bool {
 func TestPrunePolicies(t *testing.T) {
 	f := newDeployFixture(t)
 	ctx := context.Background()
-	// main: c0 (oldest) .. c4; feature-x: d1, d2; a branch gone since: e1,
-	// served by its alias; no branch: a1.
+	// main: c0 (oldest) .. c4; feature-x: d1, d2; e1, served by the alias
+	// of its branch; g1, served by the alias of a branch gone since; no
+	// branch: a1.
 	for i := 0; i <= 4; i++ {
 		f.deployQuick(t, sha(fmt.Sprintf("c%d", i)), "main", commitTime(i))
 	}
 	f.deployQuick(t, sha("d1"), "feature/x", commitTime(5))
 	f.deployQuick(t, sha("d2"), "feature/x", commitTime(6))
-	if _, err := f.deployBranch(t, sha("e1"), "gone", commitTime(7)); err != nil {
+	if _, err := f.deployBranch(t, sha("e1"), "aliased", commitTime(7)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.deployBranch(t, sha("e0"), "aliased", commitTime(3)); err != nil {
+		t.Fatal(err) // older: deployed, the alias stays on e1
+	}
+	if _, err := f.deployBranch(t, sha("91"), "gone", commitTime(8)); err != nil {
 		t.Fatal(err)
 	}
 	f.deployQuick(t, sha("a1"), "", time.Time{})
@@ -113,7 +124,7 @@ func TestPrunePolicies(t *testing.T) {
 	}
 	before := f.namespacesLeft(t)
 
-	policy := func(p *release.Prune) { p.Keep, p.Branches = 2, []string{"main", "feature/x"} }
+	policy := func(p *release.Prune) { p.Keep, p.Branches = 2, []string{"main", "feature/x", "aliased"} }
 	res, err := f.prune(t, func(p *release.Prune) { policy(p); p.DryRun = true })
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
@@ -124,7 +135,8 @@ func TestPrunePolicies(t *testing.T) {
 		"c1000000": "delete",
 		"c0000000": "keep", // locked
 		"d2000000": "keep", "d1000000": "keep",
-		"e1000000": "keep", // its branch is gone, but its alias serves it
+		"e1000000": "keep", "e0000000": "keep",
+		"91000000": "delete", "alias gone": "delete", // its branch is gone: the alias too
 		"a1000000": "keep", // no branch: only --max-age judges it
 		"f1000000": "delete",
 	}
@@ -153,18 +165,21 @@ func TestPrunePolicies(t *testing.T) {
 		}
 	})
 	restore()
-	if !errors.Is(err, release.ErrPruneFailed) || res == nil || res.Failed != 1 || res.Deleted != 1 {
-		t.Fatalf("prune with one failing removal = %+v, %v; want 1 deleted, 1 failed, ErrPruneFailed", res, err)
+	if !errors.Is(err, release.ErrPruneFailed) || res == nil || res.Failed != 1 || res.Deleted != 3 {
+		t.Fatalf("prune with one failing removal = %+v, %v; want 3 deleted (an alias, two commits), 1 failed, ErrPruneFailed", res, err)
 	}
-	if got := plan(res); got["c1000000"] != "failed" || got["f1000000"] != "deleted" {
-		t.Errorf("outcomes %v: want c1 failed, the leftover deleted", got)
+	if got := plan(res); got["c1000000"] != "failed" || got["f1000000"] != "deleted" || got["91000000"] != "deleted" || got["alias gone"] != "deleted" {
+		t.Errorf("outcomes %v: want c1 failed, the leftover, g1 and its alias deleted", got)
 	}
-	if len(progress) != 2 || !strings.HasPrefix(progress[1], "2/2 ") {
-		t.Errorf("progress %v, want one line per removal, 1/2 and 2/2", progress)
+	if len(progress) != 3 || !strings.HasPrefix(progress[2], "3/3 ") {
+		t.Errorf("progress %v, want one line per commit removal, 1/3 to 3/3", progress)
 	}
 	left := f.namespacesLeft(t)
-	if left["f1000000"] || !left["c1000000"] {
-		t.Errorf("left %v: want the leftover gone and the failed c1 still there", left)
+	if left["f1000000"] || left["91000000"] || !left["c1000000"] {
+		t.Errorf("left %v: want the leftover and g1 gone, the failed c1 still there", left)
+	}
+	if got := f.aliasIngresses(t, "gone"); len(got) != 0 {
+		t.Errorf("the gone branch's alias is left in %v", got)
 	}
 
 	// Again: c1 goes now. Then --max-age removes everything unprotected.
@@ -201,4 +216,33 @@ func TestPruneRefusesBadPolicies(t *testing.T) {
 	if left := f.namespacesLeft(t); !left["aaaaaaaa"] {
 		t.Errorf("a refused prune removed a commit: %v", left)
 	}
+}
+
+// TestPruneKeepsTheCanary: during a canary step (the gateway router) both
+// the live commit and the canary survive a prune that removes every other
+// commit.
+func TestPruneKeepsTheCanary(t *testing.T) {
+	f := newGatewayFixture(t)
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	f.deployQuick(t, sha("c1"), "", time.Time{})
+	if _, err := f.promote(t, shaA); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.promoteWeight(t, shaB, 10); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	res, err := f.prune(t, func(p *release.Prune) { p.MaxAge = time.Second })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]string{}
+	for _, it := range res.Items {
+		reasons[it.Short] = it.Action + ": " + it.Reason
+	}
+	if reasons["aaaaaaaa"] != "keep: live in production" || reasons["bbbbbbbb"] != "keep: canary in production" || !strings.HasPrefix(reasons["c1000000"], "deleted") {
+		t.Errorf("prune during a canary: %v", reasons)
+	}
+	f.noViolations(t, "after pruning during a canary")
 }

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// expired is how many previews each prune benchmark removes.
+const expired = 200
+
+// fillPreviews deploys n commits of a new app (no wait: no pods run in
+// this harness), 8 at a time, and returns the app and its releases.
+func fillPreviews(b *testing.B, env *testenv.Env, n int) (string, []string) {
+	b.Helper()
+	app := uniqueName("prune")
+	cfg, err := release.NewConfiguration(env.AdminConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var g errgroup.Group
+	g.SetLimit(8)
+	releases := make([]string, n)
+	for i := range n {
+		sha := fmt.Sprintf("%08x", i+1) + strings.Repeat("0", 32)
+		releases[i] = app + "-" + sha[:8]
+		g.Go(func() error {
+			names, err := release.NewNames(app, sha)
+			if err != nil {
+				return err
+			}
+			d := release.NewDeploy(cfg)
+			d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
+			_, err = d.Run(context.Background(), names, env.Registry.Repository("bench/app")+":v1")
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	return app, releases
+}
+
+// apiRequests is the apiserver's count of requests served so far (the sum
+// of apiserver_request_total): the difference around a run is the requests
+// it made, whatever process made them, plus the apiserver's own few.
+func apiRequests(b *testing.B, cs kubernetes.Interface) float64 {
+	b.Helper()
+	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndex(line, " ")+1:], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// BenchmarkPrune200 removes 200 expired previews of one app, as whole
+// processes: one `shipper prune --max-age` against, as a hand-written
+// cleanup job does it, `helm uninstall` and `kubectl delete namespace` of
+// each, one after the other. Both sides delete the same releases and
+// namespaces (the harness runs no namespace controller: the namespaces are
+// left Terminating on both sides); the fill is not timed.
+func BenchmarkPrune200(b *testing.B) {
+	env := testenv.Get(b)
+	cs, err := env.AdminClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	helmBin, err := testenv.Binary("helm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	kubectl, err := testenv.Binary("kubectl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	shipper := binary(b)
+	home := b.TempDir()
+	run := func(name string, args ...string) {
+		cmd := exec.Command(name, args...)
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "KUBECONFIG=" + env.Kubeconfig}
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+	}
+	b.Run("shipper-prune", func(b *testing.B) {
+		var requests float64
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			app, _ := fillPreviews(b, env, expired)
+			before := apiRequests(b, cs)
+			b.StartTimer()
+			run(shipper, "prune", "--app", app, "--max-age", "1ns")
+			b.StopTimer()
+			requests += apiRequests(b, cs) - before
+			if left := activeNamespaces(b, env, app); len(left) != 0 {
+				b.Fatalf("prune left %d namespaces", len(left))
+			}
+		}
+		b.ReportMetric(requests/float64(b.N), "requests/op")
+	})
+	b.Run("helm-uninstall+kubectl-delete-ns", func(b *testing.B) {
+		var requests float64
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			_, releases := fillPreviews(b, env, expired)
+			before := apiRequests(b, cs)
+			b.StartTimer()
+			for _, rel := range releases {
+				run(helmBin, "uninstall", rel, "--namespace", rel)
+				run(kubectl, "delete", "namespace", rel, "--wait=false")
+			}
+			b.StopTimer()
+			requests += apiRequests(b, cs) - before
+		}
+		b.ReportMetric(requests/float64(b.N), "requests/op")
+	})
+}
