@@ -30,7 +30,7 @@ Examples:
 			&cli.IntFlag{Name: "keep", Usage: "keep the N newest commits of each branch (by commit time); 0: off", EnvVars: []string{"SHIPPER_PRUNE_KEEP"}},
 			&cli.DurationFlag{Name: "max-age", Usage: "remove commits last deployed longer ago than this (e.g. 168h); 0: off", EnvVars: []string{"SHIPPER_PRUNE_MAX_AGE"}},
 			&cli.StringSliceFlag{Name: "branch-exists", Usage: "the branches that exist, comma-separated (repeatable): commits of any other branch go"},
-			&cli.StringFlag{Name: "branch-exists-file", Usage: "the same, one per line, or `git ls-remote --heads` output (- for stdin)", EnvVars: []string{"SHIPPER_BRANCH_EXISTS_FILE"}},
+			&cli.StringFlag{Name: "branch-exists-file", Usage: "the same, one per line, or the output of git ls-remote --heads (- for stdin)", EnvVars: []string{"SHIPPER_BRANCH_EXISTS_FILE"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing", EnvVars: []string{"SHIPPER_DRY_RUN"}},
 			&cli.IntFlag{Name: "parallel", Value: 4, Usage: "removals at once", EnvVars: []string{"SHIPPER_PRUNE_PARALLEL"}},
 		}, globalFlags()),
