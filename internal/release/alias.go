@@ -115,7 +115,9 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 			if cur != nil && cur.SHA != n.Short && cur.CommitTime > when.UnixNano() {
 				out.SHA, out.Revision = cur.SHA, cur.Version
 				out.Note = fmt.Sprintf("serves %s, a newer commit of the branch (%s)", cur.SHA, time.Unix(0, cur.CommitTime).UTC().Format(time.RFC3339))
-				return nil
+				// Not moved, but repaired: what a move killed half way
+				// left (a pending record, a second route) goes now.
+				return c.repairAlias(ctx, a, cur.SHA)
 			}
 			if err := c.requireDeployed(ctx, n, consistent); err != nil {
 				return err
@@ -162,6 +164,25 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 		}
 	}
 	return out, nil
+}
+
+// repairAlias resolves a pending revision of alias a (names from asAlias)
+// and sweeps its stray routes, the deployed revision serving live: what
+// a move killed half way leaves, repaired by any later deploy of the
+// branch, moving or not. Call it under the alias's lock.
+func (c *Configuration) repairAlias(ctx context.Context, a Names, live string) error {
+	cfg, err := c.helm(a.ProductionNamespace)
+	if err != nil {
+		return err
+	}
+	if _, err := c.repairPending(cfg, a.ProductionRelease); err != nil {
+		return err
+	}
+	dep, err := cfg.Releases.Deployed(a.ProductionRelease)
+	if err != nil {
+		return fmt.Errorf("reading the deployed revision of %s: %w", a.ProductionRelease, err)
+	}
+	return c.sweepRoutes(ctx, a, live, dep.Manifest)
 }
 
 // servingAlias is an alias that serves a commit: its release and branch.

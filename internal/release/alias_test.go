@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	helmrelease "helm.sh/helm/v3/pkg/release"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -248,8 +249,9 @@ func TestBranchAliasConcurrentDeploys(t *testing.T) {
 }
 
 // TestBranchAliasRepairsAStrayRoute: an alias move killed between Helm's
-// creation of the new route and its deletion of the old leaves two; the
-// next move of that alias leaves one.
+// creation of the new route and its deletion of the old leaves two routes
+// and a pending revision; the next deploy of the branch repairs both, even
+// one of an older commit that does not move the alias.
 func TestBranchAliasRepairsAStrayRoute(t *testing.T) {
 	f := newDeployFixture(t)
 	ctx := context.Background()
@@ -259,7 +261,8 @@ func TestBranchAliasRepairsAStrayRoute(t *testing.T) {
 	if _, err := f.deployBranch(t, shaB, "main", commitTime(2)); err != nil {
 		t.Fatal(err)
 	}
-	// The state a kill leaves: the old Ingress back in A's namespace.
+	// The state a kill leaves: the old Ingress back in A's namespace, the
+	// newest revision pending.
 	live, err := f.cs.NetworkingV1().Ingresses(f.app+"-bbbbbbbb").Get(ctx, f.app+"-ref-main", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -269,17 +272,35 @@ func TestBranchAliasRepairsAStrayRoute(t *testing.T) {
 	if _, err := f.cs.NetworkingV1().Ingresses(stray.Namespace).Create(ctx, stray, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.aliasIngresses(t, "main"); len(got) != 2 {
-		t.Fatalf("setup: alias Ingresses in %v, want two", got)
-	}
-	// The next deploy of the branch (even one that does not move it).
-	c, err := f.deployBranch(t, shaB, "main", commitTime(2))
+	store := f.helm(t, f.app+"-production").Releases
+	last, err := store.Last(f.app + "-ref-main")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != f.app+"-bbbbbbbb" {
-		t.Errorf("after the next deploy: alias Ingresses in %v, want only B's (alias %+v)", got, c.Alias)
+	pending := *last
+	pending.Version++
+	pending.Info = &helmrelease.Info{Status: helmrelease.StatusPendingUpgrade}
+	if err := store.Create(&pending); err != nil {
+		t.Fatal(err)
 	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 2 {
+		t.Fatalf("setup: alias Ingresses in %v, want two", got)
+	}
+	// The re-run pipeline of the older commit: no move, but a repair.
+	c, err := f.deployBranch(t, shaA, "main", commitTime(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Alias.Moved || c.Alias.SHA != "bbbbbbbb" {
+		t.Errorf("older commit moved the alias: %+v", c.Alias)
+	}
+	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != f.app+"-bbbbbbbb" {
+		t.Errorf("after the next deploy: alias Ingresses in %v, want only B's", got)
+	}
+	if rel, err := store.Get(f.app+"-ref-main", pending.Version); err != nil || rel.Info.Status.IsPending() {
+		t.Errorf("the pending revision after the next deploy: %v, %v; want repaired", rel.Info.Status, err)
+	}
+	f.noViolations(t, "after the repair")
 }
 
 // TestDeleteWithAliasTakesOnlyItsBranch: one commit served by the aliases
