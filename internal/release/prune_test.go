@@ -190,6 +190,12 @@ func TestPrunePolicies(t *testing.T) {
 	if res, err = f.prune(t, func(p *release.Prune) { p.MaxAge = time.Second }); err != nil {
 		t.Fatalf("prune --max-age: %v", err)
 	}
+	for _, it := range res.Items {
+		want := map[string]string{"c0000000": "holds its lock", "c2000000": "live in production", "e1000000": "alias of aliased"}[it.Short]
+		if want != "" && (it.Action != "keep" || !strings.Contains(it.Reason, want)) {
+			t.Errorf("--max-age: %s %s (%s), want kept: %s", it.Short, it.Action, it.Reason, want)
+		}
+	}
 	left = f.namespacesLeft(t)
 	if fmt.Sprint(left) != fmt.Sprint(map[string]bool{"c0000000": true, "c2000000": true, "e1000000": true}) {
 		t.Errorf("after --max-age 1s: left %v, want only the locked, live and aliased commits", left)
