@@ -55,7 +55,7 @@ type Prune struct {
 	Branches []string
 	// DryRun plans and changes nothing.
 	DryRun bool
-	// Parallel bounds the removals running at once (default 4).
+	// Parallel bounds the removals running at once (default 8).
 	Parallel int
 	// Progress, when set, is called after each removal.
 	Progress func(done, total int, item PruneItem)
@@ -65,7 +65,7 @@ type Prune struct {
 
 // NewPrune returns a Prune with no policy: it removes nothing until one
 // is set.
-func NewPrune(cfg *Configuration) *Prune { return &Prune{cfg: cfg, Parallel: 4, now: time.Now} }
+func NewPrune(cfg *Configuration) *Prune { return &Prune{cfg: cfg, Parallel: 8, now: time.Now} }
 
 // PruneItem is one commit in a prune plan and what became of it.
 type PruneItem struct {
