@@ -15,7 +15,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane kubectl
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build tools test test-unit lint bench stress demo e2e devenv clean
+.PHONY: help build image tools test test-unit lint bench stress demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,11 +23,15 @@ help: ## list the targets
 build: ## static shipper binary in bin/, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
 
+image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=registry/tools/shipper [BASE=alpine:3.22]
+	hack/deps.sh image
+	hack/image.sh
+
 tools: ## build (once) the etcd, kube-apiserver and helm the tests run
 	hack/tools.sh $(TEST_TOOLS)
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
-	hack/deps.sh test
+	hack/deps.sh test image
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-unit: ## unit tests only, no control plane

@@ -9,10 +9,11 @@ declare -A sets=(
   [test]="docker-registry make git ca-certificates"
   [node]="containerd runc containernetworking-plugins iptables kmod iproute2"
   [bench]="time"
+  [image]="busybox-static"
 )
 want=""
 for s in "$@"; do
-  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench)" >&2; exit 2; }
+  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench, image)" >&2; exit 2; }
   want+=" ${sets[$s]}"
 done
 missing=""

@@ -25,7 +25,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kube-url", Usage: "API server URL (instead of a kubeconfig)", EnvVars: []string{"SHIPPER_KUBE_URL", "KUBE_URL"}},
 		&cli.StringFlag{Name: "kube-token", Usage: "bearer token (never printed)", EnvVars: []string{"SHIPPER_KUBE_TOKEN", "KUBE_TOKEN"}},
 		&cli.StringFlag{Name: "kube-ca-file", Usage: "PEM file of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA_FILE", "KUBE_CA_PEM_FILE"}},
-		&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
+		&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA, or the path of a file holding it (a GitLab File variable)", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
 		&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
 		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names and hosts", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_PATH_SLUG", "CI_PROJECT_NAME"}},
 		&cli.StringFlag{Name: "project-id", Usage: "GitLab project that owns the app: recorded on what shipper creates, and no other project's app is touched", EnvVars: []string{"SHIPPER_PROJECT_ID", "CI_PROJECT_ID"}},

@@ -110,7 +110,10 @@ func readIgnore(dir string) (*patternmatcher.PatternMatcher, error) {
 // lexical order (WalkDir's order), each with fixed owner and timestamp.
 func writeTree(tw *tar.Writer, spec layerSpec, ignore *patternmatcher.PatternMatcher) error {
 	root := strings.Trim(path.Clean(spec.workdir), "/")
-	parts := strings.Split(root, "/")
+	var parts []string // none for workdir "/": the context is the image's root
+	if root != "" {
+		parts = strings.Split(root, "/")
+	}
 	for i := range parts {
 		hdr := spec.header(strings.Join(parts[:i+1], "/")+"/", tar.TypeDir, 0o755)
 		if err := tw.WriteHeader(hdr); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/rest"
@@ -66,6 +67,13 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 			return nil, &UsageError{Input: "--kube-ca-file", Value: o.CAFile, Rule: "must be a readable PEM file"}
 		}
 		cfg.CAFile, cfg.CAData = o.CAFile, nil
+	}
+	if o.CAData != "" && !strings.Contains(o.CAData, "-----BEGIN") {
+		// A GitLab variable of type File (KUBE_CA_PEM as the GitLab agent
+		// and many setups define it) holds the path of a file with the PEM.
+		if b, err := os.ReadFile(o.CAData); err == nil {
+			o.CAData = string(b)
+		}
 	}
 	if o.CAData != "" {
 		if !x509.NewCertPool().AppendCertsFromPEM([]byte(o.CAData)) {

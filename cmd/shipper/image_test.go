@@ -1,0 +1,126 @@
+package main
+
+import (
+	"archive/tar"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// TestJobImage runs `make image`'s script twice into the harness's
+// registry: the same commit gives the same digest; the image has a shell
+// and shipper on its PATH, and both run (extracted from the pushed layers,
+// executed here: the job image is linux/amd64, as this machine).
+func TestJobImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds shipper and pushes an image")
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		t.Skip("busybox-static is not installed: hack/deps.sh image")
+	}
+	env := testenv.Get(t)
+	repo := env.Registry.Repository("tools/shipper")
+	build := func() string {
+		t.Helper()
+		cmd := exec.Command("hack/image.sh")
+		cmd.Dir = "../.."
+		cmd.Env = append(os.Environ(), "IMAGE="+repo, "VERSION=v0.0.0-test",
+			"SHIPPER_REGISTRY_USER="+env.Registry.Username, "SHIPPER_REGISTRY_PASSWORD="+env.Registry.Password)
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("hack/image.sh: %v\n%s", err, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	first, second := build(), build()
+	if first != second || !strings.Contains(first, "@sha256:") {
+		t.Fatalf("two builds of one commit: %s and %s, want one digest", first, second)
+	}
+	ref, err := name.ParseReference(first, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(ref, remote.WithAuth(&authn.Basic{Username: env.Registry.Username, Password: env.Registry.Password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cfg.Config.Cmd, []string{"/bin/sh"}) || len(cfg.Config.Entrypoint) != 0 || !slices.Contains(cfg.Config.Env, "PATH=/usr/local/bin:/usr/bin:/bin") {
+		t.Errorf("config: entrypoint %v cmd %v env %v; want no entrypoint, /bin/sh, PATH", cfg.Config.Entrypoint, cfg.Config.Cmd, cfg.Config.Env)
+	}
+	if cfg.Architecture != "amd64" || cfg.OS != "linux" {
+		t.Errorf("platform %s/%s, want linux/amd64", cfg.OS, cfg.Architecture)
+	}
+	// Extract the filesystem and run what a job runs.
+	root := t.TempDir()
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	var size int64
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(root, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = os.MkdirAll(p, 0o755)
+		case tar.TypeSymlink:
+			err = os.Symlink(h.Linkname, p)
+		case tar.TypeReg:
+			var f *os.File
+			if f, err = os.OpenFile(p, os.O_CREATE|os.O_WRONLY, os.FileMode(h.Mode)); err == nil {
+				var n int64
+				n, err = io.Copy(f, tr)
+				size += n
+				f.Close()
+			}
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(filepath.Join(root, "bin/sh"), "-c", "cat /dev/null && echo shell ok").CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "shell ok" {
+		t.Errorf("/bin/sh of the image: %v %s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(root, "usr/local/bin/shipper"), "version").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "v0.0.0-test") {
+		t.Errorf("shipper version in the image: %v %s", err, out)
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compressed int64
+	for _, l := range layers {
+		n, err := l.Size()
+		if err != nil {
+			t.Fatal(err)
+		}
+		compressed += n
+	}
+	t.Logf("job image %s: %.1f MiB of files, %.1f MiB compressed", first, float64(size)/(1<<20), float64(compressed)/(1<<20))
+}

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# image.sh builds shipper's GitLab job image with shipper itself, no Docker:
+# the static binary in /usr/local/bin on a base built here from Debian's
+# busybox-static (/bin/sh, cat and the other applets a job script uses, 2 MB),
+# or on the image BASE names. It is reproducible: the same commit gives the
+# same digest (Go builds are; file times are the commit's time, owners fixed).
+#
+#   IMAGE=registry.example.com/tools/shipper hack/image.sh   # make image IMAGE=...
+#   BASE=alpine:3.22 IMAGE=... hack/image.sh                 # on another base
+#
+# It pushes <IMAGE>:<short sha> and <IMAGE>:<version> and prints the
+# reference with its digest. Registry credentials: SHIPPER_REGISTRY_USER and
+# SHIPPER_REGISTRY_PASSWORD (CI_REGISTRY_USER/PASSWORD in GitLab), else the
+# Docker config. linux/amd64 only: package appends one layer to every
+# platform of a base, and the binary is built for this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+: "${IMAGE:?IMAGE= names the repository to push the job image to, e.g. IMAGE=registry.example.com/tools/shipper}"
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+sha=$(git rev-parse HEAD)
+when=$(git log -1 --format=%cI)
+
+make --no-print-directory build VERSION="$version" >&2
+
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root/usr/local/bin"
+cp bin/shipper "$root/usr/local/bin/shipper"
+base=scratch
+if [ -n "${BASE:-}" ]; then
+  base=$BASE
+else
+  [ -x /bin/busybox ] || { echo "image.sh: /bin/busybox is missing: hack/deps.sh image (apt-get install busybox-static)" >&2; exit 1; }
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+  cp /bin/busybox "$root/bin/busybox"
+  # The applets a GitLab job's shell and scripts use.
+  for a in sh cat env echo printf test [ true false ls mkdir rm cp mv ln chmod touch pwd id \
+           basename dirname readlink head tail grep sed tr cut sort uniq wc tee xargs find date sleep \
+           tar gzip; do
+    ln -s busybox "$root/bin/$a"
+  done
+  chmod 0777 "$root/tmp"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
+  printf 'root:x:0:\n' > "$root/etc/group"
+fi
+# Files are owned by root (uid 0) as in any base image; a job runs as root.
+bin/shipper package --context "$root" --workdir / --base "$base" --platform linux/amd64 \
+  --cmd /bin/sh --env PATH=/usr/local/bin:/usr/bin:/bin \
+  --image "$IMAGE" --sha "$sha" --commit-time "$when" --tag "$version" \
+  --source "${CI_PROJECT_URL:-https://github.com/shipper-dev/shipper}" "$@"

@@ -1,0 +1,45 @@
+package release
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestKubeCAFromPEMOrFile: KUBE_CA_PEM is PEM text, or (a GitLab variable
+// of type File) the path of a file holding it; anything else is refused.
+func TestKubeCAFromPEMOrFile(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	file := filepath.Join(t.TempDir(), "KUBE_CA_PEM")
+	if err := os.WriteFile(file, []byte(pemText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ca := range []string{pemText, file} {
+		cfg, err := KubeOptions{URL: "https://k8s.example.com:6443", CAData: ca}.RESTConfig()
+		if err != nil || string(cfg.CAData) != pemText {
+			t.Errorf("CA %.20q: %v, CAData %.30q; want the PEM", ca, err, cfg.CAData)
+		}
+	}
+	for _, bad := range []string{"not a certificate", filepath.Join(t.TempDir(), "missing")} {
+		if _, err := (KubeOptions{URL: "https://k8s.example.com:6443", CAData: bad}).RESTConfig(); !IsUsage(err) {
+			t.Errorf("CA %q: %v, want a usage error", bad, err)
+		}
+	}
+}
