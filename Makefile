@@ -58,9 +58,10 @@ demo: build ## the whole pipeline on a real local node, printed step by step (DE
 	hack/tools.sh $(NODE_TOOLS) kubectl
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
-e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README)
+e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README), and the example GitLab pipeline through gitlab-ci-local
 	hack/deps.sh test node
 	hack/tools.sh $(NODE_TOOLS)
+	hack/gitlab-ci-local.sh >/dev/null
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e
 
 devenv: ## just the control plane and registry the tests use, until Ctrl-C

@@ -266,12 +266,26 @@ func TestPipelineOnARealNode(t *testing.T) {
 			t.Fatalf("go build %v: %v\n%s", b, err, out)
 		}
 	}
+	// SHIPPER_E2E_RUN narrows the run to one part while working on it
+	// (gateway, ingress or gitlab-ci-local); make e2e runs them all.
+	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
+		if only != "" && only != r.name {
+			continue
+		}
 		c := base
 		c.router, c.app = r, r.app
 		t.Run(r.name, func(t *testing.T) {
 			say(t, "\n## the %s router: app %s, served on %s", r.name, r.app, c.addr())
 			pipeline(t, &c)
+		})
+	}
+	if only == "" || only == "gitlab-ci-local" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("gitlab-ci-local", func(t *testing.T) {
+			say(t, "\n## the example GitLab pipeline, run by gitlab-ci-local (ingress router)")
+			gitlabCILocal(t, &g)
 		})
 	}
 	if demo && os.Getenv("SHIPPER_DEMO_KEEP") != "" {

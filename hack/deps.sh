@@ -7,7 +7,7 @@ set -euo pipefail
 
 declare -A sets=(
   [test]="docker-registry make git ca-certificates"
-  [node]="containerd runc containernetworking-plugins iptables kmod iproute2"
+  [node]="containerd runc containernetworking-plugins iptables kmod iproute2 rsync"
   [bench]="time"
   [image]="busybox-static"
 )
