@@ -267,7 +267,8 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress or gitlab-ci-local); make e2e runs them all.
+	// (gateway, ingress, in-cluster or gitlab-ci-local); make e2e runs
+	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
 		if only != "" && only != r.name {
@@ -278,6 +279,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			say(t, "\n## the %s router: app %s, served on %s", r.name, r.app, c.addr())
 			pipeline(t, &c)
+		})
+	}
+	if only == "" || only == "in-cluster" {
+		g := base
+		g.router, g.app = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })], "hello-pod"
+		t.Run("in-cluster", func(t *testing.T) {
+			say(t, "\n## shipper as a pod: its job image, in-cluster configuration (ingress router)")
+			inCluster(t, &g)
 		})
 	}
 	if only == "" || only == "gitlab-ci-local" {

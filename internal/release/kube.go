@@ -30,6 +30,10 @@ type KubeOptions struct {
 	Log *slog.Logger
 }
 
+// serviceAccountToken is where a pod's ServiceAccount token is mounted,
+// the token file of rest.InClusterConfig.
+const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
 // RESTConfig builds the client configuration. Without a URL or a
 // kubeconfig it falls back to the in-cluster service account, then to
 // ~/.kube/config, as kubectl does.
@@ -56,6 +60,11 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 				return nil, &UsageError{Input: "cluster connection", Value: o.Kubeconfig, Rule: "set --kubeconfig (KUBECONFIG) or --kube-url with --kube-token (KUBE_URL, KUBE_TOKEN): " + err.Error()}
 			}
 		}
+	}
+	// client-go falls back to the pod's ServiceAccount when there is no
+	// kubeconfig (a GitLab Kubernetes executor's job pod): say so.
+	if o.Log != nil && o.Token == "" && cfg.BearerTokenFile == serviceAccountToken {
+		o.Log.Info("in-cluster configuration: the pod's ServiceAccount", "apiserver", cfg.Host)
 	}
 	if o.Token != "" {
 		cfg.BearerToken, cfg.BearerTokenFile = o.Token, ""

@@ -74,6 +74,11 @@ type apiserverConfig struct {
 	node bool
 	// port, when set, is the port to serve on (a restart keeps its port).
 	port int
+	// advertise, when set (a real node), is the host's address the
+	// apiserver also serves on and advertises as the kubernetes Service's
+	// endpoint, so pods reach it in-cluster (10.96.0.1 -> advertise:port);
+	// Node.guardAPIServer keeps other hosts out.
+	advertise string
 }
 
 // startAPIServer runs kube-apiserver with token authentication, RBAC, the
@@ -93,9 +98,13 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 		if c.port != 0 {
 			ports[0] = c.port
 		}
+		bind, advertise := "127.0.0.1", "127.0.0.1"
+		if c.advertise != "" {
+			bind, advertise = "0.0.0.0", c.advertise
+		}
 		args := []string{
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
+			"--bind-address=" + bind,
+			"--advertise-address=" + advertise,
 			"--secure-port=" + strconv.Itoa(ports[0]),
 			"--etcd-servers=" + c.etcdURL,
 			"--tls-cert-file=" + c.pki.ServerCert,

@@ -119,6 +119,9 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	}
 	if opts.Node {
 		acfg.disableAdmission, acfg.node = nil, true
+		if acfg.advertise, err = primaryIP(); err != nil {
+			return nil, err
+		}
 	}
 	apiserver, admin, err := startAPIServer(ctx, acfg)
 	if err != nil {
