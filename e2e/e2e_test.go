@@ -29,6 +29,8 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
+
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
@@ -67,10 +69,13 @@ type cluster struct {
 	// kubeconfig holds a token of deploy/rbac's ServiceAccount: the
 	// scenario runs with the least-privilege access, as a GitLab job does.
 	kubeconfig string
-	shipper    string
-	hello      string // context dir holding the hello binary
-	app        string
-	extra      []string // more variables, as a job of a branch pipeline has
+	// token is the same identity as KUBE_URL, KUBE_TOKEN and KUBE_CA_PEM
+	// give it in GitLab (the README's setup).
+	token   *rest.Config
+	shipper string
+	hello   string // context dir holding the hello binary
+	app     string
+	extra   []string // more variables, as a job of a branch pipeline has
 }
 
 func (c *cluster) vars(sha string) []string {
@@ -255,6 +260,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 	if err := testenv.WriteKubeconfig(c.kubeconfig, token, "shipper"); err != nil {
 		t.Fatal(err)
 	}
+	c.token = token
 	say(t, "kubectl apply -k deploy/rbac: shipper runs as ServiceAccount shipper-system/shipper")
 	for _, b := range [][]string{
 		{"-o", c.shipper, "../cmd/shipper"},

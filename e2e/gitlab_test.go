@@ -80,22 +80,32 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 		return strings.TrimSpace(string(out))
 	}
 	git("init", "-q", "-b", "main")
+	// The project's path, which gitlab-ci-local reads from the remote as
+	// GitLab sets it (CI_PROJECT_PATH_SLUG demo-gcl-hello names the app).
+	git("remote", "add", "origin", "https://gitlab.example.com/demo/gcl-hello.git")
 	git("add", "-A")
 	git("commit", "-q", "-m", "hello")
 
 	reg := c.env.Registry
+	// KUBE_CA_PEM as a CI/CD variable of type File: its value is a path.
+	caFile := filepath.Join(t.TempDir(), "KUBE_CA_PEM")
+	if err := os.WriteFile(caFile, c.token.CAData, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	vars := map[string]string{
 		// CI/CD variables of the project, as the README's GitLab setup
-		// says; the rest is what gitlab-ci-local predefines.
-		"KUBECONFIG":               c.kubeconfig,
-		"CI_REGISTRY_IMAGE":        reg.Repository("demo/gcl-hello"),
+		// says (the cluster as KUBE_URL, KUBE_TOKEN, KUBE_CA_PEM: no
+		// kubeconfig); the rest is what gitlab-ci-local predefines.
+		"KUBE_URL":                 c.token.Host,
+		"KUBE_TOKEN":               c.token.BearerToken,
+		"KUBE_CA_PEM":              caFile,
+		"CI_REGISTRY_IMAGE":        reg.Repository("demo/gcl-hello"), // GitLab's own registry's, here the harness's
 		"CI_REGISTRY_USER":         reg.Username,
 		"CI_REGISTRY_PASSWORD":     reg.Password,
 		"CI_DEPLOY_USER":           reg.Username,
 		"CI_DEPLOY_PASSWORD":       reg.Password,
 		"KUBE_INGRESS_BASE_DOMAIN": c.router.domain,
 		"SHIPPER_INGRESS_CLASS":    testenv.IngressClass,
-		"SHIPPER_APP":              "gcl-hello",
 		"SHIPPER_URL_SCHEME":       "http",
 		"SHIPPER_TIMEOUT":          "2m",
 	}
@@ -141,7 +151,7 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 	first := git("rev-parse", "--short=8", "HEAD")
 	run("--manual", "shipper:promote")
 	review := dotenv("shipper:review", "deploy.env", "SHIPPER_ALIAS_URL")
-	if want := "http://gcl-hello-main." + c.router.domain; review != want {
+	if want := "http://demo-gcl-hello-main." + c.router.domain; review != want {
 		t.Errorf("review environment URL %q, want the branch alias %q", review, want)
 	}
 	c.eventually(t, host(review), "/version", 200, first)
@@ -168,7 +178,7 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 	// The branch goes: its stop job takes the alias and the commit.
 	run("shipper:stop-review")
 	c.eventually(t, host(review), "/version", 404, "")
-	c.eventually(t, "gcl-hello-"+second+"."+c.router.domain, "/version", 404, "")
+	c.eventually(t, "demo-gcl-hello-"+second+"."+c.router.domain, "/version", 404, "")
 	c.eventually(t, host(prod), "/version", 200, first)
 }
 
