@@ -24,7 +24,7 @@ build: ## static shipper binary in bin/, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
 
 image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=registry/tools/shipper [BASE=alpine:3.22]
-	hack/deps.sh image
+	$(if $(BASE),,hack/deps.sh image)
 	hack/image.sh
 
 tools: ## build (once) the etcd, kube-apiserver and helm the tests run

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,7 +62,7 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 	files := map[string]string{
 		".gitlab-ci.yml": string(pipeline),
 		"go.mod":         "module hello\n\ngo 1.26\n",
-		".gitignore":     "dist/\n.gitlab-ci-local/\n*.ref\n*.env\n",
+		".gitignore":     "dist/\n.gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n*.ref\n*.env\n",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(repo, name), []byte(content), 0o644); err != nil {
@@ -110,13 +112,19 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 		"SHIPPER_TIMEOUT":          "2m",
 	}
 	bin := filepath.Dir(c.shipper)
+	// The variables go in gitlab-ci-local's variables file (mode 0600),
+	// not its command line, where any local user's ps would see them.
+	var yml strings.Builder
+	for k, v := range vars {
+		q, _ := json.Marshal(v) // a JSON string is a YAML string
+		fmt.Fprintf(&yml, "%s: %s\n", k, q)
+	}
+	if err := os.WriteFile(filepath.Join(repo, ".gitlab-ci-local-variables.yml"), []byte(yml.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	run := func(args ...string) {
 		t.Helper()
-		full := []string{"--force-shell-executor", "--no-color"}
-		for k, v := range vars {
-			full = append(full, "--variable", k+"="+v)
-		}
-		cmd := exec.Command(gcl, append(full, args...)...)
+		cmd := exec.Command(gcl, append([]string{"--force-shell-executor", "--no-color"}, args...)...)
 		cmd.Dir = repo
 		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 		start := time.Now()

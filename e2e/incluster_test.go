@@ -33,9 +33,11 @@ func inCluster(t *testing.T, c *cluster) {
 	build.Dir = ".."
 	build.Env = append(os.Environ(), "IMAGE="+reg.Repository("tools/shipper"),
 		"SHIPPER_REGISTRY_USER="+reg.Username, "SHIPPER_REGISTRY_PASSWORD="+reg.Password)
+	var stderr strings.Builder
+	build.Stderr = &stderr
 	out, err := build.Output()
 	if err != nil {
-		t.Fatalf("hack/image.sh: %v", err)
+		t.Fatalf("hack/image.sh: %v\n%s", err, stderr.String())
 	}
 	jobImage := strings.TrimSpace(string(out))
 	say(t, "\n$ make image IMAGE=%s\n%s", reg.Repository("tools/shipper"), jobImage)
@@ -109,7 +111,7 @@ func inCluster(t *testing.T, c *cluster) {
 		}
 		return string(b)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute) // two runs of SHIPPER_TIMEOUT=2m, and the pull
 	for {
 		j, err := cs.BatchV1().Jobs(ns).Get(ctx, job.Name, metav1.GetOptions{})
 		if err != nil {

@@ -9,7 +9,7 @@ declare -A sets=(
   [test]="docker-registry make git ca-certificates"
   [node]="containerd runc containernetworking-plugins iptables kmod iproute2 rsync"
   [bench]="time"
-  [image]="busybox-static"
+  [image]="busybox-static ca-certificates"
 )
 want=""
 for s in "$@"; do

@@ -2,8 +2,11 @@
 # image.sh builds shipper's GitLab job image with shipper itself, no Docker:
 # the static binary in /usr/local/bin on a base built here from Debian's
 # busybox-static (/bin/sh, cat and the other applets a job script uses, 2 MB),
-# or on the image BASE names. It is reproducible: the same commit gives the
-# same digest (Go builds are; file times are the commit's time, owners fixed).
+# or on the image BASE names, with the machine's CA bundle (Debian's
+# ca-certificates) for HTTPS registries. It is reproducible on a machine: the
+# same commit gives the same digest (Go builds are; file times are the
+# commit's, owners and modes fixed); another Go, busybox or CA bundle
+# version gives another.
 #
 #   IMAGE=registry.example.com/tools/shipper hack/image.sh   # make image IMAGE=...
 #   BASE=alpine:3.22 IMAGE=... hack/image.sh                 # on another base
@@ -15,6 +18,8 @@
 # platform of a base, and the binary is built for this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+umask 022            # the same modes whatever the caller's (GitLab's Docker executor: 0000)
+unset SOURCE_DATE_EPOCH # the commit's time, always
 
 : "${IMAGE:?IMAGE= names the repository to push the job image to, e.g. IMAGE=registry.example.com/tools/shipper}"
 version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
@@ -26,14 +31,18 @@ make --no-print-directory build VERSION="$version" >&2
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/local/bin"
-cp bin/shipper "$root/usr/local/bin/shipper"
+install -m 0755 bin/shipper "$root/usr/local/bin/shipper"
 base=scratch
 if [ -n "${BASE:-}" ]; then
   base=$BASE
 else
   [ -x /bin/busybox ] || { echo "image.sh: /bin/busybox is missing: hack/deps.sh image (apt-get install busybox-static)" >&2; exit 1; }
-  mkdir -p "$root/bin" "$root/tmp" "$root/etc"
+  mkdir -p "$root/bin" "$root/tmp" "$root/etc/ssl/certs"
   cp /bin/busybox "$root/bin/busybox"
+  chmod 0755 "$root/bin/busybox"
+  file=/etc/ssl/certs/ca-certificates.crt
+  [ -f $file ] || { echo "image.sh: $file is missing: apt-get install ca-certificates" >&2; exit 1; }
+  install -m 0644 $file "$root$file"
   # The applets a GitLab job's shell and scripts use.
   for a in sh cat env echo printf test [ true false ls mkdir rm cp mv ln chmod touch pwd id \
            basename dirname readlink head tail grep sed tr cut sort uniq wc tee xargs find date sleep \
@@ -48,4 +57,4 @@ fi
 bin/shipper package --context "$root" --workdir / --base "$base" --platform linux/amd64 \
   --cmd /bin/sh --env PATH=/usr/local/bin:/usr/bin:/bin \
   --image "$IMAGE" --sha "$sha" --commit-time "$when" --tag "$version" \
-  --source "${CI_PROJECT_URL:-https://github.com/shipper-dev/shipper}" "$@"
+  --source "${SHIPPER_SOURCE_URL:-https://github.com/shipper-dev/shipper}" "$@"

@@ -102,11 +102,24 @@ func TestJobImage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	out, err := exec.Command(filepath.Join(root, "bin/sh"), "-c", "cat /dev/null && echo shell ok").CombinedOutput()
+	for file, mode := range map[string]os.FileMode{"usr/local/bin/shipper": 0o755, "bin/busybox": 0o755, "etc/passwd": 0o644, "etc/ssl/certs/ca-certificates.crt": 0o644} {
+		if st, err := os.Stat(filepath.Join(root, file)); err != nil || st.Mode().Perm() != mode {
+			t.Errorf("/%s in the image: %v, mode %v; want %v", file, err, st.Mode().Perm(), mode)
+		}
+	}
+	// Run what a job runs, inside the image's filesystem when root may
+	// chroot (the applets are busybox's, statically linked).
+	run := func(args ...string) *exec.Cmd {
+		if os.Geteuid() == 0 {
+			return exec.Command("chroot", append([]string{root}, args...)...)
+		}
+		return exec.Command(filepath.Join(root, args[0]), args[1:]...)
+	}
+	out, err := run("/bin/sh", "-c", "cat /etc/passwd >/tmp/p && test -s /tmp/p && test -s /etc/ssl/certs/ca-certificates.crt && echo shell ok").CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "shell ok" {
 		t.Errorf("/bin/sh of the image: %v %s", err, out)
 	}
-	out, err = exec.Command(filepath.Join(root, "usr/local/bin/shipper"), "version").CombinedOutput()
+	out, err = run("/usr/local/bin/shipper", "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "v0.0.0-test") {
 		t.Errorf("shipper version in the image: %v %s", err, out)
 	}

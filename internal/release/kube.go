@@ -80,9 +80,11 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 	if o.CAData != "" && !strings.Contains(o.CAData, "-----BEGIN") {
 		// A GitLab variable of type File (KUBE_CA_PEM as the GitLab agent
 		// and many setups define it) holds the path of a file with the PEM.
-		if b, err := os.ReadFile(o.CAData); err == nil {
-			o.CAData = string(b)
+		b, err := os.ReadFile(o.CAData)
+		if err != nil {
+			return nil, &UsageError{Input: "--kube-ca", Value: "(not PEM text)", Rule: "must be PEM text, or the path of a readable PEM file (a GitLab File variable): " + err.Error()}
 		}
+		o.CAData = string(b)
 	}
 	if o.CAData != "" {
 		if !x509.NewCertPool().AppendCertsFromPEM([]byte(o.CAData)) {

@@ -33,8 +33,10 @@ func TestKubeCAFromPEMOrFile(t *testing.T) {
 	}
 	for _, ca := range []string{pemText, file} {
 		cfg, err := KubeOptions{URL: "https://k8s.example.com:6443", CAData: ca}.RESTConfig()
-		if err != nil || string(cfg.CAData) != pemText {
-			t.Errorf("CA %.20q: %v, CAData %.30q; want the PEM", ca, err, cfg.CAData)
+		if err != nil {
+			t.Errorf("CA %.20q: %v", ca, err)
+		} else if string(cfg.CAData) != pemText {
+			t.Errorf("CA %.20q: CAData %.30q, want the PEM", ca, cfg.CAData)
 		}
 	}
 	for _, bad := range []string{"not a certificate", filepath.Join(t.TempDir(), "missing")} {

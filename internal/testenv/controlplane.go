@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -77,8 +78,48 @@ type apiserverConfig struct {
 	// advertise, when set (a real node), is the host's address the
 	// apiserver also serves on and advertises as the kubernetes Service's
 	// endpoint, so pods reach it in-cluster (10.96.0.1 -> advertise:port);
-	// Node.guardAPIServer keeps other hosts out.
+	// guardAPIServer keeps other hosts out.
 	advertise string
+}
+
+// guardComment marks the firewall rules that keep other hosts off the
+// apiserver of a real node; a run killed before its tear-down leaves them,
+// and the next one removes every rule so marked.
+const guardComment = "shipper-testenv-apiserver"
+
+// guardAPIServer keeps the apiserver, which serves on every address of the
+// host (IPv4 and IPv6) so that pods reach it in-cluster, to this host and
+// its pods: a connection to port from anywhere else is dropped. Installed
+// before the apiserver starts; Env.Stop removes it (removeGuards) once
+// the apiserver has stopped.
+func guardAPIServer(port int) error {
+	removeGuards()
+	_, ipv6 := os.Stat("/proc/net/if_inet6")
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		err := sh(ipt, "-I", "INPUT", "-p", "tcp", "--dport", strconv.Itoa(port), "!", "-i", bridgeName,
+			"-m", "addrtype", "!", "--src-type", "LOCAL", "-m", "comment", "--comment", guardComment, "-j", "DROP")
+		if err != nil && (ipt == "iptables" || ipv6 == nil) {
+			removeGuards()
+			return fmt.Errorf("guarding the apiserver's port: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeGuards deletes every rule guardAPIServer added, this run's or a
+// killed one's.
+func removeGuards() {
+	for _, ipt := range []string{"iptables", "ip6tables"} {
+		out, err := exec.Command(ipt, "-S", "INPUT").Output()
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if rule, ok := strings.CutPrefix(l, "-A "); ok && strings.Contains(l, guardComment) {
+				_ = exec.Command("sh", "-c", ipt+" -D "+rule).Run()
+			}
+		}
+	}
 }
 
 // startAPIServer runs kube-apiserver with token authentication, RBAC, the
@@ -101,6 +142,9 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 		bind, advertise := "127.0.0.1", "127.0.0.1"
 		if c.advertise != "" {
 			bind, advertise = "0.0.0.0", c.advertise
+			if err := guardAPIServer(ports[0]); err != nil {
+				return nil, nil, err
+			}
 		}
 		args := []string{
 			"--bind-address=" + bind,
@@ -121,6 +165,10 @@ func startAPIServer(ctx context.Context, c apiserverConfig) (*process, *rest.Con
 		}
 		if c.node {
 			args = append(args, "--kubelet-preferred-address-types=InternalIP", "--enable-admission-plugins=NodeRestriction")
+		}
+		if c.advertise != "" {
+			// Served beyond loopback: every request needs a token.
+			args = append(args, "--anonymous-auth=false")
 		}
 		if len(c.disableAdmission) > 0 {
 			args = append(args, "--disable-admission-plugins="+strings.Join(c.disableAdmission, ","))

@@ -162,6 +162,9 @@ func (e *Env) Stop() {
 	for i := len(e.procs) - 1; i >= 0; i-- {
 		e.procs[i].stop(250 * time.Millisecond)
 	}
+	if e.procs != nil && e.apiserverConfig.advertise != "" {
+		removeGuards() // once the apiserver is gone
+	}
 	e.procs = nil
 	if e.Dir != "" {
 		_ = os.RemoveAll(e.Dir)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -97,9 +96,6 @@ func startNode(ctx context.Context, e *Env, p *pki) (_ *Node, err error) {
 	if err := n.setupNetwork(); err != nil {
 		return nil, fmt.Errorf("host network: %w", err)
 	}
-	if err := n.guardAPIServer(e.admin.Host); err != nil {
-		return nil, fmt.Errorf("host network: %w", err)
-	}
 	if err := n.startContainerd(ctx, e.Registry); err != nil {
 		return nil, err
 	}
@@ -156,22 +152,6 @@ func primaryIP() (string, error) {
 
 // setupNetwork enables forwarding, creates the bridge before any pod, and
 // keeps every private address on this machine.
-// guardAPIServer keeps the apiserver, which serves on every address of the
-// host so that pods reach it in-cluster, to this host and its pods: a
-// connection to its port from anywhere else is dropped.
-func (n *Node) guardAPIServer(host string) error {
-	u, err := url.Parse(host)
-	if err != nil {
-		return err
-	}
-	rule := []string{"INPUT", "-p", "tcp", "--dport", u.Port(), "!", "-i", bridgeName, "-m", "addrtype", "!", "--src-type", "LOCAL", "-j", "DROP"}
-	if err := sh("iptables", append([]string{"-I"}, rule...)...); err != nil {
-		return err
-	}
-	n.undo = append(n.undo, func() { _ = sh("iptables", append([]string{"-D"}, rule...)...) })
-	return nil
-}
-
 func (n *Node) setupNetwork() error {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	if err != nil {
