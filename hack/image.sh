@@ -11,11 +11,14 @@
 #   IMAGE=registry.example.com/tools/shipper hack/image.sh   # make image IMAGE=...
 #   BASE=alpine:3.22 IMAGE=... hack/image.sh                 # on another base
 #
+# On a BASE it builds for ARCHS (default "amd64 arm64"; the base must have
+# them all): one index, a binary per architecture. The busybox base built
+# here is this machine's architecture only (linux/amd64).
+#
 # It pushes <IMAGE>:<short sha> and <IMAGE>:<version> and prints the
 # reference with its digest. Registry credentials: SHIPPER_REGISTRY_USER and
 # SHIPPER_REGISTRY_PASSWORD (CI_REGISTRY_USER/PASSWORD in GitLab), else the
-# Docker config. linux/amd64 only: package appends one layer to every
-# platform of a base, and the binary is built for this machine.
+# Docker config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 umask 022            # the same modes whatever the caller's (GitLab's Docker executor: 0000)
@@ -26,15 +29,22 @@ version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo de
 sha=$(git rev-parse HEAD)
 when=$(git log -1 --format=%cI)
 
-make --no-print-directory build VERSION="$version" >&2
-
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
-mkdir -p "$root/usr/local/bin"
-install -m 0755 bin/shipper "$root/usr/local/bin/shipper"
+trap 'rm -rf "$root" "$root.arch"' EXIT
+mkdir -p "$root/usr/local/bin" "$root.arch"
 base=scratch
+platforms=(--platform linux/amd64)
 if [ -n "${BASE:-}" ]; then
   base=$BASE
+  platforms=()
+  for arch in ${ARCHS:-amd64 arm64}; do
+    platforms+=(--platform "linux/$arch")
+    [ "$arch" = amd64 ] && continue
+    mkdir -p "$root.arch/$arch/usr/local/bin"
+    GOARCH=$arch make --no-print-directory build VERSION="$version" >&2
+    install -m 0755 bin/shipper "$root.arch/$arch/usr/local/bin/shipper"
+    platforms+=(--platform-context "linux/$arch=$root.arch/$arch")
+  done
 else
   [ -x /bin/busybox ] || { echo "image.sh: /bin/busybox is missing: hack/deps.sh image (apt-get install busybox-static)" >&2; exit 1; }
   mkdir -p "$root/bin" "$root/tmp" "$root/etc/ssl/certs"
@@ -53,8 +63,10 @@ else
   printf 'root:x:0:0:root:/root:/bin/sh\n' > "$root/etc/passwd"
   printf 'root:x:0:\n' > "$root/etc/group"
 fi
+make --no-print-directory build VERSION="$version" >&2 # this machine's (amd64), last: it runs package
+install -m 0755 bin/shipper "$root/usr/local/bin/shipper"
 # Files are owned by root (uid 0) as in any base image; a job runs as root.
-bin/shipper package --context "$root" --workdir / --base "$base" --platform linux/amd64 \
+bin/shipper package --context "$root" --workdir / --base "$base" "${platforms[@]}" \
   --cmd /bin/sh --env PATH=/usr/local/bin:/usr/bin:/bin \
   --image "$IMAGE" --sha "$sha" --commit-time "$when" --tag "$version" \
   --source "${SHIPPER_SOURCE_URL:-https://github.com/shipper-dev/shipper}" "$@"

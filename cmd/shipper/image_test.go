@@ -2,6 +2,7 @@ package main
 
 import (
 	"archive/tar"
+	binenc "encoding/binary"
 	"io"
 	"os"
 	"os/exec"
@@ -12,8 +13,12 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
@@ -31,12 +36,12 @@ func TestJobImage(t *testing.T) {
 	}
 	env := testenv.Get(t)
 	repo := env.Registry.Repository("tools/shipper")
-	build := func() string {
+	build := func(extra ...string) string {
 		t.Helper()
 		cmd := exec.Command("hack/image.sh")
 		cmd.Dir = "../.."
-		cmd.Env = append(os.Environ(), "IMAGE="+repo, "VERSION=v0.0.0-test",
-			"SHIPPER_REGISTRY_USER="+env.Registry.Username, "SHIPPER_REGISTRY_PASSWORD="+env.Registry.Password)
+		cmd.Env = append(append(os.Environ(), "IMAGE="+repo, "VERSION=v0.0.0-test",
+			"SHIPPER_REGISTRY_USER="+env.Registry.Username, "SHIPPER_REGISTRY_PASSWORD="+env.Registry.Password), extra...)
 		out, err := cmd.Output()
 		if err != nil {
 			var stderr []byte
@@ -136,4 +141,73 @@ func TestJobImage(t *testing.T) {
 		compressed += n
 	}
 	t.Logf("job image %s: %.1f MiB of files, %.1f MiB compressed", first, float64(size)/(1<<20), float64(compressed)/(1<<20))
+
+	// On a base with two platforms (as alpine has): one index, a shipper
+	// binary per architecture.
+	auth := remote.WithAuth(&authn.Basic{Username: env.Registry.Username, Password: env.Registry.Password})
+	baseIdx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range []string{"amd64", "arm64"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cf, _ := img.ConfigFile()
+		cf = cf.DeepCopy()
+		cf.OS, cf.Architecture = "linux", arch
+		if img, err = mutate.ConfigFile(img, cf); err != nil {
+			t.Fatal(err)
+		}
+		baseIdx = mutate.AppendManifests(baseIdx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	baseRef, _ := name.ParseReference(env.Registry.Repository("base/two")+":1", name.Insecure)
+	if err := remote.WriteIndex(baseRef, baseIdx, auth); err != nil {
+		t.Fatal(err)
+	}
+	multi, err := name.ParseReference(build("BASE="+baseRef.String()), name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Index(multi, auth)
+	if err != nil {
+		t.Fatalf("the job image on a two-platform base is no index: %v", err)
+	}
+	im, _ := idx.IndexManifest()
+	machines := map[string]uint16{}
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := img.Layers()
+		machines[m.Platform.Architecture] = elfMachine(t, layers[len(layers)-1], "usr/local/bin/shipper")
+	}
+	// ELF e_machine: 62 x86-64, 183 AArch64.
+	if machines["amd64"] != 62 || machines["arm64"] != 183 || len(machines) != 2 {
+		t.Errorf("shipper binaries by platform (ELF machine) %v, want amd64: 62, arm64: 183", machines)
+	}
+}
+
+// elfMachine is the ELF e_machine of file in layer l.
+func elfMachine(t *testing.T, l v1.Layer, file string) uint16 {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("%s not in the layer: %v", file, err)
+		}
+		if h.Name != file {
+			continue
+		}
+		head := make([]byte, 20)
+		if _, err := io.ReadFull(tr, head); err != nil || string(head[1:4]) != "ELF" {
+			t.Fatalf("%s is no ELF file: %v", file, err)
+		}
+		return binenc.LittleEndian.Uint16(head[18:20])
+	}
 }

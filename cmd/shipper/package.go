@@ -36,6 +36,7 @@ Example (GitLab CI sets every default from its variables):
 			&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
 			&cli.IntFlag{Name: "port", Usage: "port the app listens on", EnvVars: []string{"SHIPPER_PORT"}},
 			&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
+			&cli.StringSliceFlag{Name: "platform-context", Usage: "os/arch=DIR: that platform's app comes from DIR instead of --context (a binary per architecture; repeatable)"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
 			&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
 			&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
@@ -70,9 +71,17 @@ func runPackage(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	platformContexts := map[string]string{}
+	for _, pc := range c.StringSlice("platform-context") {
+		p, dir, ok := strings.Cut(pc, "=")
+		if !ok || p == "" || dir == "" {
+			return usageErrorf("--platform-context %q: must be os/arch=DIR, like linux/arm64=build/arm64", pc)
+		}
+		platformContexts[p] = dir
+	}
 	spec := image.Spec{
 		Context: c.String("context"), Workdir: c.String("workdir"), Base: c.String("base"),
-		Platforms: commaList(c.StringSlice("platform")), Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
+		Platforms: commaList(c.StringSlice("platform")), PlatformContexts: platformContexts, Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
 		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
 		SHA: sha, ShortSHA: short, Source: c.String("source"), Created: created,
 	}

@@ -40,6 +40,11 @@ type Spec struct {
 	// Platforms narrows a multi-platform base ("linux/amd64"); for Scratch
 	// it says which platforms to produce (default linux/amd64).
 	Platforms []string
+	// PlatformContexts replaces Context for the platforms it names
+	// ("linux/arm64": a directory holding the arm64 build), so one index
+	// carries a binary per architecture. Each must name a platform the
+	// image has.
+	PlatformContexts map[string]string
 
 	Entrypoint, Cmd []string
 	User            string
@@ -125,6 +130,8 @@ type Artifact struct {
 	Image v1.Image
 	Index v1.ImageIndex
 	layer *fileLayer
+	// platformLayers are the layers of Spec.PlatformContexts, by platform.
+	platformLayers map[string]*fileLayer
 }
 
 // Digest is the digest of the image manifest or index.
@@ -135,12 +142,20 @@ func (a *Artifact) Digest() (v1.Hash, error) {
 	return a.Image.Digest()
 }
 
-// Close removes the temporary layer file.
+// Close removes the temporary layer files.
 func (a *Artifact) Close() error {
-	if a.layer == nil {
-		return nil
+	var first error
+	for _, l := range a.platformLayers {
+		if err := l.remove(); err != nil && first == nil {
+			first = err
+		}
 	}
-	return a.layer.remove()
+	if a.layer != nil {
+		if err := a.layer.remove(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // Build turns the spec into an image: the base plus one layer holding the
@@ -159,7 +174,25 @@ func Build(ctx context.Context, s Spec, o Options) (*Artifact, error) {
 		return nil, fmt.Errorf("packing %s: %w", s.Context, err)
 	}
 	o.log().Info("packed app layer", "context", s.Context, "bytes", layer.size, "digest", layer.digest.String(), "seconds", time.Since(start).Seconds())
-	art := &Artifact{layer: layer}
+	art := &Artifact{layer: layer, platformLayers: map[string]*fileLayer{}}
+	for key, dir := range s.PlatformContexts {
+		ps, err := parsePlatforms([]string{key})
+		if err != nil || len(ps) != 1 {
+			art.Close()
+			return nil, &InputError{Path: "platform context " + key, Err: errors.New("must be os/arch[/variant]=DIR, like linux/arm64=build/arm64")}
+		}
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			art.Close()
+			return nil, &InputError{Path: dir, Err: errors.New("build context of " + key + " must be a readable directory")}
+		}
+		l, err := buildLayer(layerSpec{dir: dir, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created})
+		if err != nil {
+			art.Close()
+			return nil, fmt.Errorf("packing %s: %w", dir, err)
+		}
+		art.platformLayers[platformKey(ps[0])] = l
+		o.log().Info("packed app layer", "platform", key, "context", dir, "bytes", l.size, "digest", l.digest.String())
+	}
 	if err := assemble(ctx, s, o, art); err != nil {
 		art.Close()
 		return nil, err
@@ -263,6 +296,15 @@ func assemble(ctx context.Context, s Spec, o Options, art *Artifact) error {
 	return finish(s, art, imgs, baseName(ref), desc.Digest)
 }
 
+// platformKey is p as os/arch[/variant], the key of PlatformContexts.
+func platformKey(p v1.Platform) string {
+	k := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		k += "/" + p.Variant
+	}
+	return k
+}
+
 type platformImage struct {
 	img        v1.Image
 	platform   v1.Platform
@@ -273,12 +315,22 @@ type platformImage struct {
 // them in an index when there is more than one, or the base was an index.
 func finish(s Spec, art *Artifact, imgs []platformImage, base string, indexDigest v1.Hash) error {
 	var out []platformImage
+	used := map[string]bool{}
 	for _, pi := range imgs {
-		img, err := appendApp(s, art.layer, pi.img, base, pi.baseDigest)
+		layer := art.layer
+		if l, ok := art.platformLayers[platformKey(pi.platform)]; ok {
+			layer, used[platformKey(pi.platform)] = l, true
+		}
+		img, err := appendApp(s, layer, pi.img, base, pi.baseDigest)
 		if err != nil {
 			return err
 		}
 		out = append(out, platformImage{img: img, platform: pi.platform})
+	}
+	for key := range art.platformLayers {
+		if !used[key] {
+			return &InputError{Path: "platform context " + key, Err: errors.New("names a platform the image does not have (see --platform and the base's platforms)")}
+		}
 	}
 	if len(out) == 1 && indexDigest == (v1.Hash{}) {
 		art.Image = out[0].img

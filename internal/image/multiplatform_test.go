@@ -1,7 +1,9 @@
 package image_test
 
 import (
+	"archive/tar"
 	"context"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -146,4 +148,75 @@ func TestMultiPlatformBase(t *testing.T) {
 	if _, err := image.Build(ctx, s, opts(reg)); err == nil {
 		t.Error("a platform the base lacks gave no error")
 	}
+}
+
+// TestPlatformContexts: a binary per architecture in one index: the arm64
+// image's app layer comes from its own context, the amd64 one from
+// --context; a context for a platform the image lacks is refused.
+func TestPlatformContexts(t *testing.T) {
+	env := testenv.Get(t)
+	reg := env.Registry
+	ctx := context.Background()
+	base := pushTwoPlatformBase(t, reg)
+	arm := t.TempDir()
+	if err := os.WriteFile(arm+"/arch", []byte("arm64\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := spec(appTree(t))
+	s.Base, s.PlatformContexts = base, map[string]string{"linux/arm64": arm}
+	art, err := image.Build(ctx, s, opts(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer art.Close()
+	im, err := art.Index.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range im.Manifests {
+		img, err := art.Index.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers, _ := img.Layers()
+		files := layerFiles(t, layers[len(layers)-1])
+		_, hasArch := files["app/arch"]
+		if want := m.Platform.Architecture == "arm64"; hasArch != want || len(files) < 2 {
+			t.Errorf("%s app layer %v: app/arch present %t, want %t", m.Platform, keys(files), hasArch, want)
+		}
+	}
+	s.PlatformContexts = map[string]string{"linux/s390x": arm}
+	if _, err := image.Build(ctx, s, opts(reg)); err == nil || !strings.Contains(err.Error(), "does not have") {
+		t.Errorf("a context for a platform the base lacks: %v, want refused", err)
+	}
+}
+
+// layerFiles lists the entries of a layer, by name.
+func layerFiles(t *testing.T, l v1.Layer) map[string]bool {
+	t.Helper()
+	rc, err := l.Uncompressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	out := map[string]bool{}
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[strings.TrimSuffix(h.Name, "/")] = true
+	}
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }
