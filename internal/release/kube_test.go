@@ -45,3 +45,50 @@ func TestKubeCAFromPEMOrFile(t *testing.T) {
 		}
 	}
 }
+
+// TestKubeContextAndCAFile: KUBE_CONTEXT picks a context of the kubeconfig
+// (the GitLab agent for Kubernetes writes one per agent), and
+// KUBE_CA_PEM_FILE names the CA file; a missing CA file is bad input.
+func TestKubeContextAndCAFile(t *testing.T) {
+	dir := t.TempDir()
+	kubeconfig := filepath.Join(dir, "config")
+	err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters:
+- name: a
+  cluster: {server: "https://a.example.com:6443"}
+- name: b
+  cluster: {server: "https://b.example.com:6443"}
+users:
+- name: u
+  user: {token: "not-shown"}
+contexts:
+- name: group/project:agent-a
+  context: {cluster: a, user: u}
+- name: group/project:agent-b
+  context: {cluster: b, user: u}
+current-context: group/project:agent-a
+`), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ctx, host := range map[string]string{"": "https://a.example.com:6443", "group/project:agent-b": "https://b.example.com:6443"} {
+		cfg, err := KubeOptions{Kubeconfig: kubeconfig, Context: ctx}.RESTConfig()
+		if err != nil {
+			t.Errorf("context %q: %v", ctx, err)
+		} else if cfg.Host != host {
+			t.Errorf("context %q: host %s, want %s", ctx, cfg.Host, host)
+		}
+	}
+	ca := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := KubeOptions{Kubeconfig: kubeconfig, CAFile: ca}.RESTConfig()
+	if err != nil || cfg.CAFile != ca {
+		t.Errorf("CA file: %v, %+v", err, cfg)
+	}
+	if _, err := (KubeOptions{Kubeconfig: kubeconfig, CAFile: filepath.Join(dir, "missing")}).RESTConfig(); !IsUsage(err) {
+		t.Errorf("missing CA file: %v, want a usage error", err)
+	}
+}
