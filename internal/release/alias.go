@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -81,19 +82,26 @@ func (c *Configuration) aliasPlan(ctx context.Context, n Names, hosts Hosts, use
 }
 
 // commitTime is when commit n was made, as its namespace records it
-// (AnnotationCommitTime), else when it was first deployed
-// (AnnotationFirstDeploy, else the namespace's creation).
+// (commitTimeOf).
 func (c *Configuration) commitTime(ctx context.Context, n Names) (time.Time, error) {
 	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
 	if err != nil {
 		return time.Time{}, fmt.Errorf("reading namespace %q: %w", n.Namespace, err)
 	}
+	return commitTimeOf(ns), nil
+}
+
+// commitTimeOf orders a commit among its branch's, from its namespace:
+// the commit time (AnnotationCommitTime), else when it was first deployed
+// (AnnotationFirstDeploy, else the namespace's creation). Alias moves and
+// prune's --keep use it both.
+func commitTimeOf(ns *corev1.Namespace) time.Time {
 	for _, a := range []string{AnnotationCommitTime, AnnotationFirstDeploy} {
 		if t, err := time.Parse(time.RFC3339Nano, ns.Annotations[a]); err == nil {
-			return t, nil
+			return t
 		}
 	}
-	return ns.CreationTimestamp.Time, nil
+	return ns.CreationTimestamp.Time
 }
 
 // moveAlias points n.Ref's alias at commit n when n is at least as new as

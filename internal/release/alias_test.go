@@ -44,26 +44,7 @@ func (f *deployFixture) deployBranch(t *testing.T, sha, ref string, when time.Ti
 // each checked to route the alias host to its own namespace's Service.
 func (f *deployFixture) aliasIngresses(t *testing.T, ref string) []string {
 	t.Helper()
-	list, err := f.cs.NetworkingV1().Ingresses("").List(context.Background(), metav1.ListOptions{
-		LabelSelector: "shipper.dev/role=alias,shipper.dev/app=" + f.app,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, ing := range list.Items {
-		if ing.Name != f.app+"-ref-"+ref {
-			continue
-		}
-		out = append(out, ing.Namespace)
-		if got, want := ing.Spec.Rules[0].Host, f.app+"-"+ref+".preview.example.com"; got != want {
-			t.Errorf("alias Ingress in %s routes host %q, want %q", ing.Namespace, got, want)
-		}
-		if got := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name; got != ing.Namespace {
-			t.Errorf("alias Ingress in %s routes to Service %q, want its namespace's", ing.Namespace, got)
-		}
-	}
-	return out
+	return f.routeIngresses(t, release.RoleAlias, f.app+"-ref-"+ref, f.app+"-"+ref+".preview.example.com")
 }
 
 // deleteCommit deletes sha; with a ref, as that branch's stop job does

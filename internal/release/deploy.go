@@ -106,10 +106,13 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	}
 	if ap != nil && d.Wait {
 		// What the alias move will need, checked before anything of the
-		// commit changes: the production namespace this project's, and
-		// on the gateway router the Gateway (and the alias route on it).
-		if err := d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
-			return nil, err
+		// commit changes: the production namespace this project's
+		// (requireRoutable made it already for a ReferenceGrant), and on
+		// the gateway router the Gateway (and the alias route on it).
+		if !p.hasReferenceGrant() {
+			if err := d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
+				return nil, err
+			}
 		}
 		if d.cfg.router() == RouterGateway {
 			if err := d.cfg.requireGateway(ctx, n.asAlias()); err != nil {

@@ -51,23 +51,35 @@ func (f *deployFixture) promote(t *testing.T, sha string, mutate ...func(*releas
 	return p.Run(context.Background(), n)
 }
 
-// liveIngress returns the namespaces holding the app's production Ingress.
+// productionIngresses returns the namespaces holding the app's production
+// Ingress.
 func (f *deployFixture) productionIngresses(t *testing.T) []string {
 	t.Helper()
+	return f.routeIngresses(t, release.RoleProduction, f.app+"-production", f.app+".example.com")
+}
+
+// routeIngresses returns the namespaces holding the app's Ingress name of
+// role (production, alias), each checked to route host to its own
+// namespace's Service.
+func (f *deployFixture) routeIngresses(t *testing.T, role, name, host string) []string {
+	t.Helper()
 	list, err := f.cs.NetworkingV1().Ingresses("").List(context.Background(), metav1.ListOptions{
-		LabelSelector: "shipper.dev/role=production,shipper.dev/app=" + f.app,
+		LabelSelector: "shipper.dev/role=" + role + ",shipper.dev/app=" + f.app,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out []string
 	for _, ing := range list.Items {
-		out = append(out, ing.Namespace)
-		if got, want := ing.Spec.Rules[0].Host, f.app+".example.com"; got != want {
-			t.Errorf("production Ingress in %s routes host %q, want %q", ing.Namespace, got, want)
+		if ing.Name != name {
+			continue
 		}
-		if got, want := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name, ing.Namespace; got != want {
-			t.Errorf("production Ingress in %s routes to Service %q, want %q", ing.Namespace, got, want)
+		out = append(out, ing.Namespace)
+		if got := ing.Spec.Rules[0].Host; got != host {
+			t.Errorf("%s Ingress in %s routes host %q, want %q", role, ing.Namespace, got, host)
+		}
+		if got := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service.Name; got != ing.Namespace {
+			t.Errorf("%s Ingress in %s routes to Service %q, want its namespace's", role, ing.Namespace, got)
 		}
 	}
 	return out

@@ -181,12 +181,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 		if r, ok := app.latest[ns.Name]; ok {
 			c.item.Updated, c.item.version = r.Created, r.Version
 		}
-		c.when = ns.CreationTimestamp.Time
-		for _, a := range []string{AnnotationFirstDeploy, AnnotationCommitTime} { // the latter wins
-			if t, err := time.Parse(time.RFC3339Nano, ns.Annotations[a]); err == nil {
-				c.when = t
-			}
-		}
+		c.when = commitTimeOf(&ns)
 		commits = append(commits, c)
 	}
 	sort.Slice(commits, func(i, j int) bool {
