@@ -36,13 +36,33 @@ Example:
 			&cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}},
 		}, registryFlags(), []cli.Flag{
 			&cli.StringSliceFlag{Name: "env", Usage: "plain (non-secret) environment variable NAME=VALUE of the app (repeatable); secrets come from --secret-prefix variables"},
-			&cli.StringFlag{Name: "secret-prefix", Value: "K8S_SECRET_", Usage: "variables NAME with this prefix become the app's secret environment (a Secret, never chart values or output)", EnvVars: []string{"SHIPPER_SECRET_PREFIX"}},
+			secretPrefixFlag("variables NAME with this prefix become the app's secret environment (a Secret, never chart values or output)"),
 			waitFlag("wait until the Deployment is available (and, on the gateway router, its route accepted)"),
 			dotenvFlag(),
 		}, verifyFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
 	}
+}
+
+func secretPrefixFlag(usage string) cli.Flag {
+	return &cli.StringFlag{Name: "secret-prefix", Value: "K8S_SECRET_", Usage: usage, EnvVars: []string{"SHIPPER_SECRET_PREFIX"}}
+}
+
+// drainDelayFlag is promote's and rollback's.
+func drainDelayFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "drain-delay", Value: release.DefaultDrainDelay, Usage: "how long the outgoing commit keeps its production size after the switch before it returns to its preview size (0: at once)", EnvVars: []string{"SHIPPER_DRAIN_DELAY"}}
+}
+
+// productionSecrets are the production environment's secret variables,
+// as the promote or rollback job sees them.
+func productionSecrets(c *cli.Context) (map[string]string, string, error) {
+	prefix := c.String("secret-prefix")
+	if prefix == "" {
+		return nil, "", nil
+	}
+	s := secretsFromEnv(os.Environ(), prefix)
+	return s, prefix, release.CheckSecretNames(s, prefix)
 }
 
 func dotenvFlag() cli.Flag {

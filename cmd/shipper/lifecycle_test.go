@@ -79,7 +79,8 @@ func gitlabEnv(t *testing.T, env *testenv.Env, appName, sha string) map[string]s
 		"KUBE_CA_PEM":              string(ca),
 		"KUBE_INGRESS_BASE_DOMAIN": "example.com",
 		"SHIPPER_CONTEXT":          t.TempDir(),
-		"SHIPPER_WAIT":             "false", // no pods run in this harness
+		"SHIPPER_ENTRYPOINT":       "/app/server", // the app is a binary: nothing to detect
+		"SHIPPER_WAIT":             "false",       // no pods run in this harness
 	}
 }
 

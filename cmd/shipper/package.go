@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -21,16 +22,22 @@ func packageCommand() *cli.Command {
 Example (GitLab CI sets every default from its variables):
    shipper package --context . --image registry.example.com/group/app \
      --sha 7c77eb36 --entrypoint /app/server --port 8080
-   # stdout: registry.example.com/group/app:7c77eb36@sha256:...`,
+   # stdout: registry.example.com/group/app:7c77eb36@sha256:...
+
+Without --entrypoint and --cmd, a Node.js, PHP, Python or Ruby app's command
+and base are detected from its files (package.json; composer.json, index.php;
+requirements.txt, pyproject.toml, app.py; Gemfile, config.ru, app.rb):
+   shipper package --context . --image registry.example.com/group/app --sha 7c77eb36
+   # stderr: detected app kind=node cmd=["node","server.js"] base=node:22-alpine ...`,
 		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
 			&cli.StringFlag{Name: "image", Usage: "repository to push to; the tag is the short SHA", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
 		}, commitFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
 			&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
-			&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch", EnvVars: []string{"SHIPPER_BASE"}},
+			&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch; a detected app's default is its kind's official image, like node:22-alpine", EnvVars: []string{"SHIPPER_BASE"}},
 			&cli.StringFlag{Name: "workdir", Value: "/app", Usage: "where the app lands in the image", EnvVars: []string{"SHIPPER_WORKDIR"}},
-			&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
+			&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'; without it and --cmd, the command is detected from the app's files`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
 			&cli.StringFlag{Name: "cmd", Usage: "default arguments, as --entrypoint", EnvVars: []string{"SHIPPER_CMD"}},
 			&cli.StringFlag{Name: "user", Usage: "user the container runs as (uid[:gid])", EnvVars: []string{"SHIPPER_USER"}},
 			&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
@@ -85,6 +92,11 @@ func runPackage(c *cli.Context) error {
 		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
 		SHA: sha, ShortSHA: short, Source: c.String("source"), Created: created,
 	}
+	if len(entrypoint) == 0 && len(cmd) == 0 {
+		if err := detectApp(c, &spec); err != nil {
+			return err
+		}
+	}
 	opts := registryOptions(c, "", "")
 	art, err := image.Build(c.Context, spec, opts)
 	if err != nil {
@@ -102,6 +114,36 @@ func runPackage(c *cli.Context) error {
 	}
 	_, err = fmt.Fprintln(c.App.Writer, ref)
 	return err
+}
+
+// detectApp fills in what --entrypoint and --cmd left open from the app's
+// files (image.Detect): command, port, PORT, ignore defaults, and the
+// kind's official image unless --base names one. An app nothing
+// recognizes is bad input, unless --base names an image whose own command
+// runs it (a static site on nginx).
+func detectApp(c *cli.Context, s *image.Spec) error {
+	baseGiven := c.IsSet("base") && c.String("base") != ""
+	d, err := image.Detect(s.Context, s.Port)
+	switch {
+	case errors.Is(err, image.ErrUndetected) && baseGiven:
+		logger(c).Info("no app kind detected: the image runs the base's own command", "base", s.Base, "why", err)
+		return nil
+	case errors.Is(err, image.ErrUndetected):
+		return fmt.Errorf("%w; set --entrypoint or --cmd (SHIPPER_ENTRYPOINT, SHIPPER_CMD)", err)
+	case err != nil:
+		return err
+	}
+	s.Cmd, s.Port, s.Ignore = d.Cmd, d.Port, d.Ignore
+	s.Env = append(d.Env, s.Env...) // --env overrides the defaults
+	if !c.IsSet("workdir") {
+		s.Workdir = d.Workdir
+	}
+	if !baseGiven {
+		s.Base = d.Base
+	}
+	cmd, _ := json.Marshal(d.Cmd)
+	logger(c).Info("detected app", "kind", d.Kind, "cmd", string(cmd), "base", s.Base, "why", d.Why)
+	return nil
 }
 
 // words splits a flag value into arguments: a JSON array, or words.

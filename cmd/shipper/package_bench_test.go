@@ -119,7 +119,7 @@ func BenchmarkPackage200MB(b *testing.B) {
 		env := append(baseEnv, "CI_REGISTRY_USER="+reg.Username, "CI_REGISTRY_PASSWORD="+reg.Password)
 		for i := 0; i < b.N; i++ {
 			repo := reg.Repository(fmt.Sprintf("bench/shipper-%d-%d", os.Getpid(), i))
-			peak = max(peak, run(b, env, shipper, "package", "--context", tree, "--image", repo, "--sha", "7c77eb36"))
+			peak = max(peak, run(b, env, shipper, "package", "--context", tree, "--image", repo, "--sha", "7c77eb36", "--entrypoint", "/app/server"))
 		}
 		b.ReportMetric(peak, "peak-MiB")
 		b.SetBytes(size)

@@ -12,11 +12,13 @@ func promoteCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "promote",
 		Usage: "point the production host at a deployed commit; print the production URL",
-		UsageText: `shipper promote --sha SHA --domain DOMAIN [--host HOST] [--weight PERCENT]
+		UsageText: `shipper promote --sha SHA --domain DOMAIN [--host HOST] [--weight PERCENT] [-f production.yaml]
 
 Examples:
    shipper promote --app myapp --sha 7c77eb36 --domain example.com
    # stdout: https://myapp.example.com
+   shipper promote --app myapp --sha 7c77eb36 --set production.replicaCount=3 \
+     --set production.resources.requests.cpu=500m   # production size: up before the switch
    shipper promote --app myapp --sha 7c77eb36 --weight 10   # canary (gateway router): 10 %
    shipper promote --app myapp --sha 7c77eb36 --weight 50   # moves it on
    shipper promote --app myapp --sha 7c77eb36               # finishes; shipper rollback aborts`,
@@ -25,6 +27,8 @@ Examples:
 			dotenvFlag(),
 			&cli.IntFlag{Name: "weight", Usage: "canary (gateway router): percent of production's requests for this commit, the live one keeping the rest; 100 or none promotes fully", EnvVars: []string{"SHIPPER_WEIGHT"}},
 			waitFlag("on the gateway router, wait until the Gateway serves the new route"),
+			drainDelayFlag(),
+			secretPrefixFlag("variables NAME with this prefix (the production environment's) become the secret environment of the commit while it serves production"),
 		}, verifyFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
@@ -53,6 +57,9 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 	}
 	p := release.NewPromote(cfg)
 	p.Hosts, p.Values, p.Wait, p.Verify = hosts(c, true), vals, c.Bool("wait"), verify(c)
-	p.Weight = c.Int("weight")
+	p.Weight, p.DrainDelay = c.Int("weight"), c.Duration("drain-delay")
+	if p.Secrets, p.SecretPrefix, err = productionSecrets(c); err != nil {
+		return nil, err
+	}
 	return p, nil
 }

@@ -19,7 +19,8 @@ Example:
      --image registry.example.com/group/myapp:7c77eb36 --set replicaCount=2`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain} (default: $SHIPPER_PREVIEW_HOST, or $SHIPPER_PRODUCTION_HOST with --production)"},
-			&cli.BoolFlag{Name: "production", Usage: "render the production release instead of the commit's"},
+			&cli.BoolFlag{Name: "production", Usage: "render what promote applies: the production release's route, then the commit at production size (production: values, --secret-prefix variables)"},
+			secretPrefixFlag("variables NAME with this prefix: render the envFrom of their Secret (values are never rendered)"),
 			&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
 			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with: renders the pull secret as deploy would", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
 		}, chartFlags(), globalFlags()),
@@ -46,16 +47,28 @@ Example:
 // render is what deploy, or promote with --production, would apply: the
 // same operation built from the same flags, rendered instead of run.
 func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string, error) {
+	d, ref, err := newDeploy(c, cfg, n)
+	if err != nil {
+		return "", err
+	}
 	if c.Bool("production") {
+		// Both releases promote changes: production's route, and the
+		// commit's at production size (the outgoing commit returns to
+		// what plain `shipper render` shows for it).
 		p, err := newPromote(c, cfg)
 		if err != nil {
 			return "", err
 		}
-		return p.Render(c.Context, n)
-	}
-	d, ref, err := newDeploy(c, cfg, n)
-	if err != nil {
-		return "", err
+		route, err := p.Render(c.Context, n)
+		if err != nil {
+			return "", err
+		}
+		sized, err := d.RenderLive(c.Context, n, ref, p)
+		if err != nil {
+			return "", err
+		}
+		return "# The production release: the route promote switches.\n" + route +
+			"\n# The commit's release at production size, as promote sizes it up before the switch.\n" + sized, nil
 	}
 	if c.Bool("pull-secret") && d.Credentials == nil {
 		d.Credentials = &release.RegistryCredentials{}

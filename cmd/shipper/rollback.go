@@ -21,11 +21,17 @@ Examples:
 		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "to", Usage: "commit SHA or production revision (default: the previous promotion that served)", EnvVars: []string{"SHIPPER_ROLLBACK_TO"}},
 			waitFlag("when production is routed by an HTTPRoute, wait until the Gateway serves it"),
+			drainDelayFlag(),
+			secretPrefixFlag("variables NAME with this prefix (the production environment's) become the secret environment of the commit rolled back to"),
 		}, verifyFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			rb := release.NewRollback(cfg)
-			rb.Wait, rb.Verify = c.Bool("wait"), verify(c)
+			rb.Wait, rb.Verify, rb.DrainDelay = c.Bool("wait"), verify(c), c.Duration("drain-delay")
+			var err error
+			if rb.Secrets, rb.SecretPrefix, err = productionSecrets(c); err != nil {
+				return err
+			}
 			prod, err := rb.Run(ctx, n, c.String("to"))
 			if err != nil {
 				return err

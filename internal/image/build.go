@@ -40,6 +40,10 @@ type Spec struct {
 	// Platforms narrows a multi-platform base ("linux/amd64"); for Scratch
 	// it says which platforms to produce (default linux/amd64).
 	Platforms []string
+	// Ignore holds .dockerignore patterns that go before the context's
+	// own .dockerignore, which can re-include what they exclude with "!":
+	// Detect's defaults for the app's kind.
+	Ignore []string
 	// PlatformContexts replaces Context for the platforms it names
 	// ("linux/arm64": a directory holding the arm64 build), so one index
 	// carries a binary per architecture. Each must name a platform the
@@ -169,7 +173,7 @@ func Build(ctx context.Context, s Spec, o Options) (*Artifact, error) {
 		return nil, &InputError{Path: s.Context, Err: errors.New("build context must be a readable directory")}
 	}
 	start := time.Now()
-	layer, err := buildLayer(layerSpec{dir: s.Context, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created})
+	layer, err := buildLayer(layerSpec{dir: s.Context, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore})
 	if err != nil {
 		return nil, fmt.Errorf("packing %s: %w", s.Context, err)
 	}
@@ -185,7 +189,7 @@ func Build(ctx context.Context, s Spec, o Options) (*Artifact, error) {
 			art.Close()
 			return nil, &InputError{Path: dir, Err: errors.New("build context of " + key + " must be a readable directory")}
 		}
-		l, err := buildLayer(layerSpec{dir: dir, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created})
+		l, err := buildLayer(layerSpec{dir: dir, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore})
 		if err != nil {
 			art.Close()
 			return nil, fmt.Errorf("packing %s: %w", dir, err)

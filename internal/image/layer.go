@@ -29,6 +29,7 @@ type layerSpec struct {
 	workdir  string    // absolute path of the app in the image, e.g. /app
 	uid, gid int       // numeric owner of every entry
 	mtime    time.Time // timestamp of every entry
+	ignore   []string  // patterns before the context's .dockerignore
 }
 
 // buildLayer writes the context as one deterministic, gzip-compressed tar
@@ -41,7 +42,7 @@ type layerSpec struct {
 // re-compress the tree for each digest and again for the upload; this
 // layer reads its file instead.
 func buildLayer(spec layerSpec) (_ *fileLayer, err error) {
-	ignore, err := readIgnore(spec.dir)
+	ignore, err := readIgnore(spec.dir, spec.ignore)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +85,10 @@ func buildLayer(spec layerSpec) (_ *fileLayer, err error) {
 	}, nil
 }
 
-// readIgnore reads .dockerignore from the context, with .git always excluded.
-func readIgnore(dir string) (*patternmatcher.PatternMatcher, error) {
-	patterns := []string{".git"}
+// readIgnore reads .dockerignore from the context, after .git, always
+// excluded, and the defaults: the file's patterns come last, so they win.
+func readIgnore(dir string, defaults []string) (*patternmatcher.PatternMatcher, error) {
+	patterns := append([]string{".git"}, defaults...)
 	f, err := os.Open(filepath.Join(dir, ".dockerignore"))
 	switch {
 	case err == nil:

@@ -43,7 +43,12 @@ func CheckSecretNames(secrets map[string]string, prefix string) error {
 // removes the Secret of commit n's secret environment and returns its
 // resourceVersion ("" when there is none).
 func (c *Configuration) applyEnvSecret(ctx context.Context, n Names, secrets map[string]string) (string, error) {
-	name := envSecretName(n)
+	return c.applyEnvSecretNamed(ctx, n, envSecretName(n), secrets)
+}
+
+// applyEnvSecretNamed is applyEnvSecret for the Secret name in n's
+// namespace: the commit's own, or production's (sizing.go).
+func (c *Configuration) applyEnvSecretNamed(ctx context.Context, n Names, name string, secrets map[string]string) (string, error) {
 	api := c.client.CoreV1().Secrets(n.Namespace)
 	if len(secrets) == 0 {
 		err := api.Delete(ctx, name, metav1.DeleteOptions{})

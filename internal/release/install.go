@@ -72,6 +72,12 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 		}
 		return rel, c.confirmRecorded(ctx, cfg, rel)
 	}
+	values := p.values
+	if live := liveOf(last.Config); p.carryLive && live != nil {
+		values = maps.Clone(p.values)
+		values["live"] = live
+		c.log.Info("the commit runs at production size: keeping it", "release", p.release)
+	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
 	up := action.NewUpgrade(cfg)
 	labels := maps.Clone(p.labels)
@@ -82,7 +88,8 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
 	up.MaxHistory = maxHistory
 	up.Timeout = helmTimeout(ctx)
-	rel, err := up.RunWithContext(ctx, p.release, p.chart, p.values)
+	up.Description = p.description
+	rel, err := up.RunWithContext(ctx, p.release, p.chart, values)
 	if err != nil {
 		return rel, err
 	}

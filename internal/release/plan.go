@@ -33,6 +33,11 @@ type plan struct {
 	unlabels []string
 	// manifest is the offline rendering, `helm template`'s output.
 	manifest string
+	// description, when set, is the revision's in `helm history`.
+	description string
+	// carryLive keeps the live block of the release's last revision (a
+	// commit at production size stays so when re-deployed: sizing.go).
+	carryLive bool
 }
 
 // previewPlan is the release of commit n running img; pullSecret says
@@ -55,7 +60,14 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 		env = envSecretName(n)
 	}
 	vals := mergeValues(user, mergeValues(previewValues(n, host, url, img, secret, env), c.routingValues(n)))
-	return c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
+	// Whole, not merged: no key of the user's may enter the live block.
+	vals["live"] = disabledLive()
+	p, err := c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
+	if err != nil {
+		return nil, err
+	}
+	p.carryLive = true
+	return p, nil
 }
 
 // canaryStep is a commit that gets weight percent (1 to 99) of

@@ -24,6 +24,9 @@ type Production struct {
 	// Canary is the commit that gets part of the requests during a canary
 	// (the gateway router), nil otherwise; SHA serves the rest.
 	Canary *Canary `json:"canary,omitempty"`
+	// SizedDown are the commits returned to their preview size after the
+	// drain delay: production no longer routes to them.
+	SizedDown []string `json:"sizedDown,omitempty"`
 }
 
 // Canary is a commit that gets Weight percent of production's requests.

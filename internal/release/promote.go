@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
@@ -38,10 +39,22 @@ type Promote struct {
 	// Verify, when set, returns only once the production URL answers
 	// from the promoted commit (gateway router).
 	Verify *Verify
+	// Secrets are the production environment's secret variables (GitLab's
+	// K8S_SECRET_* as the promote job sees them): the environment of the
+	// commits production routes to while it does (sizing.go), never Helm
+	// values. SecretPrefix only names them in errors.
+	Secrets      map[string]string
+	SecretPrefix string
+	// DrainDelay is how long the outgoing commit keeps its production size
+	// after the switch (DefaultDrainDelay); Run returns after it.
+	DrainDelay time.Duration
 }
 
-// NewPromote returns a Promote that waits for the Gateway.
-func NewPromote(cfg *Configuration) *Promote { return &Promote{cfg: cfg, Wait: true} }
+// NewPromote returns a Promote that waits for the Gateway and sizes the
+// outgoing commit down after DefaultDrainDelay.
+func NewPromote(cfg *Configuration) *Promote {
+	return &Promote{cfg: cfg, Wait: true, DrainDelay: DefaultDrainDelay}
+}
 
 // Render returns the manifest of the production release Run would install
 // to route to commit n, without a cluster. A canary step (Weight) needs
@@ -74,10 +87,14 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	if p.canary() && p.cfg.router() != RouterGateway {
 		return nil, &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary needs the gateway router (--router gateway): Ingress has no portable weights"}
 	}
+	if err := CheckSecretNames(p.Secrets, p.SecretPrefix); err != nil {
+		return nil, err
+	}
 	n, _, err := p.cfg.beginCommit(ctx, n)
 	if err != nil {
 		return nil, err
 	}
+	size := sizing{overlay: productionOverlay(p.Values), secrets: p.Secrets}
 	// primary is the commit that serves the rest of the requests: n, or
 	// for a canary step the live commit; planned is the production
 	// revision the step was planned against.
@@ -137,6 +154,21 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 					return fmt.Errorf("production changed (revision %d, %s live) while this canary step waited for the lock (it was planned against revision %d): run it again", version, live.Short, planned)
 				}
 			}
+			// Production size before the switch: the commit (and for a
+			// canary step the live one too, at the overlay given now), each
+			// ready at that size, or nothing is switched.
+			why := "promote of " + n.Short
+			if step != nil {
+				why = fmt.Sprintf("canary of %s at %d%%", n.Short, step.weight)
+				if err := p.cfg.withLock(ctx, primary.Namespace, primary.Release, func(ctx context.Context) error {
+					return p.cfg.sizeUp(ctx, primary, size, why)
+				}); err != nil {
+					return err
+				}
+			}
+			if err := p.cfg.sizeUp(ctx, n, size, why); err != nil {
+				return err
+			}
 			// From here the switch runs to its end even if the job is
 			// cancelled: cut half way it would leave two routes.
 			ctx, cancel, err := uninterruptible(ctx)
@@ -184,6 +216,9 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 			p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", n.Short, "weight", p.Weight)
 		}
 	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url+pl.path(), n.SHA); err != nil {
+		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
+	}
+	if prod.SizedDown, err = p.cfg.settleSizes(ctx, n, p.DrainDelay); err != nil {
 		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 	}
 	return prod, nil

@@ -63,6 +63,9 @@ func TestRenderGolden(t *testing.T) {
 		secret bool
 		prod   bool
 		gw     bool
+		// live: the commit at the production size promote sizes it to,
+		// with the promote's values and secrets.
+		live *Promote
 	}{
 		{name: "preview.yaml", secret: true},
 		{name: "preview-options.yaml", vals: map[string]any{
@@ -77,6 +80,19 @@ func TestRenderGolden(t *testing.T) {
 			// shipper's own values win over the user's.
 			"sha": "0000000",
 		}},
+		// The commit at production size: the overlay merged over its own
+		// values (resources deep, env added), production's Secret instead
+		// of the commit's; its values file's own live block loses.
+		{name: "preview-live.yaml", secret: true, vals: map[string]any{
+			"env":       map[string]any{"LOG_LEVEL": "debug"},
+			"resources": map[string]any{"limits": map[string]any{"memory": "128Mi"}},
+			"live":      map[string]any{"enabled": true, "replicaCount": 50},
+		}, live: &Promote{Secrets: map[string]string{"DB_PASSWORD": "never-rendered"}, Values: map[string]any{"production": map[string]any{
+			"replicaCount":        3,
+			"resources":           map[string]any{"requests": map[string]any{"cpu": "500m"}},
+			"env":                 map[string]any{"LOG_LEVEL": "warn", "TIER": "production"},
+			"podDisruptionBudget": map[string]any{"enabled": true, "minAvailable": 2},
+		}}}},
 		{name: "production.yaml", prod: true, vals: map[string]any{"ingress": map[string]any{"className": "traefik"}}},
 		// The gateway router: no Ingress; an HTTPRoute and a ReferenceGrant
 		// for the commit, one HTTPRoute in production's own namespace.
@@ -103,7 +119,14 @@ func TestRenderGolden(t *testing.T) {
 				if tc.secret {
 					d.Credentials = &RegistryCredentials{}
 				}
-				got, err = d.Render(context.Background(), n, digest)
+				if tc.live != nil {
+					got, err = d.RenderLive(context.Background(), n, digest, tc.live)
+					if strings.Contains(got, "never-rendered") {
+						t.Errorf("a production secret's value was rendered")
+					}
+				} else {
+					got, err = d.Render(context.Background(), n, digest)
+				}
 			}
 			if err != nil {
 				t.Fatal(err)

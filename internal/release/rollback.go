@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -27,12 +28,18 @@ type Rollback struct {
 	// Verify, when set, returns only once the production URL answers
 	// from the commit rolled back to (gateway router).
 	Verify *Verify
+	// Secrets and SecretPrefix are Promote's: the production
+	// environment's secret variables as the rollback job sees them.
+	Secrets      map[string]string
+	SecretPrefix string
+	// DrainDelay is Promote's.
+	DrainDelay time.Duration
 }
 
 // NewRollback returns a Rollback that keeps as many revisions as Deploy
 // and Promote do and waits for the Gateway.
 func NewRollback(cfg *Configuration) *Rollback {
-	return &Rollback{cfg: cfg, MaxHistory: maxHistory, Wait: true}
+	return &Rollback{cfg: cfg, MaxHistory: maxHistory, Wait: true, DrainDelay: DefaultDrainDelay}
 }
 
 // Run rolls production of n's app back. to is "" (the previous promotion
@@ -40,6 +47,9 @@ func NewRollback(cfg *Configuration) *Rollback {
 // the target commit's release no longer exists.
 func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
 	if err := r.cfg.requireVerifiable(r.Verify); err != nil {
+		return nil, err
+	}
+	if err := CheckSecretNames(r.Secrets, r.SecretPrefix); err != nil {
 		return nil, err
 	}
 	if err := r.cfg.beginApp(ctx, n); err != nil {
@@ -100,6 +110,24 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 					}
 				}
 			}
+			// As in Promote, production size first, with the overlay the
+			// target revision was promoted with: each commit it routes to
+			// ready at that size, or nothing is switched. A canary commit's
+			// Lease is taken after the target's (production's lock keeps
+			// two rollbacks from taking them in the other order).
+			size := sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets}
+			why := fmt.Sprintf("rollback to production revision %d", target.Version)
+			for _, c := range routed {
+				up := func(ctx context.Context) error { return r.cfg.sizeUp(ctx, c, size, why) }
+				if c.Release != tn.Release {
+					err = r.cfg.withLock(ctx, c.Namespace, c.Release, up)
+				} else {
+					err = up(ctx)
+				}
+				if err != nil {
+					return err
+				}
+			}
 			// As in Promote: the switch, once begun, is not cut by a
 			// cancelled job.
 			ctx, cancel, err := uninterruptible(ctx)
@@ -157,6 +185,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		}
 	}
 	if err := r.cfg.verifyServing(ctx, r.Verify, prod.URL, prod.SHA); err != nil {
+		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
+	}
+	if prod.SizedDown, err = r.cfg.settleSizes(ctx, n, r.DrainDelay); err != nil {
 		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
 	}
 	return prod, nil

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestPackageDetection runs `shipper package` without --entrypoint and
+// --cmd, offline: the repository name is invalid, so it stops at the push,
+// after detection and the build on a scratch base.
+func TestPackageDetection(t *testing.T) {
+	for _, v := range []string{"SHIPPER_ENTRYPOINT", "SHIPPER_CMD", "SHIPPER_BASE", "SHIPPER_PORT", "SHIPPER_CONTEXT"} {
+		t.Setenv(v, "")
+		os.Unsetenv(v)
+	}
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string // parts of stderr
+		not  string   // not in stderr
+	}{
+		{"undetectable without --base", []string{"--context", empty}, exitUsage,
+			[]string{empty + ": nothing detected to run: none of composer.json", "; set --entrypoint or --cmd (SHIPPER_ENTRYPOINT, SHIPPER_CMD)"}, ""},
+		{"undetectable on a base with its own command", []string{"--context", empty, "--base", "scratch"}, exitUsage,
+			[]string{"no app kind detected: the image runs the base's own command base=scratch", "packed app layer", "Bad//Repo"}, ""},
+		{"node example", []string{"--context", filepath.Join("..", "..", "examples", "node"), "--base", "scratch"}, exitUsage,
+			[]string{`detected app kind=node cmd=["node","server.js"] base=scratch why=package.json: start script "node server.js", run without npm`}, ""},
+		{"given command: no detection", []string{"--context", empty, "--cmd", "/app/server"}, exitUsage,
+			[]string{"packed app layer", "Bad//Repo"}, "detected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"shipper", "package", "--image", "Bad//Repo", "--sha", "7c77eb36"}, tc.args...)
+			code := run(context.Background(), args, &stdout, &stderr)
+			if code != tc.code || stdout.Len() > 0 {
+				t.Errorf("exit %d, stdout %q; want exit %d and no stdout (stderr: %s)", code, stdout.String(), tc.code, stderr.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr.String())
+				}
+			}
+			if tc.not != "" && strings.Contains(stderr.String(), tc.not) {
+				t.Errorf("stderr has %q:\n%s", tc.not, stderr.String())
+			}
+		})
+	}
+}
