@@ -29,7 +29,9 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
@@ -414,6 +416,10 @@ func pipeline(t *testing.T, c *cluster) {
 		t.Errorf("status after killed promotes reports problems:\n%s", st)
 	}
 
+	if gateway {
+		sizing(t, c, prodHost)
+	}
+
 	c.run(t, shaB, "delete")
 	c.eventually(t, hostB, "/version", 404, "")
 	c.curl(t, hostB, "/version")
@@ -566,5 +572,122 @@ func canary(t *testing.T, c *cluster, prodHost string) {
 	}
 	for _, x := range stopPolling() {
 		t.Errorf("production answered %s during the canary", x)
+	}
+}
+
+// sizing is production at production size (gateway router): promotes with
+// 2 replicas and a production-only secret variable, polled every 20 ms
+// (only 200s from the two commits, through size-up, switch and
+// size-down); the live commit's processes have the secret and no other
+// preview's do; a size-up whose pods exit (a production-only GOMEMLIMIT the
+// Go runtime refuses) leaves production where it was, exit 1 with the
+// diagnosis. Production is A, at preview size, when it starts and ends on
+// A at production size.
+func sizing(t *testing.T, c *cluster, prodHost string) {
+	t.Helper()
+	shaA := "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+	shaB := "b2c3d4e5f60718293a4b5c6d7e8f901234567890"
+	cs, err := c.env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment := func(sha string) (spec, ready int32) {
+		rel := c.app + "-" + sha[:8]
+		d, err := cs.AppsV1().Deployments(rel).Get(context.Background(), rel, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ptr.Deref(d.Spec.Replicas, 1), d.Status.ReadyReplicas
+	}
+	prodEnv := []string{"SHIPPER_DRAIN_DELAY=3s", "K8S_SECRET_PROD_TOKEN=prod-only-e2e-value"}
+	saved := c.extra
+	c.extra = append(slices.Clone(saved), prodEnv...)
+	defer func() { c.extra = saved }()
+	stopPolling := c.poll(prodHost, "a1b2c3d4", "b2c3d4e5")
+
+	start := time.Now()
+	c.run(t, shaB, "promote", "--set", "production.replicaCount=2")
+	say(t, "promote with size-up (2 ready pods), switch, drain 3 s and size-down took %v", time.Since(start).Round(time.Millisecond))
+	if spec, ready := deployment(shaB); spec != 2 || ready != 2 {
+		t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
+	}
+	if spec, _ := deployment(shaA); spec != 1 {
+		t.Errorf("the previous commit runs %d replicas after the drain delay, want its preview's 1", spec)
+	}
+	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
+	c.requireSecretIn(t, shaB, 2, true)
+	c.requireSecretIn(t, shaA, 1, false)
+	c.run(t, shaB, "status")
+
+	// Back to A the same way: B's pods lose production's secret.
+	c.run(t, shaA, "promote", "--set", "production.replicaCount=2")
+	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
+	c.requireSecretIn(t, shaA, 2, true)
+	c.requireSecretIn(t, shaB, 1, false)
+
+	// A size-up that cannot become ready switches nothing.
+	begin := time.Now()
+	out, errOut, code := c.try(shaB, "promote", "--set", "production.replicaCount=2", "--set", "production.env.GOMEMLIMIT=not-a-size")
+	say(t, "\n$ shipper promote --set production.env.GOMEMLIMIT=not-a-size   # exit %d after %v\n%s%s", code, time.Since(begin).Round(time.Millisecond), errOut, out)
+	if code != 1 || !strings.Contains(errOut, "nothing was switched") || !strings.Contains(errOut, "GOMEMLIMIT") {
+		t.Errorf("a size-up whose pods exit: exit %d, want 1 with the diagnosis (the pod's log names GOMEMLIMIT)\n%s", code, errOut)
+	}
+	if _, body := c.get(prodHost, "/version"); body != "a1b2c3d4" {
+		t.Errorf("production answers %q after a failed size-up, want a1b2c3d4", body)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		spec, ready := deployment(shaB)
+		if spec == 1 && ready == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("b after its failed size-up: %d of %d pods ready, want its preview's 1 of 1", ready, spec)
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	for _, b := range stopPolling() {
+		t.Errorf("production answered %s while sizing", b)
+	}
+}
+
+// requireSecretIn waits until commit sha's app processes on the node are
+// want of them, then checks each has (or has not) the production secret
+// in its environment, read from /proc as the kernel gave it to the
+// process: what the app sees, not what the manifests say.
+func (c *cluster) requireSecretIn(t *testing.T, sha string, want int, has bool) {
+	t.Helper()
+	pod := "HOSTNAME=" + c.app + "-" + sha[:8] + "-"
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var envs [][]string
+		procs, _ := filepath.Glob("/proc/[0-9]*/environ")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				continue
+			}
+			env := strings.Split(string(b), "\x00")
+			if slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, pod) }) &&
+				slices.Contains(env, "APP_VERSION="+sha[:8]) {
+				envs = append(envs, env)
+			}
+		}
+		right := 0
+		for _, env := range envs {
+			if slices.Contains(env, "PROD_TOKEN=prod-only-e2e-value") == has {
+				right++
+			}
+		}
+		if len(envs) == want && right == want {
+			say(t, "%d processes of %s on the node, production's secret in their environment: %v", want, sha[:8], has)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("commit %s: %d processes on the node, %d with the production secret %v; want %d", sha[:8], len(envs), right, has, want)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }

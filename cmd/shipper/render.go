@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -47,14 +48,11 @@ Example:
 // render is what deploy, or promote with --production, would apply: the
 // same operation built from the same flags, rendered instead of run.
 func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string, error) {
-	d, ref, err := newDeploy(c, cfg, n)
-	if err != nil {
-		return "", err
-	}
 	if c.Bool("production") {
 		// Both releases promote changes: production's route, and the
 		// commit's at production size (the outgoing commit returns to
-		// what plain `shipper render` shows for it).
+		// what plain `shipper render` shows for it), rendered when the
+		// image is known.
 		p, err := newPromote(c, cfg)
 		if err != nil {
 			return "", err
@@ -63,12 +61,25 @@ func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string
 		if err != nil {
 			return "", err
 		}
+		route = "# The production release: the route promote switches.\n" + route
+		if c.String("image") == "" && c.String("repository") == "" {
+			return route + "\n# The commit at production size: give --image to render it.\n", nil
+		}
+		d, ref, err := newDeploy(c, cfg, n)
+		if err != nil {
+			return "", err
+		}
+		// --host is production's here: the commit keeps its preview host.
+		d.Hosts.PreviewTemplate = os.Getenv("SHIPPER_PREVIEW_HOST")
 		sized, err := d.RenderLive(c.Context, n, ref, p)
 		if err != nil {
 			return "", err
 		}
-		return "# The production release: the route promote switches.\n" + route +
-			"\n# The commit's release at production size, as promote sizes it up before the switch.\n" + sized, nil
+		return route + "\n# The commit's release at production size, as promote sizes it up before the switch.\n" + sized, nil
+	}
+	d, ref, err := newDeploy(c, cfg, n)
+	if err != nil {
+		return "", err
 	}
 	if c.Bool("pull-secret") && d.Credentials == nil {
 		d.Credentials = &release.RegistryCredentials{}

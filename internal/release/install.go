@@ -73,10 +73,10 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 		return rel, c.confirmRecorded(ctx, cfg, rel)
 	}
 	values := p.values
-	if live := liveOf(last.Config); p.carryLive && live != nil {
-		values = maps.Clone(p.values)
-		values["live"] = live
-		c.log.Info("the commit runs at production size: keeping it", "release", p.release)
+	if p.carryLive {
+		if values, err = c.carryLive(cfg, p, last); err != nil {
+			return nil, err
+		}
 	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
 	up := action.NewUpgrade(cfg)

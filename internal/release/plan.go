@@ -112,6 +112,12 @@ func (c *Configuration) newPlan(ctx context.Context, n Names, release, namespace
 	if err != nil {
 		return nil, err
 	}
+	return c.newPlanChart(ctx, n, release, namespace, host, url, ch, vals)
+}
+
+// newPlanChart is newPlan with a chart of the caller's: a release's own
+// (a values-only change, as sizing makes).
+func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, namespace, host, url string, ch *chart.Chart, vals map[string]any) (*plan, error) {
 	p := &plan{
 		names: n, release: release, namespace: namespace, host: host, url: url,
 		chart: withAppVersion(ch, n.Short), values: vals, labels: c.releaseLabels(n),

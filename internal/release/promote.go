@@ -154,17 +154,12 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 					return fmt.Errorf("production changed (revision %d, %s live) while this canary step waited for the lock (it was planned against revision %d): run it again", version, live.Short, planned)
 				}
 			}
-			// Production size before the switch: the commit (and for a
-			// canary step the live one too, at the overlay given now), each
-			// ready at that size, or nothing is switched.
+			// Production size before the switch: the commit ready at that
+			// size, or nothing is switched. A canary step sizes the canary;
+			// the live commit keeps the size it was promoted with.
 			why := "promote of " + n.Short
 			if step != nil {
 				why = fmt.Sprintf("canary of %s at %d%%", n.Short, step.weight)
-				if err := p.cfg.withLock(ctx, primary.Namespace, primary.Release, func(ctx context.Context) error {
-					return p.cfg.sizeUp(ctx, primary, size, why)
-				}); err != nil {
-					return err
-				}
 			}
 			if err := p.cfg.sizeUp(ctx, n, size, why); err != nil {
 				return err
@@ -218,9 +213,7 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url+pl.path(), n.SHA); err != nil {
 		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
 	}
-	if prod.SizedDown, err = p.cfg.settleSizes(ctx, n, p.DrainDelay); err != nil {
-		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
-	}
+	prod.SizedDown = p.cfg.settleSizes(ctx, n, p.DrainDelay)
 	return prod, nil
 }
 

@@ -187,9 +187,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.verifyServing(ctx, r.Verify, prod.URL, prod.SHA); err != nil {
 		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
 	}
-	if prod.SizedDown, err = r.cfg.settleSizes(ctx, n, r.DrainDelay); err != nil {
-		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
-	}
+	prod.SizedDown = r.cfg.settleSizes(ctx, n, r.DrainDelay)
 	return prod, nil
 }
 

@@ -3,7 +3,6 @@ package release
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,20 +24,24 @@ import (
 // preview release's Deployment), so promote makes that workload production's
 // before the switch and returns it to its preview size after the switch away:
 //
-//	size up     the incoming commit's release is upgraded with a "live" block
-//	            of values: its own replicaCount, resources, autoscaling,
+//	size up     the incoming commit's release is upgraded, with the chart it
+//	            runs (a values-only change), with a "live" block of values:
+//	            its own replicaCount, resources, autoscaling,
 //	            podDisruptionBudget and env with the production overlay
 //	            merged over them (the production: block of promote's values,
-//	            kept in every production revision), and the Secret of
-//	            production's secret variables; then shipper waits until that
-//	            many pods are ready, diagnosing as deploy does. A failure
-//	            rolls the commit's release back (Helm's rollback) and
-//	            switches nothing.
+//	            kept in every production revision), the overlay itself, and
+//	            the Secret of production's secret variables; then shipper
+//	            waits until that many pods are ready, diagnosing as deploy
+//	            does. A failure (of Helm's upgrade or of the wait) rolls the
+//	            commit's release back (Helm's rollback), puts its production
+//	            Secret back as it was, and switches nothing.
 //	switch      production's revision, as before.
-//	size down   after a drain delay, without holding production's lock
-//	            meanwhile, each commit at production size that production no
-//	            longer routes to is upgraded without the block (no wait: it
-//	            only loses pods) and its production Secret is deleted.
+//	size down   after a drain delay counted from the end of the switch (and
+//	            of the Gateway's and --verify's waits), without holding
+//	            production's lock meanwhile, each commit at production size
+//	            that production no longer routes to is upgraded without the
+//	            block (no wait: it only loses pods) and its production Secret
+//	            is deleted, under production's Lease and the commit's.
 //
 // Each step is a revision, with a description, in `helm history` of the
 // release it changes. The commits at production size are listed in one
@@ -46,14 +49,17 @@ import (
 // before a size-up changes anything and cleared after a size-down, so a
 // job killed anywhere leaves a list that is a superset of the truth: the
 // next promote or rollback sizes down every listed commit production does
-// not route to (after the drain delay, counted from its own switch).
-// shipper's role grants Secrets and not ConfigMaps in its namespaces; the
-// list holds no secret, only short SHAs and times.
+// not route to (neither its deployed revision nor its newest, a switch
+// that may have been cut off). shipper's role grants Secrets and not
+// ConfigMaps in its namespaces; the list holds no secret, only short SHAs
+// and times.
 //
-// All of it runs under production's Lease and the commit's (the order
-// production, then commit). A deploy of a commit at production size keeps
-// its live block (installOrUpgrade carries it over from the last revision),
-// so re-deploying the live commit does not shrink production.
+// Size-up and switch run under production's Lease and the commit's (the
+// order production, then commit). A deploy of a commit at production size
+// keeps it there: installOrUpgrade recomputes the live block from the new
+// values and the overlay the deployed revision recorded (carryLive), so
+// re-deploying the live commit neither shrinks production nor ignores its
+// new values.
 
 // DefaultDrainDelay is how long the outgoing commit keeps its production
 // size after the switch, for requests in flight and connections the
@@ -104,24 +110,22 @@ func disabledLive() map[string]any { return map[string]any{"enabled": false} }
 // in the namespace of a commit at production size.
 func productionEnvSecretName(n Names) string { return n.Release + "-env-production" }
 
-// liveBlock is the live block for a commit whose release values are vals:
-// each sizing key its own (with the chart's defaults) with the overlay
-// merged over it, as Helm merges values files, and the production Secret.
-func (c *Configuration) liveBlock(vals map[string]any, s sizing, secret, version string) (map[string]any, error) {
-	ch, err := c.Chart()
-	if err != nil {
-		return nil, err
-	}
+// liveBlock is the live block for a commit whose release values are vals
+// and chart ch: each sizing key its own (with the chart's defaults) with
+// overlay merged over it, as Helm merges values files; the Secret of
+// production's variables; and the overlay itself, so a re-deploy of the
+// commit recomputes the block from its new values (carryLive).
+func liveBlock(ch *chart.Chart, vals, overlay map[string]any, secret, version string) (map[string]any, error) {
 	own := maps.Clone(vals)
 	delete(own, "live")
 	eff, err := chartutil.CoalesceValues(ch, own)
 	if err != nil {
 		return nil, err
 	}
-	live := map[string]any{"enabled": true, "envSecret": map[string]any{"name": secret, "version": version}}
+	live := map[string]any{"enabled": true, "envSecret": map[string]any{"name": secret, "version": version}, "overlay": maps.Clone(overlay)}
 	for _, k := range sizingKeys {
 		v := eff[k]
-		if o, ok := s.overlay[k]; ok {
+		if o, ok := overlay[k]; ok {
 			om, oIsMap := o.(map[string]any)
 			vm, vIsMap := v.(map[string]any)
 			if oIsMap && vIsMap {
@@ -135,6 +139,46 @@ func (c *Configuration) liveBlock(vals map[string]any, s sizing, secret, version
 	return live, nil
 }
 
+// hasLive reports whether chart ch can run a commit at production size:
+// its values have the live block (a chart of the user's may not).
+func hasLive(ch *chart.Chart) bool {
+	_, ok := ch.Values["live"]
+	return ok
+}
+
+// carryLive returns p's values with the live block of the commit's
+// deployed revision recomputed from them, when it has one: a commit at
+// production size stays so when re-deployed, with its new values under
+// the same overlay and production Secret. last is the release's last
+// revision; a failed or repaired one (a size-up cut off) is not carried:
+// the deployed revision says what the commit runs at.
+func (c *Configuration) carryLive(cfg *action.Configuration, p *plan, last *release.Release) (map[string]any, error) {
+	src := last
+	if last.Info.Status != release.StatusDeployed {
+		d, err := cfg.Releases.Deployed(p.release)
+		if err != nil {
+			return p.values, nil // none deployed: nothing to carry
+		}
+		src = d
+	}
+	live := liveOf(src.Config)
+	if live == nil || !hasLive(p.chart) {
+		return p.values, nil
+	}
+	overlay, _ := live["overlay"].(map[string]any)
+	es, _ := live["envSecret"].(map[string]any)
+	name, _ := es["name"].(string)
+	version, _ := es["version"].(string)
+	nl, err := liveBlock(p.chart, p.values, overlay, name, version)
+	if err != nil {
+		return nil, err
+	}
+	c.log.Info("the commit runs at production size: keeping it", "release", p.release)
+	values := maps.Clone(p.values)
+	values["live"] = nl
+	return values, nil
+}
+
 // sameValues compares two value trees as JSON: decoded records hold
 // float64 where shipper's own maps hold int.
 func sameValues(a, b map[string]any) bool {
@@ -144,11 +188,12 @@ func sameValues(a, b map[string]any) bool {
 }
 
 // sizeUp brings commit n, which production is about to route to (or
-// routes to), to production size s and waits until its pods are ready. A
-// failure returns the commit's release to the revision it had before
-// (Helm's rollback) and says why. With s none, a commit at production size
-// returns to its preview size, waited for too. The caller holds
-// production's lock and n's.
+// routes to), to production size s and waits until its pods are ready,
+// with the chart the release runs (a values-only change). A failure
+// returns the commit's release to the revision it had before (Helm's
+// rollback) and its production Secret to what it held, and says why.
+// With s none, a commit at production size returns to its preview size,
+// waited for too. The caller holds production's lock and n's.
 func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why string) error {
 	cfg, err := c.helm(n.Namespace)
 	if err != nil {
@@ -164,21 +209,28 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 	}
 	want := disabledLive()
 	description := "shipper: preview size while serving production (no production overlay): " + why
+	var oldSecret map[string][]byte
 	if !s.none() {
+		if !hasLive(rel.Chart) {
+			return &UsageError{Input: "chart", Value: rel.Chart.Metadata.Name, Rule: "has no live block in its values, so it cannot run a commit at production size (see charts/preview-app): drop the production: sizing values and the production secret variables, or add it"}
+		}
 		// Listed first: from here a killed job leaves a commit that the
 		// next promote or rollback finds.
 		if err := c.markSized(ctx, n, true); err != nil {
 			return err
 		}
-		version, err := c.applyEnvSecretNamed(ctx, n, productionEnvSecretName(n), s.secrets)
+		name := productionEnvSecretName(n)
+		if oldSecret, err = c.secretData(ctx, n.Namespace, name); err != nil {
+			return err
+		}
+		version, err := c.applyEnvSecretNamed(ctx, n, name, s.secrets)
 		if err != nil {
 			return err
 		}
-		secret := ""
-		if version != "" {
-			secret = productionEnvSecretName(n)
+		if version == "" {
+			name = ""
 		}
-		if want, err = c.liveBlock(rel.Config, s, secret, version); err != nil {
+		if want, err = liveBlock(rel.Chart, rel.Config, s.overlay, name, version); err != nil {
 			return err
 		}
 		description = "shipper: sized up for production: " + why
@@ -187,18 +239,23 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 	if had == nil {
 		had = disabledLive()
 	}
-	if !sameValues(had, want) {
-		if _, err := c.upgradeValues(ctx, n, rel, want, description); err != nil {
-			return fmt.Errorf("sizing up %s for production: %w", n.Release, err)
-		}
-		c.log.Info("sizing up for production", "release", n.Release, "replicas", want["replicaCount"])
+	if sameValues(had, want) {
+		return c.waitAvailable(ctx, n.Namespace, n.Release)
 	}
-	if err := c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
-		if last, lerr := cfg.Releases.Last(n.Release); lerr == nil && last.Version != rel.Version {
-			err = c.markFailed(n.Namespace, last, err)
-			return c.undoSizeUp(ctx, n, rel.Version, current == nil, err)
+	c.log.Info("sizing up for production", "release", n.Release, "replicas", want["replicaCount"])
+	up, err := c.upgradeValues(ctx, n, rel, want, description)
+	if err == nil {
+		if err = c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
+			err = c.markFailed(n.Namespace, up, err)
 		}
-		return err
+	}
+	if err != nil {
+		// Helm's upgrade may have failed half way, having recorded a
+		// failed revision: undone the same way as a size-up not ready.
+		if last, lerr := cfg.Releases.Last(n.Release); lerr == nil && last.Version != rel.Version {
+			return c.undoSizeUp(ctx, n, rel.Version, current == nil, oldSecret, err)
+		}
+		return fmt.Errorf("sizing up %s for production: %w", n.Release, err)
 	}
 	if s.none() {
 		return c.dropSized(ctx, n)
@@ -207,25 +264,31 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 }
 
 // undoSizeUp rolls commit n's release back to revision before after a
-// size-up that did not become ready, so production is not switched and
-// the commit runs as it did. wasPreview: the commit was at its preview
-// size, and its production Secret and listing go too.
-func (c *Configuration) undoSizeUp(ctx context.Context, n Names, before int, wasPreview bool, cause error) error {
+// size-up that failed, so production is not switched and the commit runs
+// as it did, and puts its production Secret back as it was (secret; nil:
+// none). wasPreview: the commit was at its preview size, and its listing
+// goes too; else it may be live, and the rollback is waited for.
+func (c *Configuration) undoSizeUp(ctx context.Context, n Names, before int, wasPreview bool, secret map[string][]byte, cause error) error {
 	cfg, err := c.helm(n.Namespace)
 	if err != nil {
 		return cause
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 	defer cancel()
+	if err := c.restoreSecret(ctx, n, productionEnvSecretName(n), secret); err != nil {
+		c.log.Warn("could not restore the production Secret of a commit whose size-up failed", "release", n.Release, "error", err)
+	}
 	rb := action.NewRollback(cfg)
 	rb.Version, rb.MaxHistory, rb.Timeout = before, maxHistory, helmTimeout(ctx)
 	if err := rb.Run(n.Release); err != nil {
-		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, and rolling its release back to revision %d failed: %v (the next promote or rollback retries)", n.Release, cause, before, err)
+		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, and rolling its release back to revision %d failed: %v (the next promote or rollback sizes it down)", n.Release, cause, before, err)
 	}
 	if wasPreview {
-		if err := c.dropSized(ctx, n); err != nil {
-			c.log.Warn("could not clear the production size of a commit returned to its preview size", "release", n.Release, "error", err)
+		if err := c.markSized(ctx, n, false); err != nil {
+			c.log.Warn("could not unlist a commit returned to its preview size", "release", n.Release, "error", err)
 		}
+	} else if err := c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
+		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, its release was rolled back to revision %d, which is not available either: %v", n.Release, cause, before, err)
 	}
 	c.log.Warn("size-up failed: the commit's release was rolled back, production not switched", "release", n.Release, "to revision", before)
 	return fmt.Errorf("sizing up %s for production: %w; nothing was switched: production serves what it served, and the commit's release was rolled back to revision %d", n.Release, cause, before)
@@ -233,23 +296,32 @@ func (c *Configuration) undoSizeUp(ctx context.Context, n Names, before int, was
 
 // sizeDown returns commit n to its preview size: its release upgraded
 // without the live block (no wait: it only loses pods), its production
-// Secret deleted, its listing cleared. The caller holds production's lock
-// and n's. A commit whose release is gone is only unlisted.
-func (c *Configuration) sizeDown(ctx context.Context, n Names, productionRevision int) error {
+// Secret deleted, its listing cleared. A revision left pending by a
+// killed size-up is repaired first, and a failed one with the live block
+// counts: what Helm applied of it may run. The caller holds production's
+// lock and n's. A commit whose release is gone is only unlisted.
+func (c *Configuration) sizeDown(ctx context.Context, n Names, why string) error {
 	cfg, err := c.helm(n.Namespace)
 	if err != nil {
 		return err
 	}
-	rel, err := cfg.Releases.Deployed(n.Release)
-	if err != nil && !errors.Is(err, driver.ErrNoDeployedReleases) && !errors.Is(err, driver.ErrReleaseNotFound) {
-		return fmt.Errorf("reading the deployed revision of %s: %w", n.Release, err)
+	last, err := c.repairPending(cfg, n.Release)
+	if err != nil {
+		return err
 	}
-	if rel != nil && liveOf(rel.Config) != nil {
-		desc := fmt.Sprintf("shipper: sized down to preview (production revision %d routes elsewhere)", productionRevision)
-		if _, err := c.upgradeValues(ctx, n, rel, disabledLive(), desc); err != nil {
-			return fmt.Errorf("sizing down %s: %w", n.Release, err)
+	if last != nil {
+		base := last
+		if last.Info.Status != release.StatusDeployed {
+			if d, err := cfg.Releases.Deployed(n.Release); err == nil {
+				base = d
+			}
 		}
-		c.log.Info("sized down to preview", "release", n.Release)
+		if liveOf(base.Config) != nil || liveOf(last.Config) != nil {
+			if _, err := c.upgradeValues(ctx, n, base, disabledLive(), "shipper: sized down to preview: "+why); err != nil {
+				return fmt.Errorf("sizing down %s: %w", n.Release, err)
+			}
+			c.log.Info("sized down to preview", "release", n.Release)
+		}
 	}
 	return c.dropSized(ctx, n)
 }
@@ -262,13 +334,36 @@ func (c *Configuration) dropSized(ctx context.Context, n Names) error {
 	return c.markSized(ctx, n, false)
 }
 
-// upgradeValues upgrades commit n's release from rel with its own values
-// and live as the live block: Helm's upgrade with the recorded values,
-// the chart this shipper carries, and description in `helm history`.
+// secretData is the data of Secret name in ns, nil when there is none.
+func (c *Configuration) secretData(ctx context.Context, ns, name string) (map[string][]byte, error) {
+	s, err := c.client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading secret %s/%s: %s", ns, name, apierrors.ReasonForError(err))
+	}
+	return s.Data, nil
+}
+
+// restoreSecret writes Secret name of commit n back to data (nil: none).
+func (c *Configuration) restoreSecret(ctx context.Context, n Names, name string, data map[string][]byte) error {
+	vals := make(map[string]string, len(data))
+	for k, v := range data {
+		vals[k] = string(v)
+	}
+	_, err := c.applyEnvSecretNamed(ctx, n, name, vals)
+	return err
+}
+
+// upgradeValues upgrades commit n's release from rel with rel's values,
+// live as the live block, and rel's chart: a values-only change, as
+// `helm upgrade --reuse-values` with the same chart, described in `helm
+// history`.
 func (c *Configuration) upgradeValues(ctx context.Context, n Names, rel *release.Release, live map[string]any, description string) (*release.Release, error) {
 	vals := maps.Clone(rel.Config)
 	vals["live"] = live
-	p, err := c.newPlan(ctx, n, n.Release, n.Namespace, "", "", vals)
+	p, err := c.newPlanChart(ctx, n, n.Release, n.Namespace, "", "", rel.Chart, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -335,79 +430,95 @@ func (c *Configuration) markSized(ctx context.Context, n Names, on bool) error {
 }
 
 // settleSizes sizes down, after delay, every commit of n's app listed at
-// production size that production's deployed revision does not route to.
-// It waits without holding production's lock, then re-reads both under
-// it. A cancelled wait leaves them for the next promote or rollback. It
-// returns the short SHAs sized down.
-func (c *Configuration) settleSizes(ctx context.Context, n Names, delay time.Duration) ([]string, error) {
-	stale, _, err := c.staleSizes(ctx, n)
-	if err != nil || len(stale) == 0 {
-		return nil, err
+// production size that production does not route to. It waits without
+// holding production's lock, then re-reads both under it. A cancelled
+// wait, or a commit that cannot be sized down now (logged), is left for
+// the next promote or rollback: the switch is done, and this is its
+// clean-up. It returns the short SHAs sized down.
+func (c *Configuration) settleSizes(ctx context.Context, n Names, delay time.Duration) []string {
+	stale, err := c.staleSizes(ctx, n)
+	if err != nil {
+		c.log.Warn("could not read the commits at production size: the next promote or rollback sizes them down", "error", err)
+		return nil
+	}
+	if len(stale) == 0 {
+		return nil
 	}
 	if delay > 0 {
 		c.log.Info("draining before the size-down", "commits", strings.Join(stale, ","), "delay", delay)
 		select {
 		case <-ctx.Done():
 			c.log.Warn("cancelled before the size-down: the next promote or rollback does it", "commits", strings.Join(stale, ","))
-			return nil, nil
+			return nil
 		case <-time.After(delay):
 		}
 	}
 	var done []string
 	err = c.withProductionLock(ctx, n, func(ctx context.Context) error {
-		stale, revision, err := c.staleSizes(ctx, n)
+		stale, err := c.staleSizes(ctx, n)
 		if err != nil {
 			return err
 		}
 		for _, sha := range stale {
-			cn, err := n.WithSHA(sha)
-			if err != nil {
-				return err
-			}
-			if _, err := c.client.CoreV1().Namespaces().Get(ctx, cn.Namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
-				if err := c.markSized(ctx, cn, false); err != nil {
-					return err
-				}
+			if err := c.settleOne(ctx, n, sha); err != nil {
+				c.log.Warn("could not size a commit down: the next promote or rollback retries", "sha", sha, "error", err)
 				continue
-			}
-			if err := c.withLock(ctx, cn.Namespace, cn.Release, func(ctx context.Context) error {
-				return c.sizeDown(ctx, cn, revision)
-			}); err != nil {
-				return err
 			}
 			done = append(done, sha)
 		}
 		return nil
 	})
 	if err != nil {
-		return done, fmt.Errorf("sizing down the commits production left (the next promote or rollback retries): %w", err)
+		c.log.Warn("could not size down the commits production left: the next promote or rollback does it", "error", err)
 	}
-	return done, nil
+	return done
 }
 
-// staleSizes are the commits listed at production size that production's
-// deployed revision routes no request to, and that revision's number.
-func (c *Configuration) staleSizes(ctx context.Context, n Names) ([]string, int, error) {
+// settleOne sizes commit sha of n's app down under its Lease, or only
+// unlists it when its namespace is gone, going, or not this project's.
+func (c *Configuration) settleOne(ctx context.Context, n Names, sha string) error {
+	cn, err := n.WithSHA(sha)
+	if err != nil {
+		return err
+	}
+	ns, err := c.client.CoreV1().Namespaces().Get(ctx, cn.Namespace, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || err == nil && (ns.DeletionTimestamp != nil || c.owned(ns, cn) != nil) {
+		return c.markSized(ctx, cn, false)
+	}
+	if err != nil {
+		return err
+	}
+	return c.withLock(ctx, cn.Namespace, cn.Release, func(ctx context.Context) error {
+		return c.sizeDown(ctx, cn, "production routes elsewhere")
+	})
+}
+
+// staleSizes are the commits listed at production size that production
+// routes no request to: neither its deployed revision nor its newest (a
+// switch cut off, pending or failed, may route to its commit until the
+// next promote or rollback repairs it).
+func (c *Configuration) staleSizes(ctx context.Context, n Names) ([]string, error) {
 	sized, err := c.sizedCommits(ctx, n)
 	if err != nil || len(sized) == 0 {
-		return nil, 0, err
+		return nil, err
 	}
-	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, consistent)
+	hist, err := c.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, consistent)
 	if err != nil {
-		return nil, 0, err
+		return nil, err
+	}
+	routed := map[string]bool{}
+	for i, r := range hist {
+		if i == 0 || r.Status == release.StatusDeployed.String() {
+			routed[r.SHA], routed[r.Canary] = true, true
+		}
 	}
 	var stale []string
-	revision := 0
-	if rec != nil {
-		revision = rec.Version
-	}
 	for _, sha := range sized {
-		if rec != nil && (sha == rec.SHA || sha == rec.Canary) {
-			continue
+		if !routed[sha] {
+			stale = append(stale, sha)
 		}
-		stale = append(stale, sha)
 	}
-	return stale, revision, nil
+	return stale, nil
 }
 
 // RenderLive returns the manifests of commit n's release as promote p
@@ -427,13 +538,13 @@ func (d *Deploy) RenderLive(ctx context.Context, n Names, image string, p *Promo
 	if len(s.secrets) > 0 {
 		secret = productionEnvSecretName(n)
 	}
-	live, err := d.cfg.liveBlock(pl.values, s, secret, "")
+	live, err := liveBlock(pl.chart, pl.values, s.overlay, secret, "")
 	if err != nil {
 		return "", err
 	}
 	vals := maps.Clone(pl.values)
 	vals["live"] = live
-	lp, err := d.cfg.newPlan(ctx, n, n.Release, n.Namespace, pl.host, pl.url, vals)
+	lp, err := d.cfg.newPlanChart(ctx, n, n.Release, n.Namespace, pl.host, pl.url, pl.chart, vals)
 	if err != nil {
 		return "", err
 	}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	helmaction "helm.sh/helm/v3/pkg/action"
+	"helm.sh/helm/v3/pkg/kube"
 	helmrelease "helm.sh/helm/v3/pkg/release"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -276,14 +278,21 @@ func TestSizeDownLeftByACancelledJobIsDoneNext(t *testing.T) {
 	if _, err := f.promote(t, shaA, productionSize(2, "s")); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The test's own bound, should the watcher below never see the switch.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	p := release.NewPromote(f.cfg)
 	p.Hosts = release.Hosts{Domain: "example.com"}
 	productionSize(2, "s")(p)
 	p.DrainDelay = time.Hour
+	app := names(t, f.app, "")
 	go func() {
 		// Cancelled once the switch is done and the drain has begun.
-		for f.live(t).SHA != "bbbbbbbb" {
+		status := release.NewStatus(f.cfg)
+		for ctx.Err() == nil {
+			if live, err := status.Production(ctx, app); err == nil && live.SHA == "bbbbbbbb" {
+				break
+			}
 			time.Sleep(20 * time.Millisecond)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -328,5 +337,81 @@ func TestValuesCannotSetTheLiveBlock(t *testing.T) {
 	}
 	if got := f.sizeOf(t, shaA); got.replicas != 1 {
 		t.Errorf("a values file's live block sized a preview to %d replicas", got.replicas)
+	}
+}
+
+// A size-up killed after Helm applied it (its revision left
+// pending-upgrade, with the live block): the next promote or rollback
+// sizes the commit down from that revision, and a deploy of it does not
+// carry the block of a revision that never became its deployed one.
+func TestSizeUpKilledMidUpgradeIsSizedDownNext(t *testing.T) {
+	f := newDeployFixture(t)
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	stopA := simulate(t, f.cs, f.app+"-aaaaaaaa", f.app+"-aaaaaaaa", rolloutReady)
+	stopB := simulate(t, f.cs, f.app+"-bbbbbbbb", f.app+"-bbbbbbbb", rolloutReady)
+	defer stopA()
+	defer stopB()
+	if _, err := f.promote(t, shaA, productionSize(2, "s")); err != nil {
+		t.Fatal(err)
+	}
+	// What the killed job of B's promote left: B listed, and its release
+	// upgraded to A's live block (a valid one) but recorded pending.
+	relA, relB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
+	liveA, err := f.helm(t, relA).Releases.Deployed(relA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgB := f.helm(t, relB)
+	cfgB.KubeClient.(*kube.Client).Namespace = relB // objects too, not only records
+	depB, err := cfgB.Releases.Deployed(relB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := map[string]any{}
+	for k, v := range depB.Config {
+		vals[k] = v
+	}
+	vals["live"] = liveA.Config["live"]
+	up := helmaction.NewUpgrade(cfgB)
+	up.Namespace = relB
+	killed, err := up.Run(relB, depB.Chart, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed.SetStatus(helmrelease.StatusPendingUpgrade, "Preparing upgrade")
+	if err := cfgB.Releases.Update(killed); err != nil {
+		t.Fatal(err)
+	}
+	list, err := f.cs.CoreV1().Secrets(f.app+"-production").Get(context.Background(), f.app+"-production-sized", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list.Data["bbbbbbbb"] = []byte("2026-12-02T00:00:00Z")
+	if _, err := f.cs.CoreV1().Secrets(f.app+"-production").Update(context.Background(), list, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.sizeOf(t, shaB); got.replicas != 2 {
+		t.Fatalf("the emulated kill left b at %+v", got)
+	}
+
+	prod, err := f.promote(t, shaA, productionSize(2, "s"))
+	if err != nil {
+		t.Fatalf("the next promote: %v", err)
+	}
+	if !slices.Equal(prod.SizedDown, []string{"bbbbbbbb"}) {
+		t.Errorf("the next promote sized down %v, want b", prod.SizedDown)
+	}
+	if got := f.sizeOf(t, shaB); got.replicas != 1 || got.env != "" || got.tier != "" {
+		t.Errorf("b after the next promote runs with %+v, want its preview size", got)
+	}
+	if _, err := f.deploy(t, shaB); err != nil {
+		t.Fatalf("deploy of b after the repair: %v", err)
+	}
+	if got := f.sizeOf(t, shaB); got.replicas != 1 {
+		t.Errorf("deploy of b carried a live block: %+v", got)
+	}
+	if got := f.sizedList(t); !slices.Equal(got, []string{"aaaaaaaa"}) {
+		t.Errorf("listed at production size: %v", got)
 	}
 }
