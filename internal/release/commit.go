@@ -47,8 +47,15 @@ func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool
 	if len(recs) == 0 {
 		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s does not exist: run `shipper deploy --sha %s` first", n.Release, n.Short)}
 	}
-	if recs[0].Status != "deployed" {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[0].Status, n.Short)}
+	// A size-up or size-down cut off or failed (pending or failed, its
+	// undo failed too) is not the commit's state: the deploy before it
+	// is, and the next size-up or size-down repairs it.
+	i := 0
+	for i < len(recs)-1 && recs[i].Sizing != "" && recs[i].Status != "deployed" {
+		i++
+	}
+	if recs[i].Status != "deployed" {
+		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[i].Status, n.Short)}
 	}
 	return nil
 }

@@ -67,6 +67,7 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 		return nil, err
 	}
 	p.carryLive = true
+	p.unlabels = []string{LabelSizing}
 	return p, nil
 }
 

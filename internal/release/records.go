@@ -35,6 +35,9 @@ type record struct {
 	// time (Unix nanoseconds) of the commit it routes to.
 	Ref        string
 	CommitTime int64
+	// Sizing: a commit's revision made by promote's size-up ("up") or
+	// size-down ("down"), LabelSizing; "" for a deploy's.
+	Sizing string
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -53,6 +56,10 @@ func (c *Configuration) releaseLabels(n Names) map[string]string {
 // LabelCommit records on each Helm revision the SHA it was made with (the
 // full one when GitLab gives it; a label value holds 40 hex characters).
 const LabelCommit = "shipper.dev/commit"
+
+// LabelSizing marks a commit's revision that promote's size-up ("up") or
+// size-down ("down") made (sizing.go); a deploy's revision drops it.
+const LabelSizing = "shipper.dev/sizing"
 
 // LabelCanary and LabelCanaryWeight record on a production revision of a
 // canary step the canary commit's short SHA and its percent of requests;
@@ -99,7 +106,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
-			Ref: m.Labels[LabelRef], CommitTime: when,
+			Ref: m.Labels[LabelRef], CommitTime: when, Sizing: m.Labels[LabelSizing],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -368,6 +368,10 @@ func (c *Configuration) upgradeValues(ctx context.Context, n Names, rel *release
 		return nil, err
 	}
 	p.description = description
+	p.labels[LabelSizing] = "down"
+	if liveOf(vals) != nil {
+		p.labels[LabelSizing] = "up"
+	}
 	return c.installOrUpgrade(ctx, p)
 }
 
