@@ -607,7 +607,7 @@ func sizing(t *testing.T, c *cluster, prodHost string) {
 
 	start := time.Now()
 	c.run(t, shaB, "promote", "--set", "production.replicaCount=2")
-	say(t, "promote with size-up (2 ready pods), switch, drain 3 s and size-down took %v", time.Since(start).Round(time.Millisecond))
+	say(t, "promote with size-up (2 ready pods) and switch took %v (the previous commit ran at its preview size: nothing to size down)", time.Since(start).Round(time.Millisecond))
 	if spec, ready := deployment(shaB); spec != 2 || ready != 2 {
 		t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
 	}
@@ -620,7 +620,15 @@ func sizing(t *testing.T, c *cluster, prodHost string) {
 	c.run(t, shaB, "status")
 
 	// Back to A the same way: B's pods lose production's secret.
+	start = time.Now()
 	c.run(t, shaA, "promote", "--set", "production.replicaCount=2")
+	say(t, "promote with size-up, switch, 3 s drain and size-down of the previous commit took %v", time.Since(start).Round(time.Millisecond))
+	if spec, ready := deployment(shaA); spec != 2 || ready != 2 {
+		t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
+	}
+	if spec, _ := deployment(shaB); spec != 1 {
+		t.Errorf("the previous commit runs %d replicas after the drain delay, want its preview's 1", spec)
+	}
 	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
 	c.requireSecretIn(t, shaA, 2, true)
 	c.requireSecretIn(t, shaB, 1, false)
