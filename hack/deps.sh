@@ -2,7 +2,7 @@
 # deps.sh installs the Debian packages a make target needs, when missing,
 # so `make test` and `make demo` work on a fresh machine of this kind.
 #
-#   hack/deps.sh test|node|bench...
+#   hack/deps.sh test|node|bench|image|runtimes...
 set -euo pipefail
 
 declare -A sets=(
@@ -10,10 +10,12 @@ declare -A sets=(
   [node]="containerd runc containernetworking-plugins iptables kmod iproute2 rsync"
   [bench]="time"
   [image]="busybox-static ca-certificates"
+  # The interpreters testenv.RuntimeBase builds the sample apps' bases from.
+  [runtimes]="nodejs php8.2-cli python3 ruby ruby-webrick"
 )
 want=""
 for s in "$@"; do
-  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench, image)" >&2; exit 2; }
+  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench, image, runtimes)" >&2; exit 2; }
   want+=" ${sets[$s]}"
 done
 missing=""

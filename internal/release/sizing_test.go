@@ -12,6 +12,7 @@ import (
 	helmaction "helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/kube"
 	helmrelease "helm.sh/helm/v3/pkg/release"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -178,12 +179,22 @@ func TestPromoteSizesUpSwitchesAndSizesDown(t *testing.T) {
 		t.Errorf("helm history of a says %q", descA)
 	}
 
-	// Re-deploying the live commit keeps it at production size.
-	if _, err := f.deploy(t, shaB); err != nil {
+	// Re-deploying the live commit keeps it at production size, with its
+	// new values under the same overlay.
+	if _, err := f.deploy(t, shaB, func(d *release.Deploy) {
+		d.Values = map[string]any{"env": map[string]any{"EXTRA": "new"}}
+	}); err != nil {
 		t.Fatalf("re-deploy of the live commit: %v", err)
 	}
 	if got := f.sizeOf(t, shaB); got.replicas != 3 || got.tier != "production" {
 		t.Errorf("the live commit re-deployed runs with %+v, want production's size", got)
+	}
+	dep, err := f.cs.AppsV1().Deployments(f.app+"-bbbbbbbb").Get(context.Background(), f.app+"-bbbbbbbb", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(dep.Spec.Template.Spec.Containers[0].Env, func(e corev1.EnvVar) bool { return e.Name == "EXTRA" && e.Value == "new" }) {
+		t.Errorf("the live commit re-deployed with env EXTRA=new runs without it: its new values were not applied")
 	}
 
 	// Rollback restores the sizing of the revision it returns to (2
