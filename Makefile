@@ -31,7 +31,7 @@ tools: ## build (once) the etcd, kube-apiserver and helm the tests run
 	hack/tools.sh $(TEST_TOOLS)
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
-	hack/deps.sh test image
+	hack/deps.sh test image runtimes
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-unit: ## unit tests only, no control plane

@@ -275,7 +275,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress, in-cluster or gitlab-ci-local); make e2e runs
+	// (gateway, ingress, apps, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
@@ -287,6 +287,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			say(t, "\n## the %s router: app %s, served on %s", r.name, r.app, c.addr())
 			pipeline(t, &c)
+		})
+	}
+	if only == "" || only == "apps" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("apps", func(t *testing.T) {
+			say(t, "\n## the Node.js, PHP, Python and Ruby sample apps, packaged with zero configuration (ingress router)")
+			apps(t, &g)
 		})
 	}
 	if only == "" || only == "in-cluster" {

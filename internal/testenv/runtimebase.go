@@ -1,22 +1,13 @@
 package testenv
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"os"
 	"os/exec"
-	"path"
-	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -24,9 +15,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/pgzip"
 )
 
 // RuntimeKinds are the runtimes RuntimeBase builds a base of, named as
@@ -169,223 +158,4 @@ func (s runtimeSpec) collect(ctx context.Context) (hostTree, error) {
 		}
 	}
 	return t, t.addLibraries(ctx)
-}
-
-// hostTree is the set of host paths a base copies, keyed by their path
-// with no symlink in its directories, with what Lstat said of them.
-type hostTree map[string]fs.FileInfo
-
-// add takes the host path p with what it needs to be reached the same
-// way in the image: its parent directories, and every symlink on the way
-// with its target. /lib/x86_64-linux-gnu/libc.so.6 thus brings the /lib ->
-// usr/lib link of a merged-/usr system, and /usr/bin/php the alternatives
-// link to php8.2.
-func (t hostTree) add(p string) error {
-	p = filepath.Clean(p)
-	if _, ok := t[p]; ok || p == "/" {
-		return nil
-	}
-	if err := t.add(filepath.Dir(p)); err != nil {
-		return err
-	}
-	dir, err := filepath.EvalSymlinks(filepath.Dir(p))
-	if err != nil {
-		return err
-	}
-	p = filepath.Join(dir, filepath.Base(p))
-	if _, ok := t[p]; ok {
-		return nil
-	}
-	fi, err := os.Lstat(p)
-	if err != nil {
-		return err
-	}
-	t[p] = fi
-	if fi.Mode()&fs.ModeSymlink == 0 {
-		return nil
-	}
-	target, err := os.Readlink(p)
-	if err != nil {
-		return err
-	}
-	if !filepath.IsAbs(target) {
-		target = filepath.Join(dir, target)
-	}
-	// A link dangling on the host dangles in the image too.
-	if err := t.add(target); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// walk adds the tree at root (a directory or a file), without the
-// entries whose base name matches a skip pattern. A root that does not
-// exist is no error: Ruby names a vendorarchdir it may not have.
-func (t hostTree) walk(root string, skip []string) error {
-	root, err := filepath.EvalSymlinks(root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		for _, pattern := range skip {
-			if ok, _ := path.Match(pattern, d.Name()); ok && p != root {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-		}
-		return t.add(p)
-	})
-}
-
-// addLibraries adds what ldd lists for each ELF file of the tree (the
-// interpreter and its extension modules): the shared libraries, each with
-// its own dependencies already, and the dynamic loader.
-func (t hostTree) addLibraries(ctx context.Context) error {
-	var elves []string
-	for p, fi := range t {
-		if fi.Mode().IsRegular() && isELF(p) {
-			elves = append(elves, p)
-		}
-	}
-	sort.Strings(elves)
-	for _, p := range elves {
-		out, err := exec.CommandContext(ctx, "ldd", p).CombinedOutput()
-		if bytes.Contains(out, []byte("not a dynamic executable")) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("listing the libraries of %s: ldd: %w: %s", p, err, out)
-		}
-		for _, line := range strings.Split(string(out), "\n") {
-			f := strings.Fields(line)
-			if strings.Contains(line, "=> not found") {
-				return fmt.Errorf("%s needs %s, which is not installed", p, f[0])
-			}
-			for _, lib := range f {
-				if strings.HasPrefix(lib, "/") {
-					if err := t.add(lib); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func isELF(p string) bool {
-	f, err := os.Open(p)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	magic := make([]byte, 4)
-	_, err = io.ReadFull(f, magic)
-	return err == nil && string(magic) == "\x7fELF"
-}
-
-// layer writes the tree and the files every base has as one tar,
-// compressed as shipper's app layers are, and keeps it in memory: the
-// largest base, node, is about 40 MB compressed.
-func (t hostTree) layer() (v1.Layer, error) {
-	entries := map[string]*tar.Header{}
-	for p, fi := range t {
-		hdr, err := tar.FileInfoHeader(fi, "")
-		if err != nil {
-			return nil, err
-		}
-		if fi.Mode()&fs.ModeSymlink != 0 {
-			if hdr.Linkname, err = os.Readlink(p); err != nil {
-				return nil, err
-			}
-		}
-		hdr.Name, hdr.Uid, hdr.Gid = p, 0, 0
-		entries[p] = hdr
-	}
-	users := fmt.Sprintf("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:%d:%d:nonroot:/home/nonroot:/sbin/nologin\n", nonroot, nonroot)
-	groups := fmt.Sprintf("root:x:0:\nnonroot:x:%d:\n", nonroot)
-	content := map[string]string{"/etc/passwd": users, "/etc/group": groups}
-	for p, data := range content {
-		entries[p] = &tar.Header{Typeflag: tar.TypeReg, Name: p, Mode: 0o644, Size: int64(len(data))}
-	}
-	entries["/tmp"] = &tar.Header{Typeflag: tar.TypeDir, Name: "/tmp", Mode: 0o1777}
-	entries["/home/nonroot"] = &tar.Header{Typeflag: tar.TypeDir, Name: "/home/nonroot", Mode: 0o755, Uid: nonroot, Gid: nonroot}
-	for p := range entries {
-		for d := filepath.Dir(p); d != "/" && entries[d] == nil; d = filepath.Dir(d) {
-			entries[d] = &tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755}
-		}
-	}
-	names := make([]string, 0, len(entries))
-	for p := range entries {
-		names = append(names, p)
-	}
-	sort.Strings(names)
-
-	var buf bytes.Buffer
-	gz, err := pgzip.NewWriterLevel(&buf, gzip.BestSpeed)
-	if err != nil {
-		return nil, err
-	}
-	if err := gz.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0)); err != nil {
-		return nil, err
-	}
-	tw := tar.NewWriter(gz)
-	for _, p := range names {
-		if err := writeHostEntry(tw, entries[p], p, content[p]); err != nil {
-			return nil, err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := gz.Close(); err != nil {
-		return nil, err
-	}
-	data := buf.Bytes()
-	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
-	}, tarball.WithMediaType(types.OCILayer))
-}
-
-// layerTime is the timestamp of every entry of a base.
-var layerTime = time.Unix(0, 0).UTC()
-
-// writeHostEntry writes one entry with the host's varying metadata fixed,
-// and its content: data, or the host file p.
-func writeHostEntry(tw *tar.Writer, hdr *tar.Header, p, data string) error {
-	h := &tar.Header{
-		Typeflag: hdr.Typeflag, Name: strings.TrimPrefix(p, "/"), Linkname: hdr.Linkname,
-		Mode: hdr.Mode, Size: hdr.Size, Uid: hdr.Uid, Gid: hdr.Gid,
-		ModTime: layerTime, Format: tar.FormatPAX,
-	}
-	switch h.Typeflag {
-	case tar.TypeDir:
-		h.Name += "/"
-		return tw.WriteHeader(h)
-	case tar.TypeSymlink:
-		return tw.WriteHeader(h)
-	case tar.TypeReg:
-		if err := tw.WriteHeader(h); err != nil {
-			return err
-		}
-		if data != "" {
-			_, err := io.WriteString(tw, data)
-			return err
-		}
-		f, err := os.Open(p)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		_, err = io.CopyN(tw, f, h.Size)
-		return err
-	}
-	return fmt.Errorf("%s: %s files do not go into a base", p, hdr.FileInfo().Mode().Type())
 }
