@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // sampleApps are the Node.js, PHP, Python and Ruby apps of examples/,
@@ -24,7 +25,8 @@ var sampleApps = []struct{ kind, header string }{
 // --entrypoint, no --cmd: detected from its files) on a base built from
 // this machine's Debian packages (no public registry here), deploys it,
 // checks /, /version and the env header through Traefik, and promotes
-// one of them (ingress router).
+// one of them (ingress router). The Node.js app's layer is zstd: the node
+// pulls and runs it.
 func apps(t *testing.T, c *cluster) {
 	sha := "e5f60718293a4b5c6d7e8f90123456789012345a"
 	for i, app := range sampleApps {
@@ -42,6 +44,10 @@ func apps(t *testing.T, c *cluster) {
 			t.Fatal(err)
 		}
 		a.extra = append(append([]string{}, c.extra...), "SHIPPER_CONTEXT="+dir, "SHIPPER_ENTRYPOINT=", "SHIPPER_BASE="+base)
+		zstd := app.kind == "node" // containerd on the node pulls a tar+zstd app layer
+		if zstd {
+			a.extra = append(a.extra, "SHIPPER_COMPRESSION=zstd")
+		}
 		start = time.Now()
 		out, errOut, code := a.try(sha, "package")
 		took := time.Since(start).Round(time.Millisecond)
@@ -50,6 +56,9 @@ func apps(t *testing.T, c *cluster) {
 			t.Fatalf("package %s: exit %d", app.kind, code)
 		}
 		say(t, "%s: image %.1f MiB compressed, packaged and pushed in %v", app.kind, float64(imageBytes(t, c, strings.TrimSpace(out)))/(1<<20), took)
+		if got := appLayerType(t, c, strings.TrimSpace(out)); zstd && got != types.OCILayerZStd || !zstd && got != types.OCILayer {
+			t.Errorf("%s: the app layer is %s (zstd %v)", app.kind, got, zstd)
+		}
 		if !strings.Contains(errOut, "detected app kind="+app.kind) {
 			t.Errorf("package of examples/%s did not say it detected a %s app:\n%s", app.kind, app.kind, errOut)
 		}
@@ -68,6 +77,24 @@ func apps(t *testing.T, c *cluster) {
 			a.curl(t, a.app+"."+a.router.domain, "/version")
 		}
 	}
+}
+
+// appLayerType is the media type of image ref's last layer, the app's.
+func appLayerType(t *testing.T, c *cluster, ref string) types.MediaType {
+	t.Helper()
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: c.env.Registry.Username, Password: c.env.Registry.Password}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Layers[len(m.Layers)-1].MediaType
 }
 
 // imageBytes is the compressed size of image ref's layers, as the node

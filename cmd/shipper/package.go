@@ -45,6 +45,8 @@ requirements.txt, pyproject.toml, app.py; Gemfile, config.ru, app.rb):
 			&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
 			&cli.StringSliceFlag{Name: "platform-context", Usage: "os/arch=DIR: that platform's app comes from DIR instead of --context (a binary per architecture; repeatable)"},
 			&cli.StringSliceFlag{Name: "tag", Usage: "extra tag (repeatable)"},
+			&cli.StringFlag{Name: "compression", Value: image.Gzip, Usage: "app layer compression: gzip, or zstd (OCI tar+zstd: containerd 1.5+ pulls it)", EnvVars: []string{"SHIPPER_COMPRESSION"}},
+			&cli.IntFlag{Name: "compression-level", Usage: "gzip 1 (fastest, default) to 9; zstd 1 (fastest, default) to 4", EnvVars: []string{"SHIPPER_COMPRESSION_LEVEL"}},
 			&cli.IntFlag{Name: "uid", Usage: "owner uid of the app's files"},
 			&cli.IntFlag{Name: "gid", Usage: "owner gid of the app's files"},
 		}, registryFlags(), []cli.Flag{
@@ -91,6 +93,7 @@ func runPackage(c *cli.Context) error {
 		Platforms: commaList(c.StringSlice("platform")), PlatformContexts: platformContexts, Entrypoint: entrypoint, Cmd: cmd, User: c.String("user"),
 		Port: c.Int("port"), Env: c.StringSlice("env"), UID: c.Int("uid"), GID: c.Int("gid"),
 		SHA: sha, ShortSHA: short, Source: c.String("source"), Created: created,
+		Compression: image.Compression{Algorithm: c.String("compression"), Level: c.Int("compression-level")},
 	}
 	if len(entrypoint) == 0 && len(cmd) == 0 {
 		if err := detectApp(c, &spec); err != nil {

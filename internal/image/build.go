@@ -63,6 +63,8 @@ type Spec struct {
 	Source string
 	// Created is the image's and every file's timestamp; see SourceDate.
 	Created time.Time
+	// Compression of the app layer: gzip at level 1 unless set.
+	Compression Compression
 }
 
 // Options reach registries: credentials, plain HTTP, logging.
@@ -172,12 +174,15 @@ func Build(ctx context.Context, s Spec, o Options) (*Artifact, error) {
 	if st, err := os.Stat(s.Context); err != nil || !st.IsDir() {
 		return nil, &InputError{Path: s.Context, Err: errors.New("build context must be a readable directory")}
 	}
+	if err := s.Compression.check(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
-	layer, err := buildLayer(layerSpec{dir: s.Context, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore})
+	layer, err := buildLayer(layerSpec{dir: s.Context, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore, compress: s.Compression})
 	if err != nil {
 		return nil, fmt.Errorf("packing %s: %w", s.Context, err)
 	}
-	o.log().Info("packed app layer", "context", s.Context, "bytes", layer.size, "digest", layer.digest.String(), "seconds", time.Since(start).Seconds())
+	o.log().Info("packed app layer", "context", s.Context, "bytes", layer.size, "compression", layer.comp.String(), "digest", layer.digest.String(), "seconds", time.Since(start).Seconds())
 	art := &Artifact{layer: layer, platformLayers: map[string]*fileLayer{}}
 	for key, dir := range s.PlatformContexts {
 		ps, err := parsePlatforms([]string{key})
@@ -189,7 +194,7 @@ func Build(ctx context.Context, s Spec, o Options) (*Artifact, error) {
 			art.Close()
 			return nil, &InputError{Path: dir, Err: errors.New("build context of " + key + " must be a readable directory")}
 		}
-		l, err := buildLayer(layerSpec{dir: dir, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore})
+		l, err := buildLayer(layerSpec{dir: dir, workdir: s.Workdir, uid: s.UID, gid: s.GID, mtime: s.Created, ignore: s.Ignore, compress: s.Compression})
 		if err != nil {
 			art.Close()
 			return nil, fmt.Errorf("packing %s: %w", dir, err)

@@ -12,7 +12,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // appendApp adds the app layer to base and sets the config: entrypoint,
@@ -21,7 +20,7 @@ import (
 func appendApp(s Spec, layer *fileLayer, base v1.Image, baseName string, baseDigest v1.Hash) (v1.Image, error) {
 	img, err := mutate.Append(base, mutate.Addendum{
 		Layer:     layer,
-		MediaType: types.OCILayer,
+		MediaType: layer.comp.mediaType(),
 		History: v1.History{
 			CreatedBy: "shipper package " + s.Workdir,
 			Created:   v1.Time{Time: s.Created},

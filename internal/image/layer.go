@@ -2,7 +2,6 @@ package image
 
 import (
 	"archive/tar"
-	"compress/gzip"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,13 +11,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
-	"github.com/klauspost/pgzip"
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 )
@@ -30,13 +27,15 @@ type layerSpec struct {
 	uid, gid int       // numeric owner of every entry
 	mtime    time.Time // timestamp of every entry
 	ignore   []string  // patterns before the context's .dockerignore
+	compress Compression
 }
 
-// buildLayer writes the context as one deterministic, gzip-compressed tar
+// buildLayer writes the context as one deterministic, compressed tar
 // into a temporary file and returns it as a layer whose digests were
 // computed while writing, so a 200 MB context is read once, never held in
-// memory, and compressed on every core (pgzip compresses fixed-size blocks
-// in parallel; its output depends only on the input and the block size).
+// memory, and compressed on every core (Compression.writer: pgzip
+// compresses fixed-size blocks in parallel, zstd's encoder streams blocks
+// asynchronously; the output depends only on the input and the level).
 //
 // go-containerregistry's tarball.LayerFromOpener would re-read and
 // re-compress the tree for each digest and again for the upload; this
@@ -59,11 +58,8 @@ func buildLayer(spec layerSpec) (_ *fileLayer, err error) {
 
 	compressed := sha256.New()
 	counter := &countWriter{w: io.MultiWriter(f, compressed)}
-	gz, err := pgzip.NewWriterLevel(counter, gzip.BestSpeed)
+	gz, err := spec.compress.writer(counter)
 	if err != nil {
-		return nil, err
-	}
-	if err := gz.SetConcurrency(1<<20, 2*runtime.GOMAXPROCS(0)); err != nil {
 		return nil, err
 	}
 	uncompressed := sha256.New()
@@ -82,6 +78,7 @@ func buildLayer(spec layerSpec) (_ *fileLayer, err error) {
 		digest: hashOf(compressed),
 		diffID: hashOf(uncompressed),
 		size:   counter.n,
+		comp:   spec.compress,
 	}, nil
 }
 
@@ -223,6 +220,7 @@ type fileLayer struct {
 	path           string
 	digest, diffID v1.Hash
 	size           int64
+	comp           Compression
 }
 
 var _ v1.Layer = (*fileLayer)(nil)
@@ -230,14 +228,14 @@ var _ v1.Layer = (*fileLayer)(nil)
 func (l *fileLayer) Digest() (v1.Hash, error)            { return l.digest, nil }
 func (l *fileLayer) DiffID() (v1.Hash, error)            { return l.diffID, nil }
 func (l *fileLayer) Size() (int64, error)                { return l.size, nil }
-func (l *fileLayer) MediaType() (types.MediaType, error) { return types.OCILayer, nil }
+func (l *fileLayer) MediaType() (types.MediaType, error) { return l.comp.mediaType(), nil }
 func (l *fileLayer) Compressed() (io.ReadCloser, error)  { return os.Open(l.path) }
 func (l *fileLayer) Uncompressed() (io.ReadCloser, error) {
 	f, err := os.Open(l.path)
 	if err != nil {
 		return nil, err
 	}
-	gz, err := gzip.NewReader(f)
+	gz, err := l.comp.reader(f)
 	if err != nil {
 		f.Close()
 		return nil, err
