@@ -48,6 +48,7 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
 	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./cmd/shipper
+	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/shipper
 
 stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (README, Reliability)
 	hack/deps.sh test

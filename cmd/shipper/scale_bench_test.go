@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
+
+	"github.com/shipper-dev/shipper/internal/release"
+	"github.com/shipper-dev/shipper/internal/testenv"
+)
+
+// The scale benchmark fills the real apiserver with N previews across M
+// apps (release records, namespaces, RoleBindings, Deployments, Services,
+// Ingresses: what a deploy makes, without pods) and times, at each
+// population, shipper's commands against the helm CLI doing the same
+// work, both as whole processes, as a CI job runs them: process start,
+// kubeconfig, discovery and all. Each side's peak RSS is GNU time's, and
+// its API requests the apiserver's own count around the runs.
+
+// scaleApps is M: the previews are spread over this many apps.
+const scaleApps = 50
+
+// scalePopulations is the curve: SHIPPER_BENCH_SCALE (comma-separated
+// preview counts, filled one after the other), else 1,000.
+func scalePopulations(b *testing.B) []int {
+	spec := os.Getenv("SHIPPER_BENCH_SCALE")
+	if spec == "" {
+		return []int{1000}
+	}
+	var out []int
+	for _, f := range strings.Split(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < scaleApps*2 {
+			b.Fatalf("SHIPPER_BENCH_SCALE=%q: want counts of at least %d, like 100,300,1000", spec, scaleApps*2)
+		}
+		out = append(out, n)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// scaleSHA is commit i of an app.
+func scaleSHA(i int) string { return fmt.Sprintf("%08x", 0xc0000000+i) + strings.Repeat("5", 32) }
+
+// scaleFill deploys commits of the M apps, round-robin, until the
+// population is n, 8 at a time, logging progress; have is how many are
+// there already.
+func scaleFill(b *testing.B, env *testenv.Env, apps []string, have, n int) {
+	b.Helper()
+	cfg, err := release.NewConfiguration(env.AdminConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now()
+	var done atomic.Int64
+	var g errgroup.Group
+	g.SetLimit(8)
+	for i := have; i < n; i++ {
+		app, sha := apps[i%len(apps)], scaleSHA(i/len(apps))
+		g.Go(func() error {
+			names, err := release.NewNames(app, sha)
+			if err != nil {
+				return err
+			}
+			d := release.NewDeploy(cfg)
+			d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
+			if _, err := d.Run(context.Background(), names, env.Registry.Repository("bench/app")+":v1"); err != nil {
+				return fmt.Errorf("filling %s: %w", names.Release, err)
+			}
+			if k := done.Add(1); k%100 == 0 {
+				b.Logf("filled %d of %d previews (%v)", int(k)+have, n, time.Since(start).Round(time.Second))
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("population %d previews over %d apps, filled in %v", n, len(apps), time.Since(start).Round(time.Second))
+}
+
+// scaleOp is one operation with its anchor: each run is one process.
+type scaleOp struct {
+	name          string
+	shipper, helm func(i int) []string // argv of iteration i
+	helmName      string
+}
+
+// BenchmarkScale runs at each population (SHIPPER_BENCH_SCALE) the rows
+// below, SHIPPER_BENCH_OPS (5) processes a side each; run it with
+// -benchtime 1x (make bench does): one pass is the measurement.
+func BenchmarkScale(b *testing.B) {
+	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
+	env := testenv.Get(b)
+	cs, err := env.AdminClient()
+	if err != nil {
+		b.Fatal(err)
+	}
+	helmBin, err := testenv.Binary("helm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	shipper := binary(b)
+	work := b.TempDir()
+	chart, err := filepath.Abs("../../charts/preview-app")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ops := 5
+	if s := os.Getenv("SHIPPER_BENCH_OPS"); s != "" {
+		if ops, err = strconv.Atoi(s); err != nil || ops < 1 {
+			b.Fatalf("SHIPPER_BENCH_OPS=%q: want a positive count", s)
+		}
+	}
+	apps := make([]string, scaleApps)
+	prefix := uniqueName("s")
+	for i := range apps {
+		apps[i] = fmt.Sprintf("%s-%02d", prefix, i)
+	}
+	app := apps[0] // the app the operations act on
+	rel := func(sha string) string { return app + "-" + sha[:8] }
+	prod := app + "-production"
+	image := env.Registry.Repository("bench/app")
+
+	// run times one process under GNU time: seconds, peak MiB.
+	rss := filepath.Join(work, "rss")
+	run := func(argv []string) (float64, float64) {
+		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rss}, argv...)...)
+		cmd.Env = []string{"HOME=" + work, "PATH=/usr/bin:/bin", "KUBECONFIG=" + env.Kubeconfig, "SHIPPER_DOMAIN=example.com"}
+		start := time.Now()
+		out, err := cmd.CombinedOutput()
+		took := time.Since(start).Seconds()
+		if err != nil {
+			b.Fatalf("%v: %v\n%s", argv, err, out)
+		}
+		data, _ := os.ReadFile(rss)
+		kb, _ := strconv.Atoi(strings.TrimSpace(string(data)))
+		return took, float64(kb) / 1024
+	}
+	measure := func(argv func(i int) []string) (ms, peak, requests float64) {
+		before := apiRequests(b, cs)
+		var total float64
+		for i := 0; i < ops; i++ {
+			t, p := run(argv(i))
+			total += t
+			peak = max(peak, p)
+		}
+		return total / float64(ops) * 1000, peak, (apiRequests(b, cs) - before) / float64(ops)
+	}
+
+	fresh := 0 // new commits deployed by the deploy rows, per side
+	newSHA := func(side string, i int) string {
+		return fmt.Sprintf("%s%07x", map[string]string{"shipper": "d", "helm": "e"}[side], fresh+i) + strings.Repeat("7", 32)
+	}
+	one, two := scaleSHA(0), scaleSHA(1)
+	global := []string{"--app", app} // and SHIPPER_DOMAIN, for the commands that take it
+	rows := []scaleOp{
+		{name: "list", helmName: "helm list -A --max 0",
+			shipper: func(int) []string { return append([]string{shipper, "list"}, global...) },
+			helm:    func(int) []string { return []string{helmBin, "list", "-A", "--max", "0"} }},
+		{name: "status", helmName: "helm status <app>-production",
+			shipper: func(int) []string { return append([]string{shipper, "status"}, global...) },
+			helm:    func(int) []string { return []string{helmBin, "status", prod, "-n", prod} }},
+		{name: "promote", helmName: "helm upgrade <app>-production --reuse-values",
+			shipper: func(i int) []string {
+				sha := []string{two, one}[i%2]
+				return append([]string{shipper, "promote", "--sha", sha, "--drain-delay", "0"}, global...)
+			},
+			helm: func(i int) []string {
+				sha := []string{two, one}[i%2]
+				return []string{helmBin, "upgrade", prod, chart, "-n", prod, "--reuse-values",
+					"--set", "sha=" + sha, "--set", "shortSha=" + sha[:8],
+					"--set", "production.target.release=" + rel(sha), "--set", "production.target.namespace=" + rel(sha),
+					"--set", "production.target.sha=" + sha}
+			}},
+		{name: "rollback", helmName: "helm rollback <app>-production",
+			shipper: func(int) []string { return append([]string{shipper, "rollback", "--drain-delay", "0"}, global...) },
+			helm:    func(int) []string { return []string{helmBin, "rollback", prod, "-n", prod} }},
+		{name: "deploy", helmName: "helm upgrade --install --create-namespace",
+			shipper: func(i int) []string {
+				sha := newSHA("shipper", i)
+				return append([]string{shipper, "deploy", "--sha", sha, "--image", image + ":v1", "--wait=false", "--resolve=false"}, global...)
+			},
+			helm: func(i int) []string {
+				sha := newSHA("helm", i)
+				return []string{helmBin, "upgrade", "--install", rel(sha), chart, "--namespace", rel(sha), "--create-namespace",
+					"--set", "app=" + app, "--set", "sha=" + sha, "--set", "shortSha=" + sha[:8],
+					"--set", "image.repository=" + image, "--set", "image.tag=v1", "--set", "ingress.host=" + rel(sha) + ".example.com"}
+			}},
+	}
+
+	have := 0
+	for _, n := range scalePopulations(b) {
+		scaleFill(b, env, apps, have, n)
+		if have == 0 {
+			run(append([]string{shipper, "promote", "--sha", one}, global...))
+		}
+		have = n
+		b.Run(fmt.Sprintf("previews=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				for _, r := range rows {
+					sms, speak, sreq := measure(r.shipper)
+					hms, hpeak, hreq := measure(r.helm)
+					b.Logf("%-8s shipper %7.1f ms %5.1f MiB %6.1f requests | %s %7.1f ms %5.1f MiB %6.1f requests | ratio %.2f",
+						r.name, sms, speak, sreq, r.helmName, hms, hpeak, hreq, sms/hms)
+					b.ReportMetric(sms, r.name+"-ms")
+					b.ReportMetric(sms/hms, r.name+"-x-helm")
+					b.ReportMetric(sreq, r.name+"-requests")
+					b.ReportMetric(speak, r.name+"-peak-MiB")
+				}
+				fresh += ops
+			}
+		})
+	}
+}
