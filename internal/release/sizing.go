@@ -195,6 +195,19 @@ func sameValues(a, b map[string]any) bool {
 // With s none, a commit at production size returns to its preview size,
 // waited for too. The caller holds production's lock and n's.
 func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why string) error {
+	if s.none() {
+		// No production size, the common case: the list (one GET, which
+		// unlike a list of release records does not wait for the watch
+		// cache after the Lease's write) says whether the commit may be at
+		// production size from an earlier promote; if not, nothing to do.
+		sized, err := c.sizedCommits(ctx, n)
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(sized, n.Short) {
+			return nil
+		}
+	}
 	cfg, err := c.helm(n.Namespace)
 	if err != nil {
 		return err
