@@ -128,7 +128,7 @@ func detectApp(c *cli.Context, s *image.Spec) error {
 	baseGiven := c.IsSet("base") && c.String("base") != ""
 	d, err := image.Detect(s.Context, s.Port)
 	switch {
-	case errors.Is(err, image.ErrUndetected) && baseGiven:
+	case errors.Is(err, image.ErrUnknownApp) && baseGiven:
 		logger(c).Info("no app kind detected: the image runs the base's own command", "base", s.Base, "why", err)
 		return nil
 	case errors.Is(err, image.ErrUndetected):

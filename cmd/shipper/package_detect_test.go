@@ -18,6 +18,10 @@ func TestPackageDetection(t *testing.T) {
 		os.Unsetenv(v)
 	}
 	empty := t.TempDir()
+	phpNothing := t.TempDir()
+	if err := os.WriteFile(filepath.Join(phpNothing, "composer.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -26,9 +30,13 @@ func TestPackageDetection(t *testing.T) {
 		not  string   // not in stderr
 	}{
 		{"undetectable without --base", []string{"--context", empty}, exitUsage,
-			[]string{empty + ": nothing detected to run: none of composer.json", "; set --entrypoint or --cmd (SHIPPER_ENTRYPOINT, SHIPPER_CMD)"}, ""},
+			[]string{empty + ": nothing detected to run (no app kind recognized): none of composer.json", "; set --entrypoint or --cmd (SHIPPER_ENTRYPOINT, SHIPPER_CMD)"}, ""},
 		{"undetectable on a base with its own command", []string{"--context", empty, "--base", "scratch"}, exitUsage,
 			[]string{"no app kind detected: the image runs the base's own command base=scratch", "packed app layer", "Bad//Repo"}, ""},
+		// A PHP app with nothing to serve is an error even on a base of
+		// the user's: the base's own command (php -a) would not serve it.
+		{"a kind with nothing to run, on a base", []string{"--context", phpNothing, "--base", "scratch"}, exitUsage,
+			[]string{"php app (composer.json): nothing detected to run: neither public/index.php nor index.php to serve"}, "packed app layer"},
 		{"node example", []string{"--context", filepath.Join("..", "..", "examples", "node"), "--base", "scratch"}, exitUsage,
 			[]string{`detected app kind=node cmd=["node","server.js"] base=scratch why=package.json: start script "node server.js", run without npm`}, ""},
 		{"given command: no detection", []string{"--context", empty, "--cmd", "/app/server"}, exitUsage,

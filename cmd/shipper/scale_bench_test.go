@@ -180,7 +180,10 @@ func BenchmarkScale(b *testing.B) {
 			},
 			helm: func(i int) []string {
 				sha := []string{two, one}[i%2]
+				// --labels: the record says which commit it routes to, as
+				// shipper's do (Helm copies the previous revision's labels).
 				return []string{helmBin, "upgrade", prod, chart, "-n", prod, "--reuse-values",
+					"--labels", "shipper.dev/sha=" + sha[:8] + ",shipper.dev/commit=" + sha,
 					"--set", "sha=" + sha, "--set", "shortSha=" + sha[:8],
 					"--set", "production.target.release=" + rel(sha), "--set", "production.target.namespace=" + rel(sha),
 					"--set", "production.target.sha=" + sha}

@@ -43,6 +43,12 @@ type Detection struct {
 // has to be given.
 var ErrUndetected = errors.New("nothing detected to run")
 
+// ErrUnknownApp is wrapped, beside ErrUndetected, when no rule's marker is
+// in the directory at all: it is no app of a kind shipper knows, and a
+// base of the user's may run it with its own command (a static site on
+// nginx). A rule that matched and found nothing to run is not that case.
+var ErrUnknownApp = errors.New("no app kind recognized")
+
 // DefaultPort is the port of a detected app when none is given, the
 // chart's containerPort default.
 const DefaultPort = 8080
@@ -113,7 +119,7 @@ func Detect(dir string, port int) (*Detection, error) {
 		d.Why = marker + ": " + why
 		return d, nil
 	}
-	return nil, &InputError{Path: dir, Err: fmt.Errorf("%w: none of %s at its top", ErrUndetected, strings.Join(all, ", "))}
+	return nil, &InputError{Path: dir, Err: fmt.Errorf("%w (%w): none of %s at its top", ErrUndetected, ErrUnknownApp, strings.Join(all, ", "))}
 }
 
 // nodeCommand runs package.json's start script, else its main. A start
@@ -147,10 +153,14 @@ func nodeCommand(dir string, d *Detection) (string, error) {
 		if main == "" {
 			main = "index.js"
 		}
+		if !filepath.IsLocal(main) {
+			return "", fmt.Errorf("%w: package.json's main %q is outside the app: make it a path inside it", ErrUndetected, main)
+		}
 		if !isFile(dir, main) && !isFile(dir, main+".js") {
 			return "", fmt.Errorf("%w: no start script, and its main %s is not a file", ErrUndetected, main)
 		}
-		d.Cmd, why = []string{"node", main}, "no start script, main "+main
+		// "./": a main named like an option (-r x.js) stays a file.
+		d.Cmd, why = []string{"node", "./" + filepath.ToSlash(filepath.Clean(main))}, "no start script, main "+main
 	}
 	switch vendored := isDir(dir, "node_modules"); {
 	case vendored && len(pkg.Dependencies) > 0:
@@ -176,20 +186,22 @@ func plainNode(script string) bool {
 // phpCommand serves the app with PHP's built-in server. Its address is on
 // the command line, and no shell expands $PORT there, so the port is the
 // one known now (--port). public/, the frameworks' document root, is
-// served when present; else index.php is the router script of every
+// served when it holds index.php; else index.php is the router script of every
 // request, so that composer.json, .env or vendor/ are never served as
 // files.
 func phpCommand(dir string, d *Detection) (string, error) {
 	addr := "0.0.0.0:" + strconv.Itoa(d.Port)
 	switch {
-	case isDir(dir, "public"):
+	case isFile(dir, "public/index.php"):
+		// Only a public/ with its front controller is the document root:
+		// one of assets beside a top-level index.php is not.
 		d.Cmd = []string{"php", "-S", addr, "-t", "public"}
 		return "document root public/", nil
 	case isFile(dir, "index.php"):
 		d.Cmd = []string{"php", "-S", addr, "-t", ".", "index.php"}
-		return "no public/, index.php routes every request", nil
+		return "no public/index.php, index.php routes every request", nil
 	}
-	return "", fmt.Errorf("%w: neither public/ nor index.php to serve", ErrUndetected)
+	return "", fmt.Errorf("%w: neither public/index.php nor index.php to serve", ErrUndetected)
 }
 
 // pythonCommand runs app.py, else main.py. A WSGI or ASGI app under a

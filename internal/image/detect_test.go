@@ -31,12 +31,15 @@ func TestDetect(t *testing.T) {
 		{name: "node start script of another tool", files: map[string]string{"package.json": `{"scripts": {"start": "next start"}}`},
 			kind: "node", cmd: []string{"npm", "start"}, base: "node:22-alpine"},
 		{name: "node main without start script", files: map[string]string{"package.json": `{"main": "lib/app.js"}`, "lib/app.js": ""},
-			kind: "node", cmd: []string{"node", "lib/app.js"}, base: "node:22-alpine", why: "main lib/app.js"},
+			kind: "node", cmd: []string{"node", "./lib/app.js"}, base: "node:22-alpine", why: "main lib/app.js"},
 		{name: "node main defaults to index.js", files: map[string]string{"package.json": `{}`, "index.js": ""},
-			kind: "node", cmd: []string{"node", "index.js"}, base: "node:22-alpine"},
+			kind: "node", cmd: []string{"node", "./index.js"}, base: "node:22-alpine"},
 		{name: "php public docroot", files: map[string]string{"composer.json": `{}`, "public/index.php": ""}, port: 9000,
 			kind: "php", cmd: []string{"php", "-S", "0.0.0.0:9000", "-t", "public"}, base: "php:8.2-cli-alpine", why: "document root public/"},
 		{name: "php index.php routes", files: map[string]string{"index.php": ""},
+			kind: "php", cmd: []string{"php", "-S", "0.0.0.0:8080", "-t", ".", "index.php"}, base: "php:8.2-cli-alpine", why: "index.php: no public/"},
+		// A public/ of assets beside a top-level index.php is no document root.
+		{name: "php public assets, index.php routes", files: map[string]string{"index.php": "", "public/app.css": ""},
 			kind: "php", cmd: []string{"php", "-S", "0.0.0.0:8080", "-t", ".", "index.php"}, base: "php:8.2-cli-alpine", why: "index.php: no public/"},
 		{name: "python requirements and app.py", files: map[string]string{"requirements.txt": "", "app.py": ""},
 			kind: "python", cmd: []string{"python3", "app.py"}, base: "python:3.12-alpine", why: "requirements.txt: runs app.py"},
@@ -125,10 +128,11 @@ func TestDetectNothingToRun(t *testing.T) {
 		files map[string]string
 		want  string
 	}{
-		{"empty", nil, "nothing detected to run: none of composer.json, index.php, requirements.txt"},
+		{"empty", nil, "nothing detected to run (no app kind recognized): none of composer.json, index.php, requirements.txt"},
 		{"static site", map[string]string{"index.html": "<h1>hi</h1>"}, "none of"},
 		{"node without start or main", map[string]string{"package.json": `{"main": "gone.js"}`}, "node app (package.json): nothing detected to run: no start script, and its main gone.js is not a file"},
-		{"php without public or index.php", map[string]string{"composer.json": `{}`}, "neither public/ nor index.php"},
+		{"php without public or index.php", map[string]string{"composer.json": `{}`}, "neither public/index.php nor index.php"},
+		{"node main outside the app", map[string]string{"package.json": `{"main": "../outside.js"}`}, `main "../outside.js" is outside the app`},
 		{"python without entry", map[string]string{"requirements.txt": "flask\n"}, "neither app.py nor main.py"},
 		{"ruby without entry", map[string]string{"Gemfile": ""}, "neither config.ru nor app.rb"},
 		{"marker that is a directory", map[string]string{"app.py/x": ""}, "none of"},

@@ -33,9 +33,8 @@ type layerSpec struct {
 // buildLayer writes the context as one deterministic, compressed tar
 // into a temporary file and returns it as a layer whose digests were
 // computed while writing, so a 200 MB context is read once, never held in
-// memory, and compressed on every core (Compression.writer: pgzip
-// compresses fixed-size blocks in parallel, zstd's encoder streams blocks
-// asynchronously; the output depends only on the input and the level).
+// memory, and compressed as Compression.writer says (gzip on every core;
+// the output depends only on the input and the level).
 //
 // go-containerregistry's tarball.LayerFromOpener would re-read and
 // re-compress the tree for each digest and again for the upload; this

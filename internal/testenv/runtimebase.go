@@ -38,8 +38,11 @@ type runtimeSpec struct {
 
 var runtimeSpecs = map[string]runtimeSpec{
 	// NodeSource's node is one binary; Debian's links libnode, which ldd
-	// lists. Neither needs a file beside its libraries.
-	"node": {command: "node"},
+	// lists, and loads some builtins (acorn, cjs-module-lexer, undici)
+	// from files of other packages, which its build names in
+	// process.config: none for NodeSource's.
+	"node": {command: "node",
+		probe: []string{"-p", `Object.entries(process.config.variables).filter(([k]) => /^node_shared_builtin_.*_path$/.test(k)).map(([, v]) => v).join("\n")`}},
 	// The sample app needs no php.ini and no shared extension: php runs on
 	// its built-in defaults and compiled-in extensions.
 	"php": {command: "php"},
