@@ -625,7 +625,9 @@ func sizing(t *testing.T, c *cluster, prodHost string) {
 	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
 	c.requireSecretIn(t, shaB, 2, true)
 	c.requireSecretIn(t, shaA, 1, false)
-	c.run(t, shaB, "status")
+	if st := c.run(t, shaB, "status"); !strings.Contains(st, "sized:    b2c3d4e5 at production size (serves production)") {
+		t.Errorf("status does not say the live commit runs at production size:\n%s", st)
+	}
 
 	// Back to A the same way: B's pods lose production's secret.
 	start = time.Now()

@@ -55,6 +55,13 @@ Examples:
 					p.Release, p.SHA, p.Target, 100-p.Canary.Weight, p.Canary.SHA, p.Canary.Target, p.Canary.Weight)
 			}
 			text += fmt.Sprintf("revision: %d\nsince:    %s\nurl:      %s\n", p.Revision, p.Since.UTC().Format(time.RFC3339), p.URL)
+			for _, sha := range p.Sized {
+				note := "serves production"
+				if sha != p.SHA && (p.Canary == nil || sha != p.Canary.SHA) {
+					note = "no longer routed: the next promote or rollback sizes it down"
+				}
+				text += fmt.Sprintf("sized:    %s at production size (%s)\n", sha, note)
+			}
 			for _, v := range problems {
 				text += fmt.Sprintf("problem:  %s: %s\n          repair: %s\n", v.Invariant, v.Detail, v.Repair)
 			}

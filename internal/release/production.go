@@ -27,6 +27,9 @@ type Production struct {
 	// SizedDown are the commits returned to their preview size after the
 	// drain delay: production no longer routes to them.
 	SizedDown []string `json:"sizedDown,omitempty"`
+	// Sized are the commits listed at production size (sizing.go): those
+	// production routes to, and any an unfinished drain left.
+	Sized []string `json:"sized,omitempty"`
 }
 
 // Canary is a commit that gets Weight percent of production's requests.
@@ -63,6 +66,9 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 		p.URL = nonEmpty(ing.Annotations[AnnotationURL], "https://"+p.Host)
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("reading the production Ingress: %w", err)
+	}
+	if p.Sized, err = c.sizedCommits(ctx, n); err != nil {
+		return nil, err
 	}
 	if p.Host == "" { // the gateway router: production's own HTTPRoute
 		route, err := c.productionHTTPRoute(ctx, n)

@@ -173,6 +173,9 @@ func TestPromoteSizesUpSwitchesAndSizesDown(t *testing.T) {
 	if got := f.sizedList(t); !slices.Equal(got, []string{"bbbbbbbb"}) {
 		t.Errorf("listed at production size: %v", got)
 	}
+	if got := f.live(t).Sized; !slices.Equal(got, []string{"bbbbbbbb"}) {
+		t.Errorf("status says at production size: %v, want b", got)
+	}
 	descA := f.descriptions(t, shaA)
 	if len(descA) != 3 || !strings.HasPrefix(descA[1], "shipper: sized up for production: promote of aaaaaaaa") ||
 		!strings.HasPrefix(descA[2], "shipper: sized down to preview") {
