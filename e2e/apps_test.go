@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -79,8 +80,8 @@ func apps(t *testing.T, c *cluster) {
 	}
 }
 
-// appLayerType is the media type of image ref's last layer, the app's.
-func appLayerType(t *testing.T, c *cluster, ref string) types.MediaType {
+// manifest is image ref's manifest, read from the harness registry.
+func manifest(t *testing.T, c *cluster, ref string) *v1.Manifest {
 	t.Helper()
 	r, err := name.ParseReference(ref)
 	if err != nil {
@@ -94,6 +95,13 @@ func appLayerType(t *testing.T, c *cluster, ref string) types.MediaType {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+// appLayerType is the media type of image ref's last layer, the app's.
+func appLayerType(t *testing.T, c *cluster, ref string) types.MediaType {
+	t.Helper()
+	m := manifest(t, c, ref)
 	return m.Layers[len(m.Layers)-1].MediaType
 }
 
@@ -101,20 +109,8 @@ func appLayerType(t *testing.T, c *cluster, ref string) types.MediaType {
 // pulls them.
 func imageBytes(t *testing.T, c *cluster, ref string) int64 {
 	t.Helper()
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := remote.Image(r, remote.WithAuth(&authn.Basic{Username: c.env.Registry.Username, Password: c.env.Registry.Password}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var n int64
-	for _, l := range m.Layers {
+	for _, l := range manifest(t, c, ref).Layers {
 		n += l.Size
 	}
 	return n

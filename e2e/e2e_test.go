@@ -613,35 +613,31 @@ func sizing(t *testing.T, c *cluster, prodHost string) {
 	defer func() { c.extra = saved }()
 	stopPolling := c.poll(prodHost, "a1b2c3d4", "b2c3d4e5")
 
-	start := time.Now()
-	c.run(t, shaB, "promote", "--set", "production.replicaCount=2")
-	say(t, "promote with size-up (2 ready pods) and switch took %v (the previous commit ran at its preview size: nothing to size down)", time.Since(start).Round(time.Millisecond))
-	if spec, ready := deployment(shaB); spec != 2 || ready != 2 {
-		t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
+	// promoteSized promotes to at 2 replicas with production's secret, from
+	// the live commit from: to 2 of 2 ready with the secret, from back at
+	// 1 replica without it once the drain delay has passed.
+	promoteSized := func(to, from, what string) {
+		t.Helper()
+		start := time.Now()
+		c.run(t, to, "promote", "--set", "production.replicaCount=2")
+		say(t, "promote with %s took %v", what, time.Since(start).Round(time.Millisecond))
+		if spec, ready := deployment(to); spec != 2 || ready != 2 {
+			t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
+		}
+		if spec, _ := deployment(from); spec != 1 {
+			t.Errorf("the previous commit runs %d replicas after the drain delay, want its preview's 1", spec)
+		}
+		c.eventually(t, prodHost, "/version", 200, to[:8])
+		c.requireSecretIn(t, to, 2, true)
+		c.requireSecretIn(t, from, 1, false)
 	}
-	if spec, _ := deployment(shaA); spec != 1 {
-		t.Errorf("the previous commit runs %d replicas after the drain delay, want its preview's 1", spec)
-	}
-	c.eventually(t, prodHost, "/version", 200, "b2c3d4e5")
-	c.requireSecretIn(t, shaB, 2, true)
-	c.requireSecretIn(t, shaA, 1, false)
+	promoteSized(shaB, shaA, "size-up (2 ready pods) and switch (the previous commit ran at its preview size: nothing to size down)")
 	if st := c.run(t, shaB, "status"); !strings.Contains(st, "sized:    b2c3d4e5 at production size (serves production)") {
 		t.Errorf("status does not say the live commit runs at production size:\n%s", st)
 	}
 
 	// Back to A the same way: B's pods lose production's secret.
-	start = time.Now()
-	c.run(t, shaA, "promote", "--set", "production.replicaCount=2")
-	say(t, "promote with size-up, switch, 3 s drain and size-down of the previous commit took %v", time.Since(start).Round(time.Millisecond))
-	if spec, ready := deployment(shaA); spec != 2 || ready != 2 {
-		t.Errorf("the live commit has %d of %d pods ready, want 2 of 2", ready, spec)
-	}
-	if spec, _ := deployment(shaB); spec != 1 {
-		t.Errorf("the previous commit runs %d replicas after the drain delay, want its preview's 1", spec)
-	}
-	c.eventually(t, prodHost, "/version", 200, "a1b2c3d4")
-	c.requireSecretIn(t, shaA, 2, true)
-	c.requireSecretIn(t, shaB, 1, false)
+	promoteSized(shaA, shaB, "size-up, switch, 3 s drain and size-down of the previous commit")
 
 	// A size-up that cannot become ready switches nothing.
 	begin := time.Now()

@@ -54,9 +54,10 @@ func drainDelayFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "drain-delay", Value: release.DefaultDrainDelay, Usage: "how long the outgoing commit keeps its production size after the switch before it returns to its preview size (0: at once)", EnvVars: []string{"SHIPPER_DRAIN_DELAY"}}
 }
 
-// productionSecrets are the production environment's secret variables,
-// as the promote or rollback job sees them.
-func productionSecrets(c *cli.Context) (map[string]string, string, error) {
+// secretVariables are the job's --secret-prefix variables (name without
+// the prefix: value), and the prefix: the commit's for deploy, the
+// production environment's for promote and rollback.
+func secretVariables(c *cli.Context) (map[string]string, string, error) {
 	prefix := c.String("secret-prefix")
 	if prefix == "" {
 		return nil, "", nil
@@ -84,11 +85,8 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 		return nil, "", err
 	}
 	d := release.NewDeploy(cfg)
-	if prefix := c.String("secret-prefix"); prefix != "" {
-		d.Secrets, d.SecretPrefix = secretsFromEnv(os.Environ(), prefix), prefix
-		if err := release.CheckSecretNames(d.Secrets, prefix); err != nil {
-			return nil, "", err // before the image is resolved: input first
-		}
+	if d.Secrets, d.SecretPrefix, err = secretVariables(c); err != nil {
+		return nil, "", err // before the image is resolved: input first
 	}
 	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
 	d.Hosts.AliasTemplate = c.String("alias-host")

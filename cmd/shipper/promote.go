@@ -58,7 +58,7 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 	p := release.NewPromote(cfg)
 	p.Hosts, p.Values, p.Wait, p.Verify = hosts(c, true), vals, c.Bool("wait"), verify(c)
 	p.Weight, p.DrainDelay = c.Int("weight"), c.Duration("drain-delay")
-	if p.Secrets, p.SecretPrefix, err = productionSecrets(c); err != nil {
+	if p.Secrets, p.SecretPrefix, err = secretVariables(c); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -4,52 +4,30 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
 
-	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
-	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 // expired is how many previews each prune benchmark removes.
 const expired = 200
 
-// fillPreviews deploys n commits of a new app (no wait: no pods run in
-// this harness), 8 at a time, and returns the app and its releases.
+// fillPreviews deploys n commits of a new app (scaleFill: no wait, 8 at
+// a time) and returns the app and its releases.
 func fillPreviews(b *testing.B, env *testenv.Env, n int) (string, []string) {
 	b.Helper()
 	app := uniqueName("prune")
-	cfg, err := release.NewConfiguration(env.AdminConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	var g errgroup.Group
-	g.SetLimit(8)
+	scaleFill(b, env, []string{app}, 0, n)
 	releases := make([]string, n)
-	for i := range n {
-		sha := fmt.Sprintf("%08x", i+1) + strings.Repeat("0", 32)
-		releases[i] = app + "-" + sha[:8]
-		g.Go(func() error {
-			names, err := release.NewNames(app, sha)
-			if err != nil {
-				return err
-			}
-			d := release.NewDeploy(cfg)
-			d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false
-			_, err = d.Run(context.Background(), names, env.Registry.Repository("bench/app")+":v1")
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
-		b.Fatal(err)
+	for i := range releases {
+		releases[i] = app + "-" + scaleSHA(i)[:8]
 	}
 	return app, releases
 }

@@ -29,7 +29,7 @@ Examples:
 			rb := release.NewRollback(cfg)
 			rb.Wait, rb.Verify, rb.DrainDelay = c.Bool("wait"), verify(c), c.Duration("drain-delay")
 			var err error
-			if rb.Secrets, rb.SecretPrefix, err = productionSecrets(c); err != nil {
+			if rb.Secrets, rb.SecretPrefix, err = secretVariables(c); err != nil {
 				return err
 			}
 			prod, err := rb.Run(ctx, n, c.String("to"))

@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 // simulateAvailable acts as the deployment controller and kubelet for
@@ -40,19 +40,10 @@ func simulateAvailable(t *testing.T, a *stressApp) {
 			}
 			for i := range list.Items {
 				d := &list.Items[i]
-				r := ptr.Deref(d.Spec.Replicas, 1)
-				if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == r {
+				if d.Status.ObservedGeneration == d.Generation && d.Status.AvailableReplicas == ptr.Deref(d.Spec.Replicas, 1) {
 					continue
 				}
-				d.Status = appsv1.DeploymentStatus{
-					ObservedGeneration: d.Generation,
-					Replicas:           r, UpdatedReplicas: r, ReadyReplicas: r, AvailableReplicas: r,
-					Conditions: []appsv1.DeploymentCondition{
-						{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
-						{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
-					},
-				}
-				_, _ = cs.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+				_ = testenv.MarkAvailable(ctx, cs, d) // a conflict: the next pass retries
 			}
 		}
 	}()

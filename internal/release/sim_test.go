@@ -74,16 +74,7 @@ func simulate(t *testing.T, cs kubernetes.Interface, ns, rel string, out outcome
 }
 
 func markAvailable(ctx context.Context, t *testing.T, cs kubernetes.Interface, d *appsv1.Deployment) {
-	r := ptr.Deref(d.Spec.Replicas, 1)
-	d.Status = appsv1.DeploymentStatus{
-		ObservedGeneration: d.Generation,
-		Replicas:           r, UpdatedReplicas: r, ReadyReplicas: r, AvailableReplicas: r,
-		Conditions: []appsv1.DeploymentCondition{
-			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable"},
-			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable"},
-		},
-	}
-	if _, err := cs.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{}); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
+	if err := testenv.MarkAvailable(ctx, cs, d); err != nil && ctx.Err() == nil && !apierrors.IsConflict(err) {
 		t.Errorf("simulating the deployment controller: %v", err)
 	}
 }

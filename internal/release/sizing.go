@@ -498,11 +498,9 @@ func (c *Configuration) settleOne(ctx context.Context, n Names, sha string) erro
 	if err != nil {
 		return err
 	}
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, cn.Namespace, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || err == nil && (ns.DeletionTimestamp != nil || c.owned(ns, cn) != nil) {
-		return c.markSized(ctx, cn, false)
-	}
-	if err != nil {
+	if err := c.requireNamespace(ctx, cn); IsUsage(err) {
+		return c.markSized(ctx, cn, false) // gone, going, or not this project's
+	} else if err != nil {
 		return err
 	}
 	return c.withLock(ctx, cn.Namespace, cn.Release, func(ctx context.Context) error {

@@ -279,19 +279,25 @@ func TestSizeUpThatFailsSwitchesNothing(t *testing.T) {
 	}
 }
 
-// A size-down cut off (the job cancelled while draining) is done by the
-// next promote.
-func TestSizeDownLeftByACancelledJobIsDoneNext(t *testing.T) {
+// newSizedFixture deploys commits A and B, keeps both available (the
+// simulated controller, until the test ends) and promotes A at 2 replicas.
+func newSizedFixture(t *testing.T) *deployFixture {
+	t.Helper()
 	f := newDeployFixture(t)
 	f.deployReady(t, shaA)
 	f.deployReady(t, shaB)
-	stopA := simulate(t, f.cs, f.app+"-aaaaaaaa", f.app+"-aaaaaaaa", rolloutReady)
-	stopB := simulate(t, f.cs, f.app+"-bbbbbbbb", f.app+"-bbbbbbbb", rolloutReady)
-	defer stopA()
-	defer stopB()
+	simulate(t, f.cs, f.app+"-aaaaaaaa", f.app+"-aaaaaaaa", rolloutReady)
+	simulate(t, f.cs, f.app+"-bbbbbbbb", f.app+"-bbbbbbbb", rolloutReady)
 	if _, err := f.promote(t, shaA, productionSize(2, "s")); err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// A size-down cut off (the job cancelled while draining) is done by the
+// next promote.
+func TestSizeDownLeftByACancelledJobIsDoneNext(t *testing.T) {
+	f := newSizedFixture(t)
 	// The test's own bound, should the watcher below never see the switch.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -359,16 +365,7 @@ func TestValuesCannotSetTheLiveBlock(t *testing.T) {
 // sizes the commit down from that revision, and a deploy of it does not
 // carry the block of a revision that never became its deployed one.
 func TestSizeUpKilledMidUpgradeIsSizedDownNext(t *testing.T) {
-	f := newDeployFixture(t)
-	f.deployReady(t, shaA)
-	f.deployReady(t, shaB)
-	stopA := simulate(t, f.cs, f.app+"-aaaaaaaa", f.app+"-aaaaaaaa", rolloutReady)
-	stopB := simulate(t, f.cs, f.app+"-bbbbbbbb", f.app+"-bbbbbbbb", rolloutReady)
-	defer stopA()
-	defer stopB()
-	if _, err := f.promote(t, shaA, productionSize(2, "s")); err != nil {
-		t.Fatal(err)
-	}
+	f := newSizedFixture(t)
 	// What the killed job of B's promote left: B listed, and its release
 	// upgraded to A's live block (a valid one) but recorded pending.
 	relA, relB := f.app+"-aaaaaaaa", f.app+"-bbbbbbbb"
