@@ -30,6 +30,9 @@ func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context,
 		}
 		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 		defer cancel()
+		if r, ok := c.App.Metadata["requests"].(*release.Requests); ok {
+			defer func() { logger(c).Debug("done", "api-requests", r.Count()) }()
+		}
 		return fn(ctx, c, cfg, n)
 	}
 }
@@ -53,11 +56,13 @@ func configuration(c *cli.Context, online bool) (*release.Configuration, error) 
 	if !online {
 		return release.NewConfiguration(nil, opts...)
 	}
+	requests := &release.Requests{}
+	c.App.Metadata["requests"] = requests // logger(c) made Metadata
 	rc, err := release.KubeOptions{
 		Kubeconfig: c.String("kubeconfig"), Context: c.String("kube-context"),
 		URL: c.String("kube-url"), Token: c.String("kube-token"),
 		CAFile: c.String("kube-ca-file"), CAData: c.String("kube-ca"),
-		Insecure: c.Bool("insecure-skip-tls-verify"), Log: logger(c),
+		Insecure: c.Bool("insecure-skip-tls-verify"), Log: logger(c), Requests: requests,
 	}.RESTConfig()
 	if err != nil {
 		return nil, err

@@ -67,10 +67,15 @@ func TestListTableGolden(t *testing.T) {
 		{Short: "5e6f7a8b", Status: "deployed", Updated: now.Add(-4 * time.Hour), URL: "https://myapp-5e6f7a8b.example.com", Aliases: []string{"feature-login", "release-2"}},
 		{Short: "0b1c2d3e", Status: "deployed", Updated: now.Add(-50 * time.Hour), URL: "https://myapp-0b1c2d3e.example.com"},
 	}
-	golden(t, "list.txt", []byte(table(commits, now)))
+	golden(t, "list.txt", []byte(table(commits, now, false)))
 	// During a canary: the live commit's share and the canary's.
 	commits[0].Weight = 90
 	commits = append(commits, release.Commit{Short: "9d8e7f6a", Status: "deployed", Updated: now.Add(-time.Minute),
 		URL: "https://myapp-9d8e7f6a.example.com", Canary: true, Weight: 10})
-	golden(t, "list-canary.txt", []byte(table(commits, now)))
+	golden(t, "list-canary.txt", []byte(table(commits, now, false)))
+	// --all-apps: the app first.
+	apps := []release.Commit{commits[0], commits[1], {App: "shop", Short: "a1b2c3d4", Status: "deployed",
+		Updated: now.Add(-2 * time.Hour), URL: "https://shop-a1b2c3d4.example.com", Live: true, Weight: 100}}
+	apps[0].App, apps[1].App = "myapp", "myapp"
+	golden(t, "list-all-apps.txt", []byte(table(apps, now, true)))
 }

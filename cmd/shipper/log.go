@@ -34,7 +34,11 @@ func (h *progressHandler) Enabled(_ context.Context, l slog.Level) bool { return
 
 func (h *progressHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[%5.1fs] ", time.Since(h.start).Seconds())
+	if h.level < slog.LevelInfo { // -v: milliseconds, to see where time goes
+		fmt.Fprintf(&b, "[%7.3fs] ", time.Since(h.start).Seconds())
+	} else {
+		fmt.Fprintf(&b, "[%5.1fs] ", time.Since(h.start).Seconds())
+	}
 	if r.Level >= slog.LevelWarn {
 		b.WriteString(strings.ToLower(r.Level.String()) + ": ")
 	}

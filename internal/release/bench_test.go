@@ -18,7 +18,7 @@ func benchSHA(i int) string { return fmt.Sprintf("%08x", i+1) + strings.Repeat("
 
 // deployNoWait deploys sha of app without waiting for pods (none run in
 // this harness).
-func deployNoWait(b *testing.B, cfg *release.Configuration, app, sha, image string) {
+func deployNoWait(b testing.TB, cfg *release.Configuration, app, sha, image string) {
 	b.Helper()
 	d := release.NewDeploy(cfg)
 	d.Hosts, d.Wait = release.Hosts{Domain: "example.com"}, false

@@ -26,8 +26,11 @@ type KubeOptions struct {
 	CAFile, CAData string
 	Insecure       bool
 	// Log, when set, gets a line for each request retried after a
-	// transient failure (retryTransport).
+	// transient failure (retryTransport) and, at debug level, one for each
+	// request sent (traceTransport).
 	Log *slog.Logger
+	// Requests, when set, counts the requests sent.
+	Requests *Requests
 }
 
 // serviceAccountToken is where a pod's ServiceAccount token is mounted,
@@ -96,8 +99,10 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 		cfg.Insecure, cfg.CAData, cfg.CAFile = true, nil, ""
 	}
 	cfg.UserAgent = "shipper"
+	// Innermost the trace, so that each attempt of a retried request is
+	// counted and logged.
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return &retryTransport{next: rt, backoff: transientBackoff, log: o.Log}
+		return &retryTransport{next: &traceTransport{next: rt, count: o.Requests, log: o.Log}, backoff: transientBackoff, log: o.Log}
 	})
 	return cfg, nil
 }

@@ -3,6 +3,8 @@ package release
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -29,6 +31,11 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 	if err != nil {
 		return nil, err
 	}
+	return app.commits(n), nil
+}
+
+// commits are the app's commits, newest first, with the live one marked.
+func (app *appState) commits(n Names) []Commit {
 	var live record
 	if app.live != nil {
 		live = *app.live
@@ -62,6 +69,58 @@ func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
 		}
 		return out[i].Release < out[j].Release
 	})
+	return out
+}
+
+// All lists the commits of every app of the Configuration's project (of
+// every project when it has none: an administrator's view), by app, then
+// newest first. Two requests when the credentials may list Secrets
+// cluster-wide: the preview namespaces, then the labels of the apps'
+// release records; with shipper's least-privilege role, one request per
+// namespace for the records (appRecords), as List does for one app.
+func (l *List) All(ctx context.Context) ([]Commit, error) {
+	if err := l.cfg.online(); err != nil {
+		return nil, err
+	}
+	if err := l.cfg.requireOwnToken(ctx); err != nil {
+		return nil, err
+	}
+	sel := fmt.Sprintf("%s=%s,%s=%s", LabelManagedBy, ManagedBy, LabelRole, RolePreview)
+	if l.cfg.project.ID != "" {
+		sel += "," + LabelProject + "=" + l.cfg.project.ID
+	}
+	list, err := l.cfg.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil {
+		return nil, fmt.Errorf("listing the preview namespaces: %w", err)
+	}
+	byApp := map[string][]corev1.Namespace{}
+	names := map[string]Names{}
+	spaces := map[string]bool{}
+	for _, ns := range list.Items {
+		app := ns.Labels[LabelApp]
+		n, err := NewNames(app, "")
+		if err != nil || n.AppPart != app {
+			continue // not a name shipper makes
+		}
+		byApp[app] = append(byApp[app], ns)
+		names[app] = n
+		spaces[ns.Name], spaces[n.ProductionNamespace] = true, true
+	}
+	recs, err := l.cfg.recordsIn(ctx, LabelApp, slices.Sorted(maps.Keys(spaces)))
+	if err != nil {
+		return nil, err
+	}
+	byAppRecs := map[string][]record{}
+	for _, r := range recs {
+		if spaces[r.Namespace] {
+			byAppRecs[r.App] = append(byAppRecs[r.App], r)
+		}
+	}
+	var out []Commit
+	for _, app := range slices.Sorted(maps.Keys(byApp)) {
+		n := names[app]
+		out = append(out, newAppState(n, byApp[app], byAppRecs[app]).commits(n)...)
+	}
 	return out, nil
 }
 
@@ -120,6 +179,11 @@ func (c *Configuration) readApp(ctx context.Context, n Names) (*appState, error)
 	if err != nil {
 		return nil, err
 	}
+	return newAppState(n, nss, recs), nil
+}
+
+// newAppState folds n's app's preview namespaces and release records.
+func newAppState(n Names, nss []corev1.Namespace, recs []record) *appState {
 	app := &appState{namespaces: nss, latest: map[string]record{}, aliases: map[string]record{}}
 	for i, r := range recs {
 		if cur, ok := app.latest[r.Name]; !ok || r.Version > cur.Version {
@@ -134,7 +198,7 @@ func (c *Configuration) readApp(ctx context.Context, n Names) (*appState, error)
 			app.live = &recs[i]
 		}
 	}
-	return app, nil
+	return app
 }
 
 // previewNamespaces lists the namespaces of n's app's commits.

@@ -57,12 +57,12 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 	_, _ = rand.Read(b)
 	id += "-" + hex.EncodeToString(b)
 
+	leaseDuration, renewDeadline, retryPeriod := c.leaseTimings()
 	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: "shipper-" + name},
 		Client:     c.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}}
-	leaseDuration, renewDeadline, retryPeriod := c.leaseTimings()
+	}, minRenewal: retryPeriod / 2}
 	leCtx, stopLE := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLE()
 	started, done := make(chan struct{}), make(chan struct{})
@@ -144,7 +144,7 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 	select {
 	case <-started:
 		<-done
-		c.releaseLease(namespace, "shipper-"+name, id)
+		c.release(lock, namespace, "shipper-"+name, id)
 		return fnErr
 	default:
 		// A lock that failed was not won: its last request failed (one
@@ -153,11 +153,21 @@ func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn
 		if err := lock.failure(); err != nil {
 			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
 		}
-		c.releaseLease(namespace, "shipper-"+name, id) // won as it was given up
+		c.release(lock, namespace, "shipper-"+name, id) // won as it was given up
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
 		}
 		return errors.New("lock on " + namespace + "/" + name + " not acquired")
+	}
+}
+
+// release gives up the Lease lock holds: in one request against the Lease
+// as lock last wrote it, else by reading it first (releaseLease).
+func (c *Configuration) release(lock *watchedLock, namespace, name, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if !lock.release(ctx) {
+		c.releaseLease(namespace, name, id)
 	}
 }
 

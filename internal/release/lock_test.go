@@ -2,12 +2,20 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 // TestLockGivesUpOnAnUnreachableAPIServer: a lock whose apiserver refuses
@@ -54,5 +62,122 @@ func TestLockGivesUpOnAnUnreachableAPIServer(t *testing.T) {
 	// One request's retries (3.75 s) and the lock's tick, not two.
 	if took > 6*time.Second {
 		t.Errorf("gave up after %v, want about one request's retries (3.75 s)", took)
+	}
+}
+
+// leaseRequests records the requests a Configuration sends for Leases.
+type leaseRequests struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (l *leaseRequests) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		if strings.Contains(req.URL.Path, "/leases") {
+			l.mu.Lock()
+			l.got = append(l.got, req.Method)
+			l.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+func (l *leaseRequests) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := strings.Join(l.got, " ")
+	l.got = nil
+	return s
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestLockWritesItsLeaseOnceAndReleasesItInOneRequest: taking a lock
+// writes its Lease once (client-go's renew loop renewed at once on
+// winning: a second write within milliseconds, after which the next
+// consistent list of release records waited up to 100 ms for the watch
+// cache), renewals still come every retry period, and the release is one
+// update against the Lease as last written; a Lease changed behind the
+// lock's back (a write of its own that applied but lost its answer) is
+// read and released all the same.
+func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
+	env := testenv.Get(t)
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := fmt.Sprintf("locks-%d", time.Now().UnixNano())
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	var seen leaseRequests
+	rc := env.AdminConfig()
+	rc.Wrap(seen.wrap)
+	c, err := NewConfiguration(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := func() string {
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ptr.Deref(l.Spec.HolderIdentity, "")
+	}
+
+	// A new Lease: read, created; released in one update. fn outlasts
+	// minRenewal (250 ms with the default 15 s lease) by little.
+	if err := c.withLock(ctx, ns, "rel", func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.take(); got != "GET POST PUT" {
+		t.Errorf("lease requests = %q, want %q (read, create, release)", got, "GET POST PUT")
+	}
+	if h := holder(); h != "" {
+		t.Errorf("holder after release = %q, want none", h)
+	}
+	// An existing one: read, taken, released.
+	if err := c.withLock(ctx, ns, "rel", func(context.Context) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.take(); got != "GET PUT PUT" {
+		t.Errorf("lease requests = %q, want %q (read, take, release)", got, "GET PUT PUT")
+	}
+
+	// Renewals go on every retry period: a 1.5 s lease renews every 50 ms.
+	short, err := NewConfiguration(rc, WithLockLease(1500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := short.withLock(ctx, ns, "rel", func(context.Context) error { time.Sleep(400 * time.Millisecond); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.take(); strings.Count(got, "PUT") < 5 {
+		t.Errorf("lease requests over 400 ms of a 1.5 s lease = %q, want renewals (take, at least 3 renewals, release)", got)
+	}
+
+	// Changed behind the lock's back: the release's update conflicts, and
+	// the Lease is read and released.
+	err = c.withLock(ctx, ns, "rel", func(context.Context) error {
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		l.Annotations = map[string]string{"touched": "yes"}
+		_, err = cs.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := seen.take(); got != "GET PUT PUT GET PUT" {
+		t.Errorf("lease requests = %q, want %q (read, take, release refused, read, release)", got, "GET PUT PUT GET PUT")
+	}
+	if h := holder(); h != "" {
+		t.Errorf("holder after a conflicting release = %q, want none", h)
 	}
 }

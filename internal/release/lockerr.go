@@ -7,6 +7,7 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 )
 
@@ -28,6 +29,12 @@ type watchedLock struct {
 	refused     time.Time // first of a run of refusals: no right, namespace going
 	unreachable time.Time // first of a run of connection failures
 	lastErr     error
+
+	// minRenewal: a renewal less than this after the last write is not
+	// sent (see Update). written is the record of that write, at wroteAt.
+	minRenewal time.Duration
+	written    *resourcelock.LeaderElectionRecord
+	wroteAt    time.Time
 }
 
 // refusedGrace lets the authorizer's cache catch up with a RoleBinding
@@ -51,16 +58,77 @@ func (l *watchedLock) Create(ctx context.Context, ler resourcelock.LeaderElectio
 	if !apierrors.IsAlreadyExists(err) { // another operation's, just made
 		l.note(err, start)
 	}
+	if err == nil {
+		l.wrote(ler)
+	}
 	return err
 }
 
+// Update writes the record, except a renewal that follows the last write
+// by less than minRenewal. client-go's leader election renews at once on
+// winning (its renew loop polls immediately), so every Lease was written
+// twice within milliseconds; the second write moved RenewTime by those
+// milliseconds, against a lease of seconds, and cost more than its
+// request: a write to a Lease moves etcd's revision past the Secrets watch
+// cache, and the next consistent list of release records then waits for
+// a progress notification, which Kubernetes 1.34 requests at most once
+// per 100 ms per resource (ConditionalProgressRequester): a promote waited
+// up to 100 ms for nothing. A renewal is skipped only when it keeps the
+// holder and duration of the record just written; the elector counts it
+// as made now while the Lease says minRenewal earlier at most, inside the
+// margin between RenewDeadline and LeaseDuration (5 s by default).
 func (l *watchedLock) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if l.renewedJustNow(ler) {
+		return nil
+	}
 	start := time.Now()
 	err := l.Interface.Update(ctx, ler)
 	if !apierrors.IsConflict(err) { // another operation renewed first
 		l.note(err, start)
 	}
+	if err == nil {
+		l.wrote(ler)
+	}
 	return err
+}
+
+func (l *watchedLock) wrote(ler resourcelock.LeaderElectionRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.written, l.wroteAt = &ler, time.Now()
+}
+
+func (l *watchedLock) renewedJustNow(ler resourcelock.LeaderElectionRecord) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.written
+	return w != nil && time.Since(l.wroteAt) < l.minRenewal &&
+		ler.HolderIdentity != "" && ler.HolderIdentity == w.HolderIdentity &&
+		ler.LeaseDurationSeconds == w.LeaseDurationSeconds
+}
+
+// release gives up the Lease if this lock still holds it, as client-go's
+// own release does (holder emptied, duration one second), so the next
+// operation need not wait for it to expire. The update is sent against
+// the Lease as this lock last wrote it (its resourceVersion), so it fails
+// harmlessly when another holder has written since: one request, where a
+// read then a write took two. It reports false on a conflict, which is
+// also what a write of this lock's that applied but lost its answer
+// leaves: the caller then reads the Lease and decides (releaseLease). A
+// Lease gone with its namespace, or an apiserver out of reach, expires by
+// itself.
+func (l *watchedLock) release(ctx context.Context) bool {
+	l.mu.Lock()
+	w := l.written
+	l.mu.Unlock()
+	if w == nil || w.HolderIdentity == "" {
+		return false // not written by this lock: read it first
+	}
+	now := metav1.NewTime(time.Now())
+	err := l.Interface.Update(ctx, resourcelock.LeaderElectionRecord{
+		LeaseDurationSeconds: 1, RenewTime: now, AcquireTime: now, LeaderTransitions: w.LeaderTransitions,
+	})
+	return !apierrors.IsConflict(err)
 }
 
 // note keeps the answer to a request begun at start. A run of connection

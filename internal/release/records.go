@@ -137,7 +137,12 @@ const listConcurrency = 8
 // Secret right by design, one request per namespace of the app, a few at
 // a time.
 func (c *Configuration) appRecords(ctx context.Context, n Names, namespaces []string) ([]record, error) {
-	sel := LabelApp + "=" + n.AppPart
+	return c.recordsIn(ctx, LabelApp+"="+n.AppPart, namespaces)
+}
+
+// recordsIn lists the release records matching sel: across all namespaces
+// in one request, else in each of namespaces (appRecords).
+func (c *Configuration) recordsIn(ctx context.Context, sel string, namespaces []string) ([]record, error) {
 	recs, err := c.records(ctx, "", sel, consistent)
 	if !apierrors.IsForbidden(err) {
 		return recs, err

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/storage/driver"
 )
 
 // Rollback returns production to an earlier promotion with Helm's own
@@ -56,114 +58,57 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		return nil, err
 	}
 	var prod *Production
-	err := r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
-		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, consistent)
+	pick := func(ctx context.Context, fresh bool) (record, Names, error) {
+		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, fresh)
 		if err != nil {
-			return err
+			return record{}, Names{}, err
 		}
 		if len(hist) == 0 {
-			return errNoProduction(n)
+			return record{}, Names{}, errNoProduction(n)
 		}
 		target, err := pickRevision(hist, to)
 		if err != nil {
-			return err
+			return record{}, Names{}, err
 		}
 		tn, err := n.WithSHA(target.SHA)
 		if err != nil {
-			return fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
+			return record{}, Names{}, fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
 		}
+		return target, tn, nil
+	}
+	err := r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
 		// The target commit's lock, after production's (the order every
-		// operation takes them): no delete or deploy of it meanwhile.
-		return r.cfg.withLock(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
-			cfg, err := r.cfg.helm(n.ProductionNamespace)
-			if err != nil {
+		// operation takes them): no delete or deploy of it meanwhile. The
+		// target is first read from the watch cache, so that both Leases
+		// are written before the decisive consistent read, made under
+		// both: a consistent list right after a Lease write waits for the
+		// watch cache's progress notification (lockerr.go), and a second
+		// one within 100 ms waited up to 100 ms more. A cached read that
+		// lags (a promote finished a moment ago) names another commit:
+		// then its lock is given back and the right one taken.
+		_, tn, err := pick(ctx, cached)
+		if err != nil {
+			if _, tn, err = pick(ctx, consistent); err != nil {
 				return err
 			}
-			// The commits the target revision routes to must still serve:
-			// deployed, and on the gateway router (the revision's manifest
-			// has the HTTPRoute, whatever router this run was given)
-			// referenceable. A canary revision's canary commit is checked
-			// too; production's lock keeps deletes and re-deploys of it out.
-			rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
-			if err != nil {
-				return fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
-			}
-			route, err := manifestHTTPRoute(rel.Manifest, n.ProductionRelease)
-			if err != nil {
-				return err
-			}
-			routed := []Names{tn}
-			if target.Canary != "" {
-				cn, err := n.WithSHA(target.Canary)
-				if err != nil {
-					return fmt.Errorf("revision %d records canary %q: %w", target.Version, target.Canary, err)
-				}
-				routed = append(routed, cn)
-			}
-			for _, c := range routed {
-				if err := r.cfg.requireDeployed(ctx, c, consistent); err != nil {
-					return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
-				}
-				if route != nil {
-					if err := r.cfg.requireGrant(ctx, c); err != nil {
-						return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
-					}
-				}
-			}
-			// As in Promote, production size first, with the overlay the
-			// target revision was promoted with: each commit it routes to
-			// ready at that size, or nothing is switched. A canary commit's
-			// Lease is taken after the target's (production's lock keeps
-			// two rollbacks from taking them in the other order).
-			size := sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets}
-			why := fmt.Sprintf("rollback to production revision %d", target.Version)
-			for _, c := range routed {
-				up := func(ctx context.Context) error { return r.cfg.sizeUp(ctx, c, size, why) }
-				if c.Release != tn.Release {
-					err = r.cfg.withLock(ctx, c.Namespace, c.Release, up)
-				} else {
-					err = up(ctx)
-				}
+		}
+		for tries := 0; ; tries++ {
+			err := r.cfg.withLock(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
+				target, ftn, err := pick(ctx, consistent)
 				if err != nil {
 					return err
 				}
-			}
-			// As in Promote: the switch, once begun, is not cut by a
-			// cancelled job.
-			ctx, cancel, err := uninterruptible(ctx)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			if _, err := r.cfg.repairPending(cfg, n.ProductionRelease); err != nil {
-				return err
-			}
-			rb := action.NewRollback(cfg)
-			rb.Version = target.Version
-			rb.MaxHistory = r.MaxHistory
-			rb.Timeout = helmTimeout(ctx)
-			if err := rb.Run(n.ProductionRelease); err != nil {
-				return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
-			}
-			// Helm's rollback, too, may leave its new revision recorded
-			// pending-rollback when the final write fails.
-			if last, err := cfg.Releases.Last(n.ProductionRelease); err == nil && last.Info.Status == release.StatusPendingRollback {
-				last.SetStatus(release.StatusDeployed, "Rollback complete")
-				if err := r.cfg.confirmRecorded(ctx, cfg, last); err != nil {
-					return err
+				if ftn.Release != tn.Release {
+					tn = ftn
+					return errRetarget
 				}
+				return r.switchTo(ctx, n, target, tn, &prod)
+			})
+			if errors.Is(err, errRetarget) && tries < 3 {
+				continue
 			}
-			r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
-			deployed, err := cfg.Releases.Deployed(n.ProductionRelease)
-			if err != nil {
-				return fmt.Errorf("reading %s after its rollback: %w", n.ProductionRelease, err)
-			}
-			if err := r.cfg.sweepRoutes(ctx, n, target.SHA, deployed.Manifest); err != nil {
-				return err
-			}
-			prod, err = r.cfg.production(ctx, n)
 			return err
-		})
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
@@ -189,6 +134,119 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	}
 	prod.SizedDown = r.cfg.settleSizes(ctx, n, r.DrainDelay)
 	return prod, nil
+}
+
+// errRetarget: the target commit read from the watch cache was not the one
+// the consistent read under the locks names.
+var errRetarget = errors.New("production changed while its rollback took the locks")
+
+// switchTo is the rollback to target, whose commit is tn, under
+// production's lock and tn's; it sets *prod to production after it.
+func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Names, prod **Production) error {
+	cfg, err := r.cfg.helm(n.ProductionNamespace)
+	if err != nil {
+		return err
+	}
+	// The commits the target revision routes to must still serve:
+	// deployed, and on the gateway router (the revision's manifest
+	// has the HTTPRoute, whatever router this run was given)
+	// referenceable. A canary revision's canary commit is checked
+	// too; production's lock keeps deletes and re-deploys of it out.
+	rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
+	if err != nil {
+		return fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
+	}
+	route, err := manifestHTTPRoute(rel.Manifest, n.ProductionRelease)
+	if err != nil {
+		return err
+	}
+	routed := []Names{tn}
+	if target.Canary != "" {
+		cn, err := n.WithSHA(target.Canary)
+		if err != nil {
+			return fmt.Errorf("revision %d records canary %q: %w", target.Version, target.Canary, err)
+		}
+		routed = append(routed, cn)
+	}
+	for _, c := range routed {
+		if err := r.cfg.requireDeployed(ctx, c, consistent); err != nil {
+			return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
+		}
+		if route != nil {
+			if err := r.cfg.requireGrant(ctx, c); err != nil {
+				return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
+			}
+		}
+	}
+	// As in Promote, production size first, with the overlay the
+	// target revision was promoted with: each commit it routes to
+	// ready at that size, or nothing is switched. A canary commit's
+	// Lease is taken after the target's (production's lock keeps
+	// two rollbacks from taking them in the other order).
+	size := sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets}
+	why := fmt.Sprintf("rollback to production revision %d", target.Version)
+	for _, c := range routed {
+		up := func(ctx context.Context) error { return r.cfg.sizeUp(ctx, c, size, why) }
+		if c.Release != tn.Release {
+			err = r.cfg.withLock(ctx, c.Namespace, c.Release, up)
+		} else {
+			err = up(ctx)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// As in Promote: the switch, once begun, is not cut by a
+	// cancelled job.
+	ctx, cancel, err := uninterruptible(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	before, err := r.cfg.repairPending(ctx, cfg, n.ProductionNamespace, n.ProductionRelease)
+	if err != nil {
+		return err
+	}
+	if r.MaxHistory > 0 {
+		if err := r.cfg.pruneHistory(ctx, cfg, n.ProductionNamespace, n.ProductionRelease, r.MaxHistory-1); err != nil {
+			return err
+		}
+	}
+	rb := action.NewRollback(cfg)
+	rb.Version = target.Version
+	rb.MaxHistory = 0 // pruned above
+	rb.Timeout = helmTimeout(ctx)
+	if err := rb.Run(n.ProductionRelease); err != nil {
+		return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
+	}
+	// Helm's rollback, too, may leave its new revision recorded
+	// pending-rollback when the final write fails. It is the
+	// revision after the last one (read by number: Helm's Last
+	// would decode the whole history).
+	var last *release.Release
+	err = driver.ErrReleaseNotFound
+	if before != nil {
+		last, err = cfg.Releases.Get(n.ProductionRelease, before.Version+1)
+	}
+	if err != nil {
+		last, err = cfg.Releases.Last(n.ProductionRelease)
+	}
+	if err == nil && last.Info.Status == release.StatusPendingRollback {
+		last.SetStatus(release.StatusDeployed, "Rollback complete")
+		if err := r.cfg.confirmRecorded(ctx, cfg, last); err != nil {
+			return err
+		}
+	}
+	r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
+	deployed, err := cfg.Releases.Deployed(n.ProductionRelease)
+	if err != nil {
+		return fmt.Errorf("reading %s after its rollback: %w", n.ProductionRelease, err)
+	}
+	if err := r.cfg.sweepRoutes(ctx, n, target.SHA, deployed.Manifest); err != nil {
+		return err
+	}
+	*prod, err = r.cfg.production(ctx, n)
+	return err
 }
 
 // pickRevision chooses the revision to roll back to from hist (newest
