@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"helm.sh/helm/v3/pkg/action"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/klog/v2"
 
 	"github.com/shipper-dev/shipper/internal/release"
@@ -134,11 +137,17 @@ func BenchmarkScale(b *testing.B) {
 	prod := app + "-production"
 	image := env.Registry.Repository("bench/app")
 
-	// run times one process under GNU time: seconds, peak MiB.
+	// run times one process under GNU time: seconds, peak MiB, and the
+	// API requests shipper counted itself (-v ends with api-requests=N;
+	// -1 for helm, which does not count).
 	rss := filepath.Join(work, "rss")
-	run := func(argv []string) (float64, float64) {
+	counted := regexp.MustCompile(`done api-requests=(\d+)`)
+	run := func(argv []string) (float64, float64, int) {
 		cmd := exec.Command("/usr/bin/time", append([]string{"-f", "%M", "-o", rss}, argv...)...)
 		cmd.Env = []string{"HOME=" + work, "PATH=/usr/bin:/bin", "KUBECONFIG=" + env.Kubeconfig, "SHIPPER_DOMAIN=example.com"}
+		if argv[0] == shipper {
+			cmd.Env = append(cmd.Env, "SHIPPER_VERBOSE=true")
+		}
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		took := time.Since(start).Seconds()
@@ -147,17 +156,24 @@ func BenchmarkScale(b *testing.B) {
 		}
 		data, _ := os.ReadFile(rss)
 		kb, _ := strconv.Atoi(strings.TrimSpace(string(data)))
-		return took, float64(kb) / 1024
+		requests := -1
+		if m := counted.FindSubmatch(out); m != nil {
+			requests, _ = strconv.Atoi(string(m[1]))
+		}
+		return took, float64(kb) / 1024, requests
 	}
-	measure := func(argv func(i int) []string) (ms, peak, requests float64) {
+	// measure runs ops processes: mean ms, peak MiB, the apiserver's count
+	// of requests per run, and the client's own (shipper's; -1 for helm).
+	measure := func(argv func(i int) []string) (ms, peak, requests, client float64) {
 		before := apiRequests(b, cs)
 		var total float64
 		for i := 0; i < ops; i++ {
-			t, p := run(argv(i))
+			t, p, n := run(argv(i))
 			total += t
 			peak = max(peak, p)
+			client += float64(n)
 		}
-		return total / float64(ops) * 1000, peak, (apiRequests(b, cs) - before) / float64(ops)
+		return total / float64(ops) * 1000, peak, (apiRequests(b, cs) - before) / float64(ops), client / float64(ops)
 	}
 
 	fresh := 0 // new commits deployed by the deploy rows, per side
@@ -169,6 +185,9 @@ func BenchmarkScale(b *testing.B) {
 	rows := []scaleOp{
 		{name: "list", helmName: "helm list -A --max 0",
 			shipper: func(int) []string { return append([]string{shipper, "list"}, global...) },
+			helm:    func(int) []string { return []string{helmBin, "list", "-A", "--max", "0"} }},
+		{name: "list-all-apps", helmName: "helm list -A --max 0",
+			shipper: func(int) []string { return []string{shipper, "list", "--all-apps"} },
 			helm:    func(int) []string { return []string{helmBin, "list", "-A", "--max", "0"} }},
 		{name: "status", helmName: "helm status <app>-production",
 			shipper: func(int) []string { return append([]string{shipper, "status"}, global...) },
@@ -214,17 +233,46 @@ func BenchmarkScale(b *testing.B) {
 		b.Run(fmt.Sprintf("previews=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				for _, r := range rows {
-					sms, speak, sreq := measure(r.shipper)
-					hms, hpeak, hreq := measure(r.helm)
-					b.Logf("%-8s shipper %7.1f ms %5.1f MiB %6.1f requests | %s %7.1f ms %5.1f MiB %6.1f requests | ratio %.2f",
-						r.name, sms, speak, sreq, r.helmName, hms, hpeak, hreq, sms/hms)
+					sms, speak, sreq, sclient := measure(r.shipper)
+					hms, hpeak, hreq, _ := measure(r.helm)
+					b.Logf("%-13s shipper %7.1f ms %5.1f MiB %6.1f requests (%.1f counted by shipper) | %s %7.1f ms %5.1f MiB %6.1f requests | ratio %.2f",
+						r.name, sms, speak, sreq, sclient, r.helmName, hms, hpeak, hreq, sms/hms)
 					b.ReportMetric(sms, r.name+"-ms")
 					b.ReportMetric(sms/hms, r.name+"-x-helm")
-					b.ReportMetric(sreq, r.name+"-requests")
+					b.ReportMetric(sclient, r.name+"-requests")
 					b.ReportMetric(speak, r.name+"-peak-MiB")
 				}
+				// The Helm SDK's list of every release (what `helm list -A`
+				// runs), in this process: no process start, no discovery.
+				sdk := helmSDKList(b, env)
+				b.Logf("Helm SDK action.List (all namespaces, in process) %7.1f ms", sdk)
+				b.ReportMetric(sdk, "helm-sdk-list-ms")
 				fresh += ops
 			}
 		})
 	}
+}
+
+// helmSDKList times the Helm SDK's list of every release in every
+// namespace (action.List, AllNamespaces, the Secrets driver: `helm list -A
+// --max 0` without the process): the mean of 3 runs, in ms.
+func helmSDKList(b *testing.B, env *testenv.Env) float64 {
+	getter := genericclioptions.NewConfigFlags(false)
+	getter.KubeConfig = &env.Kubeconfig
+	cfg := new(action.Configuration)
+	if err := cfg.Init(getter, "", "secret", func(string, ...any) {}); err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for range 3 {
+		l := action.NewList(cfg)
+		l.AllNamespaces, l.Limit = true, 0 // as --max 0; the default states, as the CLI row
+		l.SetStateMask()
+		start := time.Now()
+		if _, err := l.Run(); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+	}
+	return float64(total.Milliseconds()) / 3
 }

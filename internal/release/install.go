@@ -9,6 +9,8 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -33,7 +35,7 @@ func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configura
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	last, err := cfg.Releases.Get(name, recs[0].Version)
+	last, err := getRelease(cfg, name, recs[0].Version)
 	if err != nil {
 		last, err = cfg.Releases.Last(name)
 	}
@@ -59,16 +61,33 @@ func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configura
 	return last, nil
 }
 
+// getRelease is Helm's Releases.Get, with a record that does not decode
+// an error: Helm 3.22's Secrets driver panics on one (it sets the labels
+// of the nil release), where its Query skips it.
+func getRelease(cfg *action.Configuration, name string, version int) (rel *release.Release, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			rel, err = nil, fmt.Errorf("revision %d of %s does not decode", version, name)
+		}
+	}()
+	return cfg.Releases.Get(name, version)
+}
+
 // pruneHistory deletes the oldest revisions of release name beyond keep,
-// never the newest deployed one: what Helm's MaxHistory does when it
-// stores a revision (storage.removeLeastRecent), done from the records'
-// labels. Helm's way decodes every revision kept, twice (its History, then
-// Deployed), on every upgrade and rollback: with 20 production revisions,
-// a quarter of a promote's CPU. Revisions are deleted through Helm's
-// storage, as Helm deletes them. Call it under the release's lock, before
-// the upgrade or rollback that adds a revision, with keep one less than
-// the history to keep; the action then runs with MaxHistory 0.
-func (c *Configuration) pruneHistory(ctx context.Context, cfg *action.Configuration, namespace, name string, keep int) error {
+// never the newest deployed one nor revision also (a rollback's target,
+// which Helm reads before it prunes; 0 for none): what Helm's MaxHistory
+// does when it stores a revision (storage.removeLeastRecent), done from
+// the records' labels. Helm's way decodes every revision kept, twice (its
+// History, then Deployed), on every upgrade and rollback: with 20
+// production revisions, a quarter of a promote's CPU. A record's Secret is
+// deleted by name, as Helm's driver does, without reading it first (Helm's
+// storage Delete decodes it, and panics on one that does not decode). Call
+// it under the release's lock, before the upgrade or rollback that adds a
+// revision, with keep one less than the history to keep; the action then
+// runs with MaxHistory 0. Unlike Helm, a revision that cannot be deleted
+// is left for the next run rather than failing the operation, and one is
+// pruned even when the action then stops before writing its revision.
+func (c *Configuration) pruneHistory(ctx context.Context, namespace, name string, keep, also int) error {
 	recs, err := c.records(ctx, namespace, "name="+name, consistent)
 	if err != nil {
 		return err
@@ -85,11 +104,11 @@ func (c *Configuration) pruneHistory(ctx context.Context, cfg *action.Configurat
 	}
 	excess := len(recs) - keep
 	for i := len(recs) - 1; i >= 0 && excess > 0; i-- {
-		if recs[i].Version == deployed {
+		if recs[i].Version == deployed || recs[i].Version == also {
 			continue
 		}
-		if _, err := cfg.Releases.Delete(name, recs[i].Version); err != nil && !errors.Is(err, driver.ErrReleaseNotFound) {
-			// As Helm's: what is not deleted now is by the next run.
+		err := c.client.CoreV1().Secrets(namespace).Delete(ctx, recs[i].Secret, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
 			c.log.Warn("could not delete an old revision", "release", name, "revision", recs[i].Version, "error", err)
 		}
 		excess--
@@ -141,7 +160,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	}
 	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
-	if err := c.pruneHistory(ctx, cfg, p.namespace, p.release, maxHistory-1); err != nil {
+	if err := c.pruneHistory(ctx, p.namespace, p.release, maxHistory-1, 0); err != nil {
 		return nil, err
 	}
 	up.MaxHistory = 0 // pruned above

@@ -106,7 +106,14 @@ func (l *List) All(ctx context.Context) ([]Commit, error) {
 		names[app] = n
 		spaces[ns.Name], spaces[n.ProductionNamespace] = true, true
 	}
-	recs, err := l.cfg.recordsIn(ctx, LabelApp, slices.Sorted(maps.Keys(spaces)))
+	recSel := LabelApp
+	if l.cfg.project.ID != "" {
+		// The project's records only, wherever they are: a namespace
+		// named like an app's production but made by another project
+		// (two projects racing for one app name) shows nothing of it.
+		recSel += "," + LabelProject + "=" + l.cfg.project.ID
+	}
+	recs, err := l.cfg.recordsIn(ctx, recSel, slices.Sorted(maps.Keys(spaces)))
 	if err != nil {
 		return nil, err
 	}

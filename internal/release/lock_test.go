@@ -10,9 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
 	"github.com/shipper-dev/shipper/internal/testenv"
@@ -179,5 +181,118 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 	}
 	if h := holder(); h != "" {
 		t.Errorf("holder after a conflicting release = %q, want none", h)
+	}
+}
+
+// TestLockReleaseSparesALeaseTakenOver: a lock that read its Lease after
+// another holder took it over (this job paused past the lease) does not
+// empty that holder's Lease on release: LeaseLock keeps the Lease it last
+// read, so the one-request release would have gone through.
+func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
+	env := testenv.Get(t)
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := fmt.Sprintf("lockover-%d", time.Now().UnixNano())
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: "shipper-rel"},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: "a"},
+	}, minRenewal: time.Second}
+	now := metav1.NewTime(time.Now())
+	if err := lock.Create(ctx, resourcelock.LeaderElectionRecord{HolderIdentity: "a", LeaseDurationSeconds: 15, AcquireTime: now, RenewTime: now}); err != nil {
+		t.Fatal(err)
+	}
+	// b takes it over; a reads it (client-go's slow path after a failed
+	// renewal).
+	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Spec.HolderIdentity = ptr.To("b")
+	if _, err := cs.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := lock.Get(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if lock.release(ctx) {
+		t.Error("release reported the Lease released, want it left to the read-and-compare path")
+	}
+	c, err := NewConfiguration(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.release(lock, ns, "shipper-rel", "a")
+	l, err = cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "b" {
+		t.Errorf("holder after a's release = %q, want b's Lease untouched", h)
+	}
+}
+
+// TestUndecodableRecords: a release record that does not decode (Helm
+// 3.22's Secrets.Get panics on one) neither crashes repairPending, which
+// falls back to Helm's Last (it skips such records), nor pruneHistory,
+// which deletes records by name without reading them.
+func TestUndecodableRecords(t *testing.T) {
+	env := testenv.Get(t)
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ns := fmt.Sprintf("undecodable-%d", time.Now().UnixNano())
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	c, err := NewConfiguration(env.AdminConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := c.helm(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &release.Release{Name: "rel", Namespace: ns, Version: 1, Info: &release.Info{Status: release.StatusDeployed}}
+	if err := cfg.Releases.Create(good); err != nil {
+		t.Fatal(err)
+	}
+	for v := 2; v <= 4; v++ { // newer revisions whose data is not a release
+		s := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("sh.helm.release.v1.rel.v%d", v), Labels: map[string]string{
+				"owner": "helm", "name": "rel", "version": fmt.Sprint(v), "status": "superseded"}},
+			Type: "helm.sh/release.v1", Data: map[string][]byte{"release": []byte("not a release")},
+		}
+		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last, err := c.repairPending(ctx, cfg, ns, "rel")
+	if err != nil || last == nil || last.Version != 1 {
+		t.Fatalf("repairPending = %v, %v; want revision 1, the newest that decodes", last, err)
+	}
+	if err := c.pruneHistory(ctx, ns, "rel", 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	left, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Items) != 1 || left.Items[0].Labels["version"] != "1" {
+		var names []string
+		for _, s := range left.Items {
+			names = append(names, s.Name)
+		}
+		t.Errorf("records left = %v, want revision 1 alone (deployed; the undecodable 2-4 pruned)", names)
 	}
 }

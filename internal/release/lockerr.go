@@ -49,6 +49,17 @@ func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	if !apierrors.IsNotFound(err) { // a Lease not made yet is the normal start
 		l.note(err, start)
 	}
+	if err == nil {
+		// LeaseLock keeps the Lease it read: from now on an update goes
+		// against that one, which another holder may have written (this
+		// job paused past the lease, then cut off). release must not
+		// empty it blindly: it reads and compares the holder instead.
+		l.mu.Lock()
+		if l.written != nil && (r == nil || r.HolderIdentity != l.written.HolderIdentity) {
+			l.written = nil
+		}
+		l.mu.Unlock()
+	}
 	return r, b, err
 }
 

@@ -21,11 +21,13 @@ import (
 // cluster.
 type record struct {
 	Name, Namespace string
-	Version         int
-	Status          string
-	App, SHA        string
-	Project         string
-	Created         time.Time
+	// Secret is the record's Secret (sh.helm.release.v1.<name>.v<version>).
+	Secret   string
+	Version  int
+	Status   string
+	App, SHA string
+	Project  string
+	Created  time.Time
 	// Canary and CanaryWeight: a production revision's canary (LabelCanary).
 	Canary       string
 	CanaryWeight int
@@ -103,7 +105,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 		weight, _ := strconv.Atoi(m.Labels[LabelCanaryWeight])
 		when, _ := strconv.ParseInt(m.Labels[LabelCommitTime], 10, 64)
 		out = append(out, record{
-			Name: m.Labels["name"], Namespace: m.Namespace, Version: v, Status: m.Labels["status"],
+			Name: m.Labels["name"], Namespace: m.Namespace, Secret: m.Name, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
 			Ref: m.Labels[LabelRef], CommitTime: when, Sizing: m.Labels[LabelSizing],

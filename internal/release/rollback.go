@@ -107,6 +107,15 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			if errors.Is(err, errRetarget) && tries < 3 {
 				continue
 			}
+			if err != nil && tries == 0 {
+				// The cached read's commit could not be locked (its
+				// namespace gone since): the consistent read may name
+				// another.
+				if _, ftn, perr := pick(ctx, consistent); perr == nil && ftn.Release != tn.Release {
+					tn = ftn
+					continue
+				}
+			}
 			return err
 		}
 	})
@@ -208,7 +217,7 @@ func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Name
 		return err
 	}
 	if r.MaxHistory > 0 {
-		if err := r.cfg.pruneHistory(ctx, cfg, n.ProductionNamespace, n.ProductionRelease, r.MaxHistory-1); err != nil {
+		if err := r.cfg.pruneHistory(ctx, n.ProductionNamespace, n.ProductionRelease, r.MaxHistory-1, target.Version); err != nil {
 			return err
 		}
 	}
@@ -226,7 +235,7 @@ func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Name
 	var last *release.Release
 	err = driver.ErrReleaseNotFound
 	if before != nil {
-		last, err = cfg.Releases.Get(n.ProductionRelease, before.Version+1)
+		last, err = getRelease(cfg, n.ProductionRelease, before.Version+1)
 	}
 	if err != nil {
 		last, err = cfg.Releases.Last(n.ProductionRelease)
