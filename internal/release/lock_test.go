@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
@@ -111,11 +112,7 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ns := fmt.Sprintf("locks-%d", time.Now().UnixNano())
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	ns := scratchNamespace(t, cs, "locks")
 	var seen leaseRequests
 	rc := env.AdminConfig()
 	rc.Wrap(seen.wrap)
@@ -195,11 +192,7 @@ func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ns := fmt.Sprintf("lockover-%d", time.Now().UnixNano())
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	ns := scratchNamespace(t, cs, "lockover")
 	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: "shipper-rel"},
 		Client:     cs.CoordinationV1(),
@@ -250,11 +243,7 @@ func TestUndecodableRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	ns := fmt.Sprintf("undecodable-%d", time.Now().UnixNano())
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	ns := scratchNamespace(t, cs, "undecodable")
 	c, err := NewConfiguration(env.AdminConfig())
 	if err != nil {
 		t.Fatal(err)
@@ -295,4 +284,15 @@ func TestUndecodableRecords(t *testing.T) {
 		}
 		t.Errorf("records left = %v, want revision 1 alone (deployed; the undecodable 2-4 pruned)", names)
 	}
+}
+
+// scratchNamespace makes a namespace for one test, deleted after it.
+func scratchNamespace(t *testing.T, cs kubernetes.Interface, prefix string) string {
+	t.Helper()
+	ns := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	return ns
 }
