@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -79,18 +78,41 @@ func removeCNIResults() {
 // killShims stops the containerd shims (and so the containers) of test
 // nodes: they outlive containerd by design, and a test binary that was
 // killed leaves them running, so a new node also stops those of old ones.
+//
+// A container's processes are not in its shim's process group (runc starts
+// each container in a session of its own) and outlive a killed shim,
+// reparented to init: with pods the kubelet did not stop in time, they
+// stayed running after the test. So the shims' children, the containers'
+// first processes, are killed first; each is PID 1 of its container's PID
+// namespace, and the kernel kills the rest of the namespace with it.
 func (n *Node) killShims() {
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	shims := map[string]bool{}
 	for _, f := range procs {
 		b, err := os.ReadFile(f)
 		if err != nil || !strings.Contains(string(b), "containerd-shim") || !strings.Contains(string(b), "/"+dirPrefix) {
 			continue
 		}
-		pid, _ := strconv.Atoi(strings.Split(f, "/")[2])
-		if pid > 0 {
-			_ = exec.Command("kill", "-KILL", "--", "-"+strconv.Itoa(pid)).Run()
-			_ = exec.Command("kill", "-KILL", strconv.Itoa(pid)).Run()
+		shims[strings.Split(f, "/")[2]] = true
+	}
+	if len(shims) == 0 {
+		return
+	}
+	statuses, _ := filepath.Glob("/proc/[0-9]*/status")
+	for _, f := range statuses {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
 		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if ppid, ok := strings.CutPrefix(l, "PPid:"); ok && shims[strings.TrimSpace(ppid)] {
+				_ = exec.Command("kill", "-KILL", strings.Split(f, "/")[2]).Run()
+			}
+		}
+	}
+	for pid := range shims {
+		_ = exec.Command("kill", "-KILL", "--", "-"+pid).Run()
+		_ = exec.Command("kill", "-KILL", pid).Run()
 	}
 }
 
