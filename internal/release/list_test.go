@@ -3,6 +3,7 @@ package release_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
@@ -31,6 +32,7 @@ func TestListAllApps(t *testing.T) {
 		return cfg
 	}
 	deployNoWait(t, as(ours), web, sha("a1"), image)
+	time.Sleep(1100 * time.Millisecond) // "newest first" reads creation times, in whole seconds
 	deployNoWait(t, as(ours), web, sha("a2"), image)
 	deployNoWait(t, as(ours), api, sha("b1"), image)
 	deployNoWait(t, as(theirs), other, sha("c1"), image)
