@@ -183,7 +183,7 @@ func (c *Configuration) repairAlias(ctx context.Context, a Names, live string) e
 	if err != nil {
 		return err
 	}
-	if _, err := c.repairPending(ctx, cfg, a.ProductionNamespace, a.ProductionRelease); err != nil {
+	if _, _, err := c.repairPending(ctx, cfg, a.ProductionNamespace, a.ProductionRelease); err != nil {
 		return err
 	}
 	dep, err := cfg.Releases.Deployed(a.ProductionRelease)

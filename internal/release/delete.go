@@ -186,7 +186,7 @@ func (c *Configuration) helmUninstall(ctx context.Context, namespace, release st
 	if err != nil {
 		return false, err
 	}
-	if _, err := c.repairPending(ctx, cfg, namespace, release); err != nil {
+	if _, _, err := c.repairPending(ctx, cfg, namespace, release); err != nil {
 		return false, err
 	}
 	un := action.NewUninstall(cfg)

@@ -26,39 +26,45 @@ import (
 // revision kept (a production release's 20 records are ~30 ms of a
 // promote's CPU), and Helm's own upgrade and rollback read the history
 // again anyway. A newest record that cannot be read falls back to Helm's
-// Last, which skips undecodable records.
-func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configuration, namespace, name string) (*release.Release, error) {
+// Last, which skips undecodable records. The records listed are returned
+// too, newest first, for pruneHistory.
+func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configuration, namespace, name string) (*release.Release, []record, error) {
 	recs, err := c.records(ctx, namespace, "name="+name, consistent)
 	if err != nil {
-		return nil, fmt.Errorf("reading release %q: %w", name, err)
+		return nil, nil, fmt.Errorf("reading release %q: %w", name, err)
 	}
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	last, err := getRelease(cfg, name, recs[0].Version)
 	if err != nil {
 		last, err = cfg.Releases.Last(name)
 	}
 	if errors.Is(err, driver.ErrReleaseNotFound) {
-		return nil, nil
+		return nil, recs, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading release %q: %w", name, err)
+		return nil, nil, fmt.Errorf("reading release %q: %w", name, err)
 	}
 	// A delete killed mid-uninstall leaves "uninstalling", which Helm's
 	// install and upgrade refuse ("has no deployed releases"): resolved
 	// the same way, so the next deploy re-deploys and the next delete
 	// finishes.
 	if !last.Info.Status.IsPending() && last.Info.Status != release.StatusUninstalling {
-		return last, nil
+		return last, recs, nil
 	}
 	was := last.Info.Status
 	last.SetStatus(release.StatusFailed, fmt.Sprintf("marked failed by shipper: left %s by an interrupted operation", was))
 	if err := cfg.Releases.Update(last); err != nil {
-		return nil, fmt.Errorf("repairing release %q left %s: %w", name, was, err)
+		return nil, nil, fmt.Errorf("repairing release %q left %s: %w", name, was, err)
 	}
 	c.log.Warn("repaired a release left "+was.String()+" by an interrupted operation", "release", name, "revision", last.Version, "was", was)
-	return last, nil
+	for i := range recs {
+		if recs[i].Version == last.Version {
+			recs[i].Status = release.StatusFailed.String()
+		}
+	}
+	return last, recs, nil
 }
 
 // getRelease is Helm's Releases.Get, with a record that does not decode
@@ -73,27 +79,24 @@ func getRelease(cfg *action.Configuration, name string, version int) (rel *relea
 	return cfg.Releases.Get(name, version)
 }
 
-// pruneHistory deletes the oldest revisions of release name beyond keep,
-// never the newest deployed one nor revision also (a rollback's target,
-// which Helm reads before it prunes; 0 for none): what Helm's MaxHistory
-// does when it stores a revision (storage.removeLeastRecent), done from
-// the records' labels. Helm's way decodes every revision kept, twice (its
-// History, then Deployed), on every upgrade and rollback: with 20
-// production revisions, a quarter of a promote's CPU. A record's Secret is
-// deleted by name, as Helm's driver does, without reading it first (Helm's
-// storage Delete decodes it, and panics on one that does not decode). Call
-// it under the release's lock, before the upgrade or rollback that adds a
-// revision, with keep one less than the history to keep; the action then
-// runs with MaxHistory 0. Unlike Helm, a revision that cannot be deleted
-// is left for the next run rather than failing the operation, and one is
-// pruned even when the action then stops before writing its revision.
-func (c *Configuration) pruneHistory(ctx context.Context, namespace, name string, keep, also int) error {
-	recs, err := c.records(ctx, namespace, "name="+name, consistent)
-	if err != nil {
-		return err
-	}
+// pruneHistory deletes the oldest of a release's revisions recs (newest
+// first, as repairPending returns them) beyond keep, never the newest
+// deployed one nor revision also (a rollback's target, which Helm reads
+// before it prunes; 0 for none): what Helm's MaxHistory does when it
+// stores a revision (storage.removeLeastRecent), done from the records'
+// labels. Helm's way decodes every revision kept, twice (its History, then
+// Deployed), on every upgrade and rollback: with 20 production revisions,
+// a quarter of a promote's CPU. A record's Secret is deleted by name, as
+// Helm's driver does, without reading it first (Helm's storage Delete
+// decodes it, and panics on one that does not decode). Call it under the
+// release's lock, before the upgrade or rollback that adds a revision,
+// with keep one less than the history to keep; the action then runs with
+// MaxHistory 0. Unlike Helm, a revision that cannot be deleted is left for
+// the next run rather than failing the operation, and one is pruned even
+// when the action then stops before writing its revision.
+func (c *Configuration) pruneHistory(ctx context.Context, recs []record, keep, also int) {
 	if len(recs) <= keep {
-		return nil
+		return
 	}
 	deployed := 0 // newest first: the first deployed one stays
 	for _, r := range recs {
@@ -104,16 +107,16 @@ func (c *Configuration) pruneHistory(ctx context.Context, namespace, name string
 	}
 	excess := len(recs) - keep
 	for i := len(recs) - 1; i >= 0 && excess > 0; i-- {
-		if recs[i].Version == deployed || recs[i].Version == also {
+		r := recs[i]
+		if r.Version == deployed || r.Version == also {
 			continue
 		}
-		err := c.client.CoreV1().Secrets(namespace).Delete(ctx, recs[i].Secret, metav1.DeleteOptions{})
+		err := c.client.CoreV1().Secrets(r.Namespace).Delete(ctx, r.Secret, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			c.log.Warn("could not delete an old revision", "release", name, "revision", recs[i].Version, "error", err)
+			c.log.Warn("could not delete an old revision", "release", r.Name, "revision", r.Version, "error", err)
 		}
 		excess--
 	}
-	return nil
 }
 
 // installOrUpgrade is `helm upgrade --install` for a release whose lock the
@@ -125,7 +128,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	if err != nil {
 		return nil, err
 	}
-	last, err := c.repairPending(ctx, cfg, p.namespace, p.release)
+	last, history, err := c.repairPending(ctx, cfg, p.namespace, p.release)
 	if err != nil {
 		return nil, err
 	}
@@ -160,9 +163,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	}
 	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
-	if err := c.pruneHistory(ctx, p.namespace, p.release, maxHistory-1, 0); err != nil {
-		return nil, err
-	}
+	c.pruneHistory(ctx, history, maxHistory-1, 0)
 	up.MaxHistory = 0 // pruned above
 	up.Timeout = helmTimeout(ctx)
 	up.Description = p.description

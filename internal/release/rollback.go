@@ -212,14 +212,12 @@ func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Name
 		return err
 	}
 	defer cancel()
-	before, err := r.cfg.repairPending(ctx, cfg, n.ProductionNamespace, n.ProductionRelease)
+	before, history, err := r.cfg.repairPending(ctx, cfg, n.ProductionNamespace, n.ProductionRelease)
 	if err != nil {
 		return err
 	}
 	if r.MaxHistory > 0 {
-		if err := r.cfg.pruneHistory(ctx, n.ProductionNamespace, n.ProductionRelease, r.MaxHistory-1, target.Version); err != nil {
-			return err
-		}
+		r.cfg.pruneHistory(ctx, history, r.MaxHistory-1, target.Version)
 	}
 	rb := action.NewRollback(cfg)
 	rb.Version = target.Version

@@ -318,7 +318,7 @@ func (c *Configuration) sizeDown(ctx context.Context, n Names, why string) error
 	if err != nil {
 		return err
 	}
-	last, err := c.repairPending(ctx, cfg, n.Namespace, n.Release)
+	last, _, err := c.repairPending(ctx, cfg, n.Namespace, n.Release)
 	if err != nil {
 		return err
 	}
