@@ -69,7 +69,7 @@ func outputFlag() cli.Flag {
 }
 
 func verboseFlag() cli.Flag {
-	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too", EnvVars: []string{"SHIPPER_VERBOSE"}}
+	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too, in milliseconds: each Kubernetes API request (method, path, status, time) and their count at the end", EnvVars: []string{"SHIPPER_VERBOSE"}}
 }
 
 // chartFlags choose the chart and its values; deploy, promote and render
