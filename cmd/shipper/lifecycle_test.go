@@ -167,6 +167,24 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 			t.Errorf("list row %q: want aaaaaaaa live, both deployed", l)
 		}
 	}
+	// --all-apps with the least-privilege token, which cannot list
+	// Secrets cluster-wide: the records namespace by namespace.
+	r = step(envA, 0, "list", "--all-apps")
+	var ours []string
+	for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n") {
+		if strings.HasPrefix(l, appName+" ") {
+			ours = append(ours, l)
+		}
+	}
+	if !strings.HasPrefix(r.stdout, "APP ") || len(ours) != 2 {
+		t.Fatalf("list --all-apps: want an APP column and %s's two commits:\n%s", appName, r.stdout)
+	}
+	for _, l := range ours {
+		f := strings.Fields(l)
+		if live := f[len(f)-1] == "*"; live != (f[1] == "aaaaaaaa") || f[2] != "deployed" {
+			t.Errorf("list --all-apps row %q: want aaaaaaaa live, both deployed", l)
+		}
+	}
 	r = step(envA, 0, "list", "-o", "json")
 	if !strings.Contains(r.stdout, `"live": true`) {
 		t.Errorf("list -o json:\n%s", r.stdout)
