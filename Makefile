@@ -15,7 +15,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane kubectl
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build image tools test test-unit lint bench stress demo e2e devenv clean
+.PHONY: help build image tools check-installs test test-unit lint bench stress demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=
 
 tools: ## build (once) the etcd, kube-apiserver and helm the tests run
 	hack/tools.sh $(TEST_TOOLS)
+
+check-installs: ## the quick installs (npm, apt, small Go tools) run from an empty cache, as on a new machine (minutes)
+	hack/check-installs.sh
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
 	hack/deps.sh test image runtimes
@@ -55,13 +58,13 @@ stress: tools ## the stress suite at full count: kill -9 and races, invariants c
 	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
-	hack/deps.sh test node image runtimes
+	hack/deps.sh test node image runtimes npm
 	hack/tools.sh $(NODE_TOOLS) kubectl
 	hack/gitlab-ci-local.sh >/dev/null
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
 e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README), and the example GitLab pipeline through gitlab-ci-local
-	hack/deps.sh test node image runtimes
+	hack/deps.sh test node image runtimes npm
 	hack/tools.sh $(NODE_TOOLS)
 	hack/gitlab-ci-local.sh >/dev/null
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -28,10 +29,16 @@ import (
 // promote → a second commit → its review → promote → rollback →
 // stop-review; each environment's URL is curled.
 func gitlabCILocal(t *testing.T, c *cluster) {
-	gcl := filepath.Join(testenv.CacheDir(), "npm", "gitlab-ci-local-4.60.0", "node_modules", ".bin", "gitlab-ci-local")
-	if _, err := os.Stat(gcl); err != nil {
-		t.Fatalf("gitlab-ci-local is not installed: run hack/gitlab-ci-local.sh (make e2e does): %v", err)
+	// The script knows where its install is, installs it when it is
+	// missing or does not start, and prints its path.
+	install := exec.Command("../hack/gitlab-ci-local.sh")
+	var stderr bytes.Buffer
+	install.Stderr = &stderr
+	out, err := install.Output()
+	if err != nil {
+		t.Fatalf("installing gitlab-ci-local (hack/gitlab-ci-local.sh): %v\n%s", err, &stderr)
 	}
+	gcl := strings.TrimSpace(string(out))
 	repo := t.TempDir()
 	copyFile := func(from, to string) {
 		t.Helper()

@@ -2,7 +2,8 @@
 # deps.sh installs the Debian packages a make target needs, when missing,
 # so `make test` and `make demo` work on a fresh machine of this kind.
 #
-#   hack/deps.sh test|node|bench|image|runtimes...
+#   hack/deps.sh test|node|bench|image|runtimes|npm...
+#   hack/deps.sh --list [set...]      print the packages of the sets (of all)
 set -euo pipefail
 
 declare -A sets=(
@@ -12,12 +13,23 @@ declare -A sets=(
   [image]="busybox-static ca-certificates"
   # The interpreters testenv.RuntimeBase builds the sample apps' bases from.
   [runtimes]="nodejs php8.2-cli python3 ruby ruby-webrick"
+  # What hack/gitlab-ci-local.sh builds re2's native module with (npm and
+  # the Node.js headers come with the machine's Node.js).
+  [npm]="g++ make python3"
 )
+list=false
+if [ "${1:-}" = --list ]; then
+  list=true; shift
+  [ $# -gt 0 ] || set -- "${!sets[@]}"
+fi
 want=""
 for s in "$@"; do
-  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (test, node, bench, image, runtimes)" >&2; exit 2; }
+  [ -n "${sets[$s]:-}" ] || { echo "deps.sh: unknown set $s (${!sets[*]})" >&2; exit 2; }
   want+=" ${sets[$s]}"
 done
+if $list; then
+  echo $want | tr ' ' '\n' | sort -u | tr '\n' ' '; echo; exit 0
+fi
 missing=""
 for p in $want; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=" $p"

@@ -52,6 +52,19 @@ ldflags() { # tools-dir version
   esac
 }
 
+# starts COMPONENT PATH: the binary at PATH runs and reports a version. A
+# cached binary that does not (truncated, built for another machine, a
+# library gone) is built again instead of failing a test later.
+starts() {
+  local args=(--version)
+  case $1 in
+  helm) args=(version --short) ;;
+  crane | traefik) args=(version) ;;
+  kubectl) args=(version --client) ;;
+  esac
+  "$2" "${args[@]}" >/dev/null 2>&1
+}
+
 if [ "${1:-}" = --dir ]; then
   bindir "$2"; exit 0
 fi
@@ -65,7 +78,9 @@ declare -A want
 for c in "${components[@]}"; do
   [ -n "${mod[$c]:-}" ] || { echo "tools.sh: unknown component $c" >&2; exit 2; }
   d=$(bindir "$c")
-  [ -x "$d/$c" ] || want[${mod[$c]}]+=" $c"
+  if [ -x "$d/$c" ] && starts "$c" "$d/$c"; then continue; fi
+  [ -e "$d/$c" ] && echo "tools.sh: $d/$c does not start; building it again" >&2
+  want[${mod[$c]}]+=" $c"
 done
 
 for m in "${!want[@]}"; do
@@ -92,6 +107,7 @@ for m in "${!want[@]}"; do
   for c in ${want[$m]}; do
     p=${pkg[$c]}; b=${p##*/}
     [[ $b =~ ^v[0-9]+$ ]] && { p=${p%/*}; b=${p##*/}; }
+    starts "$c" "$tmp/$b" || { echo "tools.sh: the $c just built does not start: $tmp/$b" >&2; exit 1; }
     mv "$tmp/$b" "$out/$c"
   done
   rm -rf "$tmp"
