@@ -347,6 +347,15 @@ func pipeline(t *testing.T, c *cluster) {
 
 	c.run(t, shaB, "package")
 	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
+	if c.router.name == "gateway" {
+		// deploy --verify returned: what a pipeline's next job sees right
+		// away is the app, not the Gateway's 503 (its filter sets the
+		// commit header on that too).
+		code, body, commit := c.getHeader(hostB, "/version", "Shipper-Commit")
+		if code != 200 || body != "b2c3d4e5" || commit != shaB {
+			t.Errorf("right after deploy --verify the preview answered %d %q (Shipper-Commit %q), want 200 b2c3d4e5", code, body, commit)
+		}
+	}
 	c.eventually(t, hostB, "/version", 200, "b2c3d4e5")
 
 	if c.router.name == "gateway" {

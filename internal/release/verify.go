@@ -30,9 +30,18 @@ type Verify struct {
 	Address string
 }
 
-// verifyServing requests url (the host and the routed path) until CommitHeader names sha (a prefix of the
-// full SHA the route sets), or ctx ends. The status code does not matter:
-// the header is the Gateway's, on every answer of the app.
+// verifyServing requests url (the host and the routed path) until the app
+// of commit sha answers: CommitHeader names sha (a prefix of the full SHA
+// the route sets) on an answer whose status is not one a Gateway gives
+// when it has no backend to send the request to.
+//
+// The header alone does not say the app answered: the route's
+// ResponseHeaderModifier filter sets it on every answer through the route,
+// the Gateway's own "503 no available server" included (Traefik gives one
+// for up to a second after a route changes, until its endpoints are in).
+// So 502, 503 and 504 count as not serving yet, even from the app itself:
+// an app that answers 503 is not serving either. Any other status (a 404
+// or a 500 is the app's own answer) counts.
 func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha string) error {
 	if v == nil {
 		return nil
@@ -65,7 +74,7 @@ func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha s
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 		resp.Body.Close()
 		got := resp.Header.Get(CommitHeader)
-		if got != "" && (strings.HasPrefix(got, sha) || strings.HasPrefix(sha, got)) {
+		if got != "" && (strings.HasPrefix(got, sha) || strings.HasPrefix(sha, got)) && !noBackend(resp.StatusCode) {
 			return true, nil
 		}
 		last = fmt.Sprintf("%d from commit %q", resp.StatusCode, got)
@@ -76,6 +85,12 @@ func (c *Configuration) verifyServing(ctx context.Context, v *Verify, url, sha s
 	}
 	c.log.Info("verified", "url", url, "sha", sha, "after", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// noBackend reports a status a Gateway answers with when it has nothing to
+// send the request to (no ready endpoint, none reachable, none in time).
+func noBackend(status int) bool {
+	return status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout
 }
 
 // requireVerifiable refuses Verify on the ingress router, whose Ingresses

@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -12,8 +13,9 @@ import (
 )
 
 // TestVerifyServingWaitsForTheCommit: verifyServing sends requests for the
-// URL's host to Verify.Address until the commit header names the commit,
-// whatever the status; it gives up at ctx's end naming the last answer.
+// URL's host to Verify.Address until the commit header names the commit
+// on an answer of the app's (a 404 counts); it gives up at ctx's end
+// naming the last answer.
 func TestVerifyServingWaitsForTheCommit(t *testing.T) {
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -47,5 +49,47 @@ func TestVerifyServingWaitsForTheCommit(t *testing.T) {
 	}
 	if err := c.verifyServing(short, nil, "http://myapp.example.com", "cccccccc"); err != nil {
 		t.Errorf("verify off: %v", err)
+	}
+}
+
+// TestVerifyServingIsNotAGateway503: the route's filter sets the commit
+// header on the Gateway's own "503 no available server" too (Traefik, for
+// up to a second after a route changes). Such answers, and 502 and 504,
+// are not the app serving: verify waits until the app answers, and a
+// commit that only ever gets them is not verified.
+func TestVerifyServingIsNotAGateway503(t *testing.T) {
+	const sha = "bbbbbbbb22222222222222222222222222222222"
+	for _, status := range []int{http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			var hits atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set(CommitHeader, sha) // on every answer, as the filter sets it
+				if hits.Add(1) <= 3 {
+					w.WriteHeader(status)
+					_, _ = w.Write([]byte("no available server"))
+					return
+				}
+				_, _ = w.Write([]byte("hello"))
+			}))
+			defer srv.Close()
+			c := &Configuration{log: slog.New(slog.DiscardHandler)}
+			v := &Verify{Address: strings.TrimPrefix(srv.URL, "http://")}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := c.verifyServing(ctx, v, "http://myapp.example.com", "bbbbbbbb"); err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if n := hits.Load(); n != 4 {
+				t.Errorf("verified after %d requests, want 4 (three answered %d by the Gateway)", n, status)
+			}
+
+			hits.Store(-1000) // the Gateway's answer from now on
+			short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			defer cancel2()
+			err := c.verifyServing(short, v, "http://myapp.example.com", "bbbbbbbb")
+			if want := fmt.Sprintf(`%d from commit "bbbbbbbb2222`, status); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("verify while only the Gateway answers: %v, want an error naming %s", err, want)
+			}
+		})
 	}
 }
