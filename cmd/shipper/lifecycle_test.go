@@ -190,6 +190,32 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 		t.Errorf("list -o json:\n%s", r.stdout)
 	}
 
+	// An operator at a terminal: an admin kubeconfig and no project. Any
+	// app can be read; a change is refused naming the flag that acts for
+	// the owning project, and nothing changes.
+	operator := with(envA, "KUBE_URL", "", "KUBE_TOKEN", "", "KUBE_CA_PEM", "",
+		"KUBECONFIG", env.Kubeconfig, "CI_PROJECT_ID", "", "CI_PROJECT_PATH", "", "SHIPPER_APP", appName)
+	r = step(operator, 0, "status")
+	if !strings.Contains(r.stdout, "live:     aaaaaaaa") {
+		t.Errorf("status by an operator with no project:\n%s", r.stdout)
+	}
+	r = step(operator, 0, "list")
+	if !strings.Contains(r.stdout, "aaaaaaaa") || !strings.Contains(r.stdout, "bbbbbbbb") {
+		t.Errorf("list by an operator with no project:\n%s", r.stdout)
+	}
+	r = step(operator, 0, "status", "--sha", "bbbbbbbb")
+	if !strings.Contains(r.stdout, "bbbbbbbb") {
+		t.Errorf("status --sha by an operator with no project:\n%s", r.stdout)
+	}
+	r = step(operator, 2, "promote", "--sha", "bbbbbbbb")
+	if !strings.Contains(r.stderr, "belongs to project group/"+appName+" (id 4242)") || !strings.Contains(r.stderr, "--project-id 4242") {
+		t.Errorf("promote by an operator with no project: stderr %q, want the owner and --project-id 4242", r.stderr)
+	}
+	r = step(with(operator, "CI_PROJECT_ID", "4242"), 0, "status")
+	if !strings.Contains(r.stdout, "live:     aaaaaaaa") {
+		t.Errorf("status after the refused promote: want aaaaaaaa still live:\n%s", r.stdout)
+	}
+
 	r = step(envA, 2, "delete")
 	if !strings.Contains(r.stderr, "is live in production") || !strings.Contains(r.stderr, "shipper promote") {
 		t.Errorf("delete of the live commit: stderr %q", r.stderr)

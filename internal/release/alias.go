@@ -114,7 +114,11 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 	if err := c.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
-	err := c.withLock(ctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
+	// The commit's Lease is watched from now on, so a killed move's two
+	// locks expire together for the next one (lookAhead).
+	lctx, stop := c.lookAhead(ctx, lockName{n.Namespace, n.Release})
+	defer stop()
+	err := c.withLock(lctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
 		return c.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			cur, err := c.deployedRecord(ctx, n.ProductionNamespace, n.AliasRelease, consistent)
 			if err != nil {
@@ -281,11 +285,17 @@ func (c *Configuration) uninstallAlias(ctx context.Context, n Names, a servingAl
 
 // withLocks runs fn holding the Leases of releases in namespace, taken in
 // the order given (sorted by the caller, so two operations never wait on
-// each other).
+// each other), each watched from the start (lookAhead).
 func (c *Configuration) withLocks(ctx context.Context, namespace string, releases []string, fn func(context.Context) error) error {
 	if len(releases) == 0 {
 		return fn(ctx)
 	}
+	var next []lockName
+	for _, r := range releases[1:] {
+		next = append(next, lockName{namespace, r})
+	}
+	ctx, stop := c.lookAhead(ctx, next...)
+	defer stop()
 	return c.withLock(ctx, namespace, releases[0], func(ctx context.Context) error {
 		return c.withLocks(ctx, namespace, releases[1:], fn)
 	})

@@ -39,7 +39,7 @@ func (v Violation) String() string {
 
 // Check reports the invariants of n's app that do not hold.
 func (s *Status) Check(ctx context.Context, n Names) ([]Violation, error) {
-	if err := s.cfg.beginApp(ctx, n); err != nil {
+	if err := s.cfg.beginRead(ctx, n); err != nil {
 		return nil, err
 	}
 	return s.cfg.check(ctx, n)

@@ -43,7 +43,7 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	if d.WithAlias && n.Ref == "" {
 		return nil, &UsageError{Input: "--with-alias", Value: "", Rule: "needs the branch whose alias goes: --ref (GitLab sets CI_COMMIT_REF_SLUG)"}
 	}
-	n, _, err := d.cfg.beginCommit(ctx, n)
+	n, _, err := d.cfg.beginCommit(ctx, n, writing)
 	if err != nil {
 		return nil, err
 	}
@@ -56,11 +56,19 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	// no deploy, promote, rollback or alias move reaches the commit
 	// between the checks and the delete (each takes it); production's
 	// keeps a promote from even planning with it meanwhile.
-	err = d.cfg.withProductionLock(ctx, n, func(ctx context.Context) error { return d.locked(ctx, n, out, true, nil) })
+	// Those after production's are watched from now on, so a killed
+	// delete's locks expire together for the next one (lookAhead).
+	ahead := []lockName{{n.Namespace, n.Release}}
+	if d.WithAlias {
+		ahead = append(ahead, lockName{n.ProductionNamespace, n.AliasRelease})
+	}
+	lctx, stop := d.cfg.lookAhead(ctx, ahead...)
+	defer stop()
+	err = d.cfg.withProductionLock(lctx, n, func(ctx context.Context) error { return d.locked(ctx, n, out, true, nil) })
 	if errors.Is(err, ErrNoProduction) {
 		// No production namespace yet: no alias either, the commit's lock
 		// alone.
-		err = d.locked(ctx, n, out, false, nil)
+		err = d.locked(lctx, n, out, false, nil)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("deleting %s: %w", n.Release, err)

@@ -83,7 +83,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	}
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
-	n, found, err := d.cfg.beginCommit(ctx, n)
+	n, found, err := d.cfg.beginCommit(ctx, n, writing)
 	if err != nil {
 		return nil, err
 	}
@@ -194,7 +194,11 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	// Re-deploying the live commit changes what production serves: it
 	// holds production's lock too, taken first as every operation does.
 	if wasLive {
-		err = d.cfg.withProductionLock(ctx, n, run)
+		// The commit's Lease is watched from now on, so a killed deploy's
+		// two locks expire together for the next one (lookAhead).
+		lctx, stop := d.cfg.lookAhead(ctx, lockName{n.Namespace, n.Release})
+		defer stop()
+		err = d.cfg.withProductionLock(lctx, n, run)
 	} else {
 		err = run(ctx)
 	}

@@ -2,6 +2,7 @@ package release_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -41,7 +42,9 @@ func (f *deployFixture) namespaceNames(t *testing.T) []string {
 
 // TestTwoProjectsCannotTouchEachOthersApp: group-a/api and group-b/api both
 // named "api". The second project is refused every operation, exit 2 with
-// the owner named, and nothing of the first project's changes.
+// the owner named, and nothing of the first project's changes. With no
+// project (an operator at a terminal) the app can be read, and every change
+// is refused naming --project-id of the owner.
 func TestTwoProjectsCannotTouchEachOthersApp(t *testing.T) {
 	base := newDeployFixture(t)
 	a := base.withProject(t, release.Project{ID: "101", Path: "group-a/api"})
@@ -65,26 +68,76 @@ func TestTwoProjectsCannotTouchEachOthersApp(t *testing.T) {
 	for _, other := range []struct {
 		name string
 		f    *deployFixture
-	}{{"another project", b}, {"local use", local}} {
+		fix  string // what the refusal tells to do
+		read bool   // list and status work
+	}{
+		{"another project", b, "choose another app name with --app", false},
+		{"local use", local, "pass --project-id 101", true},
+	} {
 		t.Run(other.name, func(t *testing.T) {
 			o := other.f
 			bn := names(t, o.app, shaB)
 			an := names(t, o.app, shaA)
-			ops := map[string]func() error{
+			writes := map[string]func() error{
 				"deploy a new commit":  func() error { _, err := o.deploy(t, shaB); return err },
 				"re-deploy its commit": func() error { _, err := o.deploy(t, shaA); return err },
 				"promote":              func() error { _, err := o.promote(t, shaA); return err },
 				"rollback":             func() error { _, err := release.NewRollback(o.cfg).Run(ctx, an, ""); return err },
 				"delete":               func() error { _, err := release.NewDelete(o.cfg).Run(ctx, an); return err },
 				"delete a new commit":  func() error { _, err := release.NewDelete(o.cfg).Run(ctx, bn); return err },
-				"list":                 func() error { _, err := release.NewList(o.cfg).Run(ctx, an); return err },
-				"status":               func() error { _, err := release.NewStatus(o.cfg).Production(ctx, an); return err },
-				"status of a commit":   func() error { _, err := release.NewStatus(o.cfg).Commit(ctx, an); return err },
+				"prune": func() error {
+					p := release.NewPrune(o.cfg)
+					p.Keep = 1
+					_, err := p.Run(ctx, an)
+					return err
+				},
 			}
-			for op, run := range ops {
-				err := run()
-				if !release.IsUsage(err) || !strings.Contains(err.Error(), "belongs to project group-a/api (id 101)") || !strings.Contains(err.Error(), "--app") {
-					t.Errorf("%s: err = %v; want a usage error naming the owner group-a/api and --app", op, err)
+			reads := map[string]func() (string, error){
+				"list": func() (string, error) {
+					cs, err := release.NewList(o.cfg).Run(ctx, an)
+					if len(cs) != 1 {
+						return "", err
+					}
+					return cs[0].Short, err
+				},
+				"status": func() (string, error) {
+					p, err := release.NewStatus(o.cfg).Production(ctx, an)
+					if p == nil {
+						return "", err
+					}
+					return p.SHA, err
+				},
+				"status of a commit": func() (string, error) {
+					c, err := release.NewStatus(o.cfg).Commit(ctx, an)
+					if c == nil {
+						return "", err
+					}
+					return c.Short, err
+				},
+				"check": func() (string, error) {
+					v, err := release.NewStatus(o.cfg).Check(ctx, an)
+					if len(v) > 0 {
+						return "", fmt.Errorf("violations %v", v)
+					}
+					return "aaaaaaaa", err
+				},
+			}
+			refused := func(op string, err error) {
+				t.Helper()
+				if !release.IsUsage(err) || !strings.Contains(err.Error(), "belongs to project group-a/api (id 101)") || !strings.Contains(err.Error(), other.fix) {
+					t.Errorf("%s: err = %v; want a usage error naming the owner group-a/api and %q", op, err, other.fix)
+				}
+			}
+			for op, run := range writes {
+				refused(op, run())
+			}
+			for op, run := range reads {
+				got, err := run()
+				switch {
+				case !other.read:
+					refused(op, err)
+				case err != nil || got != "aaaaaaaa":
+					t.Errorf("%s with no project: %q, %v; want the owner's commit aaaaaaaa", op, got, err)
 				}
 			}
 		})

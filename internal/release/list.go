@@ -24,7 +24,7 @@ func NewList(cfg *Configuration) *List { return &List{cfg: cfg} }
 // the app's namespaces, the labels of its release records (metadata only),
 // and production's record.
 func (l *List) Run(ctx context.Context, n Names) ([]Commit, error) {
-	if err := l.cfg.beginApp(ctx, n); err != nil {
+	if err := l.cfg.beginRead(ctx, n); err != nil {
 		return nil, err
 	}
 	app, err := l.cfg.readApp(ctx, n)

@@ -17,9 +17,22 @@ import (
 )
 
 // defaultLease is how long a Lease outlives its holder: a killed CI job's
-// lock is taken over once it passes without renewal. The holder renews
-// every thirtieth of it and gives up after two thirds (client-go's
-// leader election timings, in the ratio its own defaults use).
+// lock is taken over once it passes without renewal, counted from the
+// next job's first look at the Lease (a promote after one killed holding
+// both its locks took 15.9-16.2 s). The holder renews every thirtieth of
+// it and gives up after two thirds (client-go's leader election timings,
+// in the ratio its own defaults use).
+//
+// Not shorter, because a holder that cannot renew within those two
+// thirds loses the lock and fails its job, while a killed job (SIGKILL: a
+// cancelled one gets SIGTERM and releases its locks) only delays the
+// next. Across a restart of the test apiserver (down 2 s, as in the
+// stress suite) Lease writes failed for 3.3-4.5 s on two busy cores: a 6
+// s lease lost the lock in 3 of 4 restarts, 9 s in none but with 1.5 s to
+// spare. 15 s renews within 10 s, as long as a waiting job rides out an
+// unreachable apiserver (unreachableGrace), and leaves 5 s between a
+// holder giving up and another taking over for Helm writes in flight
+// (uninterruptible).
 const defaultLease = 15 * time.Second
 
 // WithLockLease sets how long a lock outlives a killed holder (default 15
@@ -43,7 +56,8 @@ func (c *Configuration) leaseTimings() (lease, renew, retry time.Duration) {
 // withLock runs fn while holding the coordination.k8s.io Lease
 // "shipper-<name>" in namespace, so two CI jobs changing the same release
 // run one after the other. client-go's leader election does the acquiring,
-// renewing and releasing.
+// renewing and releasing. An election lookAhead started for the Lease is
+// taken over rather than a new one started.
 //
 // fn's context ends when ctx does (a cancelled job) or when the lease is
 // lost. The lease is released only after fn has returned, by shipper
@@ -52,112 +66,155 @@ func (c *Configuration) leaseTimings() (lease, renew, retry time.Duration) {
 // writing: Helm's storage and kube client ignore the context. Leader
 // election runs on a context of its own, stopped once fn is done.
 func (c *Configuration) withLock(ctx context.Context, namespace, name string, fn func(context.Context) error) error {
+	e := startedAhead(ctx, c, lockName{namespace, name}, true)
+	if e == nil {
+		var err error
+		if e, err = c.elect(ctx, lockName{namespace, name}); err != nil {
+			return err
+		}
+	}
+	e.job, e.fn = ctx, fn
+	close(e.asked)
+	// A job cancelled while it waits for the lock stops waiting.
+	stopWaiting := context.AfterFunc(ctx, func() {
+		select {
+		case <-e.started:
+		default:
+			e.stop()
+		}
+	})
+	defer stopWaiting()
+	// So does one whose lock cannot be taken at all.
+	go func() {
+		t := time.NewTicker(e.retry / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-e.started:
+				return
+			case <-e.ended:
+				return
+			case <-t.C:
+				if e.lock.failure() != nil {
+					e.stop()
+					return
+				}
+			}
+		}
+	}()
+	<-e.ended
+	select {
+	case <-e.started:
+		<-e.done
+		c.release(e.lock, namespace, "shipper-"+name, e.id)
+		return e.fnErr
+	default:
+		// A lock that failed was not won: its last request failed (one
+		// that succeeds clears the failure), and releasing it would only
+		// spend the retries of another request on an unreachable apiserver.
+		if err := e.lock.failure(); err != nil {
+			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
+		}
+		c.release(e.lock, namespace, "shipper-"+name, e.id) // won as it was given up
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
+		}
+		return errors.New("lock on " + namespace + "/" + name + " not acquired")
+	}
+}
+
+// election is client-go's leader election for one Lease, running from
+// elect on: it reads the Lease at once, but writes it (takes the lock)
+// only once withLock has asked for it.
+type election struct {
+	id    string
+	lock  *watchedLock
+	retry time.Duration
+	stop  context.CancelFunc // ends the election: fn done, or given up
+	asked chan struct{}      // closed by withLock, after setting job and fn
+	ended chan struct{}      // closed once the election has ended
+
+	job           context.Context // withLock's ctx and fn, set before asked is closed
+	fn            func(context.Context) error
+	started, done chan struct{} // fn about to run (or refused), and returned
+	fnErr         error
+	renewDeadline time.Duration
+	describe      string // namespace/shipper-<release>
+}
+
+// elect starts the election for the Lease of l, under a new identity.
+func (c *Configuration) elect(ctx context.Context, l lockName) (*election, error) {
 	id, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	id += "-" + hex.EncodeToString(b)
 
 	leaseDuration, renewDeadline, retryPeriod := c.leaseTimings()
-	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
-		LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: "shipper-" + name},
+	e := &election{
+		id: id, retry: retryPeriod, renewDeadline: renewDeadline,
+		asked: make(chan struct{}), ended: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+		describe: l.namespace + "/shipper-" + l.release,
+	}
+	e.lock = &watchedLock{Interface: &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: l.namespace, Name: "shipper-" + l.release},
 		Client:     c.client.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}, minRenewal: retryPeriod / 2}
-	leCtx, stopLE := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopLE()
-	started, done := make(chan struct{}), make(chan struct{})
-	var fnErr error
+	}, minRenewal: retryPeriod / 2, asked: e.asked}
+	leCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	e.stop = stop
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            lock,
+		Lock:            e.lock,
 		LeaseDuration:   leaseDuration,
 		RenewDeadline:   renewDeadline,
 		RetryPeriod:     retryPeriod,
 		ReleaseOnCancel: false, // see releaseLease
-		Name:            namespace + "/" + name,
+		Name:            l.namespace + "/" + l.release,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(leading context.Context) {
-				close(started)
-				defer close(done)
-				// Cancelled as the lease was won, or given up (the job's end,
-				// a lock that failed) while client-go was winning it: fn
-				// never runs without the lock.
-				if err := context.Cause(leading); err != nil {
-					fnErr = err
-					stopLE()
-					return
-				}
-				if err := ctx.Err(); err != nil {
-					fnErr = err
-					stopLE()
-					return
-				}
-				fctx, cancel := context.WithCancel(withHeld(ctx, leading))
-				defer cancel()
-				stop := context.AfterFunc(leading, cancel) // lease lost
-				defer stop()
-				fnErr = fn(fctx)
-				if leading.Err() != nil && ctx.Err() == nil && fnErr != nil {
-					fnErr = fmt.Errorf("lost the lock %s/shipper-%s, which could not be renewed within %s (the next run repairs what this one left): %w",
-						namespace, name, renewDeadline, fnErr)
-				}
-				stopLE()
-			},
+			OnStartedLeading: e.lead,
 			OnStoppedLeading: func() {},
 			OnNewLeader: func(holder string) {
-				if holder != id {
-					c.log.Info("waiting for another operation to finish", "lease", namespace+"/shipper-"+name, "holder", holder)
+				if holder != id && holder != "" {
+					c.log.Info("waiting for another operation to finish", "lease", e.describe, "holder", holder)
 				}
 			},
 		},
 	})
 	if err != nil {
-		return err
+		stop()
+		return nil, err
 	}
-	// A job cancelled while it waits for the lock stops waiting.
-	stopWaiting := context.AfterFunc(ctx, func() {
-		select {
-		case <-started:
-		default:
-			stopLE()
-		}
-	})
-	defer stopWaiting()
-	// So does one whose lock cannot be taken at all.
 	go func() {
-		t := time.NewTicker(retryPeriod / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-started:
-				return
-			case <-leCtx.Done():
-				return
-			case <-t.C:
-				if lock.failure() != nil {
-					stopLE()
-					return
-				}
-			}
-		}
+		defer close(e.ended)
+		le.Run(leCtx)
 	}()
-	le.Run(leCtx)
-	select {
-	case <-started:
-		<-done
-		c.release(lock, namespace, "shipper-"+name, id)
-		return fnErr
-	default:
-		// A lock that failed was not won: its last request failed (one
-		// that succeeds clears the failure), and releasing it would only
-		// spend the retries of another request on an unreachable apiserver.
-		if err := lock.failure(); err != nil {
-			return fmt.Errorf("taking the lock %s/shipper-%s: %w", namespace, name, err)
-		}
-		c.release(lock, namespace, "shipper-"+name, id) // won as it was given up
-		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("waiting for the lock on %s/%s: %w", namespace, name, err)
-		}
-		return errors.New("lock on " + namespace + "/" + name + " not acquired")
+	return e, nil
+}
+
+// lead runs fn once the lock is won: the Lease is written only after
+// withLock has set job and fn (watchedLock.asked).
+func (e *election) lead(leading context.Context) {
+	close(e.started)
+	defer close(e.done)
+	defer e.stop()
+	// Cancelled as the lease was won, or given up (the job's end, a lock
+	// that failed) while client-go was winning it: fn never runs without
+	// the lock.
+	if err := context.Cause(leading); err != nil {
+		e.fnErr = err
+		return
+	}
+	if err := e.job.Err(); err != nil {
+		e.fnErr = err
+		return
+	}
+	fctx, cancel := context.WithCancel(withHeld(e.job, leading))
+	defer cancel()
+	stop := context.AfterFunc(leading, cancel) // lease lost
+	defer stop()
+	e.fnErr = e.fn(fctx)
+	if leading.Err() != nil && e.job.Err() == nil && e.fnErr != nil {
+		e.fnErr = fmt.Errorf("lost the lock %s, which could not be renewed within %s (the next run repairs what this one left): %w",
+			e.describe, e.renewDeadline, e.fnErr)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -219,6 +220,100 @@ func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
 	if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "b" {
 		t.Errorf("holder after a's release = %q, want b's Lease untouched", h)
 	}
+}
+
+// TestLockKilledJobCostsOneLease: a job killed holding two nested locks
+// (production's, then the commit's, as promote takes them) costs the next
+// one a single lease, not two. client-go counts a lease another holds from
+// the moment it first reads it, and the inner lock's elector used to start
+// only once the outer lock was won: the inner lease was waited out after
+// the outer one (6.3 s here with a 3 s lease; 3.1 s now).
+func TestLockKilledJobCostsOneLease(t *testing.T) {
+	env, cs, ns := scratchNamespace(t, "lockkill")
+	ctx := context.Background()
+	const lease = 3 * time.Second
+	// The killed job's Leases: renewed a moment ago, never again.
+	for _, name := range []string{"outer", "inner"} {
+		now := metav1.NewMicroTime(time.Now())
+		_, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "shipper-" + name},
+			Spec: coordinationv1.LeaseSpec{
+				HolderIdentity: ptr.To("killed"), LeaseDurationSeconds: ptr.To(int32(lease / time.Second)),
+				AcquireTime: &now, RenewTime: &now,
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := NewConfiguration(env.AdminConfig(), WithLockLease(lease))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var got time.Duration
+	err = c.withLocks(ctx, ns, []string{"outer", "inner"}, func(context.Context) error {
+		got = time.Since(start)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("took both locks of a killed job after %v (lease %v)", got.Round(10*time.Millisecond), lease)
+	if got < lease {
+		t.Errorf("took the killed job's locks after %v, before its lease of %v ran out", got, lease)
+	}
+	if want := lease * 13 / 10; got > want {
+		t.Errorf("took the killed job's locks after %v, want under %v: one lease, not one after the other", got, want)
+	}
+}
+
+// TestLockNestedLocksNeitherOverlapNorDeadlock: jobs racing for the same
+// pair of nested locks, and jobs taking the inner one alone (a deploy of
+// the commit while promotes race), all finish, and no two ever run holding
+// the same lock. The inner Lease is read from the start but written only
+// once the outer one is held.
+func TestLockNestedLocksNeitherOverlapNorDeadlock(t *testing.T) {
+	env, _, ns := scratchNamespace(t, "lockrace")
+	c, err := NewConfiguration(env.AdminConfig(), WithLockLease(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var mu sync.Mutex
+	holders := map[string]int{}
+	hold := func(locks []string, d int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range locks {
+			if holders[l] += d; holders[l] > 1 {
+				t.Errorf("two jobs ran holding the lock %q", l)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		locks := []string{"outer", "inner"}
+		if i%3 == 2 {
+			locks = locks[1:]
+		}
+		wg.Go(func() {
+			for range 3 {
+				err := c.withLocks(ctx, ns, locks, func(context.Context) error {
+					hold(locks, 1)
+					defer hold(locks, -1)
+					time.Sleep(50 * time.Millisecond)
+					return nil
+				})
+				if err != nil {
+					t.Errorf("job %d holding %v: %v", i, locks, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // scratchNamespace is the test environment, its admin clientset and a

@@ -57,10 +57,17 @@ func projectOf(ns *corev1.Namespace) Project {
 	return Project{ID: ns.Labels[LabelProject], Path: ns.Annotations[AnnotationProjectPath]}
 }
 
-// errForeign refuses an app owned by another project.
+// errForeign refuses an app owned by another project. The fix it names
+// depends on who asks: a job of another project picked a name that is
+// taken, while someone at a terminal with no project (an operator with an
+// admin kubeconfig) acts for the owner by naming it.
 func (c *Configuration) errForeign(n Names, owner Project) error {
+	fix := "choose another app name with --app (SHIPPER_APP)"
+	if c.project.ID == "" && owner.ID != "" {
+		fix = fmt.Sprintf("to act for that project, pass --project-id %s (SHIPPER_PROJECT_ID); reading (list, status) needs none", owner.ID)
+	}
 	return &UsageError{Input: "app", Value: n.AppPart, Rule: fmt.Sprintf(
-		"belongs to %s, and this job runs for %s: choose another app name with --app (SHIPPER_APP)", owner, c.project)}
+		"belongs to %s, and this command runs for %s: %s", owner, c.project, fix)}
 }
 
 // requireOwnApp refuses an app that any namespace marks as another
@@ -102,14 +109,40 @@ func (c *Configuration) owned(ns *corev1.Namespace, n Names) error {
 	return nil
 }
 
+// An access is what an operation does to an app: the ownership check
+// depends on it.
+type access bool
+
+const (
+	// writing changes the app: only its owner may (requireOwnApp).
+	writing access = false
+	// reading only reads it (list, status). A job of a project reads only
+	// its own apps, as it writes only them (the same name in two projects
+	// is two apps); with no project (an operator at a terminal) any app the
+	// credentials can read is read, and the apiserver's RBAC decides.
+	reading access = true
+)
+
 // beginApp is the first step of every operation on n's app: valid names, a
 // cluster, and an app this project owns. Nothing is written before it.
 func (c *Configuration) beginApp(ctx context.Context, n Names) error {
+	return c.begin(ctx, n, writing)
+}
+
+// beginRead is beginApp for an operation that only reads the app.
+func (c *Configuration) beginRead(ctx context.Context, n Names) error {
+	return c.begin(ctx, n, reading)
+}
+
+func (c *Configuration) begin(ctx context.Context, n Names, a access) error {
 	if err := n.check(false); err != nil {
 		return err
 	}
 	if err := c.online(); err != nil {
 		return err
+	}
+	if a == reading && c.project.ID == "" {
+		return c.requireOwnToken(ctx)
 	}
 	return c.requireOwnApp(ctx, n)
 }
@@ -117,11 +150,11 @@ func (c *Configuration) beginApp(ctx context.Context, n Names) error {
 // beginCommit is beginApp for an operation on commit n, which it resolves
 // (resolveCommit): the Names it returns name the one release of that
 // commit.
-func (c *Configuration) beginCommit(ctx context.Context, n Names) (Names, bool, error) {
+func (c *Configuration) beginCommit(ctx context.Context, n Names, a access) (Names, bool, error) {
 	if err := n.check(true); err != nil {
 		return n, false, err
 	}
-	if err := c.beginApp(ctx, n); err != nil {
+	if err := c.begin(ctx, n, a); err != nil {
 		return n, false, err
 	}
 	return c.resolveCommit(ctx, n)

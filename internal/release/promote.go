@@ -90,7 +90,7 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	if err := CheckSecretNames(p.Secrets, p.SecretPrefix); err != nil {
 		return nil, err
 	}
-	n, _, err := p.cfg.beginCommit(ctx, n)
+	n, _, err := p.cfg.beginCommit(ctx, n, writing)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +135,11 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 		return nil, err
 	}
 	var prod *Production
-	err = p.cfg.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
+	// The commit's Lease is watched from now on, so a killed promote's two
+	// locks expire together for the next one (lookAhead).
+	lctx, stop := p.cfg.lookAhead(ctx, lockName{n.Namespace, n.Release})
+	defer stop()
+	err = p.cfg.withLock(lctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
 		// Production's lock, then the commit's (the order Delete takes them
 		// too): no delete or deploy of the commit runs until the switch is
 		// done, and the decisive check below is a fresh read under both.

@@ -76,7 +76,17 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		}
 		return target, tn, nil
 	}
-	err := r.cfg.withProductionLock(ctx, n, func(ctx context.Context) error {
+	// The target commit's Lease, as the watch cache names it, is watched
+	// from now on, so a killed rollback's two locks expire together for
+	// the next one (lookAhead).
+	lctx := ctx
+	_, hint, hintErr := pick(ctx, cached)
+	if hintErr == nil {
+		var stop func()
+		lctx, stop = r.cfg.lookAhead(ctx, lockName{hint.Namespace, hint.Release})
+		defer stop()
+	}
+	err := r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
 		// The target commit's lock, after production's (the order every
 		// operation takes them): no delete or deploy of it meanwhile. The
 		// target is first read from the watch cache, so that both Leases
@@ -85,8 +95,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		// watch cache's progress notification (lockerr.go), and a second
 		// one within 100 ms waited up to 100 ms more. A cached read that
 		// lags (a promote finished a moment ago) names another commit:
-		// then its lock is given back and the right one taken.
-		_, tn, err := pick(ctx, cached)
+		// then its lock is given back and the right one taken. The cached
+		// read is the one made before production's lock, for lookAhead.
+		tn, err := hint, hintErr
 		if err != nil {
 			if _, tn, err = pick(ctx, consistent); err != nil {
 				return err

@@ -13,7 +13,7 @@ func NewStatus(cfg *Configuration) *Status { return &Status{cfg: cfg} }
 
 // Production returns what production of n's app serves.
 func (s *Status) Production(ctx context.Context, n Names) (*Production, error) {
-	if err := s.cfg.beginApp(ctx, n); err != nil {
+	if err := s.cfg.beginRead(ctx, n); err != nil {
 		return nil, err
 	}
 	return s.cfg.production(ctx, n)
@@ -21,7 +21,7 @@ func (s *Status) Production(ctx context.Context, n Names) (*Production, error) {
 
 // Commit returns commit n, or a usage error when it is not deployed.
 func (s *Status) Commit(ctx context.Context, n Names) (*Commit, error) {
-	n, _, err := s.cfg.beginCommit(ctx, n)
+	n, _, err := s.cfg.beginCommit(ctx, n, reading)
 	if err != nil {
 		return nil, err
 	}
