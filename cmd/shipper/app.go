@@ -75,7 +75,7 @@ func exitCode(err error) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:      "shipper",
 		Usage:     "preview deployments of every commit on plain Kubernetes",
 		Writer:    stdout,
@@ -120,6 +120,12 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		OnUsageError:   onUsageError,
 		HideVersion:    true,
 	}
+	// Every command checks the flags it takes before it does anything,
+	// each flag the same way wherever it is taken (checks.go).
+	for _, cmd := range app.Commands {
+		cmd.Before = checkFlags
+	}
+	return app
 }
 
 // logger is the progress logger of the command: one line per event on

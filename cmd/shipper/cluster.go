@@ -12,14 +12,13 @@ import (
 // commitNames.
 type namesFunc func(*cli.Context) (release.Names, error)
 
-// clusterAction is the Action of a command that works on the cluster: it
-// checks --output, reads the names, connects, sets --timeout as the
-// context's deadline (the only place it is applied), and runs fn.
+// clusterAction is the Action of a command that works on the cluster
+// (its flags checked by checkFlags): it reads the names, connects, checks
+// what needs the Configuration, sets --timeout as the context's deadline,
+// and runs fn, which checks the rest of its input before its first
+// request.
 func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
-		if err := checkOutput(c); err != nil {
-			return err
-		}
 		n, err := names(c)
 		if err != nil {
 			return err
@@ -28,13 +27,22 @@ func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context,
 		if err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+		if err := checkConfiguration(c, cfg); err != nil {
+			return err
+		}
+		ctx, cancel := withTimeout(c)
 		defer cancel()
 		if r, ok := c.App.Metadata["requests"].(*release.Requests); ok {
 			defer func() { logger(c).Debug("done", "api-requests", r.Count()) }()
 		}
 		return fn(ctx, c, cfg, n)
 	}
+}
+
+// withTimeout is the command's context with --timeout as its deadline:
+// the only place it is applied.
+func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.Context, c.Duration("timeout"))
 }
 
 // configuration builds the engine's Configuration: connected to the

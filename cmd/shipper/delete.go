@@ -21,22 +21,23 @@ Example (a GitLab stop job; running it twice is fine):
    shipper delete --app myapp --sha 7c77eb36 --ref feature-login --with-alias`,
 		Flags: flags(commitFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "with-alias", Usage: "a branch's stop job: delete --ref's alias whatever it serves, then the commit unless production or another branch's alias needs it (kept, exit 0)", EnvVars: []string{"SHIPPER_WITH_ALIAS"}},
-			&cli.StringFlag{Name: "ref", Usage: "the branch whose alias --with-alias deletes", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}},
+			refFlag(),
 		}, globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			del := release.NewDelete(cfg)
+			// --ref is checked as deploy checks it, and used only with
+			// --with-alias.
+			aliased, err := withRef(c, n)
+			if err != nil {
+				return err
+			}
 			if del.WithAlias = c.Bool("with-alias"); del.WithAlias {
-				ref := c.String("ref")
-				if ref == "" {
+				if c.String("ref") == "" {
 					return usageErrorf("--with-alias needs the branch whose alias goes: --ref (GitLab sets CI_COMMIT_REF_SLUG)")
 				}
-				var err error
-				if n, err = withRef(c, n); err != nil {
-					return err
-				}
+				n = aliased
 				del.WithAlias = n.Ref != "" // a SHA-like ref never had an alias
-
 			}
 			d, err := del.Run(ctx, n)
 			if err != nil {

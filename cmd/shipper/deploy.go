@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -28,30 +27,21 @@ Example:
    # follows the branch; deploy.env gets SHIPPER_URL and SHIPPER_ALIAS_URL`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "resolve", Value: true, Usage: "pin the image to its digest before installing (fails fast when it is missing)", EnvVars: []string{"SHIPPER_RESOLVE"}},
-			&cli.StringFlag{Name: "host", Usage: "preview host, or a template with {app}, {sha}, {domain}", EnvVars: []string{"SHIPPER_PREVIEW_HOST"}},
-			&cli.StringFlag{Name: "ref", Usage: "branch (or tag) the commit is from: its alias <app>-<ref>.<domain> moves to the commit once it is available, unless a newer commit of the branch has it; '' for none", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}},
+			previewHostFlag(),
+			refFlag(),
 			&cli.StringFlag{Name: "alias-host", Usage: "alias host template with {app}, {ref}, {domain} (default {app}-{ref}.{domain})", EnvVars: []string{"SHIPPER_ALIAS_HOST"}},
-			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339): an alias moves only to a commit at least as new as the one it serves (default: order of first deploys)", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
-			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with (a deploy token)", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
-			&cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}},
+			commitTimeFlag(),
+			pullUserFlag(),
+			pullPasswordFlag(),
 		}, registryFlags(), []cli.Flag{
-			&cli.StringSliceFlag{Name: "env", Usage: "plain (non-secret) environment variable NAME=VALUE of the app (repeatable); secrets come from --secret-prefix variables"},
-			secretPrefixFlag("variables NAME with this prefix become the app's secret environment (a Secret, never chart values or output)"),
-			waitFlag("wait until the Deployment is available (and, on the gateway router, its route accepted)"),
+			envFlag(),
+			secretPrefixFlag(),
+			waitFlag(),
 			dotenvFlag(),
-		}, verifyFlags(), chartFlags(), globalFlags()),
+		}, verifyFlags(), hostFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
 	}
-}
-
-func secretPrefixFlag(usage string) cli.Flag {
-	return &cli.StringFlag{Name: "secret-prefix", Value: "K8S_SECRET_", Usage: usage, EnvVars: []string{"SHIPPER_SECRET_PREFIX"}}
-}
-
-// drainDelayFlag is promote's and rollback's.
-func drainDelayFlag() cli.Flag {
-	return &cli.DurationFlag{Name: "drain-delay", Value: release.DefaultDrainDelay, Usage: "how long the outgoing commit keeps its production size after the switch before it returns to its preview size (0: at once)", EnvVars: []string{"SHIPPER_DRAIN_DELAY"}}
 }
 
 // secretVariables are the job's --secret-prefix variables (name without
@@ -66,14 +56,10 @@ func secretVariables(c *cli.Context) (map[string]string, string, error) {
 	return s, prefix, release.CheckSecretNames(s, prefix)
 }
 
-func dotenvFlag() cli.Flag {
-	return &cli.StringFlag{Name: "dotenv", Usage: "write SHIPPER_URL=<url> here for GitLab's artifacts:reports:dotenv", EnvVars: []string{"SHIPPER_DOTENV"}}
-}
-
 // newDeploy is the Deploy the flags describe, and the image it deploys
 // for commit n; render builds the same.
 func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*release.Deploy, string, error) {
-	ref, err := imageRef(c, n)
+	ref, _, err := imageRef(c, n.Short)
 	if err != nil {
 		return nil, "", err
 	}
@@ -90,10 +76,8 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 	}
 	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
 	d.Hosts.AliasTemplate = c.String("alias-host")
-	if t := c.String("commit-time"); t != "" {
-		if d.CommitTime, err = time.Parse(time.RFC3339, t); err != nil {
-			return nil, "", &release.UsageError{Input: "--commit-time", Value: t, Rule: "must be RFC 3339, like 2026-11-25T19:44:38+00:00 (GitLab's CI_COMMIT_TIMESTAMP)"}
-		}
+	if d.CommitTime, err = commitTime(c); err != nil {
+		return nil, "", err
 	}
 	if u := c.String("pull-user"); u != "" {
 		d.Credentials = &release.RegistryCredentials{Username: u, Password: c.String("pull-password")}
@@ -174,6 +158,9 @@ func runDeploy(ctx context.Context, c *cli.Context, cfg *release.Configuration, 
 	d, ref, err := newDeploy(c, cfg, n)
 	if err != nil {
 		return err
+	}
+	if err := checkHosts(d.Hosts, n, false); err != nil {
+		return err // before the registry is asked: input first
 	}
 	if c.Bool("resolve") {
 		opts := registryOptions(c, c.String("pull-user"), c.String("pull-password"))

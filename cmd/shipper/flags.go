@@ -1,23 +1,28 @@
 package main
 
 import (
-	"os"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/shipper-dev/shipper/internal/image"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
 // Flag constructors: each flag is defined once here and shared by the
-// commands that take it (as containerd's ctr shares flag sets). Every flag
-// reads SHIPPER_<NAME> first, then the GitLab variable that fits.
+// commands that take it (as containerd's ctr shares flag sets), so a flag
+// name has one usage, default and set of variables everywhere
+// (TestSameFlagSameDefinition), and one check (checks.go). A command takes
+// every flag it can use (TestSiblingsTakeTheSameFlags): one job script or
+// one set of variables serves all its siblings. Every flag reads
+// SHIPPER_<NAME> first, then the GitLab variable that fits.
+//
+// Each call makes new flags: urfave/cli keeps a parsed value in the flag.
 
 // globalFlags reach the cluster and shape the output. The app has them, and
 // so does every command that works on the cluster, so they are accepted
-// before or after the command name (see hoistGlobalFlags).
+// before or after the command name (see hoistGlobalFlags). render takes
+// them too, so that a deploy's command line renders; it reads no cluster
+// flag.
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file", EnvVars: []string{"SHIPPER_KUBECONFIG", "KUBECONFIG"}},
@@ -33,35 +38,13 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "router", Value: "ingress", Usage: "how hosts reach commits: ingress (an Ingress per host) or gateway (Gateway API HTTPRoutes on --gateway)", EnvVars: []string{"SHIPPER_ROUTER"}},
 		&cli.StringFlag{Name: "gateway", Usage: "NAMESPACE/NAME of the Gateway the gateway router attaches routes to", EnvVars: []string{"SHIPPER_GATEWAY"}},
 		&cli.StringFlag{Name: "gateway-section", Usage: "listener of that Gateway (default: all of them)", EnvVars: []string{"SHIPPER_GATEWAY_SECTION"}},
-		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long", EnvVars: []string{"SHIPPER_TIMEOUT"}},
+		&cli.DurationFlag{Name: "timeout", Value: 5 * time.Minute, Usage: "give up after this long (more than 0)", EnvVars: []string{"SHIPPER_TIMEOUT"}},
 		outputFlag(),
 		verboseFlag(),
 		// Hidden: the stress tests shorten it so that a killed run's locks
 		// are taken over in seconds; users have no reason to change it.
 		&cli.DurationFlag{Name: "lock-lease", Value: 15 * time.Second, Hidden: true, EnvVars: []string{"SHIPPER_LOCK_LEASE"}},
 	}
-}
-
-// waitFlag is --wait (SHIPPER_WAIT), on by default: what it waits for is
-// usage.
-func waitFlag(usage string) cli.Flag {
-	return &cli.BoolFlag{Name: "wait", Value: true, Usage: usage, EnvVars: []string{"SHIPPER_WAIT"}}
-}
-
-// verifyFlags are --verify and --verify-address, read by verify.
-func verifyFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.BoolFlag{Name: "verify", Usage: "gateway router: return only once the URL answers from the commit (its Shipper-Commit header)", EnvVars: []string{"SHIPPER_VERIFY"}},
-		&cli.StringFlag{Name: "verify-address", Usage: "HOST:PORT to send --verify's requests to instead of the URL's host (the Gateway's address), as curl --connect-to", EnvVars: []string{"SHIPPER_VERIFY_ADDRESS"}},
-	}
-}
-
-// verify is the release.Verify the flags ask for, nil without --verify.
-func verify(c *cli.Context) *release.Verify {
-	if !c.Bool("verify") {
-		return nil
-	}
-	return &release.Verify{Address: c.String("verify-address")}
 }
 
 func outputFlag() cli.Flag {
@@ -72,34 +55,26 @@ func verboseFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "log debug events too, in milliseconds: each Kubernetes API request (method, path, status, time) and their count at the end", EnvVars: []string{"SHIPPER_VERBOSE"}}
 }
 
-// chartFlags choose the chart and its values; deploy, promote and render
-// share them.
-func chartFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "domain", Usage: "base domain of the preview and production hosts", EnvVars: []string{"SHIPPER_DOMAIN", "KUBE_INGRESS_BASE_DOMAIN"}},
-		&cli.StringSliceFlag{Name: "values", Aliases: []string{"f"}, Usage: "chart values file (repeatable)", EnvVars: []string{"SHIPPER_VALUES"}},
-		&cli.StringSliceFlag{Name: "set", Usage: "chart value KEY=VALUE, as helm --set (repeatable)"},
-		&cli.StringFlag{Name: "chart", Usage: "chart directory, .tgz or oci:// reference (default: the embedded chart)", EnvVars: []string{"SHIPPER_CHART"}},
-		&cli.StringFlag{Name: "ingress-class", Usage: "IngressClass of the preview and production Ingresses", EnvVars: []string{"SHIPPER_INGRESS_CLASS"}},
-		&cli.StringFlag{Name: "url-scheme", Value: "https", Usage: "scheme of the printed URLs (http for a local ingress without TLS)", EnvVars: []string{"SHIPPER_URL_SCHEME"}},
-	}
-}
-
 // commitFlags name the commit: GitLab's short SHA, and the full one that
 // images and releases record when it extends the short one
 // (release.CommitSHA).
-func commitFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "sha", Usage: "commit SHA (7 to 40 hex characters)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}},
-		&cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded when it extends --sha", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}},
-	}
+func commitFlags() []cli.Flag { return []cli.Flag{shaFlag(), fullSHAFlag()} }
+
+func shaFlag() *cli.StringFlag {
+	return &cli.StringFlag{Name: "sha", Usage: "commit SHA, 8 to 40 hex characters (7 name a commit already deployed, which deploy, promote, delete and status look up)", EnvVars: []string{"SHIPPER_SHA", "CI_COMMIT_SHORT_SHA"}}
 }
 
-// imageFlags name the commit's image: deploy and render share them.
+func fullSHAFlag() cli.Flag {
+	return &cli.StringFlag{Name: "full-sha", Usage: "full commit SHA, recorded when it extends --sha", EnvVars: []string{"SHIPPER_FULL_SHA", "CI_COMMIT_SHA"}}
+}
+
+// imageFlags name the commit's image: package pushes it, deploy and render
+// run it. A bare repository is tagged with the short SHA, which is what
+// `package --image REPO` has always pushed (imageRef).
 func imageFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "image", Usage: "image reference (default $CI_REGISTRY_IMAGE:<short sha>)", EnvVars: []string{"SHIPPER_IMAGE_REF"}},
-		&cli.StringFlag{Name: "repository", Usage: "repository the default image is in", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
+		&cli.StringFlag{Name: "image", Usage: "the commit's image: REPOSITORY:TAG, or REPOSITORY@sha256:DIGEST for deploy and render; a bare REPOSITORY is tagged with the short SHA (default: --repository's)", EnvVars: []string{"SHIPPER_IMAGE_REF"}},
+		&cli.StringFlag{Name: "repository", Usage: "repository of the commit's image, tagged with the short SHA: package pushes it there, deploy and render take it from there", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
 	}
 }
 
@@ -112,6 +87,91 @@ func registryFlags() []cli.Flag {
 	}
 }
 
+func commitTimeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339): deploy moves an alias only to a commit at least as new as the one it serves (default: order of first deploys); package stamps the files and the image with it unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}}
+}
+
+func envFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "env", Usage: "plain (non-secret) environment variable NAME=VALUE of the app (repeatable): package puts it in the image, deploy and render in the chart's env; secrets come from --secret-prefix variables"}
+}
+
+// hostFlags are the hosts' shape: deploy, promote and render build hosts
+// with them, and rollback checks the host it returns to against them.
+func hostFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "domain", Usage: "base domain of the preview and production hosts (rollback: checked against the host it returns to)", EnvVars: []string{"SHIPPER_DOMAIN", "KUBE_INGRESS_BASE_DOMAIN"}},
+		&cli.StringFlag{Name: "url-scheme", Value: "https", Usage: "scheme of the printed URLs (http for a local ingress without TLS)", EnvVars: []string{"SHIPPER_URL_SCHEME"}},
+	}
+}
+
+// --host is the one flag whose variable depends on the command: the host
+// the command routes (hostVars, sameFlagExceptions in the tests).
+
+func previewHostFlag() cli.Flag {
+	return &cli.StringFlag{Name: "host", Usage: "preview host, or a template with {app}, {sha}, {domain}", EnvVars: []string{hostVars[false]}}
+}
+
+func productionHostFlag() cli.Flag {
+	return &cli.StringFlag{Name: "host", Usage: "production host, or a template with {app}, {domain}", EnvVars: []string{hostVars[true]}}
+}
+
+func renderHostFlag() cli.Flag {
+	return &cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain} (default: $SHIPPER_PREVIEW_HOST, or $SHIPPER_PRODUCTION_HOST with --production)"}
+}
+
+// chartFlags choose the chart and its values; deploy, promote and render
+// share them.
+func chartFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "values", Aliases: []string{"f"}, Usage: "chart values file (repeatable)", EnvVars: []string{"SHIPPER_VALUES"}},
+		&cli.StringSliceFlag{Name: "set", Usage: "chart value KEY=VALUE, as helm --set (repeatable)"},
+		&cli.StringFlag{Name: "chart", Usage: "chart directory, .tgz or oci:// reference (default: the embedded chart)", EnvVars: []string{"SHIPPER_CHART"}},
+		&cli.StringFlag{Name: "ingress-class", Usage: "IngressClass of the preview and production Ingresses", EnvVars: []string{"SHIPPER_INGRESS_CLASS"}},
+	}
+}
+
+func secretPrefixFlag() cli.Flag {
+	return &cli.StringFlag{Name: "secret-prefix", Value: "K8S_SECRET_", Usage: "variables NAME with this prefix are the app's secret environment, a Secret the pods read (never chart values or output): deploy's the commit's, promote's and rollback's the production environment's while the commit serves production; render renders only the envFrom", EnvVars: []string{"SHIPPER_SECRET_PREFIX"}}
+}
+
+func pullUserFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with (a deploy token): deploy writes the namespace's pull secret, render renders its use", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}}
+}
+
+func pullPasswordFlag() cli.Flag {
+	return &cli.StringFlag{Name: "pull-password", Usage: "its password (never printed)", EnvVars: []string{"SHIPPER_PULL_PASSWORD", "CI_DEPLOY_PASSWORD"}}
+}
+
+func refFlag() cli.Flag {
+	return &cli.StringFlag{Name: "ref", Usage: "branch (or tag) the commit is from: deploy moves its alias <app>-<ref>.<domain> to the commit once it is available, unless a newer commit of the branch has it; delete --with-alias deletes that alias; '' for none", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}}
+}
+
+// waitFlag is --wait (SHIPPER_WAIT), on by default.
+func waitFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "wait", Value: true, Usage: "wait until what changed serves: deploy, until the Deployment is available; deploy, promote and rollback on the gateway router, until the Gateway serves the route", EnvVars: []string{"SHIPPER_WAIT"}}
+}
+
+// verifyFlags are --verify and --verify-address, read by verify.
+func verifyFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "verify", Usage: "gateway router: return only once the URL answers from the commit (its Shipper-Commit header)", EnvVars: []string{"SHIPPER_VERIFY"}},
+		&cli.StringFlag{Name: "verify-address", Usage: "HOST:PORT to send --verify's requests to instead of the URL's host (the Gateway's address), as curl --connect-to", EnvVars: []string{"SHIPPER_VERIFY_ADDRESS"}},
+	}
+}
+
+func dotenvFlag() cli.Flag {
+	return &cli.StringFlag{Name: "dotenv", Usage: "write SHIPPER_URL=<url> here (deploy: the preview URL, and SHIPPER_ALIAS_URL; promote and rollback: the production URL) for GitLab's artifacts:reports:dotenv", EnvVars: []string{"SHIPPER_DOTENV"}}
+}
+
+func weightFlag() cli.Flag {
+	return &cli.IntFlag{Name: "weight", Usage: "canary (gateway router): percent of production's requests for this commit, the live one keeping the rest; 100 or none promotes fully (render: only a full promote, the live commit is the cluster's)", EnvVars: []string{"SHIPPER_WEIGHT"}}
+}
+
+// drainDelayFlag is promote's and rollback's.
+func drainDelayFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "drain-delay", Value: release.DefaultDrainDelay, Usage: "how long the outgoing commit keeps its production size after the switch before it returns to its preview size (0: at once)", EnvVars: []string{"SHIPPER_DRAIN_DELAY"}}
+}
+
 // flags joins flag sets.
 func flags(sets ...[]cli.Flag) []cli.Flag {
 	var out []cli.Flag
@@ -119,158 +179,4 @@ func flags(sets ...[]cli.Flag) []cli.Flag {
 		out = append(out, s...)
 	}
 	return out
-}
-
-// appNames are the names of --app.
-func appNames(c *cli.Context) (release.Names, error) {
-	a := c.String("app")
-	if a == "" {
-		return release.Names{}, usageErrorf("--app is empty: name the app (or set SHIPPER_APP; GitLab sets CI_PROJECT_PATH_SLUG)")
-	}
-	return release.NewNames(a, "")
-}
-
-// commitNames are the names of --app's commit --sha (or --full-sha).
-func commitNames(c *cli.Context) (release.Names, error) {
-	n, err := appNames(c)
-	if err != nil {
-		return n, err
-	}
-	sha, err := release.CommitSHA(c.String("sha"), c.String("full-sha"))
-	if err != nil {
-		return n, err
-	}
-	return n.WithSHA(sha)
-}
-
-// imageRef is --image, or the image `shipper package` pushed for commit n
-// in --repository.
-func imageRef(c *cli.Context, n release.Names) (string, error) {
-	if ref := c.String("image"); ref != "" {
-		return ref, nil
-	}
-	if repo := c.String("repository"); repo != "" {
-		return n.Image(repo), nil
-	}
-	return "", usageErrorf("--image is empty: give the image reference, or its repository with --repository (GitLab sets CI_REGISTRY_IMAGE)")
-}
-
-// registryOptions reach the registry with --registry-user, else with the
-// given fallback credentials (deploy's pull user), else the Docker config.
-func registryOptions(c *cli.Context, fallbackUser, fallbackPassword string) image.Options {
-	o := image.Options{Insecure: c.Bool("insecure-registry"), Log: logger(c)}
-	o.Username, o.Password = c.String("registry-user"), c.String("registry-password")
-	if o.Username == "" {
-		o.Username, o.Password = fallbackUser, fallbackPassword
-	}
-	return o
-}
-
-// chartValues merges --values files, --set and --ingress-class.
-func chartValues(c *cli.Context) (map[string]any, error) {
-	sets := c.StringSlice("set")
-	if ic := c.String("ingress-class"); ic != "" {
-		sets = append([]string{"ingress.className=" + ic}, sets...)
-	}
-	return release.ParseValues(commaList(c.StringSlice("values")), sets)
-}
-
-// commaList splits each item on commas, as urfave/cli would have done for
-// a flag whose items never hold one (files, platforms): SHIPPER_VALUES can
-// name several files.
-func commaList(items []string) []string {
-	var out []string
-	for _, it := range items {
-		for _, s := range strings.Split(it, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
-}
-
-// hostVars are the variables deploy's and promote's --host read; render,
-// whose one --host serves both modes, reads the one of its mode.
-var hostVars = map[bool]string{false: "SHIPPER_PREVIEW_HOST", true: "SHIPPER_PRODUCTION_HOST"}
-
-// hosts builds the host rules; --host is an explicit host or a template.
-func hosts(c *cli.Context, production bool) release.Hosts {
-	h := release.Hosts{Domain: c.String("domain"), Scheme: c.String("url-scheme")}
-	tmpl := c.String("host")
-	if tmpl == "" {
-		tmpl = os.Getenv(hostVars[production])
-	}
-	if production {
-		h.ProductionTemplate = tmpl
-	} else {
-		h.PreviewTemplate = tmpl
-	}
-	return h
-}
-
-// hoistGlobalFlags moves the global flags given before the command name to
-// just after it, where the command's own copies of them are parsed.
-// urfave/cli v2 has no persistent flags (v3 does): a command that defines a
-// flag reads its own copy, so `shipper --app x list` would otherwise ignore
-// --app. Flags given after the command name come later and still win, and
-// environment variables fill only the flags given nowhere. A flag the
-// command does not take stays where it is; anything this cannot parse is
-// left for urfave/cli to report.
-func hoistGlobalFlags(app *cli.App, args []string) []string {
-	takesValue := map[string]bool{}
-	for _, f := range app.Flags {
-		_, isBool := f.(*cli.BoolFlag)
-		for _, name := range f.Names() {
-			takesValue[name] = !isBool
-		}
-	}
-	type given struct {
-		name   string
-		tokens []string
-	}
-	var before []given
-	i := 1
-	for i < len(args) {
-		a := args[i]
-		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
-			break
-		}
-		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		tv, known := takesValue[name]
-		if !known {
-			return args
-		}
-		n := 1
-		if tv && !hasValue {
-			n = 2
-		}
-		if i+n > len(args) {
-			return args
-		}
-		before = append(before, given{name, args[i : i+n]})
-		i += n
-	}
-	if len(before) == 0 || i >= len(args) {
-		return args
-	}
-	cmd := app.Command(args[i])
-	if cmd == nil {
-		return args
-	}
-	defined := map[string]bool{}
-	for _, f := range cmd.Flags {
-		for _, name := range f.Names() {
-			defined[name] = true
-		}
-	}
-	kept, moved := []string{args[0]}, []string{args[i]}
-	for _, g := range before {
-		if defined[g.name] {
-			moved = append(moved, g.tokens...)
-		} else {
-			kept = append(kept, g.tokens...)
-		}
-	}
-	return append(append(kept, moved...), args[i+1:]...)
 }

@@ -17,30 +17,29 @@ func packageCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "package",
 		Usage: "build the commit's app into an OCI image and push it, without a Docker daemon",
-		UsageText: `shipper package [--context DIR] --image REPO --sha SHA [options]
+		UsageText: `shipper package [--context DIR] --repository REPO --sha SHA [options]
 
 Example (GitLab CI sets every default from its variables):
-   shipper package --context . --image registry.example.com/group/app \
+   shipper package --context . --repository registry.example.com/group/app \
      --sha 7c77eb36 --entrypoint /app/server --port 8080
    # stdout: registry.example.com/group/app:7c77eb36@sha256:...
 
 Without --entrypoint and --cmd, a Node.js, PHP, Python or Ruby app's command
 and base are detected from its files (package.json; composer.json, index.php;
 requirements.txt, pyproject.toml, app.py; Gemfile, config.ru, app.rb):
-   shipper package --context . --image registry.example.com/group/app --sha 7c77eb36
+   shipper package --context . --repository registry.example.com/group/app --sha 7c77eb36
    # stderr: detected app kind=node cmd=["node","server.js"] base=node:22-alpine ...`,
 		Flags: flags([]cli.Flag{
 			&cli.StringFlag{Name: "context", Value: ".", Usage: "app directory (the build context)", EnvVars: []string{"SHIPPER_CONTEXT"}},
-			&cli.StringFlag{Name: "image", Usage: "repository to push to; the tag is the short SHA", EnvVars: []string{"SHIPPER_IMAGE", "CI_REGISTRY_IMAGE"}},
-		}, commitFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "commit-time", Usage: "commit time (RFC 3339), the files' and image's timestamp unless SOURCE_DATE_EPOCH is set", EnvVars: []string{"SHIPPER_COMMIT_TIME", "CI_COMMIT_TIMESTAMP"}},
+		}, imageFlags(), commitFlags(), []cli.Flag{
+			commitTimeFlag(),
 			&cli.StringFlag{Name: "source", Usage: "project URL for the source annotation", EnvVars: []string{"SHIPPER_SOURCE", "CI_PROJECT_URL"}},
 			&cli.StringFlag{Name: "base", Value: image.Scratch, Usage: "base image reference, or scratch; a detected app's default is its kind's official image, like node:22-alpine", EnvVars: []string{"SHIPPER_BASE"}},
 			&cli.StringFlag{Name: "workdir", Value: "/app", Usage: "where the app lands in the image", EnvVars: []string{"SHIPPER_WORKDIR"}},
 			&cli.StringFlag{Name: "entrypoint", Usage: `entrypoint: words, or a JSON array like '["/app/server","--flag"]'; without it and --cmd, the command is detected from the app's files`, EnvVars: []string{"SHIPPER_ENTRYPOINT"}},
 			&cli.StringFlag{Name: "cmd", Usage: "default arguments, as --entrypoint", EnvVars: []string{"SHIPPER_CMD"}},
 			&cli.StringFlag{Name: "user", Usage: "user the container runs as (uid[:gid])", EnvVars: []string{"SHIPPER_USER"}},
-			&cli.StringSliceFlag{Name: "env", Usage: "extra environment variable KEY=VALUE (repeatable)"},
+			envFlag(),
 			&cli.IntFlag{Name: "port", Usage: "port the app listens on", EnvVars: []string{"SHIPPER_PORT"}},
 			&cli.StringSliceFlag{Name: "platform", Usage: "os/arch to build for or narrow a multi-platform base to (repeatable)", EnvVars: []string{"SHIPPER_PLATFORM"}},
 			&cli.StringSliceFlag{Name: "platform-context", Usage: "os/arch=DIR: that platform's app comes from DIR instead of --context (a binary per architecture; repeatable)"},
@@ -59,15 +58,20 @@ requirements.txt, pyproject.toml, app.py; Gemfile, config.ru, app.rb):
 }
 
 func runPackage(c *cli.Context) error {
-	repo := c.String("image")
-	if repo == "" {
-		return usageErrorf("--image is empty: name the repository to push to (or set CI_REGISTRY_IMAGE)")
-	}
 	sha, err := release.CommitSHA(c.String("sha"), c.String("full-sha"))
 	if err != nil {
 		return err
 	}
+	// A new image of the commit: its tag is the 8 characters deploy looks
+	// for.
+	if err := release.CheckNewCommitSHA(sha); err != nil {
+		return err
+	}
 	short := release.ShortSHA(sha)
+	target, err := pushTarget(c, short)
+	if err != nil {
+		return err
+	}
 	created, err := image.SourceDate(os.Getenv("SOURCE_DATE_EPOCH"), c.String("commit-time"))
 	if err != nil {
 		return err
@@ -106,7 +110,7 @@ func runPackage(c *cli.Context) error {
 		return fmt.Errorf("packaging: %w", err)
 	}
 	defer art.Close()
-	ref, err := image.Push(c.Context, art, repo, short, c.StringSlice("tag"), opts)
+	ref, err := image.Push(c.Context, art, target.Repository, target.Tag, c.StringSlice("tag"), opts)
 	if err != nil {
 		return fmt.Errorf("pushing: %w", err)
 	}
@@ -117,6 +121,25 @@ func runPackage(c *cli.Context) error {
 	}
 	_, err = fmt.Fprintln(c.App.Writer, ref)
 	return err
+}
+
+// pushTarget is where package pushes: the commit's image (imageRef), which
+// must be a tag, and --tag's tags beside it, all checked before the base
+// image is pulled.
+func pushTarget(c *cli.Context, short string) (release.Image, error) {
+	ref, img, err := imageRef(c, short)
+	if err != nil {
+		return img, err
+	}
+	if img.Digest != "" {
+		return img, &release.UsageError{Input: "--image", Value: ref, Rule: "package pushes a tag, and prints the digest it pushed: give REPOSITORY:TAG"}
+	}
+	for _, t := range c.StringSlice("tag") {
+		if _, err := release.ParseImage(img.Repository + ":" + t); err != nil || t == "" {
+			return img, &release.UsageError{Input: "--tag", Value: t, Rule: "must be 1 to 128 letters, digits, '_', '-' and '.'"}
+		}
+	}
+	return img, nil
 }
 
 // detectApp fills in what --entrypoint and --cmd left open from the app's

@@ -23,17 +23,20 @@ Examples:
    shipper promote --app myapp --sha 7c77eb36 --weight 50   # moves it on
    shipper promote --app myapp --sha 7c77eb36               # finishes; shipper rollback aborts`,
 		Flags: flags(commitFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "host", Usage: "production host, or a template with {app}, {domain}", EnvVars: []string{"SHIPPER_PRODUCTION_HOST"}},
+			productionHostFlag(),
 			dotenvFlag(),
-			&cli.IntFlag{Name: "weight", Usage: "canary (gateway router): percent of production's requests for this commit, the live one keeping the rest; 100 or none promotes fully", EnvVars: []string{"SHIPPER_WEIGHT"}},
-			waitFlag("on the gateway router, wait until the Gateway serves the new route"),
+			weightFlag(),
+			waitFlag(),
 			drainDelayFlag(),
-			secretPrefixFlag("variables NAME with this prefix (the production environment's) become the secret environment of the commit while it serves production"),
-		}, verifyFlags(), chartFlags(), globalFlags()),
+			secretPrefixFlag(),
+		}, verifyFlags(), hostFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			p, err := newPromote(c, cfg)
 			if err != nil {
+				return err
+			}
+			if err := checkHosts(p.Hosts, n, true); err != nil {
 				return err
 			}
 			prod, err := p.Run(ctx, n)

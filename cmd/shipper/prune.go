@@ -38,9 +38,6 @@ Examples:
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			p := release.NewPrune(cfg)
 			p.Keep, p.MaxAge, p.DryRun, p.Parallel = c.Int("keep"), c.Duration("max-age"), c.Bool("dry-run"), c.Int("parallel")
-			if p.Parallel < 1 {
-				return usageErrorf("--parallel %d: must be 1 or more", p.Parallel)
-			}
 			branches, err := branchList(c)
 			if err != nil {
 				return err

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"context"
 	"os"
 
 	"github.com/urfave/cli/v2"
@@ -19,35 +19,46 @@ Example:
    shipper render --app myapp --sha 7c77eb36 --domain example.com \
      --image registry.example.com/group/myapp:7c77eb36 --set replicaCount=2`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
-			&cli.StringFlag{Name: "host", Usage: "the host, or a template with {app}, {sha}, {domain} (default: $SHIPPER_PREVIEW_HOST, or $SHIPPER_PRODUCTION_HOST with --production)"},
+			renderHostFlag(),
 			&cli.BoolFlag{Name: "production", Usage: "render what promote applies: the production release's route, then the commit at production size (production: values, --secret-prefix variables)"},
-			secretPrefixFlag("variables NAME with this prefix: render the envFrom of their Secret (values are never rendered)"),
+			weightFlag(),
+			envFlag(),
+			secretPrefixFlag(),
 			&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
-			&cli.StringFlag{Name: "pull-user", Usage: "registry user the cluster pulls with: renders the pull secret as deploy would", EnvVars: []string{"SHIPPER_PULL_USER", "CI_DEPLOY_USER"}},
-		}, chartFlags(), globalFlags()),
+			pullUserFlag(),
+		}, hostFlags(), chartFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			n, err := commitNames(c)
 			if err != nil {
 				return err
 			}
+			// What deploy would create: deploy takes fewer than 8
+			// characters only for a commit it finds deployed, which only
+			// the cluster knows.
+			if err := release.CheckNewCommitSHA(n.SHA); err != nil {
+				return err
+			}
 			cfg, err := configuration(c, false)
 			if err != nil {
 				return err
 			}
-			out, err := render(c, cfg, n)
+			ctx, cancel := withTimeout(c) // an oci:// chart is pulled
+			defer cancel()
+			out, err := render(ctx, c, cfg, n)
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprint(c.App.Writer, out)
-			return err
+			return emit(c, struct {
+				Manifest string `json:"manifest"`
+			}{out}, out)
 		},
 	}
 }
 
 // render is what deploy, or promote with --production, would apply: the
 // same operation built from the same flags, rendered instead of run.
-func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string, error) {
+func render(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) (string, error) {
 	if c.Bool("production") {
 		// Both releases promote changes: production's route, and the
 		// commit's at production size (the outgoing commit returns to
@@ -57,7 +68,7 @@ func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string
 		if err != nil {
 			return "", err
 		}
-		route, err := p.Render(c.Context, n)
+		route, err := p.Render(ctx, n)
 		if err != nil {
 			return "", err
 		}
@@ -71,7 +82,7 @@ func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string
 		}
 		// --host is production's here: the commit keeps its preview host.
 		d.Hosts.PreviewTemplate = os.Getenv("SHIPPER_PREVIEW_HOST")
-		sized, err := d.RenderLive(c.Context, n, ref, p)
+		sized, err := d.RenderLive(ctx, n, ref, p)
 		if err != nil {
 			return "", err
 		}
@@ -84,5 +95,5 @@ func render(c *cli.Context, cfg *release.Configuration, n release.Names) (string
 	if c.Bool("pull-secret") && d.Credentials == nil {
 		d.Credentials = &release.RegistryCredentials{}
 	}
-	return d.Render(c.Context, n, ref)
+	return d.Render(ctx, n, ref)
 }

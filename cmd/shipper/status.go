@@ -19,10 +19,10 @@ func statusCommand() *cli.Command {
 
 Examples:
    shipper status --app myapp                 # production
-   shipper status --app myapp --sha 7c77eb36  # one commit`,
-		// --sha without GitLab's variables: in a job, CI_COMMIT_SHORT_SHA
-		// would always turn status into the pipeline commit's status.
-		Flags:        flags([]cli.Flag{&cli.StringFlag{Name: "sha", Usage: "a commit instead of production"}}, globalFlags()),
+   shipper status --app myapp --sha 7c77eb36  # one commit
+   # --sha reads no variable: CI_COMMIT_SHORT_SHA would turn every status in a job
+   # into the pipeline commit's`,
+		Flags:        flags([]cli.Flag{statusSHAFlag()}, globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(statusNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			st := release.NewStatus(cfg)
@@ -71,6 +71,15 @@ Examples:
 			}{p, problems}, text)
 		}),
 	}
+}
+
+// statusSHAFlag is --sha without GitLab's variables: in a job,
+// CI_COMMIT_SHORT_SHA would always turn status into the pipeline commit's
+// status. Without it, status shows production.
+func statusSHAFlag() cli.Flag {
+	f := shaFlag()
+	f.EnvVars = nil
+	return f
 }
 
 // statusNames are the names of the app, and of --sha when given.

@@ -17,9 +17,6 @@ func versionCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return usageErrorf("version takes no arguments, got %q", c.Args().First())
 			}
-			if err := checkOutput(c); err != nil {
-				return err
-			}
 			v := version.Get()
 			return emit(c, v, v.String()+"\n")
 		},

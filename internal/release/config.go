@@ -111,6 +111,11 @@ func (c *Configuration) online() error {
 	return nil
 }
 
+// CheckVerify refuses v when the Configuration's router cannot verify, the
+// check Deploy, Promote and Rollback make first: for a caller that checks
+// its input before a request of its own (deploy's registry lookup).
+func (c *Configuration) CheckVerify(v *Verify) error { return c.requireVerifiable(v) }
+
 // Chart returns the chart, loading it on first use.
 func (c *Configuration) Chart() (*chart.Chart, error) {
 	c.chartOnce.Do(func() { c.chart, c.chartErr = LoadChart(c.chartSrc) })

@@ -221,6 +221,21 @@ func CommitSHA(short, full string) (string, error) {
 	return ValidateSHA(sha)
 }
 
+// CheckNewCommitSHA refuses a validated SHA too short to name a commit
+// that is not deployed yet: a commit's release, namespace, hosts and image
+// tag take the first 8 characters of its SHA (GitLab's
+// CI_COMMIT_SHORT_SHA), which 7 characters lack. Deploy takes 7 only for
+// a commit already deployed, whose namespace records the rest; what has
+// no cluster to look it up in (render) or makes something new of the
+// commit (package) needs 8.
+func CheckNewCommitSHA(sha string) error {
+	if len(sha) < shortSHALen {
+		return &UsageError{Input: "commit SHA", Value: sha, Rule: fmt.Sprintf(
+			"needs at least %d characters without a cluster to find the deployed commit it names, as deploy needs them for a new commit (GitLab's CI_COMMIT_SHORT_SHA has %d; CI_COMMIT_SHA all 40)", shortSHALen, shortSHALen)}
+	}
+	return nil
+}
+
 // ShortSHA is the part of a validated SHA that names its release, its
 // namespace, its hosts and its image tag: the first 8 characters, as
 // GitLab's CI_COMMIT_SHORT_SHA (all of it when shorter).

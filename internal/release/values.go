@@ -2,12 +2,14 @@ package release
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strings"
 
 	"helm.sh/helm/v3/pkg/cli/values"
 	"helm.sh/helm/v3/pkg/getter"
 	"helm.sh/helm/v3/pkg/strvals"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Image is an image reference split the way the chart wants it. The
@@ -35,7 +37,35 @@ func ParseImage(ref string) (Image, error) {
 	if img.Repository == "" || strings.ContainsAny(ref, " \t\n") || img.Tag == "" && img.Digest == "" {
 		return Image{}, &UsageError{Input: "image", Value: ref, Rule: "must be repository:tag or repository@sha256:<digest>"}
 	}
+	if !registryName(img.Repository, img.Tag) {
+		return Image{}, &UsageError{Input: "image", Value: ref, Rule: "must name an image as a registry does: an optional registry host[:port]/, " +
+			"then a repository of lowercase letters, digits and _ - . /, and a tag of letters, digits and _ - ."}
+	}
 	return img, nil
+}
+
+// registryName reports whether repository and tag follow the naming rules
+// that go-containerregistry applies when shipper resolves or pushes an
+// image, so a name the registry step would refuse is refused offline,
+// before any request: the first path element is the registry when it is
+// localhost or has a "." or ":", and must be a URI authority; the rest is
+// 1 to 255 of [a-z0-9_./-]; a tag 1 to 128 of [A-Za-z0-9_.-].
+func registryName(repository, tag string) bool {
+	const (
+		repoChars = "abcdefghijklmnopqrstuvwxyz0123456789_-./"
+		tagChars  = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
+	)
+	repo := repository
+	if reg, rest, ok := strings.Cut(repository, "/"); ok && (reg == "localhost" || strings.ContainsAny(reg, ".:")) {
+		if u, err := url.Parse("//" + reg); err != nil || u.Host != reg {
+			return false
+		}
+		repo = rest
+	}
+	if repo == "" || len(repo) > 255 || strings.Trim(repo, repoChars) != "" {
+		return false
+	}
+	return tag == "" || len(tag) <= 128 && strings.Trim(tag, tagChars) == ""
 }
 
 // String is the reference the chart renders: the digest wins over the tag.
@@ -138,6 +168,15 @@ func ParseValues(files, sets []string) (map[string]any, error) {
 }
 
 var yamlLine = regexp.MustCompile(`line \d+`)
+
+// CheckIngressClass refuses an IngressClass name the apiserver refuses in
+// an Ingress (a DNS-1123 subdomain), before anything is installed with it.
+func CheckIngressClass(name string) error {
+	if errs := validation.IsDNS1123Subdomain(name); name != "" && len(errs) > 0 {
+		return &UsageError{Input: "--ingress-class", Value: name, Rule: errs[0]}
+	}
+	return nil
+}
 
 // maskSet shows where a --set expression starts and nothing more: its
 // first key. Anything after the first "=" may be a value, and so may a
