@@ -72,7 +72,7 @@ type cluster struct {
 	// scenario runs with the least-privilege access, as a GitLab job does.
 	kubeconfig string
 	// token is the same identity as KUBE_URL, KUBE_TOKEN and KUBE_CA_PEM
-	// give it in GitLab (the README's setup).
+	// give it in GitLab (docs/getting-started.md).
 	token   *rest.Config
 	shipper string
 	hello   string // context dir holding the hello binary
@@ -252,8 +252,8 @@ func TestPipelineOnARealNode(t *testing.T) {
 	base := cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"),
 		kubeconfig: filepath.Join(work, "shipper.kubeconfig")}
 	c := &base
-	if err := env.Apply(context.Background(), "../deploy/rbac"); err != nil {
-		t.Fatalf("applying deploy/rbac: %v", err)
+	if err := env.Apply(context.Background(), "../deploy/rbac-shared"); err != nil {
+		t.Fatalf("applying deploy/rbac-shared: %v", err)
 	}
 	token, err := env.Token(context.Background(), "shipper-system", "shipper")
 	if err != nil {
@@ -263,7 +263,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.token = token
-	say(t, "kubectl apply -k deploy/rbac: shipper runs as ServiceAccount shipper-system/shipper")
+	say(t, "kubectl apply -k deploy/rbac-shared: shipper runs as ServiceAccount shipper-system/shipper")
 	for _, b := range [][]string{
 		{"-o", c.shipper, "../cmd/shipper"},
 		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},

@@ -181,20 +181,39 @@ func TestTheAPIServerRefusesWhatShipperNeedNotDo(t *testing.T) {
 	}
 }
 
-// projectToken creates ServiceAccount shipper-system/project-<id> (as an
-// admin does once per GitLab project) and returns a token of it.
+// projectToken creates ServiceAccount shipper-system/project-<id> and its
+// ClusterRoleBinding shipper-project-<id> (what an admin runs once per
+// GitLab project: README.md, Security) and returns a token of it.
 func projectToken(t *testing.T, env *testenv.Env, id string) *rest.Config {
+	t.Helper()
+	return boundToken(t, env, "project-"+id)
+}
+
+// boundToken creates ServiceAccount shipper-system/<name>, binds it to the
+// ClusterRole shipper as README.md tells an admin to bind a project's
+// account (kubectl create clusterrolebinding shipper-<name>), and returns
+// a token of it.
+func boundToken(t *testing.T, env *testenv.Env, name string) *rest.Config {
 	t.Helper()
 	shipperToken(t, env) // deploy/rbac applied
 	admin, err := env.AdminClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "project-" + id, Namespace: "shipper-system"}}
-	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(context.Background(), sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	ctx := context.Background()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shipper-system"}}
+	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	cfg, err := env.Token(context.Background(), "shipper-system", "project-"+id)
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "shipper-" + name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "shipper"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "shipper-system"}},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg, err := env.Token(ctx, "shipper-system", name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -317,5 +336,127 @@ func TestProjectTokensKeepProjectsApart(t *testing.T) {
 	if _, err := a.CoreV1().Services(nsA).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, dry); err != nil {
 		t.Errorf("a ClusterIP Service in its own namespace: %v", err)
+	}
+}
+
+// TestOnlyNamedIdentitiesHaveRights: only shipper-system's project-<ID>
+// accounts (and the shared "shipper", where an admin bound it) are shipper
+// identities. The namespace's "default" account, which a job pod gets when
+// it names none, has no rights at all; an account an admin bound by mistake
+// is no identity for the admission policies, which never read an unknown
+// name as "any project". And a project's own namespaces carry only
+// shipper's labels and annotations. Every refusal is the apiserver's.
+func TestOnlyNamedIdentitiesHaveRights(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Project 101's namespace, as its deploy made it.
+	tokA := projectToken(t, env, "101")
+	appName := uniqueName("named")
+	e := gitlabEnv(t, env, appName, "abababab55555555555555555555555555555555")
+	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tokA.BearerToken, "101", "group-a/"+appName
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("deploy as project 101: %s", r.stderr)
+	}
+	nsA := appName + "-abababab"
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, nsA, metav1.DeleteOptions{}) })
+
+	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(ctx, &corev1.ServiceAccount{
+		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "shipper-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	defaultCfg, err := env.Token(ctx, "shipper-system", "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	nsFor := func(project, app, sha string, extra map[string]string, annotations map[string]string) *corev1.Namespace {
+		l := map[string]string{
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: app, release.LabelRole: release.RolePreview,
+			release.LabelSHA: sha, "pod-security.kubernetes.io/enforce": "restricted", release.LabelProject: project,
+		}
+		for k, v := range extra {
+			l[k] = v
+		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: app + "-" + sha, Labels: l, Annotations: annotations}}
+	}
+	attacks := func(cfg *rest.Config, self string) map[string]func() error {
+		c, err := kubernetes.NewForConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		me := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: self, Namespace: "shipper-system"}
+		return map[string]func() error{
+			"bind itself in project 101's namespace": func() error {
+				_, err := c.RbacV1().RoleBindings(nsA).Create(ctx, &rbacv1.RoleBinding{
+					ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+					RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release.NamespaceRole},
+					Subjects:   []rbacv1.Subject{me},
+				}, dry)
+				return err
+			},
+			"create a namespace labelled for project 101": func() error {
+				_, err := c.CoreV1().Namespaces().Create(ctx, nsFor("101", "shop", "1a2b3c4d", nil, nil), dry)
+				return err
+			},
+			"delete project 101's namespace": func() error {
+				return c.CoreV1().Namespaces().Delete(ctx, nsA, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+			},
+			"read project 101's Secrets": func() error {
+				_, err := c.CoreV1().Secrets(nsA).List(ctx, metav1.ListOptions{})
+				return err
+			},
+		}
+	}
+	for _, who := range []struct {
+		name string
+		cfg  *rest.Config
+	}{
+		{"default", defaultCfg},
+		// An account an admin bound to shipper's role by mistake (a
+		// runner's): RBAC lets it through, the policies do not.
+		{"runner", boundToken(t, env, "runner")},
+	} {
+		for what, try := range attacks(who.cfg, who.name) {
+			if err := try(); !apierrors.IsForbidden(err) {
+				t.Errorf("shipper-system/%s: %s: err = %v, want the apiserver's Forbidden", who.name, what, err)
+			}
+		}
+	}
+	c, err := kubernetes.NewForConfig(defaultCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{Limit: 1}); !apierrors.IsForbidden(err) {
+		t.Errorf("shipper-system/default lists namespaces: err = %v, want Forbidden (no rights at all)", err)
+	}
+
+	// Forged labels and annotations on a namespace project 101 may create.
+	a, err := kubernetes.NewForConfig(tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, ns := range map[string]*corev1.Namespace{
+		"a team label":                  nsFor("101", "shop", "1a2b3c4d", map[string]string{"team": "payments"}, nil),
+		"istio-injection disabled":      nsFor("101", "shop", "1a2b3c4d", map[string]string{"istio-injection": "disabled"}, nil),
+		"Pod Security warn privileged":  nsFor("101", "shop", "1a2b3c4d", map[string]string{"pod-security.kubernetes.io/warn": "privileged"}, nil),
+		"a ref that is no slug":         nsFor("101", "shop", "1a2b3c4d", map[string]string{release.LabelRef: "Release.1"}, nil),
+		"a node-selector annotation":    nsFor("101", "shop", "1a2b3c4d", nil, map[string]string{"scheduler.alpha.kubernetes.io/node-selector": "pool=payments"}),
+		"an annotation not shipper.dev": nsFor("101", "shop", "1a2b3c4d", nil, map[string]string{"example.com/x": "y"}),
+	} {
+		if _, err := a.CoreV1().Namespaces().Create(ctx, ns, dry); !apierrors.IsForbidden(err) {
+			t.Errorf("project 101 creates a namespace with %s: err = %v, want Forbidden", what, err)
+		}
+	}
+	ok := nsFor("101", "shop", "1a2b3c4d", map[string]string{release.LabelRef: "main", "pod-security.kubernetes.io/warn": "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest"}, map[string]string{release.AnnotationSHA: "1a2b3c4d", release.AnnotationProjectPath: "group-a/shop"})
+	if _, err := a.CoreV1().Namespaces().Create(ctx, ok, dry); err != nil {
+		t.Errorf("project 101 cannot create a namespace with shipper's own labels: %v", err)
 	}
 }

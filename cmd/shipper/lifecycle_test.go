@@ -28,20 +28,21 @@ import (
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
-// leastPrivilege applies deploy/rbac, the access README.md tells users to
-// grant, once per test binary; the CLI tests run with a token of its
+// leastPrivilege applies deploy/rbac-shared (deploy/rbac with the shared
+// ServiceAccount bound), the access README.md tells users to grant, once
+// per test binary; the CLI tests run with a token of its
 // ServiceAccount, so the manifests are proven sufficient.
 var leastPrivilege struct {
 	once sync.Once
 	err  error
 }
 
-// shipperToken is a token of deploy/rbac's ServiceAccount.
+// shipperToken is a token of deploy/rbac-shared's ServiceAccount.
 func shipperToken(t *testing.T, env *testenv.Env) *rest.Config {
 	t.Helper()
-	leastPrivilege.once.Do(func() { leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac") })
+	leastPrivilege.once.Do(func() { leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac-shared") })
 	if leastPrivilege.err != nil {
-		t.Fatalf("applying deploy/rbac: %v", leastPrivilege.err)
+		t.Fatalf("applying deploy/rbac-shared: %v", leastPrivilege.err)
 	}
 	cfg, err := env.Token(context.Background(), "shipper-system", "shipper")
 	if err != nil {
