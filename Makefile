@@ -6,7 +6,7 @@ COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 PKG       := github.com/shipper-dev/shipper
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
 # Components the integration tests run; hack/tools.sh builds them once into
-# the cache (see README) and skips them afterwards.
+# the cache (see docs/development.md, Cached binaries) and skips them afterwards.
 TEST_TOOLS := etcd kube-apiserver helm
 # The benchmarks also run crane, the packaging baseline, and kubectl, the
 # cleanup baseline.
@@ -53,7 +53,7 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./cmd/shipper
 	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/shipper
 
-stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (README, Reliability)
+stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (docs/reliability.md)
 	hack/deps.sh test
 	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
 
@@ -63,7 +63,7 @@ demo: build ## the whole pipeline on a real local node, printed step by step (DE
 	hack/gitlab-ci-local.sh >/dev/null
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
-e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see README), and the example GitLab pipeline through gitlab-ci-local
+e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see docs/development.md), and the example GitLab pipeline through gitlab-ci-local
 	hack/deps.sh test node image runtimes npm
 	hack/tools.sh $(NODE_TOOLS)
 	hack/gitlab-ci-local.sh >/dev/null
@@ -72,5 +72,5 @@ e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; s
 devenv: ## just the control plane and registry the tests use, until Ctrl-C
 	$(GO) run ./hack/devenv
 
-clean: ## remove build output (the tools cache stays; see README)
+clean: ## remove build output (the tools cache stays; see docs/development.md)
 	rm -rf bin

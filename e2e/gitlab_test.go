@@ -102,7 +102,7 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	vars := map[string]string{
-		// CI/CD variables of the project, as the README's GitLab setup
+		// CI/CD variables of the project, as docs/getting-started.md's GitLab setup
 		// says (the cluster as KUBE_URL, KUBE_TOKEN, KUBE_CA_PEM: no
 		// kubeconfig); the rest is what gitlab-ci-local predefines.
 		"KUBE_URL":                 c.token.Host,

@@ -1,10 +1,11 @@
 // Package internal_test enforces the import direction of shipper's
-// packages (../shared/STYLE.md, habit 12), as go-containerregistry's
-// depcheck_test does: internal/image knows nothing of Helm or Kubernetes,
-// internal/release nothing of registries beyond a reference string, and
-// cmd/shipper only wires: it imports neither client-go, Helm's actions nor
-// go-containerregistry itself (its dependencies do, so for the CLI only
-// its own imports are checked).
+// packages, as go-containerregistry's depcheck_test does (the rules are
+// described in docs/development.md, "Import direction"): internal/image
+// knows nothing of Helm or Kubernetes, internal/release nothing of
+// registries beyond a reference string, and cmd/shipper only wires: it
+// imports neither client-go, Helm's actions nor go-containerregistry
+// itself (its dependencies do, so for the CLI only its own imports are
+// checked).
 package internal_test
 
 import (

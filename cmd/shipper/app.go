@@ -15,7 +15,7 @@ import (
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
-// Exit codes, the contract documented in README.md.
+// Exit codes, the contract documented in docs/commands.md.
 const (
 	exitOK          = 0
 	exitFailed      = 1
