@@ -7,6 +7,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -458,5 +459,77 @@ func TestOnlyNamedIdentitiesHaveRights(t *testing.T) {
 		"pod-security.kubernetes.io/enforce-version": "latest"}, map[string]string{release.AnnotationSHA: "1a2b3c4d", release.AnnotationProjectPath: "group-a/shop"})
 	if _, err := a.CoreV1().Namespaces().Create(ctx, ok, dry); err != nil {
 		t.Errorf("project 101 cannot create a namespace with shipper's own labels: %v", err)
+	}
+}
+
+// TestIngressAnnotationsCheckedByTheAPIServer: the chart's deny list for
+// Ingress annotations holds for Ingresses written straight to the
+// apiserver too, by a project's token (kubectl) or by an admin, in any
+// namespace shipper made (policy shipper-ingresses).
+func TestIngressAnnotationsCheckedByTheAPIServer(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokA := projectToken(t, env, "101")
+	appName := uniqueName("ingress")
+	e := gitlabEnv(t, env, appName, "acacacac55555555555555555555555555555555")
+	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tokA.BearerToken, "101", "group-a/"+appName
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("deploy as project 101: %s", r.stderr)
+	}
+	ns := appName + "-acacacac"
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) })
+	a, err := kubernetes.NewForConfig(tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	ingress := func(annotations map[string]string) *networkingv1.Ingress {
+		pt := networkingv1.PathTypePrefix
+		return &networkingv1.Ingress{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Annotations: annotations},
+			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: appName + "-acacacac.example.com",
+				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+					Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+						Name: "x", Port: networkingv1.ServiceBackendPort{Number: 80}}},
+				}}}},
+			}}},
+		}
+	}
+	refused := map[string]map[string]string{
+		"a configuration snippet":        {"nginx.ingress.kubernetes.io/configuration-snippet": "return 200;"},
+		"a server snippet":               {"nginx.ingress.kubernetes.io/server-snippets": "x"},
+		"a server alias":                 {"nginx.ingress.kubernetes.io/server-alias": "shop.example.com"},
+		"a canary":                       {"nginx.ingress.kubernetes.io/canary": "true"},
+		"a Traefik rule":                 {"traefik.ingress.kubernetes.io/router.rule": "Host(`shop.example.com`)"},
+		"a Traefik router priority":      {"traefik.ingress.kubernetes.io/router.priority": "100000"},
+		"Traefik TLS domains":            {"traefik.ingress.kubernetes.io/router.tls.domains.0.main": "shop.example.com"},
+		"haproxy raw configuration":      {"haproxy-ingress.github.io/config-backend": "x"},
+		"ALB conditions":                 {"alb.ingress.kubernetes.io/conditions.x": "[]"},
+		"another namespace's TLS secret": {"nginx.ingress.kubernetes.io/auth-tls-secret": "payments/client-ca"},
+		"another namespace's SSL secret": {"nginx.ingress.kubernetes.io/proxy-ssl-secret": "payments/tls"},
+		"a line break in a value":        {"example.com/note": "a\nb"},
+	}
+	for who, c := range map[string]kubernetes.Interface{"project 101's token": a, "an admin": admin} {
+		for what, ann := range refused {
+			if _, err := c.NetworkingV1().Ingresses(ns).Create(ctx, ingress(ann), dry); !apierrors.IsForbidden(err) {
+				t.Errorf("%s: an Ingress with %s in %s: err = %v, want the apiserver's Forbidden", who, what, ns, err)
+			}
+		}
+	}
+	if _, err := a.NetworkingV1().Ingresses(ns).Create(ctx, ingress(map[string]string{
+		"nginx.ingress.kubernetes.io/auth-tls-secret": "client-ca", "cert-manager.io/cluster-issuer": "letsencrypt"}), dry); err != nil {
+		t.Errorf("project 101's token: an Ingress with allowed annotations: %v", err)
+	}
+	// Outside shipper's namespaces the policy does not apply.
+	other := env.Namespace(t)
+	if _, err := admin.NetworkingV1().Ingresses(other).Create(ctx, ingress(refused["a canary"]), dry); err != nil {
+		t.Errorf("an admin's Ingress outside shipper's namespaces: %v", err)
 	}
 }
