@@ -3,10 +3,12 @@ package release
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,6 +316,137 @@ func TestLockNestedLocksNeitherOverlapNorDeadlock(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked: a look-ahead
+// election whose read of its Lease was refused once (an apiserver
+// restarted while the job waited for the outer lock: its authorizer
+// answers Forbidden until its RBAC caches fill) and then found no Lease
+// holds its create until withLock asks. The refusal is not cleared by the
+// NotFound read, nor by the AlreadyExists answer its held create gets when
+// another job made the Lease meanwhile: withLock's failure check then sees
+// a "run of refusals" as old as the whole wait and gives the lock up with
+// that stale Forbidden, though the apiserver answered every request since.
+// A fresh election (the code before lookAhead) sent its create right after
+// the read, with no wait in between.
+func TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked(t *testing.T) {
+	defer func(g time.Duration) { refusedGrace = g }(refusedGrace)
+	refusedGrace = 500 * time.Millisecond
+	env, cs, ns := scratchNamespace(t, "lockstale")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var refused atomic.Bool
+	rc := env.AdminConfig()
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			if req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/leases/shipper-inner") && refused.CompareAndSwap(false, true) {
+				body := `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"leases.coordination.k8s.io \"shipper-inner\" is forbidden","reason":"Forbidden","code":403}`
+				return &http.Response{StatusCode: http.StatusForbidden, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+					Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	c, err := NewConfiguration(rc, WithLockLease(3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lctx, stop := c.lookAhead(ctx, lockName{ns, "inner"})
+	defer stop()
+	// Refused, then not found: the create is held. Longer than refusedGrace.
+	time.Sleep(time.Second)
+	if !refused.Load() {
+		t.Fatal("the look-ahead election never read its Lease")
+	}
+	// Another job took the inner lock meanwhile and released it.
+	now := metav1.NewMicroTime(time.Now())
+	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "shipper-inner"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To(int32(1)), AcquireTime: &now, RenewTime: &now},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	err = c.withLock(lctx, ns, "outer", func(ctx context.Context) error {
+		return c.withLock(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
+	})
+	if err != nil || !ran {
+		t.Fatalf("took the free inner lock: ran=%v err=%v; want it taken (the one refusal was before the wait, every answer since was fine)", ran, err)
+	}
+}
+
+// TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder: a look-ahead
+// election that judged its Lease free holds its write; a live holder that
+// takes and renews the Lease meanwhile is not overwritten once the write
+// is asked for (it goes against the resourceVersion read before, and
+// conflicts), and an election never asked only reads, and stops reading
+// at stop().
+func TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder(t *testing.T) {
+	env, cs, ns := scratchNamespace(t, "lockahead")
+	ctx := context.Background()
+	var seen leaseRequests
+	rc := env.AdminConfig()
+	rc.Wrap(seen.wrap)
+	c, err := NewConfiguration(rc, WithLockLease(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Never asked: reads only, nothing after stop.
+	_, stop := c.lookAhead(ctx, lockName{ns, "unasked"})
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	if got := seen.take(); strings.Trim(strings.ReplaceAll(got, "GET", ""), " ") != "" || got == "" {
+		t.Errorf("lease requests of an election never asked = %q, want reads only", got)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if got := seen.take(); got != "" {
+		t.Errorf("lease requests after stop = %q, want none", got)
+	}
+
+	// Free when read (released), then taken and renewed by a live holder.
+	now := metav1.NewMicroTime(time.Now())
+	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "shipper-inner"},
+		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To(int32(1)), AcquireTime: &now, RenewTime: &now},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	lctx, stop := c.lookAhead(ctx, lockName{ns, "inner"})
+	defer stop()
+	time.Sleep(300 * time.Millisecond) // read free: the take is held
+	live, liveCancel := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		for live.Err() == nil {
+			l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-inner", metav1.GetOptions{})
+			if err == nil {
+				now := metav1.NewMicroTime(time.Now())
+				l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = ptr.To("live"), ptr.To(int32(2)), &now
+				_, _ = cs.CoordinationV1().Leases(ns).Update(ctx, l, metav1.UpdateOptions{})
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	wctx, wcancel := context.WithTimeout(lctx, 3*time.Second)
+	defer wcancel()
+	ran := false
+	err = c.withLock(wctx, ns, "outer", func(ctx context.Context) error {
+		return c.withLock(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
+	})
+	liveCancel()
+	<-renewed
+	if ran || err == nil {
+		t.Fatalf("ran=%v err=%v: took a Lease a live holder renews", ran, err)
+	}
+	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-inner", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "live" {
+		t.Errorf("holder = %q, want the live holder's Lease untouched", h)
+	}
 }
 
 // scratchNamespace is the test environment, its admin clientset and a

@@ -133,6 +133,13 @@ func (l *watchedLock) waitAsked(ctx context.Context, ler resourcelock.LeaderElec
 	}
 	select {
 	case <-l.asked:
+		// A refusal or an unreachable apiserver met while the write waited
+		// is no failure of the lock now taken: the write's own answer starts
+		// a new run (a NotFound Get, then a Create held for as long as the
+		// outer lock took, kept a refusal from before as old as the wait).
+		l.mu.Lock()
+		l.refused, l.unreachable = time.Time{}, time.Time{}
+		l.mu.Unlock()
 		now := metav1.NewTime(time.Now())
 		ler.AcquireTime, ler.RenewTime = now, now
 		return ler, nil
