@@ -29,25 +29,20 @@ func TestVerifyServingWaitsForTheCommit(t *testing.T) {
 		w.Header().Set(CommitHeader, commit)
 		w.WriteHeader(http.StatusNotFound) // the app's answer does not matter
 	}))
-	defer srv.Close()
-	c := &Configuration{log: slog.New(slog.DiscardHandler)}
-	v := &Verify{Address: strings.TrimPrefix(srv.URL, "http://")}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.verifyServing(ctx, v, "http://myapp.example.com", "bbbbbbbb"); err != nil {
+	verify := verifying(t, srv)
+	if err := verify(10*time.Second, "bbbbbbbb"); err != nil {
 		t.Fatalf("verify: %v", err)
 	}
 	if n := hits.Load(); n != 4 {
 		t.Errorf("verified after %d requests, want 4 (three answered by the old commit)", n)
 	}
 
-	short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel2()
-	err := c.verifyServing(short, v, "http://myapp.example.com", "cccccccc")
+	err := verify(500*time.Millisecond, "cccccccc")
 	if err == nil || !strings.Contains(err.Error(), `404 from commit "bbbbbbbb2222`) {
 		t.Errorf("verify of a commit that never answers: %v, want the last answer named", err)
 	}
-	if err := c.verifyServing(short, nil, "http://myapp.example.com", "cccccccc"); err != nil {
+	c := &Configuration{log: slog.New(slog.DiscardHandler)}
+	if err := c.verifyServing(context.Background(), nil, "http://myapp.example.com", "cccccccc"); err != nil {
 		t.Errorf("verify off: %v", err)
 	}
 }
@@ -71,12 +66,8 @@ func TestVerifyServingIsNotAGateway503(t *testing.T) {
 				}
 				_, _ = w.Write([]byte("hello"))
 			}))
-			defer srv.Close()
-			c := &Configuration{log: slog.New(slog.DiscardHandler)}
-			v := &Verify{Address: strings.TrimPrefix(srv.URL, "http://")}
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := c.verifyServing(ctx, v, "http://myapp.example.com", "bbbbbbbb"); err != nil {
+			verify := verifying(t, srv)
+			if err := verify(10*time.Second, "bbbbbbbb"); err != nil {
 				t.Fatalf("verify: %v", err)
 			}
 			if n := hits.Load(); n != 4 {
@@ -84,12 +75,24 @@ func TestVerifyServingIsNotAGateway503(t *testing.T) {
 			}
 
 			hits.Store(-1000) // the Gateway's answer from now on
-			short, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
-			defer cancel2()
-			err := c.verifyServing(short, v, "http://myapp.example.com", "bbbbbbbb")
+			err := verify(500*time.Millisecond, "bbbbbbbb")
 			if want := fmt.Sprintf(`%d from commit "bbbbbbbb2222`, status); err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("verify while only the Gateway answers: %v, want an error naming %s", err, want)
 			}
 		})
+	}
+}
+
+// verifying returns verifyServing of myapp.example.com's commit sha within
+// d, its requests sent to srv (the Gateway's address), and closes srv when
+// the test ends.
+func verifying(t *testing.T, srv *httptest.Server) func(d time.Duration, sha string) error {
+	t.Cleanup(srv.Close)
+	c := &Configuration{log: slog.New(slog.DiscardHandler)}
+	v := &Verify{Address: strings.TrimPrefix(srv.URL, "http://")}
+	return func(d time.Duration, sha string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		return c.verifyServing(ctx, v, "http://myapp.example.com", sha)
 	}
 }
