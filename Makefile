@@ -7,10 +7,10 @@ PKG       := github.com/shipper-dev/shipper
 LDFLAGS   := -s -w -X $(PKG)/internal/version.Version=$(VERSION) -X $(PKG)/internal/version.Commit=$(COMMIT)
 # Components the integration tests run; hack/tools.sh builds them once into
 # the cache (see docs/development.md, Cached binaries) and skips them afterwards.
-TEST_TOOLS := etcd kube-apiserver helm
-# The benchmarks also run crane, the packaging baseline, and kubectl, the
-# cleanup baseline.
-BENCH_TOOLS := $(TEST_TOOLS) crane kubectl
+TEST_TOOLS := etcd kube-apiserver helm kubectl
+# The benchmarks also run crane, the packaging baseline; kubectl (in
+# TEST_TOOLS for the upgrade test of deploy/rbac) is the cleanup baseline.
+BENCH_TOOLS := $(TEST_TOOLS) crane
 # The real node (make e2e): every Kubernetes component and Traefik.
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
 STATICCHECK_VERSION := v0.8.2
@@ -27,7 +27,7 @@ image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=
 	$(if $(BASE),,hack/deps.sh image)
 	hack/image.sh
 
-tools: ## build (once) the etcd, kube-apiserver and helm the tests run
+tools: ## build (once) the etcd, kube-apiserver, helm and kubectl the tests run
 	hack/tools.sh $(TEST_TOOLS)
 
 check-installs: ## the quick installs (npm, apt, small Go tools) run from an empty cache, as on a new machine (minutes)
@@ -59,7 +59,7 @@ stress: tools ## the stress suite at full count: kill -9 and races, invariants c
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
 	hack/deps.sh test node image runtimes npm
-	hack/tools.sh $(NODE_TOOLS) kubectl
+	hack/tools.sh $(NODE_TOOLS)
 	hack/gitlab-ci-local.sh >/dev/null
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 

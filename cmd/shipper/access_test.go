@@ -2,6 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -11,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -190,6 +195,46 @@ func projectToken(t *testing.T, env *testenv.Env, id string) *rest.Config {
 	return boundToken(t, env, "project-"+id)
 }
 
+// sameRightsToken creates ServiceAccount shipper-system/<name> and gives it
+// ClusterRole shipper's rules under a ClusterRole of its own (an admin's
+// copy: ClusterRole shipper itself is bound only to shipper's identities),
+// and returns a token of it.
+func sameRightsToken(t *testing.T, env *testenv.Env, name string) *rest.Config {
+	t.Helper()
+	shipperToken(t, env) // deploy/rbac applied
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	role, err := admin.RbacV1().ClusterRoles().Get(ctx, "shipper", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := "probe-shipper-copy-" + strings.ReplaceAll(name, ".", "-")
+	if _, err := admin.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: copied}, Rules: role.Rules},
+		metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "shipper-system"}}
+	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	crb := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: copied},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: copied},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "shipper-system"}},
+	}
+	if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	cfg, err := env.Token(ctx, "shipper-system", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // boundToken creates ServiceAccount shipper-system/<name>, binds it to the
 // ClusterRole shipper as README.md tells an admin to bind a project's
 // account (kubectl create clusterrolebinding shipper-<name>), and returns
@@ -355,18 +400,7 @@ func TestOnlyNamedIdentitiesHaveRights(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Project 101's namespace, as its deploy made it.
-	tokA := projectToken(t, env, "101")
-	appName := uniqueName("named")
-	e := gitlabEnv(t, env, appName, "abababab55555555555555555555555555555555")
-	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tokA.BearerToken, "101", "group-a/"+appName
-	if r := runBinary(t, e, "package"); r.code != 0 {
-		t.Fatalf("package: %s", r.stderr)
-	}
-	if r := runBinary(t, e, "deploy"); r.code != 0 {
-		t.Fatalf("deploy as project 101: %s", r.stderr)
-	}
-	nsA := appName + "-abababab"
-	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, nsA, metav1.DeleteOptions{}) })
+	_, nsA, _, tokA := deployedFor(t, env, "101", "named", "abababab55555555555555555555555555555555")
 
 	if _, err := admin.CoreV1().ServiceAccounts("shipper-system").Create(ctx, &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: "shipper-system"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -420,9 +454,11 @@ func TestOnlyNamedIdentitiesHaveRights(t *testing.T) {
 		cfg  *rest.Config
 	}{
 		{"default", defaultCfg},
-		// An account an admin bound to shipper's role by mistake (a
-		// runner's): RBAC lets it through, the policies do not.
-		{"runner", boundToken(t, env, "runner")},
+		// An account an admin gave shipper's rights by mistake (a
+		// runner's), under a role of another name (ClusterRole shipper
+		// itself it cannot be bound to: TestShippersRoleIsBoundOnlyToItsIdentities):
+		// RBAC lets it through, the policies do not.
+		{"runner", sameRightsToken(t, env, "runner")},
 	} {
 		for what, try := range attacks(who.cfg, who.name) {
 			if err := try(); !apierrors.IsForbidden(err) {
@@ -473,34 +509,14 @@ func TestIngressAnnotationsCheckedByTheAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokA := projectToken(t, env, "101")
-	appName := uniqueName("ingress")
-	e := gitlabEnv(t, env, appName, "acacacac55555555555555555555555555555555")
-	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tokA.BearerToken, "101", "group-a/"+appName
-	if r := runBinary(t, e, "package"); r.code != 0 {
-		t.Fatalf("package: %s", r.stderr)
-	}
-	if r := runBinary(t, e, "deploy"); r.code != 0 {
-		t.Fatalf("deploy as project 101: %s", r.stderr)
-	}
-	ns := appName + "-acacacac"
-	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}) })
+	appName, ns, _, tokA := deployedFor(t, env, "101", "ingress", "acacacac55555555555555555555555555555555")
 	a, err := kubernetes.NewForConfig(tokA)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 	ingress := func(annotations map[string]string) *networkingv1.Ingress {
-		pt := networkingv1.PathTypePrefix
-		return &networkingv1.Ingress{
-			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Annotations: annotations},
-			Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: appName + "-acacacac.example.com",
-				IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
-					Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
-						Name: "x", Port: networkingv1.ServiceBackendPort{Number: 80}}},
-				}}}},
-			}}},
-		}
+		return probeIngress(appName+"-acacacac.example.com", annotations, networkingv1.PathTypePrefix)
 	}
 	refused := map[string]map[string]string{
 		"a configuration snippet":        {"nginx.ingress.kubernetes.io/configuration-snippet": "return 200;"},
@@ -531,5 +547,419 @@ func TestIngressAnnotationsCheckedByTheAPIServer(t *testing.T) {
 	other := env.Namespace(t)
 	if _, err := admin.NetworkingV1().Ingresses(other).Create(ctx, ingress(refused["a canary"]), dry); err != nil {
 		t.Errorf("an admin's Ingress outside shipper's namespaces: %v", err)
+	}
+}
+
+// deployedFor is the namespace of a preview deployed, as a GitLab job of
+// project id would, with that project's own token: the app name, its
+// commit's namespace, the job's environment and the token.
+func deployedFor(t *testing.T, env *testenv.Env, id, prefix, sha string) (string, string, map[string]string, *rest.Config) {
+	t.Helper()
+	tok := projectToken(t, env, id)
+	appName := uniqueName(prefix)
+	e := gitlabEnv(t, env, appName, sha)
+	e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tok.BearerToken, id, "group-"+id+"/"+appName
+	if r := runBinary(t, e, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("deploy as project %s: %s", id, r.stderr)
+	}
+	ns := appName + "-" + sha[:8]
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	return appName, ns, e, tok
+}
+
+// probeIngress is an Ingress for host with the given annotations and path
+// type.
+func probeIngress(host string, annotations map[string]string, pt networkingv1.PathType) *networkingv1.Ingress {
+	return &networkingv1.Ingress{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-", Annotations: annotations},
+		Spec: networkingv1.IngressSpec{Rules: []networkingv1.IngressRule{{Host: host,
+			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{Paths: []networkingv1.HTTPIngressPath{{
+				Path: "/", PathType: &pt, Backend: networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+					Name: "x", Port: networkingv1.ServiceBackendPort{Number: 80}}},
+			}}}},
+		}}},
+	}
+}
+
+// TestIngressPolicyReadsAnnotationsAsTheControllersDo (hostile review of
+// 5cd2388): shipper-ingresses compares keys case-sensitively and under one
+// prefix per controller, but the controllers do not read them that way.
+// Traefik decodes its annotations with its label parser, which ignores case
+// (paerser: strings.EqualFold for the "traefik.router." filter and every
+// field), so router.Priority is router.priority; its router.pathmatcher is
+// pasted into the rule unquoted (ingress/kubernetes.go: fmt.Sprintf("%s(%q)",
+// matcher, path)), so it is a router.rule of its own: "Host(`x`) ||
+// PathPrefix" routes another host. haproxy-ingress reads
+// ingress.kubernetes.io/ as well as haproxy-ingress.github.io/ (its
+// --annotations-prefix default), and has server-alias and
+// server-alias-regex of its own. And the policy matches ingresses, not
+// ingresses/status, whose strategy keeps only the spec: whoever may write
+// an Ingress's status (every ingress controller, an admin) writes any
+// annotation through it.
+func TestIngressPolicyReadsAnnotationsAsTheControllersDo(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appName, ns, _, tokA := deployedFor(t, env, "101", "ctl", "adadadad55555555555555555555555555555555")
+	a, err := kubernetes.NewForConfig(tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := appName + "-adadadad.example.com"
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	holes := []struct {
+		what string
+		ann  map[string]string
+		pt   networkingv1.PathType
+	}{
+		{"Traefik router.Priority (Traefik ignores case)", map[string]string{"traefik.ingress.kubernetes.io/router.Priority": "100000"}, networkingv1.PathTypePrefix},
+		{"Traefik Router.TLS.Domains (Traefik ignores case)", map[string]string{"traefik.ingress.kubernetes.io/Router.TLS.Domains.0.main": "shop.example.com"}, networkingv1.PathTypePrefix},
+		{"a Traefik rule through router.pathmatcher", map[string]string{"traefik.ingress.kubernetes.io/router.pathmatcher": "Host(`shop.example.com`) || PathPrefix"}, networkingv1.PathTypeImplementationSpecific},
+		{"haproxy-ingress raw configuration under its ingress.kubernetes.io/ prefix", map[string]string{"ingress.kubernetes.io/config-backend": "http-request redirect location https://evil.example.com/"}, networkingv1.PathTypePrefix},
+		{"a haproxy-ingress server alias", map[string]string{"haproxy-ingress.github.io/server-alias": "shop.example.com"}, networkingv1.PathTypePrefix},
+		{"a haproxy-ingress regex server alias", map[string]string{"ingress.kubernetes.io/server-alias-regex": ".*"}, networkingv1.PathTypePrefix},
+	}
+	for who, c := range map[string]kubernetes.Interface{"project 101's token": a, "an admin": admin} {
+		for _, h := range holes {
+			if _, err := c.NetworkingV1().Ingresses(ns).Create(ctx, probeIngress(host, h.ann, h.pt), dry); !apierrors.IsForbidden(err) {
+				t.Errorf("%s: an Ingress with %s (%v) in %s: err = %v, want the apiserver's Forbidden", who, h.what, h.ann, ns, err)
+			}
+		}
+	}
+
+	// Through the status subresource (an admin here; any ingress
+	// controller's token can do the same).
+	live, err := admin.NetworkingV1().Ingresses(ns).Create(ctx, probeIngress(host, nil, networkingv1.PathTypePrefix), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live.Annotations = map[string]string{"nginx.ingress.kubernetes.io/configuration-snippet": "return 200 'not yours';"}
+	if _, err := admin.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, live, metav1.UpdateOptions{}); !apierrors.IsForbidden(err) {
+		got, _ := admin.NetworkingV1().Ingresses(ns).Get(ctx, live.Name, metav1.GetOptions{})
+		t.Errorf("an admin writes a configuration snippet through ingresses/status: err = %v, want Forbidden; the stored Ingress's annotations: %v", err, got.GetAnnotations())
+	}
+}
+
+// TestShippersRoleIsBoundOnlyToItsIdentities (hostile review of d09a869):
+// every policy judges shipper's identities by their names in
+// shipper-system. An account elsewhere (a runner's, in its own namespace)
+// bound to ClusterRole shipper would be seen by none of them, and RBAC
+// alone would let it bind shipper-namespace in kube-system, create any
+// namespace and delete any. So policy shipper-bindings refuses, to
+// anyone, an admin included, a binding of ClusterRole shipper to anything
+// but shipper-system's shipper and project-<digits> ServiceAccounts.
+func TestShippersRoleIsBoundOnlyToItsIdentities(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	shipperToken(t, env) // deploy/rbac applied
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runnerNS := env.Namespace(t)
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	shipperRole := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "shipper"}
+	sa := func(ns, name string) rbacv1.Subject {
+		return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: ns}
+	}
+	for what, subjects := range map[string][]rbacv1.Subject{
+		"a runner's account in its own namespace": {sa(runnerNS, "gitlab-runner")},
+		"shipper-system's default account":        {sa("shipper-system", "default")},
+		"a look-alike of a project's account":     {sa("shipper-system", "project-101x")},
+		"the group of shipper-system's accounts":  {{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccounts:shipper-system"}},
+		"a user":                                  {{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}},
+		"a project's account and a runner's":      {sa("shipper-system", "project-101"), sa(runnerNS, "gitlab-runner")},
+	} {
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, RoleRef: shipperRole, Subjects: subjects}
+		if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, dry); !apierrors.IsForbidden(err) {
+			t.Errorf("an admin binds ClusterRole shipper to %s: err = %v, want the apiserver's Forbidden", what, err)
+		}
+		rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, RoleRef: shipperRole, Subjects: subjects}
+		if _, err := admin.RbacV1().RoleBindings(runnerNS).Create(ctx, rb, dry); !apierrors.IsForbidden(err) {
+			t.Errorf("an admin binds ClusterRole shipper in a namespace to %s: err = %v, want the apiserver's Forbidden", what, err)
+		}
+	}
+	for what, subjects := range map[string][]rbacv1.Subject{
+		"project 101's account": {sa("shipper-system", "project-101")},
+		"the shared account":    {sa("shipper-system", "shipper")},
+		"nobody":                nil,
+	} {
+		crb := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}, RoleRef: shipperRole, Subjects: subjects}
+		if _, err := admin.RbacV1().ClusterRoleBindings().Create(ctx, crb, dry); err != nil {
+			t.Errorf("an admin binds ClusterRole shipper to %s: %v", what, err)
+		}
+	}
+}
+
+// TestOneProjectCannotLockAnotherOutOfItsApp (hostile review of d09a869):
+// shipper-namespaces lets project-202 create a namespace for any app name,
+// as long as it carries 202's ID, and shipper refuses every command on an
+// app any of whose namespaces carries another project's ID
+// (requireOwnApp). So project 202's token, used with kubectl, creates
+// <101's app>-00000000 labelled 202, and project 101 can no longer deploy,
+// promote, roll back or delete its own app, nor remove the squatter.
+func TestOneProjectCannotLockAnotherOutOfItsApp(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	appName, _, e, _ := deployedFor(t, env, "101", "lock", "aeaeaeae55555555555555555555555555555555")
+	b, err := kubernetes.NewForConfig(projectToken(t, env, "202"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	squat := func(name, role, sha string) *corev1.Namespace {
+		l := map[string]string{
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: appName, release.LabelRole: role,
+			"pod-security.kubernetes.io/enforce": "restricted", release.LabelProject: "202",
+		}
+		if sha != "" {
+			l[release.LabelSHA] = sha
+		}
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l}}
+	}
+	if _, err := b.CoreV1().Namespaces().Create(ctx, squat(appName+"-production", "production", ""), metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Errorf("project 202 creates %s-production, labelled 202, for project 101's app: err = %v, want Forbidden", appName, err)
+	}
+	_, err = b.CoreV1().Namespaces().Create(ctx, squat(appName+"-00000000", "preview", "00000000"), metav1.CreateOptions{})
+	if err == nil {
+		t.Cleanup(func() {
+			_ = admin.CoreV1().Namespaces().Delete(context.Background(), appName+"-00000000", metav1.DeleteOptions{})
+		})
+		r := runBinary(t, e, "deploy")
+		t.Errorf("project 202 creates %s-00000000, labelled 202, for project 101's app: admitted, want Forbidden; "+
+			"project 101's own deploy of its app then: exit %d, %s", appName, r.code, strings.TrimSpace(r.stderr))
+	} else if !apierrors.IsForbidden(err) {
+		t.Errorf("project 202 creates %s-00000000: err = %v, want Forbidden", appName, err)
+	}
+}
+
+// TestNamespaceLabelValuesShipperNeverSets (hostile review of d09a869):
+// "only the labels shipper sets, with its values", but shipper.dev/sha and
+// shipper.dev/ref are checked only where shipper sets them (a preview's
+// name, a ref slug): a production namespace, which shipper makes without
+// either, takes any sha value.
+func TestNamespaceLabelValuesShipperNeverSets(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	a, err := kubernetes.NewForConfig(projectToken(t, env, "101"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := uniqueName("vals")
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: app + "-production", Labels: map[string]string{
+		release.LabelManagedBy: release.ManagedBy, release.LabelApp: app, release.LabelRole: release.RoleProduction,
+		"pod-security.kubernetes.io/enforce": "restricted", release.LabelProject: "101",
+		release.LabelSHA: "Anything_At.All",
+	}}}
+	if _, err := a.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+		t.Errorf("project 101 creates a production namespace labelled %s=%q: err = %v, want Forbidden", release.LabelSHA, ns.Labels[release.LabelSHA], err)
+	}
+}
+
+// TestWhatAProjectCannotChangeAfterCreation (hostile review of d09a869 and
+// 5cd2388: the paths found sound, kept as regressions): project 101's
+// token cannot add through UPDATE (Update, merge and JSON patches,
+// server-side apply) an Ingress annotation CREATE refuses, cannot relabel
+// or unlabel its namespace (the namespaceSelector of shipper-ingresses
+// holds), cannot bind a Group, and accounts whose names only look like
+// project-<ID> are no shipper identity.
+func TestWhatAProjectCannotChangeAfterCreation(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	appName, ns, _, tokA := deployedFor(t, env, "101", "after", "afafafaf55555555555555555555555555555555")
+	a, err := kubernetes.NewForConfig(tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := a.NetworkingV1().Ingresses(ns).Create(ctx, probeIngress(appName+"-afafafaf.example.com", nil, networkingv1.PathTypePrefix), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("project 101 creates a clean Ingress in its namespace: %v", err)
+	}
+	ings := a.NetworkingV1().Ingresses(ns)
+	snippet := "nginx.ingress.kubernetes.io/configuration-snippet"
+	for what, try := range map[string]func() error{
+		"Update": func() error {
+			u := live.DeepCopy()
+			u.Annotations = map[string]string{snippet: "return 200;"}
+			_, err := ings.Update(ctx, u, metav1.UpdateOptions{})
+			return err
+		},
+		"merge patch": func() error {
+			_, err := ings.Patch(ctx, live.Name, types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+snippet+`":"return 200;"}}}`), metav1.PatchOptions{})
+			return err
+		},
+		"JSON patch": func() error {
+			_, err := ings.Patch(ctx, live.Name, types.JSONPatchType, []byte(`[{"op":"add","path":"/metadata/annotations","value":{"traefik.ingress.kubernetes.io/router.priority":"100000"}}]`), metav1.PatchOptions{})
+			return err
+		},
+		"server-side apply": func() error {
+			_, err := ings.Patch(ctx, live.Name, types.ApplyPatchType, []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"Ingress","metadata":{"name":"`+live.Name+`","annotations":{"nginx.ingress.kubernetes.io/server-alias":"shop.example.com"}}}`),
+				metav1.PatchOptions{FieldManager: "kubectl", Force: ptrTo(true)})
+			return err
+		},
+	} {
+		if err := try(); !apierrors.IsForbidden(err) {
+			t.Errorf("project 101 adds a refused Ingress annotation by %s: err = %v, want Forbidden", what, err)
+		}
+	}
+
+	namespaces := a.CoreV1().Namespaces()
+	// relabel sends its namespace, Pod Security set to privileged, with send.
+	relabel := func(send func(*corev1.Namespace) error) error {
+		got, err := namespaces.Get(ctx, ns, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		got.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+		return send(got)
+	}
+	me := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "project-101", Namespace: "shipper-system"}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	for what, try := range map[string]func() error{
+		"remove managed-by from its namespace (merge patch)": func() error {
+			_, err := namespaces.Patch(ctx, ns, types.MergePatchType, []byte(`{"metadata":{"labels":{"app.kubernetes.io/managed-by":null}}}`), metav1.PatchOptions{})
+			return err
+		},
+		"add a team label to its namespace (server-side apply)": func() error {
+			_, err := namespaces.Patch(ctx, ns, types.ApplyPatchType, []byte(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"`+ns+`","labels":{"team":"payments"}}}`),
+				metav1.PatchOptions{FieldManager: "kubectl", Force: ptrTo(true)})
+			return err
+		},
+		"relabel its namespace through namespaces/finalize": func() error {
+			return relabel(func(got *corev1.Namespace) error {
+				_, err := namespaces.Finalize(ctx, got, metav1.UpdateOptions{})
+				return err
+			})
+		},
+		"relabel its namespace through namespaces/status": func() error {
+			return relabel(func(got *corev1.Namespace) error {
+				_, err := namespaces.UpdateStatus(ctx, got, metav1.UpdateOptions{})
+				return err
+			})
+		},
+		"bind the group of shipper-system's accounts in its namespace": func() error {
+			_, err := a.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+				RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release.NamespaceRole},
+				Subjects:   []rbacv1.Subject{me, {Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccounts:shipper-system"}},
+			}, dry)
+			return err
+		},
+		"write an Ingress's status": func() error {
+			_, err := ings.UpdateStatus(ctx, live, metav1.UpdateOptions{})
+			return err
+		},
+	} {
+		if err := try(); !apierrors.IsForbidden(err) {
+			t.Errorf("project 101: %s: err = %v, want Forbidden", what, err)
+		}
+	}
+
+	// Names that only look like a project's account, bound by mistake.
+	for _, name := range []string{"project-101x", "project-101-ci", "projects-101", "project-1.01"} {
+		c, err := kubernetes.NewForConfig(sameRightsToken(t, env, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: release.NamespaceRole},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: name, Namespace: "shipper-system"}},
+		}, dry); !apierrors.IsForbidden(err) {
+			t.Errorf("shipper-system/%s binds itself in project 101's namespace: err = %v, want Forbidden", name, err)
+		}
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
+
+// TestUpgradeEmptiesTheOldGroupBinding (hostile review of d09a869): the
+// upgrade path. A ClusterRoleBinding applied from the previous
+// clusterrolebinding.yaml (the group of shipper-system's accounts), then
+// from this one (subjects: []) with kubectl, has no subject left whether
+// either apply is client-side or server-side.
+func TestUpgradeEmptiesTheOldGroupBinding(t *testing.T) {
+	env := testenv.Get(t)
+	shipperToken(t, env) // ClusterRole shipper exists
+	kubectl, err := testenv.Binary("kubectl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := os.ReadFile("../../deploy/rbac/clusterrolebinding.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const old = `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: shipper
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: shipper
+subjects:
+  - kind: Group
+    apiGroup: rbac.authorization.k8s.io
+    name: system:serviceaccounts:shipper-system
+`
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, c := range []struct{ before, after string }{
+		{"client-side", "client-side"},
+		{"server-side", "server-side"},
+		{"client-side", "server-side"},
+		{"server-side", "client-side"},
+	} {
+		name := uniqueName("probe-upgrade")
+		// Another name, and another role: policy shipper-bindings refuses
+		// the old group subject on ClusterRole shipper now, and what is
+		// tested is how kubectl empties the subjects.
+		rename := func(doc string) string {
+			doc = strings.Replace(doc, "metadata:\n  name: shipper\n", "metadata:\n  name: "+name+"\n", 1)
+			return strings.Replace(doc, "  kind: ClusterRole\n  name: shipper\n", "  kind: ClusterRole\n  name: view\n", 1)
+		}
+		t.Cleanup(func() {
+			_ = admin.RbacV1().ClusterRoleBindings().Delete(context.Background(), name, metav1.DeleteOptions{})
+		})
+		for i, step := range []struct{ mode, doc string }{{c.before, rename(old)}, {c.after, rename(string(current))}} {
+			if !strings.Contains(step.doc, "name: "+name) || !strings.Contains(step.doc, "name: view") {
+				t.Fatalf("the binding's name not found in %q", step.doc)
+			}
+			file := filepath.Join(dir, fmt.Sprintf("%s-%d.yaml", name, i))
+			if err := os.WriteFile(file, []byte(step.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"--kubeconfig", env.Kubeconfig, "apply", "-f", file}
+			if step.mode == "server-side" {
+				args = append(args, "--server-side")
+			}
+			if out, err := exec.Command(kubectl, args...).CombinedOutput(); err != nil {
+				t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		got, err := admin.RbacV1().ClusterRoleBindings().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Subjects) != 0 {
+			t.Errorf("applied %s from the old file, then %s from deploy/rbac: subjects %+v, want none", c.before, c.after, got.Subjects)
+		}
 	}
 }
