@@ -12,6 +12,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/shipper-dev/shipper/internal/image"
+	"github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -23,9 +24,9 @@ const (
 	exitUnreachable = 3
 )
 
-// badInput is the mark that internal/release's UsageError, internal/image's
-// InputError and the CLI's own usageError share: the input was wrong,
-// nothing was changed, exit code 2.
+// badInput is the mark that internal/release's and internal/kube's
+// UsageError, internal/image's InputError and the CLI's own usageError
+// share: the input was wrong, nothing was changed, exit code 2.
 type badInput interface{ BadInput() bool }
 
 // usageError is bad input found by the CLI itself: a flag it cannot parse,
@@ -68,7 +69,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &bad) && bad.BadInput():
 		return exitUsage
-	case release.Unreachable(err) || image.Unauthorized(err):
+	case kube.Unreachable(err) || image.Unauthorized(err):
 		return exitUnreachable
 	}
 	return exitFailed

@@ -15,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/shipper-dev/shipper/internal/image"
+	"github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -55,8 +56,8 @@ func TestRunExitCodes(t *testing.T) {
 func TestRolloutErrorPrintsLogLines(t *testing.T) {
 	var stderr bytes.Buffer
 	err := fmt.Errorf("deploying myapp-7c77eb36: %w", &release.RolloutError{
-		Release: "myapp-7c77eb36", Pod: "myapp-7c77eb36-5d9c7-x2x9q", Reason: "CrashLoopBackOff",
-		Message: "back-off 40s restarting failed container", Logs: []string{"panic: no config", "exit status 2"},
+		Release: "myapp-7c77eb36", RolloutError: &kube.RolloutError{Pod: "myapp-7c77eb36-5d9c7-x2x9q", Reason: "CrashLoopBackOff",
+			Message: "back-off 40s restarting failed container", Logs: []string{"panic: no config", "exit status 2"}},
 	})
 	if code := report(err, &stderr); code != exitFailed {
 		t.Errorf("exit %d, want %d", code, exitFailed)
@@ -269,7 +270,7 @@ func brokenValues(t *testing.T, content string) string {
 
 func TestNeverStartedContainerHint(t *testing.T) {
 	var stderr bytes.Buffer
-	err := fmt.Errorf("deploying x: %w", &release.RolloutError{Release: "x", Pod: "x-1", Reason: "ErrImagePull", Message: "not found", NeverStarted: true})
+	err := fmt.Errorf("deploying x: %w", &release.RolloutError{Release: "x", RolloutError: &kube.RolloutError{Pod: "x-1", Reason: "ErrImagePull", Message: "not found", NeverStarted: true}})
 	if code := report(err, &stderr); code != exitFailed {
 		t.Errorf("exit %d", code)
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -32,7 +33,7 @@ func clusterAction(names namesFunc, fn func(ctx context.Context, c *cli.Context,
 		}
 		ctx, cancel := withTimeout(c)
 		defer cancel()
-		if r, ok := c.App.Metadata["requests"].(*release.Requests); ok {
+		if r, ok := c.App.Metadata["requests"].(*kube.Requests); ok {
 			defer func() { logger(c).Debug("done", "api-requests", r.Count()) }()
 		}
 		return fn(ctx, c, cfg, n)
@@ -64,9 +65,9 @@ func configuration(c *cli.Context, online bool) (*release.Configuration, error) 
 	if !online {
 		return release.NewConfiguration(nil, opts...)
 	}
-	requests := &release.Requests{}
+	requests := &kube.Requests{}
 	c.App.Metadata["requests"] = requests // logger(c) made Metadata
-	rc, err := release.KubeOptions{
+	rc, err := kube.Options{
 		Kubeconfig: c.String("kubeconfig"), Context: c.String("kube-context"),
 		URL: c.String("kube-url"), Token: c.String("kube-token"),
 		CAFile: c.String("kube-ca-file"), CAData: c.String("kube-ca"),

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/shipper-dev/shipper/internal/kube"
 )
 
 // NamespaceRole is the ClusterRole that holds what shipper does inside a
@@ -23,8 +22,7 @@ import (
 const NamespaceRole = "shipper-namespace"
 
 // self is who the apiserver says the Configuration's credentials are
-// (authentication.k8s.io SelfSubjectReview, GA in Kubernetes 1.28), asked
-// once.
+// (kube.WhoAmI), asked once.
 type self struct {
 	once sync.Once
 	user string
@@ -32,40 +30,8 @@ type self struct {
 }
 
 func (c *Configuration) whoAmI(ctx context.Context) (string, error) {
-	c.self.once.Do(func() {
-		r, err := c.client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
-		if err != nil {
-			c.self.err = fmt.Errorf("asking the apiserver who shipper runs as: %w", err)
-			return
-		}
-		c.self.user = r.Status.UserInfo.Username
-	})
+	c.self.once.Do(func() { c.self.user, c.self.err = kube.WhoAmI(ctx, c.client) })
 	return c.self.user, c.self.err
-}
-
-// awaitGrant waits until the apiserver's authorizer has seen a RoleBinding
-// just made (its RBAC cache follows a watch, a few milliseconds behind), so
-// the next request, the Lease, is not refused. SelfSubjectAccessReview asks
-// the authorizer itself; at most a few seconds, then the requests that
-// follow say what is wrong.
-func (c *Configuration) awaitGrant(ctx context.Context, ns string) error {
-	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"},
-	}}
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Second, true, func(ctx context.Context) (bool, error) {
-		r, err := c.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
-		if err != nil {
-			return false, nil
-		}
-		// RBAC names the role once it has seen the binding: a denial that
-		// names it ("clusterrole ... shipper-namespace not found") will not
-		// change by waiting.
-		return r.Status.Allowed || strings.Contains(r.Status.Reason, NamespaceRole), nil
-	})
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
 }
 
 // projectAccountPrefix names the ServiceAccounts of deploy/rbac that act
@@ -113,7 +79,10 @@ func (c *Configuration) grantNamespaceRole(ctx context.Context, ns string) error
 	switch {
 	case err == nil:
 		c.log.Debug("granted", "role", NamespaceRole, "namespace", ns, "to", user)
-		return c.awaitGrant(ctx, ns)
+		// The next request, the Lease, must not meet an authorizer that
+		// has not seen the binding yet.
+		lease := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"}
+		return kube.AwaitBinding(ctx, c.client, NamespaceRole, lease)
 	case apierrors.IsAlreadyExists(err):
 	case apierrors.IsForbidden(err):
 		c.log.Debug("could not bind the namespace role; going on with the token's own rights", "namespace", ns, "error", err)

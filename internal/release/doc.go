@@ -20,7 +20,8 @@
 //	                   SHA resolved to the commit's one release (every Run)
 //	Deploy.Run         begin -> plan -> namespace (+ RoleBinding) -> [live?
 //	                   production Lease] -> Lease -> pull secret -> repair
-//	                   pending -> install|upgrade -> wait + diagnose [-> undo]
+//	                   pending -> install|upgrade -> wait + diagnose
+//	                   (kube.Rollout) [-> undo]
 //	  [a ref]          -> available -> alias Lease -> commit Lease -> newer
 //	                   than the commit the alias serves? -> upgrade
 //	                   <app>-ref-<ref> (production's mechanism for the
@@ -77,5 +78,7 @@
 // install/upgrade with pending repair; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
 // objects; alias.go branch aliases; prune.go retention; verify.go
-// --verify; check.go the invariants; lock.go the Leases.
+// --verify; check.go the invariants; lock.go the Leases. Reaching the
+// cluster (kube.Options), retrying what passes and waiting for a
+// Deployment are internal/kube's.
 package release

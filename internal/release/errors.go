@@ -3,6 +3,9 @@ package release
 import (
 	"errors"
 	"fmt"
+	"strings"
+
+	"github.com/shipper-dev/shipper/internal/kube"
 )
 
 // UsageError is bad input: a name, a SHA, a value. Nothing was changed in
@@ -35,4 +38,25 @@ func (e *UsageError) Error() string {
 func IsUsage(err error) bool {
 	var ue *UsageError
 	return errors.As(err, &ue)
+}
+
+// RolloutError says why a commit's pods did not become available: the
+// release, and (kube.RolloutError) which pod, the reason (ImagePullBackOff,
+// CrashLoopBackOff, Unschedulable, ...), the message Kubernetes gave, and
+// the container's last log lines.
+type RolloutError struct {
+	Release string
+	*kube.RolloutError
+}
+
+func (e *RolloutError) Error() string { return "release " + e.Release + " " + e.RolloutError.Error() }
+
+// Unwrap returns the kube.RolloutError.
+func (e *RolloutError) Unwrap() error { return e.RolloutError }
+
+// firstLine is s up to its first newline: a multi-line error where one
+// line fits (a Helm status description, a usage error's value).
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }

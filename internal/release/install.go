@@ -12,6 +12,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/shipper-dev/shipper/internal/kube"
 )
 
 // repairPending marks a release left pending-install, pending-upgrade or
@@ -180,7 +182,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 // release "pending-install" although it is deployed; the record is read
 // back (one GET) and written again, with retries, when it disagrees.
 func (c *Configuration) confirmRecorded(ctx context.Context, cfg *action.Configuration, rel *release.Release) error {
-	return retry.OnError(transientBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
+	return retry.OnError(kube.TransientBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
 		stored, err := cfg.Releases.Get(rel.Name, rel.Version)
 		if err != nil {
 			return err
@@ -206,4 +208,20 @@ func (c *Configuration) markFailed(ns string, rel *release.Release, cause error)
 		c.log.Warn("could not mark the release failed", "release", rel.Name, "error", err)
 	}
 	return cause
+}
+
+// appContainer is the chart's container whose logs a failure shows.
+const appContainer = "app"
+
+// waitAvailable waits until the release's Deployment (the chart names it
+// after the release) has rolled out, looking at the release's pods on the
+// way (kube.Rollout); a rollout that fails is a *RolloutError.
+func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) error {
+	r := kube.Rollout{Client: c.client, Log: c.log.With("release", name), Selector: "app.kubernetes.io/instance=" + name, Container: appContainer}
+	err := r.Wait(ctx, ns, name)
+	var re *kube.RolloutError
+	if errors.As(err, &re) {
+		return &RolloutError{Release: name, RolloutError: re}
+	}
+	return err
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 
+	"github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
@@ -33,8 +34,8 @@ import (
 func TestLockGivesUpOnAnUnreachableAPIServer(t *testing.T) {
 	// Shorter than the defaults (~16 s of retries, 10 s grace), in the same
 	// relation: the grace is shorter than one request's retries.
-	defer func(b wait.Backoff, g time.Duration) { transientBackoff, unreachableGrace = b, g }(transientBackoff, unreachableGrace)
-	transientBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Steps: 5, Cap: 4 * time.Second} // 3.75 s
+	defer func(b wait.Backoff, g time.Duration) { kube.TransientBackoff, unreachableGrace = b, g }(kube.TransientBackoff, unreachableGrace)
+	kube.TransientBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Steps: 5, Cap: 4 * time.Second} // 3.75 s
 	unreachableGrace = 3 * time.Second
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -42,8 +43,8 @@ func TestLockGivesUpOnAnUnreachableAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()                                                                   // nothing listens there: every connection is refused
-	rc, err := KubeOptions{URL: "https://" + addr, Insecure: true}.RESTConfig() // with the retrying transport
+	l.Close()                                                                    // nothing listens there: every connection is refused
+	rc, err := kube.Options{URL: "https://" + addr, Insecure: true}.RESTConfig() // with the retrying transport
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -162,7 +163,7 @@ func (n Names) asAlias() Names {
 }
 
 // role is the role of the routing release n.ProductionRelease names.
-func (n Names) role() string { return nonEmpty(n.routeRole, RoleProduction) }
+func (n Names) role() string { return cmp.Or(n.routeRole, RoleProduction) }
 
 // fit shortens s to at most max characters, keeping it apart from other
 // long strings with the same prefix by a hash of the whole.
@@ -326,5 +327,5 @@ func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {
 
 // url is the address of host, https unless Hosts.Scheme says otherwise.
 func (h Hosts) url(host string) string {
-	return nonEmpty(h.Scheme, "https") + "://" + host
+	return cmp.Or(h.Scheme, "https") + "://" + host
 }

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -63,7 +64,7 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 	switch {
 	case err == nil && len(ing.Spec.Rules) > 0:
 		p.Host = ing.Spec.Rules[0].Host
-		p.URL = nonEmpty(ing.Annotations[AnnotationURL], "https://"+p.Host)
+		p.URL = cmp.Or(ing.Annotations[AnnotationURL], "https://"+p.Host)
 	case err != nil && !apierrors.IsNotFound(err):
 		return nil, fmt.Errorf("reading the production Ingress: %w", err)
 	}
@@ -77,7 +78,7 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 		}
 		if route != nil && len(route.Spec.Hostnames) > 0 {
 			p.Host = string(route.Spec.Hostnames[0])
-			p.URL = nonEmpty(route.Annotations[AnnotationURL], "https://"+p.Host)
+			p.URL = cmp.Or(route.Annotations[AnnotationURL], "https://"+p.Host)
 		}
 	}
 	return p, nil

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
@@ -235,6 +236,6 @@ func (c *Configuration) liveNames(ctx context.Context, n Names, fresh bool) (Nam
 	if rec.SHA == n.Short {
 		return Names{}, 0, &UsageError{Input: "commit", Value: n.Short, Rule: "is live: a canary step is for another commit (finish with `shipper promote` without --weight)"}
 	}
-	live, err := n.WithSHA(nonEmpty(rec.Commit, rec.SHA))
+	live, err := n.WithSHA(cmp.Or(rec.Commit, rec.SHA))
 	return live, rec.Version, err
 }

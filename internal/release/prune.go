@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -213,7 +214,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 	for _, c := range commits {
 		it := c.item
 		rank[it.Ref]++
-		branch := nonEmpty(it.Ref, "(no branch)")
+		branch := cmp.Or(it.Ref, "(no branch)")
 		switch {
 		case gone(it.Ref):
 			it.Action, it.Reason = "delete", "branch "+it.Ref+" no longer exists"

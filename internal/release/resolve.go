@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -57,7 +58,7 @@ func (c *Configuration) resolveCommit(ctx context.Context, n Names) (_ Names, fo
 		if ns.DeletionTimestamp != nil {
 			continue // being deleted: no longer a deployed commit
 		}
-		sha := nonEmpty(ns.Annotations[AnnotationSHA], ns.Labels[LabelSHA])
+		sha := cmp.Or(ns.Annotations[AnnotationSHA], ns.Labels[LabelSHA])
 		if strings.HasPrefix(sha, n.SHA) {
 			matches = append(matches, sha)
 		}

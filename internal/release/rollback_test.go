@@ -1,9 +1,6 @@
 package release
 
-import (
-	"testing"
-	"time"
-)
+import "testing"
 
 // TestPickRevisionSkipsWhatNeverServed: the default rollback target is
 // the newest revision that served a commit other than the live one; a
@@ -56,20 +53,5 @@ func TestPickRevisionSkipsWhatNeverServed(t *testing.T) {
 				t.Errorf("pickRevision(%q) = revision %d, want %d", c.to, got.Version, c.wantRev)
 			}
 		})
-	}
-}
-
-// TestGraceForAnUnauthorizedPull: a pull refused as unauthorized (the
-// kubelet's race with the Node authorizer, seen twice in a row on the real
-// node) is waited out longer than other non-definitive failures.
-func TestGraceForAnUnauthorizedPull(t *testing.T) {
-	for msg, want := range map[string]time.Duration{
-		`failed to resolve reference "r/x@sha256:ab": pulling from host r failed with status code [manifests sha256:ab]: 401 Unauthorized`: authFailureGrace,
-		`failed to pull: unauthorized: authentication required`:                                                                            authFailureGrace,
-		`Back-off pulling image "r/x:1"`: failureGrace,
-	} {
-		if got := graceFor(&RolloutError{Reason: "ErrImagePull", Message: msg}); got != want {
-			t.Errorf("graceFor(%q) = %v, want %v", msg, got, want)
-		}
 	}
 }

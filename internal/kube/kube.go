@@ -1,8 +1,9 @@
-package release
+package kube
 
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,11 +16,11 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// KubeOptions say how to reach the cluster: a kubeconfig (and context), or
+// Options say how to reach the cluster: a kubeconfig (and context), or
 // an API URL with a bearer token, as GitLab CI variables give them. A URL
 // wins over the kubeconfig; a token given with a kubeconfig replaces its
 // credentials. TLS is verified unless Insecure is set.
-type KubeOptions struct {
+type Options struct {
 	Kubeconfig, Context string
 	URL, Token          string
 	// CAFile is a PEM file, CAData PEM text (GitLab's KUBE_CA_PEM).
@@ -33,14 +34,31 @@ type KubeOptions struct {
 	Requests *Requests
 }
 
+// UsageError is a connection setting that cannot work, found before any
+// request. Its BadInput method is the mark the CLI maps to exit code 2,
+// shared with internal/release's UsageError and internal/image's
+// InputError.
+type UsageError struct {
+	// Input names the setting ("--kube-url"), Value quotes it and Rule
+	// says what a good one looks like.
+	Input, Value, Rule string
+}
+
+func (e *UsageError) Error() string {
+	return fmt.Sprintf("invalid %s %q: %s", e.Input, e.Value, e.Rule)
+}
+
+// BadInput marks e as the caller's mistake, not the cluster's.
+func (e *UsageError) BadInput() bool { return true }
+
 // serviceAccountToken is where a pod's ServiceAccount token is mounted,
 // the token file of rest.InClusterConfig.
 const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
 // RESTConfig builds the client configuration. Without a URL or a
 // kubeconfig it falls back to the in-cluster service account, then to
-// ~/.kube/config, as kubectl does.
-func (o KubeOptions) RESTConfig() (*rest.Config, error) {
+// ~/.kube/config, as kubectl does. Bad settings are a *UsageError.
+func (o Options) RESTConfig() (*rest.Config, error) {
 	var cfg *rest.Config
 	if o.URL != "" {
 		if _, err := url.ParseRequestURI(o.URL); err != nil {
@@ -102,7 +120,7 @@ func (o KubeOptions) RESTConfig() (*rest.Config, error) {
 	// Innermost the trace, so that each attempt of a retried request is
 	// counted and logged.
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return &retryTransport{next: &traceTransport{next: rt, count: o.Requests, log: o.Log}, backoff: transientBackoff, log: o.Log}
+		return &retryTransport{next: &traceTransport{next: rt, count: o.Requests, log: o.Log}, backoff: TransientBackoff, log: o.Log}
 	})
 	return cfg, nil
 }

@@ -1,4 +1,4 @@
-package release
+package kube
 
 import (
 	"crypto/ecdsa"
@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -32,7 +33,7 @@ func TestKubeCAFromPEMOrFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ca := range []string{pemText, file} {
-		cfg, err := KubeOptions{URL: "https://k8s.example.com:6443", CAData: ca}.RESTConfig()
+		cfg, err := Options{URL: "https://k8s.example.com:6443", CAData: ca}.RESTConfig()
 		if err != nil {
 			t.Errorf("CA %.20q: %v", ca, err)
 		} else if string(cfg.CAData) != pemText {
@@ -40,7 +41,7 @@ func TestKubeCAFromPEMOrFile(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"not a certificate", filepath.Join(t.TempDir(), "missing")} {
-		if _, err := (KubeOptions{URL: "https://k8s.example.com:6443", CAData: bad}).RESTConfig(); !IsUsage(err) {
+		if _, err := (Options{URL: "https://k8s.example.com:6443", CAData: bad}).RESTConfig(); !isUsage(err) {
 			t.Errorf("CA %q: %v, want a usage error", bad, err)
 		}
 	}
@@ -73,7 +74,7 @@ current-context: group/project:agent-a
 		t.Fatal(err)
 	}
 	for ctx, host := range map[string]string{"": "https://a.example.com:6443", "group/project:agent-b": "https://b.example.com:6443"} {
-		cfg, err := KubeOptions{Kubeconfig: kubeconfig, Context: ctx}.RESTConfig()
+		cfg, err := Options{Kubeconfig: kubeconfig, Context: ctx}.RESTConfig()
 		if err != nil {
 			t.Errorf("context %q: %v", ctx, err)
 		} else if cfg.Host != host {
@@ -84,11 +85,16 @@ current-context: group/project:agent-a
 	if err := os.WriteFile(ca, []byte("-----BEGIN CERTIFICATE-----\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := KubeOptions{Kubeconfig: kubeconfig, CAFile: ca}.RESTConfig()
+	cfg, err := Options{Kubeconfig: kubeconfig, CAFile: ca}.RESTConfig()
 	if err != nil || cfg.CAFile != ca {
 		t.Errorf("CA file: %v, %+v", err, cfg)
 	}
-	if _, err := (KubeOptions{Kubeconfig: kubeconfig, CAFile: filepath.Join(dir, "missing")}).RESTConfig(); !IsUsage(err) {
+	if _, err := (Options{Kubeconfig: kubeconfig, CAFile: filepath.Join(dir, "missing")}).RESTConfig(); !isUsage(err) {
 		t.Errorf("missing CA file: %v, want a usage error", err)
 	}
+}
+
+func isUsage(err error) bool {
+	var ue *UsageError
+	return errors.As(err, &ue)
 }

@@ -1,9 +1,11 @@
-package release
+package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -14,15 +16,17 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/polymorphichelpers"
 	"k8s.io/utils/ptr"
 )
 
-// RolloutError says why a commit's pods did not become available: which
-// pod, the reason (ImagePullBackOff, CrashLoopBackOff, Unschedulable, ...),
-// the message Kubernetes gave, and the container's last log lines.
+// RolloutError says why a Deployment's pods did not become available:
+// which pod, the reason (ImagePullBackOff, CrashLoopBackOff, Unschedulable,
+// ...), the message Kubernetes gave, and the container's last log lines.
+// Its message says what went wrong, not with what: the caller names the
+// Deployment (internal/release's RolloutError names the release).
 type RolloutError struct {
-	Release string
 	Pod     string
 	Reason  string
 	Message string
@@ -30,20 +34,20 @@ type RolloutError struct {
 	// TimedOut is true when the wait ran out of time rather than meeting a
 	// failure that will not heal by waiting.
 	TimedOut bool
-	// NeverStarted is true when the pod's app container never ran, so it
-	// has no logs (Logs is then empty).
+	// NeverStarted is true when the pod's container (Rollout.Container)
+	// never ran, so it has no logs (Logs is then empty).
 	NeverStarted bool
 
 	// definitive marks a failure that no retry can fix (the image does not
 	// exist, the container crashed again and again).
 	definitive bool
-	// started is true once the pod's app container has run at least once:
+	// started is true once the pod's container has run at least once:
 	// before that it has no logs to show.
 	started bool
 }
 
 func (e *RolloutError) Error() string {
-	s := fmt.Sprintf("release %s not available", e.Release)
+	s := "not available"
 	if e.TimedOut {
 		s += " before the timeout"
 	}
@@ -98,25 +102,43 @@ var fatalReasons = map[string]bool{
 	"RunContainerError":          true,
 }
 
-// waitAvailable polls the Deployment until its rollout is complete, as
+// Rollout is what Wait needs to follow a Deployment's rollout and, when it
+// fails, to say why.
+type Rollout struct {
+	// Client reads the Deployment, its pods and their logs.
+	Client kubernetes.Interface
+	// Log gets a "waiting" line each time the rollout's status changes;
+	// nil discards them.
+	Log *slog.Logger
+	// Selector is the label selector of the Deployment's pods, looked at
+	// on every round.
+	Selector string
+	// Container names the container whose last log lines a failure
+	// carries.
+	Container string
+}
+
+// Wait polls the Deployment ns/name until its rollout is complete, as
 // `kubectl rollout status` judges it (kubectl's own StatusViewer), and
 // looks at its pods on every round so that a failure that will not heal
-// is reported within seconds, not when ctx's deadline passes.
+// is reported within seconds, not when ctx's deadline passes. A rollout
+// that fails, or is not done by ctx's deadline, is a *RolloutError.
 //
 // Helm's own waiter (Install.Wait) is not used here: in Helm v3 it takes
 // no context, reports only "timed out", and keeps running after its caller
 // gives up. shipper needs the pod-level reason and a wait that stops the
 // moment the job is cancelled.
-func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) error {
+func (r Rollout) Wait(ctx context.Context, ns, name string) error {
 	viewer, err := polymorphichelpers.StatusViewerFor(schema.GroupKind{Group: "apps", Kind: "Deployment"})
 	if err != nil {
 		return err
 	}
+	log := cmp.Or(r.Log, slog.New(slog.DiscardHandler))
 	var last string
 	var diag *RolloutError
 	firstSeen := map[string]time.Time{} // pod/reason -> when first seen
 	err = wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
-		d, err := c.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		d, err := r.Client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, fmt.Errorf("reading deployment %s/%s: %w", ns, name, err)
 		}
@@ -126,16 +148,16 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) erro
 		}
 		msg, done, err := viewer.Status(&unstructured.Unstructured{Object: u}, 0)
 		if err != nil {
-			return false, &RolloutError{Release: name, Reason: "ProgressDeadlineExceeded", Message: err.Error()}
+			return false, &RolloutError{Reason: "ProgressDeadlineExceeded", Message: err.Error()}
 		}
 		if done {
 			return true, nil
 		}
 		if msg = strings.TrimSpace(msg); msg != last {
-			c.log.Info("waiting", "release", name, "status", msg)
+			log.Info("waiting", "status", msg)
 			last = msg
 		}
-		diag, err = c.diagnose(ctx, ns, name)
+		diag, err = r.diagnose(ctx, ns, name)
 		if err != nil {
 			return false, err
 		}
@@ -155,25 +177,26 @@ func (c *Configuration) waitAvailable(ctx context.Context, ns, name string) erro
 	case err == nil:
 		return nil
 	case errors.As(err, &re):
-		re.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, re)
+		re.Logs = r.lastLogs(context.WithoutCancel(ctx), ns, re)
 		return re
 	case ctx.Err() != nil && errors.Is(context.Cause(ctx), context.DeadlineExceeded):
 		if diag == nil {
-			diag = &RolloutError{Release: name, Reason: "Progressing", Message: last}
+			diag = &RolloutError{Reason: "Progressing", Message: last}
 		}
 		diag.TimedOut = true
-		diag.Logs = c.lastLogs(context.WithoutCancel(ctx), ns, diag)
+		diag.Logs = r.lastLogs(context.WithoutCancel(ctx), ns, diag)
 		return diag
 	default:
 		return err
 	}
 }
 
-// diagnose returns the most telling problem among the release's pods, or nil.
-func (c *Configuration) diagnose(ctx context.Context, ns, release string) (*RolloutError, error) {
-	pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
+// diagnose returns the most telling problem among the pods of Deployment
+// name, or nil.
+func (r Rollout) diagnose(ctx context.Context, ns, name string) (*RolloutError, error) {
+	pods, err := r.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: r.Selector})
 	if err != nil {
-		return nil, fmt.Errorf("listing pods of %s: %w", release, err)
+		return nil, fmt.Errorf("listing pods of %s: %w", name, err)
 	}
 	// Newest first: the pods of the rollout under way.
 	sort.Slice(pods.Items, func(i, j int) bool {
@@ -185,11 +208,10 @@ func (c *Configuration) diagnose(ctx context.Context, ns, release string) (*Roll
 		if p.DeletionTimestamp != nil {
 			continue
 		}
-		d := podProblem(p)
+		d := podProblem(p, r.Container)
 		if d == nil {
 			continue
 		}
-		d.Release = release
 		if fatalReasons[d.Reason] {
 			return d, nil
 		}
@@ -202,19 +224,19 @@ func (c *Configuration) diagnose(ctx context.Context, ns, release string) (*Roll
 
 // podProblem reads one pod's status the way a person would in
 // `kubectl describe pod`.
-func podProblem(p *corev1.Pod) *RolloutError {
+func podProblem(p *corev1.Pod, container string) *RolloutError {
 	d := podStatusProblem(p)
 	if d != nil {
-		d.started = appStarted(p)
+		d.started = started(p, container)
 	}
 	return d
 }
 
-// appStarted reports whether the pod's app container has run at least
-// once (it may have crashed since): only then does it have logs.
-func appStarted(p *corev1.Pod) bool {
+// started reports whether the pod's container has run at least once (it
+// may have crashed since): only then does it have logs.
+func started(p *corev1.Pod, container string) bool {
 	for _, cs := range p.Status.ContainerStatuses {
-		if cs.Name == appContainer {
+		if cs.Name == container {
 			return cs.State.Running != nil || cs.State.Terminated != nil ||
 				cs.LastTerminationState.Terminated != nil || cs.RestartCount > 0
 		}
@@ -234,7 +256,7 @@ func podStatusProblem(p *corev1.Pod) *RolloutError {
 	}
 	for _, cond := range p.Status.Conditions {
 		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
-			return &RolloutError{Pod: p.Name, Reason: nonEmpty(cond.Reason, "Unschedulable"), Message: cond.Message}
+			return &RolloutError{Pod: p.Name, Reason: cmp.Or(cond.Reason, "Unschedulable"), Message: cond.Message}
 		}
 	}
 	for _, cs := range p.Status.ContainerStatuses {
@@ -245,12 +267,9 @@ func podStatusProblem(p *corev1.Pod) *RolloutError {
 	return nil
 }
 
-// appContainer is the chart's container whose logs a failure shows.
-const appContainer = "app"
-
-// lastLogs returns up to 10 last log lines of the failing pod's app
-// container, or one line saying why there are none.
-func (c *Configuration) lastLogs(ctx context.Context, ns string, re *RolloutError) []string {
+// lastLogs returns up to 10 last log lines of the failing pod's container,
+// or one line saying why there are none.
+func (r Rollout) lastLogs(ctx context.Context, ns string, re *RolloutError) []string {
 	if re.Pod == "" {
 		return nil
 	}
@@ -263,11 +282,12 @@ func (c *Configuration) lastLogs(ctx context.Context, ns string, re *RolloutErro
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	b, err := c.client.CoreV1().Pods(ns).GetLogs(re.Pod, &corev1.PodLogOptions{
-		Container: appContainer, TailLines: ptr.To[int64](10), Previous: re.Reason == "CrashLoopBackOff",
+	b, err := r.Client.CoreV1().Pods(ns).GetLogs(re.Pod, &corev1.PodLogOptions{
+		Container: r.Container, TailLines: ptr.To[int64](10), Previous: re.Reason == "CrashLoopBackOff",
 	}).DoRaw(ctx)
 	if err != nil {
-		return []string{"(logs unavailable: " + firstLine(err.Error()) + ")"}
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return []string{"(logs unavailable: " + first + ")"}
 	}
 	s := strings.TrimRight(string(b), "\n")
 	if s == "" {
@@ -288,18 +308,4 @@ func definitive(reason, msg string, restarts int32) bool {
 		return restarts >= 2
 	}
 	return false
-}
-
-func nonEmpty(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
 }

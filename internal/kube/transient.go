@@ -1,4 +1,4 @@
-package release
+package kube
 
 import (
 	"errors"
@@ -11,10 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// transientBackoff paces retries of requests that failed for a reason that
+// TransientBackoff paces retries of requests that failed for a reason that
 // passes: about 16 s in all, the time an apiserver takes to restart, and
-// never past the request's context (the operation's --timeout).
-var transientBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 8, Cap: 4 * time.Second}
+// never past the request's context (the operation's --timeout). The
+// transport Options.RESTConfig sets up reads it when a client is made; a
+// caller retrying an operation of its own may pace it the same way.
+var TransientBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Jitter: 0.1, Steps: 8, Cap: 4 * time.Second}
 
 // retryTransport retries what client-go does not: a request refused at the
 // connection (an apiserver restarting, a load balancer between replicas)
@@ -23,7 +25,7 @@ var transientBackoff = wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2,
 // Retry-After. Writes are retried only when the connection was refused:
 // then the request never reached the apiserver and cannot apply twice. A
 // write that may have applied is left to fail; the operation's next run
-// repairs what it left (repairPending, sweepRoutes).
+// repairs what it left (internal/release's repairPending, sweepRoutes).
 type retryTransport struct {
 	next    http.RoundTripper
 	backoff wait.Backoff

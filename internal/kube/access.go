@@ -1,0 +1,49 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// WhoAmI is who the apiserver says client's credentials are
+// (authentication.k8s.io SelfSubjectReview, GA in Kubernetes 1.28), as
+// `kubectl auth whoami` asks.
+func WhoAmI(ctx context.Context, client kubernetes.Interface) (string, error) {
+	r, err := client.AuthenticationV1().SelfSubjectReviews().Create(ctx, &authenticationv1.SelfSubjectReview{}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("asking the apiserver who shipper runs as: %w", err)
+	}
+	return r.Status.UserInfo.Username, nil
+}
+
+// AwaitBinding waits until the apiserver's authorizer has seen a binding
+// of ClusterRole role just made (its RBAC cache follows a watch, a few
+// milliseconds behind), so that the request ra describes, sent next, is
+// not refused. SelfSubjectAccessReview asks the authorizer itself; at most
+// a few seconds, then the requests that follow say what is wrong. It
+// fails only when ctx ends.
+func AwaitBinding(ctx context.Context, client kubernetes.Interface, role string, ra authorizationv1.ResourceAttributes) error {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Second, true, func(ctx context.Context) (bool, error) {
+		r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+		if err != nil {
+			return false, nil
+		}
+		// RBAC names the role once it has seen the binding: a denial that
+		// names it (`clusterrole.rbac.authorization.k8s.io "<role>" not
+		// found`) will not change by waiting.
+		return r.Status.Allowed || strings.Contains(r.Status.Reason, role), nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return nil
+}
