@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -71,7 +73,7 @@ func nonNegativeDuration(c *cli.Context, name string) error {
 // built (a rollback without --domain).
 func checkScheme(c *cli.Context, name string) error {
 	if s := c.String(name); s != "http" && s != "https" {
-		return &release.UsageError{Input: "--" + name, Value: "(not shown)", Rule: "must be http or https"}
+		return &release.UsageError{Input: "--" + name, Value: release.NotShown, Rule: "must be http or https"}
 	}
 	return nil
 }
@@ -102,16 +104,22 @@ func commitTime(c *cli.Context) (time.Time, error) {
 	return t, nil
 }
 
-// checkEnvPairs names the name of a bad pair only: the rest may be a
-// secret.
+// checkEnvPairs names a bad pair by its position, never its text: a pair
+// without "=" may be a secret given without its NAME= (--env "$TOKEN"),
+// and what comes before an "=" that is not a name may be part of one
+// (--env "$DATABASE_URL", whose query has an "=").
 func checkEnvPairs(c *cli.Context, name string) error {
-	for _, p := range c.StringSlice(name) {
-		if k, _, ok := strings.Cut(p, "="); !ok || k == "" {
-			return &release.UsageError{Input: "--" + name, Value: k, Rule: "must be NAME=VALUE"}
+	for i, p := range c.StringSlice(name) {
+		if k, _, ok := strings.Cut(p, "="); !ok || !envVarName.MatchString(k) {
+			return &release.UsageError{Input: fmt.Sprintf("--%s #%d", name, i+1), Value: release.NotShown,
+				Rule: "must be NAME=VALUE, NAME letters, digits and _, not starting with a digit"}
 		}
 	}
 	return nil
 }
+
+// envVarName is a variable name the chart's env takes: a C identifier.
+var envVarName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func checkWeight(c *cli.Context, name string) error {
 	if w := c.Int(name); w < 0 || w > 100 {

@@ -111,7 +111,7 @@ func withEnv(vals map[string]any, pairs []string) (map[string]any, error) {
 	for _, p := range pairs {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok || k == "" {
-			return nil, &release.UsageError{Input: "--env", Value: k, Rule: "must be NAME=VALUE"}
+			return nil, &release.UsageError{Input: "--env", Value: release.NotShown, Rule: "must be NAME=VALUE"}
 		}
 		env[k] = v
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -58,10 +59,10 @@ func annotation(key, value string) map[string]any {
 	return map[string]any{"ingress": map[string]any{"annotations": map[string]any{key: value}}}
 }
 
-// annotationPath is how a schema error names the annotation key: its
-// JSON Pointer, quoted.
+// annotationPath is how a schema error names the annotation key: a key
+// path, the key quoted in brackets.
 func annotationPath(key string) string {
-	return "'/ingress/annotations/" + strings.NewReplacer("~", "~0", "/", "~1").Replace(key) + "'"
+	return "ingress.annotations[" + strconv.Quote(key) + "]: "
 }
 
 // inject is YAML that, pasted raw after a value, would add a rule routing
@@ -72,37 +73,36 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		vals map[string]any
-		// want is how the error names the offending key: its schema path
-		// or the key itself.
+		// want is how the error names the offending key: its key path.
 		want string
 		// previewOnly: production overrides the key with its own value
 		// (production.*), so only a preview sees the user's.
 		previewOnly bool
 	}{
-		{name: "newline in ingress.path", vals: under("ingress.path", "/"+inject), want: "'/ingress/path'"},
-		{name: "space in ingress.path", vals: under("ingress.path", "/a b"), want: "'/ingress/path'"},
-		{name: "dot segment in ingress.path", vals: under("ingress.path", "/api/../admin"), want: "'/ingress/path'"},
-		{name: "relative ingress.path", vals: under("ingress.path", "api"), want: "'/ingress/path'"},
-		{name: "newline in ingress.className", vals: under("ingress.className", "traefik"+inject), want: "'/ingress/className'"},
-		{name: "newline in ingress.tls.secretName", vals: under("ingress.tls", map[string]any{"enabled": true, "secretName": "wildcard-tls" + inject}), want: "'/ingress/tls/secretName'"},
-		{name: "newline in ingress.tls.clusterIssuer", vals: under("ingress.tls", map[string]any{"enabled": true, "clusterIssuer": "letsencrypt\nhelm.sh/resource-policy: keep"}), want: "'/ingress/tls/clusterIssuer'"},
-		{name: "newline in ingress.tls.issuer", vals: under("ingress.tls", map[string]any{"enabled": true, "issuer": "letsencrypt\nhelm.sh/resource-policy: keep"}), want: "'/ingress/tls/issuer'"},
-		{name: "newline in an env key", vals: under("env", map[string]any{"A: b\n            - name: B": "c"}), want: "additional properties 'A: b"},
-		{name: "env key not a C identifier", vals: under("env", map[string]any{"LOG-LEVEL": "debug"}), want: "additional properties 'LOG-LEVEL'"},
-		{name: "env key the chart sets", vals: under("env", map[string]any{"COMMIT_SHA": "0000000"}), want: "'/env/COMMIT_SHA'"},
-		{name: "env value not a scalar", vals: under("env", map[string]any{"A": map[string]any{"valueFrom": "x"}}), want: "'/env/A'"},
-		{name: "newline in an imagePullSecrets entry", vals: under("imagePullSecrets", []any{"pull\n        - name: other"}), want: "'/imagePullSecrets/0'"},
-		{name: "newline in image.pullPolicy", vals: under("image.pullPolicy", "Always\n          command: [sh]"), want: "'/image/pullPolicy'"},
-		{name: "newline in readinessProbe.path", vals: under("readinessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "'/readinessProbe/path'"},
-		{name: "newline in livenessProbe.path", vals: under("livenessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "'/livenessProbe/path'"},
-		{name: "percentage with newline in podDisruptionBudget.minAvailable", vals: under("podDisruptionBudget.minAvailable", "50%\n  maxUnavailable: 0"), want: "'/podDisruptionBudget/minAvailable'"},
-		{name: "newline in production.target.namespace", vals: under("production.target.namespace", "other\n  annotations: {}"), want: "'/production/target/namespace'", previewOnly: true},
-		{name: "unknown top-level key", vals: map[string]any{"extraRules": []any{map[string]any{"host": "myapp.example.com"}}}, want: "'extraRules'"},
-		{name: "second host as ingress.hosts", vals: under("ingress.hosts", []any{"myapp.example.com"}), want: "'hosts'"},
-		{name: "second host as ingress.tls.hosts", vals: under("ingress.tls.hosts", []any{"myapp.example.com"}), want: "'hosts'"},
-		{name: "typo in a nested key", vals: under("ingress.tls.secretname", "wildcard-tls"), want: "'secretname'"},
-		{name: "exec probe", vals: under("livenessProbe.exec", map[string]any{"command": []any{"sh"}}), want: "'exec'"},
-		{name: "unknown securityContext key", vals: under("securityContext.runAsRoot", true), want: "'runAsRoot'"},
+		{name: "newline in ingress.path", vals: under("ingress.path", "/"+inject), want: "ingress.path: "},
+		{name: "space in ingress.path", vals: under("ingress.path", "/a b"), want: "ingress.path: "},
+		{name: "dot segment in ingress.path", vals: under("ingress.path", "/api/../admin"), want: "ingress.path: "},
+		{name: "relative ingress.path", vals: under("ingress.path", "api"), want: "ingress.path: "},
+		{name: "newline in ingress.className", vals: under("ingress.className", "traefik"+inject), want: "ingress.className: "},
+		{name: "newline in ingress.tls.secretName", vals: under("ingress.tls", map[string]any{"enabled": true, "secretName": "wildcard-tls" + inject}), want: "ingress.tls.secretName: "},
+		{name: "newline in ingress.tls.clusterIssuer", vals: under("ingress.tls", map[string]any{"enabled": true, "clusterIssuer": "letsencrypt\nhelm.sh/resource-policy: keep"}), want: "ingress.tls.clusterIssuer: "},
+		{name: "newline in ingress.tls.issuer", vals: under("ingress.tls", map[string]any{"enabled": true, "issuer": "letsencrypt\nhelm.sh/resource-policy: keep"}), want: "ingress.tls.issuer: "},
+		{name: "newline in an env key", vals: under("env", map[string]any{"A: b\n            - name: B": "c"}), want: `env["A: b\n`},
+		{name: "env key not a C identifier", vals: under("env", map[string]any{"LOG-LEVEL": "debug"}), want: "env.LOG-LEVEL: is not allowed"},
+		{name: "env key the chart sets", vals: under("env", map[string]any{"COMMIT_SHA": "0000000"}), want: "env.COMMIT_SHA: "},
+		{name: "env value not a scalar", vals: under("env", map[string]any{"A": map[string]any{"valueFrom": "x"}}), want: "env.A: "},
+		{name: "newline in an imagePullSecrets entry", vals: under("imagePullSecrets", []any{"pull\n        - name: other"}), want: "imagePullSecrets[0]: "},
+		{name: "newline in image.pullPolicy", vals: under("image.pullPolicy", "Always\n          command: [sh]"), want: "image.pullPolicy: "},
+		{name: "newline in readinessProbe.path", vals: under("readinessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "readinessProbe.path: "},
+		{name: "newline in livenessProbe.path", vals: under("livenessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "livenessProbe.path: "},
+		{name: "percentage with newline in podDisruptionBudget.minAvailable", vals: under("podDisruptionBudget.minAvailable", "50%\n  maxUnavailable: 0"), want: "podDisruptionBudget.minAvailable: "},
+		{name: "newline in production.target.namespace", vals: under("production.target.namespace", "other\n  annotations: {}"), want: "production.target.namespace: ", previewOnly: true},
+		{name: "unknown top-level key", vals: map[string]any{"extraRules": []any{map[string]any{"host": "myapp.example.com"}}}, want: "extraRules: is not allowed"},
+		{name: "second host as ingress.hosts", vals: under("ingress.hosts", []any{"myapp.example.com"}), want: "ingress.hosts: is not allowed"},
+		{name: "second host as ingress.tls.hosts", vals: under("ingress.tls.hosts", []any{"myapp.example.com"}), want: "ingress.tls.hosts: is not allowed"},
+		{name: "typo in a nested key", vals: under("ingress.tls.secretname", "wildcard-tls"), want: "ingress.tls.secretname: is not allowed"},
+		{name: "exec probe", vals: under("livenessProbe.exec", map[string]any{"command": []any{"sh"}}), want: "livenessProbe.exec: is not allowed"},
+		{name: "unknown securityContext key", vals: under("securityContext.runAsRoot", true), want: "securityContext.runAsRoot: is not allowed"},
 		{name: "helm resource policy", vals: annotation("helm.sh/resource-policy", "keep"), want: annotationPath("helm.sh/resource-policy")},
 		{name: "helm hook", vals: annotation("helm.sh/hook", "pre-install"), want: annotationPath("helm.sh/hook")},
 		{name: "helm ownership", vals: annotation("meta.helm.sh/release-name", "myapp"), want: annotationPath("meta.helm.sh/release-name")},
@@ -112,20 +112,29 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 		{name: "nginx canary", vals: annotation("nginx.ingress.kubernetes.io/canary", "true"), want: annotationPath("nginx.ingress.kubernetes.io/canary")},
 		{name: "nginx.org snippets", vals: annotation("nginx.org/location-snippets", "return 302 https://x;"), want: annotationPath("nginx.org/location-snippets")},
 		{name: "second host as traefik router.rule", vals: annotation("traefik.ingress.kubernetes.io/router.rule", "Host(`myapp.example.com`)"), want: annotationPath("traefik.ingress.kubernetes.io/router.rule")},
-		{name: "newline in an annotation key", vals: annotation("a\nhelm.sh/resource-policy", "keep"), want: "additional properties 'a"},
+		{name: "newline in an annotation key", vals: annotation("a\nhelm.sh/resource-policy", "keep"), want: `ingress.annotations["a\nhelm.sh/resource-policy"]: is not allowed`},
 	} {
-		for _, prod := range []bool{false, true} {
-			if prod && tc.previewOnly {
-				continue
-			}
-			mode := map[bool]string{false: "preview", true: "production"}[prod]
-			t.Run(mode+"/"+tc.name, func(t *testing.T) {
-				got, err := renderOffline(t, prod, tc.vals)
-				if !release.IsUsage(err) || !strings.Contains(err.Error(), tc.want) {
-					t.Fatalf("err = %v, want a usage error naming %s; rendered:\n%s", err, tc.want, got)
-				}
-			})
+		checkRefused(t, tc.name, tc.vals, tc.previewOnly, tc.want, "")
+	}
+}
+
+// checkRefused renders vals for a preview and, unless previewOnly, for
+// production, each a subtest mode/name, and wants a usage error of one
+// line that names want and does not hold hidden (when set).
+func checkRefused(t *testing.T, name string, vals map[string]any, previewOnly bool, want, hidden string) {
+	t.Helper()
+	for _, prod := range []bool{false, true} {
+		if prod && previewOnly {
+			continue
 		}
+		mode := map[bool]string{false: "preview", true: "production"}[prod]
+		t.Run(mode+"/"+name, func(t *testing.T) {
+			got, err := renderOffline(t, prod, vals)
+			if !release.IsUsage(err) || !strings.Contains(err.Error(), want) || strings.ContainsAny(err.Error(), "\r\n") ||
+				hidden != "" && strings.Contains(err.Error(), hidden) {
+				t.Fatalf("err = %v\nwant a usage error of one line naming %q, without the value; rendered:\n%s", err, want, got)
+			}
+		})
 	}
 }
 
@@ -316,9 +325,9 @@ func TestDeployRefusesHostileValuesWithoutChangingTheCluster(t *testing.T) {
 		vals map[string]any
 		want string
 	}{
-		{"path injection", under("ingress.path", "/"+inject), "'/ingress/path'"},
+		{"path injection", under("ingress.path", "/"+inject), "ingress.path: "},
 		{"resource policy", annotation("helm.sh/resource-policy", "keep"), annotationPath("helm.sh/resource-policy")},
-		{"second host", under("ingress.hosts", []any{"myapp.preview.example.com"}), "'hosts'"},
+		{"second host", under("ingress.hosts", []any{"myapp.preview.example.com"}), "ingress.hosts: is not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := f.deploy(t, testSHA, func(d *release.Deploy) { d.Values = tc.vals })

@@ -141,8 +141,8 @@ func (p *plan) validate(ctx context.Context) error {
 	if err != nil {
 		return &UsageError{Input: "values", Value: firstLine(err.Error()), Rule: "must be a YAML map"}
 	}
-	if err := chartutil.ValidateAgainstSchema(p.chart, merged); err != nil {
-		return &UsageError{Input: "values", Value: schemaProblems(err), Rule: "they break the chart's values.schema.json"}
+	if err := checkSchema(p.chart, merged); err != nil {
+		return err
 	}
 	in := action.NewInstall(new(action.Configuration))
 	in.ClientOnly, in.DryRun, in.Replace = true, true, true
@@ -181,22 +181,6 @@ func (p *plan) hasReferenceGrant() bool {
 // release (the gateway router, with routing enabled).
 func (p *plan) hasHTTPRoute() bool {
 	return strings.Contains(p.manifest, "\nkind: HTTPRoute\nmetadata:\n  name: "+p.release+"\n")
-}
-
-// schemaProblems joins the violations Helm's ValidateAgainstSchema lists,
-// one per "- " line under the chart's name. Helm returns them as text
-// only (no typed error in v3), so this is the one place that reads it.
-func schemaProblems(err error) string {
-	var problems []string
-	for _, l := range strings.Split(err.Error(), "\n") {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(l), "- "); ok {
-			problems = append(problems, p)
-		}
-	}
-	if len(problems) == 0 {
-		return strings.ReplaceAll(err.Error(), "\n", " ")
-	}
-	return strings.Join(problems, "; ")
 }
 
 // withAppVersion returns a shallow copy of ch whose app version is v:

@@ -12,6 +12,14 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
+// NotShown is the Value of a UsageError whose input may hold a secret,
+// quoted in the input's place: chart values (a schema refusal names the
+// key and the rule), an --env pair, a --url-scheme. A UsageError quotes
+// its Value only when the input is a name or a reference shipper checks
+// and never a secret: an app name, a SHA, an image, a chart or values
+// file path, a host, an ingress class, a revision, a time, an address.
+const NotShown = "(not shown)"
+
 // Image is an image reference split the way the chart wants it. The
 // release engine treats it as a string: it never talks to a registry.
 type Image struct {
