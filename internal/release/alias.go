@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Branch aliases: a stable host per branch, "<app>-<ref>.<domain>", that
@@ -115,11 +117,11 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 		return nil, err
 	}
 	// The commit's Lease is watched from now on, so a killed move's two
-	// locks expire together for the next one (lookAhead).
-	lctx, stop := c.lookAhead(ctx, lockName{n.Namespace, n.Release})
+	// locks expire together for the next one (lease.Locker.LookAhead).
+	lctx, stop := c.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
 	defer stop()
-	err := c.withLock(lctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
-		return c.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+	err := c.locker.Do(lctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
+		return c.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			cur, err := c.deployedRecord(ctx, n.ProductionNamespace, n.AliasRelease, consistent)
 			if err != nil {
 				return err
@@ -281,22 +283,4 @@ func (c *Configuration) uninstallAlias(ctx context.Context, n Names, a servingAl
 		c.log.Info("deleted the branch alias", "ref", a.Ref, "release", a.Release)
 	}
 	return gone, err
-}
-
-// withLocks runs fn holding the Leases of releases in namespace, taken in
-// the order given (sorted by the caller, so two operations never wait on
-// each other), each watched from the start (lookAhead).
-func (c *Configuration) withLocks(ctx context.Context, namespace string, releases []string, fn func(context.Context) error) error {
-	if len(releases) == 0 {
-		return fn(ctx)
-	}
-	var next []lockName
-	for _, r := range releases[1:] {
-		next = append(next, lockName{namespace, r})
-	}
-	ctx, stop := c.lookAhead(ctx, next...)
-	defer stop()
-	return c.withLock(ctx, namespace, releases[0], func(ctx context.Context) error {
-		return c.withLocks(ctx, namespace, releases[1:], fn)
-	})
 }

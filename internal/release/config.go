@@ -19,6 +19,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Configuration is what every operation shares, as Helm's
@@ -37,6 +39,7 @@ type Configuration struct {
 	routing  Routing
 	self     self
 	lease    time.Duration
+	locker   *lease.Locker // nil offline
 
 	gwOnce sync.Once
 	gw     gwclient.Interface
@@ -87,6 +90,7 @@ func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
 	if c.client, err = kubernetes.NewForConfig(c.rest); err != nil {
 		return nil, err
 	}
+	c.locker = c.newLocker()
 	if c.metadata, err = metadata.NewForConfig(c.rest); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,8 @@ import (
 	"helm.sh/helm/v3/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Delete uninstalls one commit's release and deletes its namespace. It
@@ -57,12 +59,12 @@ func (d *Delete) Run(ctx context.Context, n Names) (*Deleted, error) {
 	// between the checks and the delete (each takes it); production's
 	// keeps a promote from even planning with it meanwhile.
 	// Those after production's are watched from now on, so a killed
-	// delete's locks expire together for the next one (lookAhead).
-	ahead := []lockName{{n.Namespace, n.Release}}
+	// delete's locks expire together for the next one (lease.Locker.LookAhead).
+	ahead := []lease.Name{{Namespace: n.Namespace, Name: n.Release}}
 	if d.WithAlias {
-		ahead = append(ahead, lockName{n.ProductionNamespace, n.AliasRelease})
+		ahead = append(ahead, lease.Name{Namespace: n.ProductionNamespace, Name: n.AliasRelease})
 	}
-	lctx, stop := d.cfg.lookAhead(ctx, ahead...)
+	lctx, stop := d.cfg.locker.LookAhead(ctx, ahead...)
 	defer stop()
 	err = d.cfg.withProductionLock(lctx, n, func(ctx context.Context) error { return d.locked(ctx, n, out, true, nil) })
 	if errors.Is(err, ErrNoProduction) {
@@ -128,7 +130,7 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, production b
 		}
 		return err
 	}
-	return d.cfg.withLocks(ctx, n.ProductionNamespace, aliasLocks, func(ctx context.Context) error {
+	return d.cfg.locker.DoAll(ctx, n.ProductionNamespace, aliasLocks, func(ctx context.Context) error {
 		if len(aliasLocks) > 0 {
 			gone, err := d.cfg.uninstallAlias(ctx, n, servingAlias{Release: n.AliasRelease, Ref: n.Ref})
 			if err != nil {
@@ -141,7 +143,7 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, production b
 		if out.Gone {
 			return nil
 		}
-		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+		return d.cfg.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			if guard != nil {
 				if err := guard(ctx); err != nil {
 					return err

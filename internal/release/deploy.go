@@ -9,6 +9,8 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // maxHistory bounds the revisions Helm keeps per release: enough to roll
@@ -137,7 +139,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	}
 	var rel *release.Release
 	run := func(ctx context.Context) error {
-		return d.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+		return d.cfg.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			if d.Credentials != nil {
 				if err := d.cfg.applyPullSecret(ctx, n.Namespace, img.Repository, *d.Credentials); err != nil {
 					return err
@@ -195,8 +197,8 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	// holds production's lock too, taken first as every operation does.
 	if wasLive {
 		// The commit's Lease is watched from now on, so a killed deploy's
-		// two locks expire together for the next one (lookAhead).
-		lctx, stop := d.cfg.lookAhead(ctx, lockName{n.Namespace, n.Release})
+		// two locks expire together for the next one (lease.Locker.LookAhead).
+		lctx, stop := d.cfg.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
 		defer stop()
 		err = d.cfg.withProductionLock(lctx, n, run)
 	} else {

@@ -67,7 +67,8 @@
 // maps to exit code 2) returned before anything in the cluster changes; a
 // failed rollout is a *RolloutError naming pod, reason and logs.
 //
-// Locks are Leases, taken in one order: production's, then a branch
+// Locks are Leases ("shipper-<release>", internal/lease's Locker, made by
+// NewConfiguration), taken in one order: production's, then a branch
 // alias's, then a commit's.
 // Access (access.go): shipper binds ClusterRole shipper-namespace to itself
 // in each namespace it makes, its only rights there (deploy/rbac).
@@ -78,7 +79,8 @@
 // install/upgrade with pending repair; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
 // objects; alias.go branch aliases; prune.go retention; verify.go
-// --verify; check.go the invariants; lock.go the Leases. Reaching the
-// cluster (kube.Options), retrying what passes and waiting for a
-// Deployment are internal/kube's.
+// --verify; check.go the invariants; lock.go the Locker and the
+// uninterruptible production switch. Reaching the cluster (kube.Options),
+// retrying what passes and waiting for a Deployment are internal/kube's;
+// taking, renewing and giving up a Lease is internal/lease's.
 package release

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"helm.sh/helm/v3/pkg/release"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 // TestUndecodableRecords: a release record that does not decode (Helm
@@ -58,4 +62,21 @@ func TestUndecodableRecords(t *testing.T) {
 		}
 		t.Errorf("records left = %v, want revision 1 alone (deployed; the undecodable 2-4 pruned)", names)
 	}
+}
+
+// scratchNamespace is the test environment, its admin clientset and a
+// namespace made for one test, deleted after it.
+func scratchNamespace(t *testing.T, prefix string) (*testenv.Env, kubernetes.Interface, string) {
+	t.Helper()
+	env := testenv.Get(t)
+	cs, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
+	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	return env, cs, ns
 }

@@ -84,7 +84,7 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 	return p, nil
 }
 
-// withProductionLock is withLock on the production release of n's app,
+// withProductionLock is locker.Do on the production release of n's app,
 // which must exist: a Lease cannot be created in a missing namespace, and
 // a missing production namespace means there is no production yet.
 func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func(context.Context) error) error {
@@ -98,7 +98,7 @@ func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func
 	if err := c.owned(ns, n); err != nil {
 		return err
 	}
-	return c.withLock(ctx, n.ProductionNamespace, n.ProductionRelease, fn)
+	return c.locker.Do(ctx, n.ProductionNamespace, n.ProductionRelease, fn)
 }
 
 func errNoProduction(n Names) error {

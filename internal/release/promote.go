@@ -8,6 +8,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Promote points the production host at one commit. Production is its own
@@ -137,16 +139,16 @@ func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
 	}
 	var prod *Production
 	// The commit's Lease is watched from now on, so a killed promote's two
-	// locks expire together for the next one (lookAhead).
-	lctx, stop := p.cfg.lookAhead(ctx, lockName{n.Namespace, n.Release})
+	// locks expire together for the next one (lease.Locker.LookAhead).
+	lctx, stop := p.cfg.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
 	defer stop()
-	err = p.cfg.withLock(lctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
+	err = p.cfg.locker.Do(lctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
 		// Production's lock, then the commit's (the order Delete takes them
 		// too): no delete or deploy of the commit runs until the switch is
 		// done, and the decisive check below is a fresh read under both.
 		// A canary's live commit needs no lock of its own: deleting or
 		// re-deploying the live commit takes production's.
-		return p.cfg.withLock(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
+		return p.cfg.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
 			if err := check(ctx, consistent); err != nil {
 				return err
 			}

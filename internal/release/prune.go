@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Prune removes an app's previews by retention policy, as a scheduled
@@ -125,7 +123,7 @@ func (p *Prune) Run(ctx context.Context, n Names) (*Pruned, error) {
 	}
 	for i := range out.Items {
 		if it := &out.Items[i]; it.Action == "delete" && it.Kind == "alias" {
-			p.record(out, it, p.cfg.withLock(ctx, n.ProductionNamespace, it.Release, func(ctx context.Context) error {
+			p.record(out, it, p.cfg.locker.Do(ctx, n.ProductionNamespace, it.Release, func(ctx context.Context) error {
 				_, err := p.cfg.uninstallAlias(ctx, n, servingAlias{Release: it.Release, Ref: it.Ref})
 				return err
 			}))
@@ -237,13 +235,14 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 		}
 		out = append(out, it)
 	}
-	// A job working on a commit holds its Lease: its commit is kept (one
-	// GET per commit that would otherwise go).
+	// A job working on a commit holds its Lease (in the commit's own
+	// namespace): its commit is kept (one GET per commit that would
+	// otherwise go).
 	for i := range out {
 		if out[i].Action != "delete" || out[i].Kind != "commit" {
 			continue
 		}
-		held, err := p.cfg.leaseHeld(ctx, out[i].Release, now)
+		held, err := p.cfg.locker.Holder(ctx, out[i].Release, out[i].Release, now)
 		if err != nil {
 			return nil, err
 		}
@@ -252,26 +251,6 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 		}
 	}
 	return out, nil
-}
-
-// leaseHeld names the holder of release's Lease (in its own namespace)
-// when it is held and not expired, "" otherwise.
-func (c *Configuration) leaseHeld(ctx context.Context, release string, now time.Time) (string, error) {
-	l, err := c.client.CoordinationV1().Leases(release).Get(ctx, "shipper-"+release, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) || apierrors.IsForbidden(err) {
-		return "", nil // never locked, or a namespace whose RoleBinding a killed deploy never made
-	}
-	if err != nil {
-		return "", fmt.Errorf("reading the lock of %s: %w", release, err)
-	}
-	s := l.Spec
-	if s.HolderIdentity == nil || *s.HolderIdentity == "" || s.RenewTime == nil || s.LeaseDurationSeconds == nil {
-		return "", nil
-	}
-	if s.RenewTime.Add(time.Duration(*s.LeaseDurationSeconds) * time.Second).Before(now) {
-		return "", nil // a killed job's: expired
-	}
-	return *s.HolderIdentity, nil
 }
 
 // errChanged is a planned removal whose commit was deployed again since.

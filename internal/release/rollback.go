@@ -11,6 +11,8 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	"helm.sh/helm/v3/pkg/storage/driver"
+
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Rollback returns production to an earlier promotion with Helm's own
@@ -78,12 +80,12 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	}
 	// The target commit's Lease, as the watch cache names it, is watched
 	// from now on, so a killed rollback's two locks expire together for
-	// the next one (lookAhead).
+	// the next one (lease.Locker.LookAhead).
 	lctx := ctx
 	_, hint, hintErr := pick(ctx, cached)
 	if hintErr == nil {
 		var stop func()
-		lctx, stop = r.cfg.lookAhead(ctx, lockName{hint.Namespace, hint.Release})
+		lctx, stop = r.cfg.locker.LookAhead(ctx, lease.Name{Namespace: hint.Namespace, Name: hint.Release})
 		defer stop()
 	}
 	err := r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
@@ -92,11 +94,11 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		// target is first read from the watch cache, so that both Leases
 		// are written before the decisive consistent read, made under
 		// both: a consistent list right after a Lease write waits for the
-		// watch cache's progress notification (lockerr.go), and a second
-		// one within 100 ms waited up to 100 ms more. A cached read that
+		// watch cache's progress notification (internal/lease, watched.go),
+		// and a second one within 100 ms waited up to 100 ms more. A cached read that
 		// lags (a promote finished a moment ago) names another commit:
 		// then its lock is given back and the right one taken. The cached
-		// read is the one made before production's lock, for lookAhead.
+		// read is the one made before production's lock, for LookAhead.
 		tn, err := hint, hintErr
 		if err != nil {
 			if _, tn, err = pick(ctx, consistent); err != nil {
@@ -104,7 +106,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			}
 		}
 		for tries := 0; ; tries++ {
-			err := r.cfg.withLock(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
+			err := r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
 				target, ftn, err := pick(ctx, consistent)
 				if err != nil {
 					return err
@@ -208,7 +210,7 @@ func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Name
 	for _, c := range routed {
 		up := func(ctx context.Context) error { return r.cfg.sizeUp(ctx, c, size, why) }
 		if c.Release != tn.Release {
-			err = r.cfg.withLock(ctx, c.Namespace, c.Release, up)
+			err = r.cfg.locker.Do(ctx, c.Namespace, c.Release, up)
 		} else {
 			err = up(ctx)
 		}

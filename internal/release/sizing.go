@@ -503,7 +503,7 @@ func (c *Configuration) settleOne(ctx context.Context, n Names, sha string) erro
 	} else if err != nil {
 		return err
 	}
-	return c.withLock(ctx, cn.Namespace, cn.Release, func(ctx context.Context) error {
+	return c.locker.Do(ctx, cn.Namespace, cn.Release, func(ctx context.Context) error {
 		return c.sizeDown(ctx, cn, "production routes elsewhere")
 	})
 }

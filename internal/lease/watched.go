@@ -1,4 +1,4 @@
-package release
+package lease
 
 import (
 	"context"
@@ -17,7 +17,7 @@ import (
 var unreachableGrace = 10 * time.Second
 
 // watchedLock is the Lease lock with the apiserver's last answer kept, so
-// withLock can tell a lock held by another operation (worth waiting for)
+// Do can tell a lock held by another operation (worth waiting for)
 // from one that cannot be taken at all. client-go's leader election
 // retries every error until its context ends and reports them to klog
 // only: without this, a token without Lease rights or a namespace being
@@ -36,8 +36,8 @@ type watchedLock struct {
 	written    *resourcelock.LeaderElectionRecord
 	wroteAt    time.Time
 
-	// asked is closed once withLock asks for the lock: until then the
-	// Lease is read but not written (lookAhead).
+	// asked is closed once Do asks for the lock: until then the
+	// Lease is read but not written (LookAhead).
 	asked <-chan struct{}
 }
 
@@ -56,7 +56,7 @@ func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	if err == nil {
 		// LeaseLock keeps the Lease it read: from now on an update goes
 		// against that one, which another holder may have written (this
-		// job paused past the lease, then cut off). release must not
+		// job paused past the lease, then cut off). giveUp must not
 		// empty it blindly: it reads and compares the holder instead.
 		l.mu.Lock()
 		if l.written != nil && (r == nil || r.HolderIdentity != l.written.HolderIdentity) {
@@ -115,8 +115,8 @@ func (l *watchedLock) Update(ctx context.Context, ler resourcelock.LeaderElectio
 	return err
 }
 
-// waitAsked holds back the write that would take the lock until withLock
-// asks for it: an election lookAhead started reads the Lease from the
+// waitAsked holds back the write that would take the lock until Do
+// asks for it: an election LookAhead started reads the Lease from the
 // start, so the lease of a killed job counts from then, but takes it only
 // in the order the operation takes its locks. A write that waited carries
 // the time it is sent, not the time the elector made it. It goes against
@@ -148,89 +148,6 @@ func (l *watchedLock) waitAsked(ctx context.Context, ler resourcelock.LeaderElec
 	}
 }
 
-// lockName is the Lease of one release's lock: shipper-<release> in
-// namespace.
-type lockName struct{ namespace, release string }
-
-// lookAhead starts the elections of locks that the operation takes later,
-// each nested in withLock calls on ctx's: promote takes production's lock,
-// then the commit's. Their withLock calls take these elections over.
-//
-// client-go judges a Lease another holder has stopped renewing expired a
-// lease after it first read it (its own clock, never the holder's), and
-// an election started only once the outer lock was won began counting
-// then: a job killed holding two locks cost the next one two leases, one
-// after the other (a promote took 30.5-31.4 s, now 15.9-16.2 s). Started
-// here, every election counts from the start, and the locks of a killed
-// job all expire together. The order
-// locks are taken in is unchanged, and with it the freedom from deadlock:
-// an election reads its Lease from the start but writes it only once its
-// withLock asks, holding the outer locks. A write that had to wait goes
-// against the Lease as read before it: if another job wrote it meanwhile,
-// it conflicts and the election reads it again.
-//
-// The returned function ends the elections no withLock took over.
-func (c *Configuration) lookAhead(ctx context.Context, locks ...lockName) (context.Context, func()) {
-	a := &ahead{c: c, parent: aheadOf(ctx), elections: map[lockName]*election{}}
-	for _, l := range locks {
-		if a.elections[l] != nil || startedAhead(ctx, c, l, false) != nil {
-			continue
-		}
-		if e, err := c.elect(ctx, l); err == nil { // else withLock reports it
-			a.elections[l] = e
-		}
-	}
-	if len(a.elections) == 0 {
-		return ctx, func() {}
-	}
-	return context.WithValue(ctx, aheadKey{}, a), func() {
-		a.mu.Lock()
-		left := a.elections
-		a.elections = nil
-		a.mu.Unlock()
-		for _, e := range left {
-			e.stop() // never asked, so never written
-			<-e.ended
-		}
-	}
-}
-
-type aheadKey struct{}
-
-// ahead holds the elections lookAhead started that no withLock has taken
-// over yet.
-type ahead struct {
-	c         *Configuration
-	parent    *ahead
-	mu        sync.Mutex
-	elections map[lockName]*election
-}
-
-func aheadOf(ctx context.Context) *ahead {
-	a, _ := ctx.Value(aheadKey{}).(*ahead)
-	return a
-}
-
-// startedAhead returns the election lookAhead started for l in ctx, if
-// any, and with take takes it over: no one else will.
-func startedAhead(ctx context.Context, c *Configuration, l lockName, take bool) *election {
-	for a := aheadOf(ctx); a != nil; a = a.parent {
-		if a.c != c {
-			continue
-		}
-		a.mu.Lock()
-		e := a.elections[l]
-		if take {
-			delete(a.elections, l)
-		}
-		a.mu.Unlock()
-		if e != nil {
-			return e
-		}
-	}
-	return nil
-}
-
 func (l *watchedLock) wrote(ler resourcelock.LeaderElectionRecord) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -246,17 +163,17 @@ func (l *watchedLock) renewedJustNow(ler resourcelock.LeaderElectionRecord) bool
 		ler.LeaseDurationSeconds == w.LeaseDurationSeconds
 }
 
-// release gives up the Lease if this lock still holds it, as client-go's
+// giveUp gives up the Lease if this lock still holds it, as client-go's
 // own release does (holder emptied, duration one second), so the next
 // operation need not wait for it to expire. The update is sent against
 // the Lease as this lock last wrote it (its resourceVersion), so it fails
 // harmlessly when another holder has written since: one request, where a
 // read then a write took two. It reports false on a conflict, which is
 // also what a write of this lock's that applied but lost its answer
-// leaves: the caller then reads the Lease and decides (releaseLease). A
+// leaves: the caller then reads the Lease and decides (giveUpIfHeld). A
 // Lease gone with its namespace, or an apiserver out of reach, expires by
 // itself.
-func (l *watchedLock) release(ctx context.Context) bool {
+func (l *watchedLock) giveUp(ctx context.Context) bool {
 	l.mu.Lock()
 	w := l.written
 	l.mu.Unlock()

@@ -1,9 +1,9 @@
-package release
+package lease
 
 import (
 	"context"
-	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -13,11 +13,12 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/shipper-dev/shipper/internal/kube"
@@ -48,15 +49,12 @@ func TestLockGivesUpOnAnUnreachableAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewConfiguration(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newLocker(t, rc, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	start := time.Now()
 	ran := false
-	err = c.withLock(ctx, "ns", "rel", func(context.Context) error { ran = true; return nil })
+	err = c.Do(ctx, "ns", "rel", func(context.Context) error { ran = true; return nil })
 	took := time.Since(start)
 	t.Logf("gave up after %v: %v", took.Round(10*time.Millisecond), err)
 	if ran {
@@ -71,8 +69,10 @@ func TestLockGivesUpOnAnUnreachableAPIServer(t *testing.T) {
 	}
 }
 
-// leaseRequests records the requests a Configuration sends for Leases.
+// leaseRequests records the requests a Locker sends for Leases, through
+// rc.
 type leaseRequests struct {
+	rc  *rest.Config
 	mu  sync.Mutex
 	got []string
 }
@@ -100,7 +100,7 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// TestLockWritesItsLeaseOnceAndReleasesItInOneRequest: taking a lock
+// TestLockWritesItsLeaseOnceAndGivesItUpInOneRequest: taking a lock
 // writes its Lease once (client-go's renew loop renewed at once on
 // winning: a second write within milliseconds, after which the next
 // consistent list of release records waited up to 100 ms for the watch
@@ -108,16 +108,9 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // update against the Lease as last written; a Lease changed behind the
 // lock's back (a write of its own that applied but lost its answer) is
 // read and released all the same.
-func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
-	env, cs, ns := scratchNamespace(t, "locks")
+func TestLockWritesItsLeaseOnceAndGivesItUpInOneRequest(t *testing.T) {
+	cs, ns, seen, c := observedLocker(t, 0)
 	ctx := context.Background()
-	var seen leaseRequests
-	rc := env.AdminConfig()
-	rc.Wrap(seen.wrap)
-	c, err := NewConfiguration(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	holder := func() string {
 		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
 		if err != nil {
@@ -128,7 +121,7 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 
 	// A new Lease: read, created; released in one update. fn outlasts
 	// minRenewal (250 ms with the default 15 s lease) by little.
-	if err := c.withLock(ctx, ns, "rel", func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil }); err != nil {
+	if err := c.Do(ctx, ns, "rel", func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := seen.take(); got != "GET POST PUT" {
@@ -138,7 +131,7 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 		t.Errorf("holder after release = %q, want none", h)
 	}
 	// An existing one: read, taken, released.
-	if err := c.withLock(ctx, ns, "rel", func(context.Context) error { return nil }); err != nil {
+	if err := c.Do(ctx, ns, "rel", func(context.Context) error { return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := seen.take(); got != "GET PUT PUT" {
@@ -146,11 +139,8 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 	}
 
 	// Renewals go on every retry period: a 1.5 s lease renews every 50 ms.
-	short, err := NewConfiguration(rc, WithLockLease(1500*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := short.withLock(ctx, ns, "rel", func(context.Context) error { time.Sleep(400 * time.Millisecond); return nil }); err != nil {
+	short := newLocker(t, seen.rc, 1500*time.Millisecond)
+	if err := short.Do(ctx, ns, "rel", func(context.Context) error { time.Sleep(400 * time.Millisecond); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	if got := seen.take(); strings.Count(got, "PUT") < 5 {
@@ -159,7 +149,7 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 
 	// Changed behind the lock's back: the release's update conflicts, and
 	// the Lease is read and released.
-	err = c.withLock(ctx, ns, "rel", func(context.Context) error {
+	err := c.Do(ctx, ns, "rel", func(context.Context) error {
 		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -179,12 +169,12 @@ func TestLockWritesItsLeaseOnceAndReleasesItInOneRequest(t *testing.T) {
 	}
 }
 
-// TestLockReleaseSparesALeaseTakenOver: a lock that read its Lease after
+// TestLockGiveUpSparesALeaseTakenOver: a lock that read its Lease after
 // another holder took it over (this job paused past the lease) does not
 // empty that holder's Lease on release: LeaseLock keeps the Lease it last
 // read, so the one-request release would have gone through.
-func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
-	env, cs, ns := scratchNamespace(t, "lockover")
+func TestLockGiveUpSparesALeaseTakenOver(t *testing.T) {
+	env, cs, ns := scratchNamespace(t)
 	ctx := context.Background()
 	lock := &watchedLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: ns, Name: "shipper-rel"},
@@ -208,14 +198,11 @@ func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
 	if _, _, err := lock.Get(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if lock.release(ctx) {
-		t.Error("release reported the Lease released, want it left to the read-and-compare path")
+	if lock.giveUp(ctx) {
+		t.Error("giveUp reported the Lease given up, want it left to the read-and-compare path")
 	}
-	c, err := NewConfiguration(env.AdminConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.release(lock, ns, "shipper-rel", "a")
+	c := newLocker(t, env.AdminConfig(), 0)
+	c.giveUp(lock, ns, "shipper-rel", "a")
 	l, err = cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-rel", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -232,30 +219,17 @@ func TestLockReleaseSparesALeaseTakenOver(t *testing.T) {
 // only once the outer lock was won: the inner lease was waited out after
 // the outer one (6.3 s here with a 3 s lease; 3.1 s now).
 func TestLockKilledJobCostsOneLease(t *testing.T) {
-	env, cs, ns := scratchNamespace(t, "lockkill")
+	env, cs, ns := scratchNamespace(t)
 	ctx := context.Background()
 	const lease = 3 * time.Second
 	// The killed job's Leases: renewed a moment ago, never again.
 	for _, name := range []string{"outer", "inner"} {
-		now := metav1.NewMicroTime(time.Now())
-		_, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Name: "shipper-" + name},
-			Spec: coordinationv1.LeaseSpec{
-				HolderIdentity: ptr.To("killed"), LeaseDurationSeconds: ptr.To(int32(lease / time.Second)),
-				AcquireTime: &now, RenewTime: &now,
-			},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
+		createLease(t, cs, ns, "shipper-"+name, "killed", int32(lease/time.Second))
 	}
-	c, err := NewConfiguration(env.AdminConfig(), WithLockLease(lease))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := newLocker(t, env.AdminConfig(), lease)
 	start := time.Now()
 	var got time.Duration
-	err = c.withLocks(ctx, ns, []string{"outer", "inner"}, func(context.Context) error {
+	err := c.DoAll(ctx, ns, []string{"outer", "inner"}, func(context.Context) error {
 		got = time.Since(start)
 		return nil
 	})
@@ -277,11 +251,8 @@ func TestLockKilledJobCostsOneLease(t *testing.T) {
 // the same lock. The inner Lease is read from the start but written only
 // once the outer one is held.
 func TestLockNestedLocksNeitherOverlapNorDeadlock(t *testing.T) {
-	env, _, ns := scratchNamespace(t, "lockrace")
-	c, err := NewConfiguration(env.AdminConfig(), WithLockLease(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, _, ns := scratchNamespace(t)
+	c := newLocker(t, env.AdminConfig(), 2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var mu sync.Mutex
@@ -303,7 +274,7 @@ func TestLockNestedLocksNeitherOverlapNorDeadlock(t *testing.T) {
 		}
 		wg.Go(func() {
 			for range 3 {
-				err := c.withLocks(ctx, ns, locks, func(context.Context) error {
+				err := c.DoAll(ctx, ns, locks, func(context.Context) error {
 					hold(locks, 1)
 					defer hold(locks, -1)
 					time.Sleep(50 * time.Millisecond)
@@ -323,17 +294,17 @@ func TestLockNestedLocksNeitherOverlapNorDeadlock(t *testing.T) {
 // election whose read of its Lease was refused once (an apiserver
 // restarted while the job waited for the outer lock: its authorizer
 // answers Forbidden until its RBAC caches fill) and then found no Lease
-// holds its create until withLock asks. The refusal is not cleared by the
+// holds its create until Do asks. The refusal is not cleared by the
 // NotFound read, nor by the AlreadyExists answer its held create gets when
-// another job made the Lease meanwhile: withLock's failure check then sees
+// another job made the Lease meanwhile: Do's failure check then sees
 // a "run of refusals" as old as the whole wait and gives the lock up with
 // that stale Forbidden, though the apiserver answered every request since.
-// A fresh election (the code before lookAhead) sent its create right after
+// A fresh election (the code before LookAhead) sent its create right after
 // the read, with no wait in between.
 func TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked(t *testing.T) {
 	defer func(g time.Duration) { refusedGrace = g }(refusedGrace)
 	refusedGrace = 500 * time.Millisecond
-	env, cs, ns := scratchNamespace(t, "lockstale")
+	env, cs, ns := scratchNamespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var refused atomic.Bool
@@ -348,11 +319,8 @@ func TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked(t *testing.T) {
 			return rt.RoundTrip(req)
 		})
 	})
-	c, err := NewConfiguration(rc, WithLockLease(3*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lctx, stop := c.lookAhead(ctx, lockName{ns, "inner"})
+	c := newLocker(t, rc, 3*time.Second)
+	lctx, stop := c.LookAhead(ctx, Name{ns, "inner"})
 	defer stop()
 	// Refused, then not found: the create is held. Longer than refusedGrace.
 	time.Sleep(time.Second)
@@ -360,16 +328,10 @@ func TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked(t *testing.T) {
 		t.Fatal("the look-ahead election never read its Lease")
 	}
 	// Another job took the inner lock meanwhile and released it.
-	now := metav1.NewMicroTime(time.Now())
-	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "shipper-inner"},
-		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To(int32(1)), AcquireTime: &now, RenewTime: &now},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	createLease(t, cs, ns, "shipper-inner", "", 1) // given up
 	ran := false
-	err = c.withLock(lctx, ns, "outer", func(ctx context.Context) error {
-		return c.withLock(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
+	err := c.Do(lctx, ns, "outer", func(ctx context.Context) error {
+		return c.Do(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
 	})
 	if err != nil || !ran {
 		t.Fatalf("took the free inner lock: ran=%v err=%v; want it taken (the one refusal was before the wait, every answer since was fine)", ran, err)
@@ -383,17 +345,10 @@ func TestLockLookAheadForgetsRefusalsFromBeforeItWasAsked(t *testing.T) {
 // conflicts), and an election never asked only reads, and stops reading
 // at stop().
 func TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder(t *testing.T) {
-	env, cs, ns := scratchNamespace(t, "lockahead")
+	cs, ns, seen, c := observedLocker(t, 2*time.Second)
 	ctx := context.Background()
-	var seen leaseRequests
-	rc := env.AdminConfig()
-	rc.Wrap(seen.wrap)
-	c, err := NewConfiguration(rc, WithLockLease(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Never asked: reads only, nothing after stop.
-	_, stop := c.lookAhead(ctx, lockName{ns, "unasked"})
+	_, stop := c.LookAhead(ctx, Name{ns, "unasked"})
 	time.Sleep(500 * time.Millisecond)
 	stop()
 	if got := seen.take(); strings.Trim(strings.ReplaceAll(got, "GET", ""), " ") != "" || got == "" {
@@ -405,14 +360,8 @@ func TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder(t *testing.T) {
 	}
 
 	// Free when read (released), then taken and renewed by a live holder.
-	now := metav1.NewMicroTime(time.Now())
-	if _, err := cs.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "shipper-inner"},
-		Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(""), LeaseDurationSeconds: ptr.To(int32(1)), AcquireTime: &now, RenewTime: &now},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	lctx, stop := c.lookAhead(ctx, lockName{ns, "inner"})
+	createLease(t, cs, ns, "shipper-inner", "", 1) // given up
+	lctx, stop := c.LookAhead(ctx, Name{ns, "inner"})
 	defer stop()
 	time.Sleep(300 * time.Millisecond) // read free: the take is held
 	live, liveCancel := context.WithCancel(ctx)
@@ -433,8 +382,8 @@ func TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder(t *testing.T) {
 	wctx, wcancel := context.WithTimeout(lctx, 3*time.Second)
 	defer wcancel()
 	ran := false
-	err = c.withLock(wctx, ns, "outer", func(ctx context.Context) error {
-		return c.withLock(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
+	err := c.Do(wctx, ns, "outer", func(ctx context.Context) error {
+		return c.Do(ctx, ns, "inner", func(context.Context) error { ran = true; return nil })
 	})
 	liveCancel()
 	<-renewed
@@ -450,19 +399,55 @@ func TestLockLookAheadNeverWritesUnaskedNorOverAnotherHolder(t *testing.T) {
 	}
 }
 
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// observedLocker is a Locker with lease in a namespace of its own, whose
+// requests for Leases are recorded.
+func observedLocker(t *testing.T, lease time.Duration) (kubernetes.Interface, string, *leaseRequests, *Locker) {
+	t.Helper()
+	env, cs, ns := scratchNamespace(t)
+	seen := &leaseRequests{rc: env.AdminConfig()}
+	seen.rc.Wrap(seen.wrap)
+	return cs, ns, seen, newLocker(t, seen.rc, lease)
+}
+
+// createLease makes the Lease name in ns as holder left it a moment ago,
+// for seconds.
+func createLease(t *testing.T, cs kubernetes.Interface, ns, name, holder string, seconds int32) {
+	t.Helper()
+	now := metav1.NewMicroTime(time.Now())
+	if _, err := cs.CoordinationV1().Leases(ns).Create(context.Background(), &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To(holder), LeaseDurationSeconds: ptr.To(seconds), AcquireTime: &now, RenewTime: &now,
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newLocker is a Locker of shipper's Leases ("shipper-<name>") on the
+// cluster of rc, with lease (0: DefaultLease).
+func newLocker(t *testing.T, rc *rest.Config, lease time.Duration) *Locker {
+	t.Helper()
+	// client-go's leader election logs through klog; keep test output
+	// readable. A logger, as klog copies errors to stderr otherwise.
+	klog.SetSlogLogger(slog.New(slog.DiscardHandler))
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Locker{Client: cs.CoordinationV1(), Lease: lease, Prefix: "shipper-"}
+}
+
 // scratchNamespace is the test environment, its admin clientset and a
 // namespace made for one test, deleted after it.
-func scratchNamespace(t *testing.T, prefix string) (*testenv.Env, kubernetes.Interface, string) {
+func scratchNamespace(t *testing.T) (*testenv.Env, kubernetes.Interface, string) {
 	t.Helper()
 	env := testenv.Get(t)
 	cs, err := env.AdminClient()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano())
-	if _, err := cs.CoreV1().Namespaces().Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cs.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	return env, cs, ns
+	return env, cs, env.Namespace(t)
 }
