@@ -2,6 +2,8 @@ package lease
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -13,7 +15,9 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -450,4 +454,23 @@ func scratchNamespace(t *testing.T) (*testenv.Env, kubernetes.Interface, string)
 		t.Fatal(err)
 	}
 	return env, cs, env.Namespace(t)
+}
+
+// TestARefusalOutlivesTheRequestItsGiveUpCut: once a run of refusals passes
+// its grace the election is stopped, which cuts the request in flight; that
+// request's "context canceled" is no answer of the apiserver's, and the job
+// is told the refusal (TestLockFailsFastWithoutLeaseRights in the release
+// suite failed now and then with "context canceled" instead).
+func TestARefusalOutlivesTheRequestItsGiveUpCut(t *testing.T) {
+	defer func(g time.Duration) { refusedGrace = g }(refusedGrace)
+	refusedGrace = 0
+	l := &watchedLock{}
+	forbidden := apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "shipper-x", errors.New("no right"))
+	l.note(context.Background(), forbidden, time.Now())
+	cut, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.note(cut, fmt.Errorf("Get %q: %w", "https://apiserver/leases/shipper-x", context.Canceled), time.Now())
+	if err := l.failure(); !apierrors.IsForbidden(err) {
+		t.Errorf("failure() = %v, want the refusal", err)
+	}
 }

@@ -51,7 +51,7 @@ func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionReco
 	start := time.Now()
 	r, b, err := l.Interface.Get(ctx)
 	if !apierrors.IsNotFound(err) { // a Lease not made yet is the normal start
-		l.note(err, start)
+		l.note(ctx, err, start)
 	}
 	if err == nil {
 		// LeaseLock keeps the Lease it read: from now on an update goes
@@ -75,7 +75,7 @@ func (l *watchedLock) Create(ctx context.Context, ler resourcelock.LeaderElectio
 	start := time.Now()
 	err = l.Interface.Create(ctx, ler)
 	if !apierrors.IsAlreadyExists(err) { // another operation's, just made
-		l.note(err, start)
+		l.note(ctx, err, start)
 	}
 	if err == nil {
 		l.wrote(ler)
@@ -107,7 +107,7 @@ func (l *watchedLock) Update(ctx context.Context, ler resourcelock.LeaderElectio
 	start := time.Now()
 	err = l.Interface.Update(ctx, ler)
 	if !apierrors.IsConflict(err) { // another operation renewed first
-		l.note(err, start)
+		l.note(ctx, err, start)
 	}
 	if err == nil {
 		l.wrote(ler)
@@ -190,8 +190,14 @@ func (l *watchedLock) giveUp(ctx context.Context) bool {
 // note keeps the answer to a request begun at start. A run of connection
 // failures counts from the start of its first request: the retrying
 // transport has already spent up to ~16 s on that one, and counting from
-// its end would make a job wait out that time twice.
-func (l *watchedLock) note(err error, start time.Time) {
+// its end would make a job wait out that time twice. A request cut by its
+// own context (the election stopped, as when a run of refusals passed its
+// grace) says nothing of the apiserver: kept, it would replace the refusal
+// the job is told about with "context canceled".
+func (l *watchedLock) note(ctx context.Context, err error, start time.Time) {
+	if err != nil && ctx.Err() != nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
