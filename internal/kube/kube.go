@@ -62,7 +62,8 @@ func (o Options) RESTConfig() (*rest.Config, error) {
 	var cfg *rest.Config
 	if o.URL != "" {
 		if _, err := url.ParseRequestURI(o.URL); err != nil {
-			return nil, &UsageError{Input: "--kube-url", Value: o.URL, Rule: "must be the API server URL, like https://k8s.example.com:6443"}
+			// Not shown: a URL that does not parse may still hold user:password@.
+			return nil, &UsageError{Input: "--kube-url", Value: "(not shown)", Rule: "must be the API server URL, like https://k8s.example.com:6443"}
 		}
 		cfg = &rest.Config{Host: o.URL}
 	} else {
