@@ -48,6 +48,10 @@ type Configuration struct {
 	chartOnce sync.Once
 	chart     *chart.Chart
 	chartErr  error
+
+	settingsOnce sync.Once
+	settingsVal  Settings
+	settingsErr  error
 }
 
 // Option configures a Configuration.
