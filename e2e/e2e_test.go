@@ -255,6 +255,12 @@ func TestPipelineOnARealNode(t *testing.T) {
 	if err := env.Apply(context.Background(), "../deploy/rbac-shared"); err != nil {
 		t.Fatalf("applying deploy/rbac-shared: %v", err)
 	}
+	// The cluster's base domains (deploy/rbac/hosts.yaml), as an admin
+	// writes them once.
+	domains := map[string]string{"domains": routers[0].domain + " " + routers[1].domain}
+	if err := env.ApplySettings(context.Background(), domains); err != nil {
+		t.Fatal(err)
+	}
 	token, err := env.Token(context.Background(), "shipper-system", "shipper")
 	if err != nil {
 		t.Fatal(err)
@@ -263,7 +269,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.token = token
-	say(t, "kubectl apply -k deploy/rbac-shared: shipper runs as ServiceAccount shipper-system/shipper")
+	say(t, "kubectl apply -k deploy/rbac-shared: shipper runs as ServiceAccount shipper-system/shipper; base domains %s", domains["domains"])
 	for _, b := range [][]string{
 		{"-o", c.shipper, "../cmd/shipper"},
 		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},
@@ -465,7 +471,7 @@ func pipeline(t *testing.T, c *cluster) {
 func branch(t *testing.T, c *cluster) {
 	shaD := "d4e5f60718293a4b5c6d7e8f90123456789012ab"
 	shaE := "e5f60718293a4b5c6d7e8f90123456789012abcd"
-	aliasHost := c.app + "-feature-x." + c.router.domain
+	aliasHost := c.app + "--feature-x." + c.router.domain
 	push := func(sha, when string) *cluster {
 		b := *c
 		b.extra = []string{"CI_COMMIT_REF_SLUG=feature-x", "CI_COMMIT_TIMESTAMP=" + when}

@@ -166,7 +166,7 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 	first := git("rev-parse", "--short=8", "HEAD")
 	run("--manual", "shipper:promote")
 	review := dotenv("shipper:review", "deploy.env", "SHIPPER_ALIAS_URL")
-	if want := "http://demo-gcl-hello-main." + c.router.domain; review != want {
+	if want := "http://demo-gcl-hello--main." + c.router.domain; review != want {
 		t.Errorf("review environment URL %q, want the branch alias %q", review, want)
 	}
 	c.eventually(t, host(review), "/version", 200, first)

@@ -19,6 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
+
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
@@ -767,6 +770,22 @@ func TestNamespaceLabelValuesShipperNeverSets(t *testing.T) {
 	if _, err := a.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
 		t.Errorf("project 101 creates a production namespace labelled %s=%q: err = %v, want Forbidden", release.LabelSHA, ns.Labels[release.LabelSHA], err)
 	}
+	// An app named like another app's preview (hosts.yaml): its production
+	// host would be that preview's; one with "--", whose hosts would be
+	// another app's alias hosts.
+	for _, lookalike := range []string{app + "-1a2b3c4d", "x--" + app} {
+		ns = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: lookalike + "-production", Labels: map[string]string{
+			release.LabelManagedBy: release.ManagedBy, release.LabelApp: lookalike, release.LabelRole: release.RoleProduction,
+			"pod-security.kubernetes.io/enforce": "restricted", release.LabelProject: "101",
+		}}}
+		if _, err := a.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !apierrors.IsForbidden(err) {
+			t.Errorf("project 101 creates the production namespace of app %s: err = %v, want Forbidden", lookalike, err)
+		}
+	}
+	ns.Name, ns.Labels[release.LabelApp] = app+"-production", app
+	if _, err := a.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); err != nil {
+		t.Errorf("project 101 creates the production namespace of app %s: %v", app, err)
+	}
 }
 
 // TestWhatAProjectCannotChangeAfterCreation (hostile review of d09a869 and
@@ -962,4 +981,120 @@ subjects:
 			t.Errorf("applied %s from the old file, then %s from deploy/rbac: subjects %+v, want none", c.before, c.after, got.Subjects)
 		}
 	}
+}
+
+// TestAHostBelongsToOneApp (issue 26): with project 4711's token, an
+// Ingress or HTTPRoute in its own namespace may name only its app's derived
+// hosts under the cluster's base domains and the hosts granted to 4711
+// (testSettings): the apiserver (deploy/rbac/hosts.yaml) refuses the rest,
+// and release.Settings.HostAllowed, which shipper asks before any change,
+// answers as the apiserver does for every host. Another app's production
+// host, preview host or alias host, a host without a rule, a TLS entry for
+// another host (what cert-manager's ingress-shim would request a
+// certificate for) and a catch-all are refused; `deploy --host` or
+// `--domain` outside them is exit 2 with nothing created.
+func TestAHostBelongsToOneApp(t *testing.T) {
+	env := testenv.Get(t)
+	ctx := context.Background()
+	if err := env.InstallGatewayAPI(ctx); err != nil {
+		t.Fatal(err)
+	}
+	app, ns, e, tok := deployedFor(t, env, "4711", "host", "cdcdcdcd55555555555555555555555555555555")
+	cs, err := kubernetes.NewForConfig(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwc, err := gwclient.NewForConfig(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settings := release.Settings{Found: true, Data: testSettings}
+	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
+	hosts := map[string]bool{
+		app + ".example.com":               true,
+		app + "-0123abcd.example.com":      true,
+		app + "--main.preview.example.com": true,
+		"shop.example.org":                 true,
+		"a.previews.example.org":           true,
+		"other.example.com":                false, // app other's production
+		app + "-main.example.com":          false, // app <app>-main's production
+		"other-0123abcd.example.com":       false,
+		"other--main.example.com":          false,
+		"x." + app + ".example.com":        false,
+		app + ".example.net":               false,
+		"www.example.com":                  false,
+		"example.com":                      false,
+		"*.example.com":                    false,
+		"shop.example.org.example.com":     false,
+		strings.TrimSuffix(app, app[len(app)-1:]) + ".example.com": false,
+	}
+	for host, want := range hosts {
+		if got := settings.HostAllowed(app, "4711", host); got != want {
+			t.Errorf("HostAllowed(%s) = %v, want %v", host, got, want)
+		}
+		_, errIng := cs.NetworkingV1().Ingresses(ns).Create(ctx, probeIngress(host, nil, networkingv1.PathTypePrefix), dry)
+		_, errRoute := gwc.GatewayV1().HTTPRoutes(ns).Create(ctx, &gwv1.HTTPRoute{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
+			Spec:       gwv1.HTTPRouteSpec{Hostnames: []gwv1.Hostname{gwv1.Hostname(host)}},
+		}, dry)
+		for kind, err := range map[string]error{"Ingress": errIng, "HTTPRoute": errRoute} {
+			if want && err != nil || !want && !apierrors.IsForbidden(err) {
+				t.Errorf("%s for %s in %s's namespace: err = %v, want allowed %v", kind, host, app, err, want)
+			}
+		}
+	}
+
+	own := app + ".example.com"
+	catchAll := probeIngress("", nil, networkingv1.PathTypePrefix)
+	otherTLS := probeIngress(own, nil, networkingv1.PathTypePrefix)
+	otherTLS.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{own, "other.example.com"}, SecretName: "x"}}
+	anyTLS := probeIngress(own, nil, networkingv1.PathTypePrefix)
+	anyTLS.Spec.TLS = []networkingv1.IngressTLS{{SecretName: "x"}}
+	withDefault := probeIngress(own, nil, networkingv1.PathTypePrefix)
+	withDefault.Spec.DefaultBackend = withDefault.Spec.Rules[0].HTTP.Paths[0].Backend.DeepCopy()
+	twoRules := probeIngress(own, nil, networkingv1.PathTypePrefix)
+	twoRules.Spec.Rules = append(twoRules.Spec.Rules, probeIngress("other.example.com", nil, networkingv1.PathTypePrefix).Spec.Rules...)
+	for what, ing := range map[string]*networkingv1.Ingress{
+		"a rule without a host": catchAll, "a TLS entry for another app's host": otherTLS,
+		"a TLS entry without hosts": anyTLS, "a default backend": withDefault, "a second rule for another app's host": twoRules,
+	} {
+		if _, err := cs.NetworkingV1().Ingresses(ns).Create(ctx, ing, dry); !apierrors.IsForbidden(err) {
+			t.Errorf("Ingress with %s: err = %v, want Forbidden", what, err)
+		}
+	}
+	ownTLS := probeIngress(own, nil, networkingv1.PathTypePrefix)
+	ownTLS.Spec.TLS = []networkingv1.IngressTLS{{Hosts: []string{own}, SecretName: "x"}}
+	if _, err := cs.NetworkingV1().Ingresses(ns).Create(ctx, ownTLS, dry); err != nil {
+		t.Errorf("Ingress with TLS for its own host: %v", err)
+	}
+	if _, err := gwc.GatewayV1().HTTPRoutes(ns).Create(ctx, &gwv1.HTTPRoute{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"}}, dry); !apierrors.IsForbidden(err) {
+		t.Errorf("HTTPRoute without hostnames: err = %v, want Forbidden", err)
+	}
+
+	// shipper asks the same question before its first change.
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := with(e, "CI_COMMIT_SHA", "cdcdcdce55555555555555555555555555555555", "CI_COMMIT_SHORT_SHA", "cdcdcdce")
+	if r := runBinary(t, next, "package"); r.code != 0 {
+		t.Fatalf("package: %s", r.stderr)
+	}
+	for _, args := range [][]string{
+		{"deploy", "--host", "other.example.com"},
+		{"deploy", "--domain", "example.net"},
+		{"deploy", "--host", "{sha}.{app}.{domain}"},
+	} {
+		r := runBinary(t, next, args...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "is not app "+app+"'s on this cluster") {
+			t.Errorf("%v: exit %d, stderr %q; want exit 2 naming the host's owner rule", args, r.code, r.stderr)
+		}
+	}
+	if _, err := admin.CoreV1().Namespaces().Get(ctx, app+"-cdcdcdce", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace of the refused deploys: err = %v, want NotFound (nothing created)", err)
+	}
+	if r := runBinary(t, next, "deploy", "--host", "shop.example.org"); r.code != 0 {
+		t.Errorf("deploy --host of a host granted to the project: exit %d, %s", r.code, r.stderr)
+	}
+	_ = admin.CoreV1().Namespaces().Delete(ctx, app+"-cdcdcdce", metav1.DeleteOptions{})
 }

@@ -23,13 +23,13 @@ Example:
    shipper deploy --app myapp --sha 7c77eb36 --domain preview.example.com \
      --image registry.example.com/group/myapp:7c77eb36 --dotenv deploy.env
    # stdout: https://myapp-7c77eb36.preview.example.com
-   # with --ref main (GitLab: CI_COMMIT_REF_SLUG), https://myapp-main.preview.example.com
+   # with --ref main (GitLab: CI_COMMIT_REF_SLUG), https://myapp--main.preview.example.com
    # follows the branch; deploy.env gets SHIPPER_URL and SHIPPER_ALIAS_URL`,
 		Flags: flags(commitFlags(), imageFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "resolve", Value: true, Usage: "pin the image to its digest before installing (fails fast when it is missing)", EnvVars: []string{"SHIPPER_RESOLVE"}},
 			previewHostFlag(),
 			refFlag(),
-			&cli.StringFlag{Name: "alias-host", Usage: "alias host template with {app}, {ref}, {domain} (default {app}-{ref}.{domain})", EnvVars: []string{"SHIPPER_ALIAS_HOST"}},
+			&cli.StringFlag{Name: "alias-host", Usage: "alias host template with {app}, {ref}, {domain} (default {app}--{ref}.{domain})", EnvVars: []string{"SHIPPER_ALIAS_HOST"}},
 			commitTimeFlag(),
 			pullUserFlag(),
 			pullPasswordFlag(),

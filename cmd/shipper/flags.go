@@ -143,7 +143,7 @@ func pullPasswordFlag() cli.Flag {
 }
 
 func refFlag() cli.Flag {
-	return &cli.StringFlag{Name: "ref", Usage: "branch (or tag) the commit is from: deploy moves its alias <app>-<ref>.<domain> to the commit once it is available, unless a newer commit of the branch has it; delete --with-alias deletes that alias; '' for none", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}}
+	return &cli.StringFlag{Name: "ref", Usage: "branch (or tag) the commit is from: deploy moves its alias <app>--<ref>.<domain> to the commit once it is available, unless a newer commit of the branch has it; delete --with-alias deletes that alias; '' for none", EnvVars: []string{"SHIPPER_REF", "CI_COMMIT_REF_SLUG"}}
 }
 
 // waitFlag is --wait (SHIPPER_WAIT), on by default.

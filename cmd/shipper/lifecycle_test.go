@@ -37,10 +37,22 @@ var leastPrivilege struct {
 	err  error
 }
 
+// testSettings are the cluster settings the admin of the tests' cluster
+// writes once (deploy/rbac/hosts.yaml): the base domains the tests use, and
+// hosts granted to project 4711 (TestAHostBelongsToOneApp).
+var testSettings = map[string]string{
+	"domains":    "example.com, preview.example.com new.example.com",
+	"hosts.4711": "shop.example.org *.previews.example.org",
+}
+
 // shipperToken is a token of deploy/rbac-shared's ServiceAccount.
 func shipperToken(t *testing.T, env *testenv.Env) *rest.Config {
 	t.Helper()
-	leastPrivilege.once.Do(func() { leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac-shared") })
+	leastPrivilege.once.Do(func() {
+		if leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac-shared"); leastPrivilege.err == nil {
+			leastPrivilege.err = env.ApplySettings(context.Background(), testSettings)
+		}
+	})
 	if leastPrivilege.err != nil {
 		t.Fatalf("applying deploy/rbac-shared: %v", leastPrivilege.err)
 	}

@@ -24,7 +24,7 @@ Example:
    7c77eb36  deployed  5m   https://myapp-7c77eb36.example.com    *     main
    3f9a1c2e  deployed  2h   https://myapp-3f9a1c2e.example.com          feature-login
    # during a canary (promote --weight 10): LIVE "* 90%" and "canary 10%";
-   # ALIAS: the branches whose alias (https://myapp-main.example.com) serves it
+   # ALIAS: the branches whose alias (https://myapp--main.example.com) serves it
 
    shipper list --all-apps    # every app of this project (--project-id), an APP column first`,
 		Flags: append(globalFlags(),

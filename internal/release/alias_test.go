@@ -103,8 +103,8 @@ func TestBranchAliasFollowsTheNewestCommit(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy A: %v", err)
 	}
-	if a.Alias == nil || !a.Alias.Moved || a.Alias.SHA != "aaaaaaaa" || a.Alias.URL != "https://"+f.app+"-main.preview.example.com" {
-		t.Fatalf("deploy A alias = %+v, want moved to aaaaaaaa at https://%s-main.preview.example.com", a.Alias, f.app)
+	if a.Alias == nil || !a.Alias.Moved || a.Alias.SHA != "aaaaaaaa" || a.Alias.URL != "https://"+f.app+"--main.preview.example.com" {
+		t.Fatalf("deploy A alias = %+v, want moved to aaaaaaaa at https://%s--main.preview.example.com", a.Alias, f.app)
 	}
 	if got := f.aliasIngresses(t, "main"); len(got) != 1 || got[0] != nsA {
 		t.Fatalf("alias Ingresses in %v, want [%s]", got, nsA)

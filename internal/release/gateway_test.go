@@ -607,7 +607,7 @@ func TestGatewayBranchAlias(t *testing.T) {
 	if got := backends(first); len(got) != 1 || got[0] != f.app+"-aaaaaaaa/"+f.app+"-aaaaaaaa" {
 		t.Errorf("alias route backends %v, want A's Service", got)
 	}
-	if len(first.Spec.Hostnames) != 1 || string(first.Spec.Hostnames[0]) != f.app+"-main.preview.example.com" || first.Labels["shipper.dev/role"] != "alias" {
+	if len(first.Spec.Hostnames) != 1 || string(first.Spec.Hostnames[0]) != f.app+"--main.preview.example.com" || first.Labels["shipper.dev/role"] != "alias" {
 		t.Errorf("alias route hostnames %v, role %q", first.Spec.Hostnames, first.Labels["shipper.dev/role"])
 	}
 	if a.Alias == nil || !a.Alias.Moved {

@@ -44,7 +44,7 @@ type Names struct {
 	// ProductionRelease and ProductionNamespace name production (equal).
 	ProductionRelease, ProductionNamespace string
 	// Ref is the branch or tag slug given to WithRef; RefPart is Ref as
-	// the {ref} of a host (shortened so "<app>-<ref>" is one DNS label);
+	// the {ref} of a host (shortened so "<app>--<ref>" is one DNS label);
 	// AliasRelease is the release of its alias, "<app>-ref-<ref>", which
 	// lives in ProductionNamespace (alias.go).
 	Ref, RefPart, AliasRelease string
@@ -59,6 +59,9 @@ func NewNames(app, sha string) (Names, error) {
 	slug := Slug(app)
 	if slug == "" {
 		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "needs at least one letter or digit (it is slugged to lowercase [a-z0-9-])"}
+	}
+	if looksLikePreview(slug) {
+		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "ends in \"-\" and 8 hexadecimal characters, the form of another app's preview host (<app>-<sha>): its production host could be that preview's; choose another with --app", Err: ErrAppLikePreview}
 	}
 	n := Names{App: slug, AppPart: appPart(slug)}
 	n.ProductionRelease = n.AppPart + "-" + productionSuffix
@@ -113,6 +116,19 @@ func (n Names) WithSHA(sha string) (Names, error) {
 // ErrRefLikeSHA marks a ref WithRef refuses because it looks like a SHA.
 var ErrRefLikeSHA = errors.New("ref looks like a commit SHA")
 
+// ErrAppLikePreview marks an app name NewNames refuses because its slug
+// ends as a preview host does.
+var ErrAppLikePreview = errors.New("app name looks like a preview host")
+
+// looksLikePreview reports whether slug's last "-"-separated part is
+// shortSHALen hexadecimal characters: "<app>" would then be the preview
+// host label "<other app>-<sha>" of another app.
+func looksLikePreview(slug string) bool {
+	i := strings.LastIndexByte(slug, '-')
+	last := slug[i+1:]
+	return i > 0 && len(last) == shortSHALen && strings.Trim(last, "0123456789abcdef") == ""
+}
+
 // maxRefSlug is the longest ref slug: a label value, as GitLab's
 // CI_COMMIT_REF_SLUG.
 const maxRefSlug = validation.LabelValueMaxLength
@@ -133,7 +149,7 @@ func RefSlug(ref string) string {
 }
 
 // WithRef returns n with the names of ref's alias: the stable host
-// "<app>-<ref>" that follows the branch's newest commit. ref is slugged
+// "<app>--<ref>" that follows the branch's newest commit. ref is slugged
 // with RefSlug (GitLab's CI_COMMIT_REF_SLUG already is). A slug of 7 to
 // 40 hex characters is refused (ErrRefLikeSHA): its host could be a
 // commit's preview host.
@@ -146,7 +162,7 @@ func (n Names) WithRef(ref string) (Names, error) {
 		return Names{}, &UsageError{Input: "--ref", Value: ref, Rule: "looks like a commit SHA, so its alias host could be a commit's preview host: deploy with --ref '' (no alias) or rename the branch", Err: ErrRefLikeSHA}
 	}
 	n.Ref = slug
-	n.RefPart = fit(slug, validation.DNS1123LabelMaxLength-len(n.AppPart)-1)
+	n.RefPart = fitRef(slug, validation.DNS1123LabelMaxLength-len(n.AppPart)-len(aliasSeparator))
 	n.AliasRelease = n.AppPart + "-ref-" + fit(slug, maxReleaseName-len(n.AppPart)-len("-ref-"))
 	if err := validNames(n.App, n.AliasRelease); err != nil {
 		return Names{}, err
@@ -178,6 +194,30 @@ func fit(s string, max int) string {
 	}
 	return strings.TrimRight(s[:max-hashLen-1], "-") + "-" + h[:hashLen]
 }
+
+// aliasSeparator parts app and ref in an alias host, "<app>--<ref>": no
+// slug holds "--" (Slug makes every run of "-" one), so the first "--" of
+// a host label says where the app ends, and no alias host is ever an app's
+// production host ("<app>") or preview host ("<app>-<sha>").
+const aliasSeparator = "--"
+
+// fitRef is fit for the {ref} of an alias host: a shortened ref ends in
+// "--" and a hash of the whole, a form no ref slug has, so a long ref
+// shortened never gives the host of a short one.
+func fitRef(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	sum := sha256.Sum256([]byte(s))
+	h := hex.EncodeToString(sum[:])[:refHashLen]
+	if max <= refHashLen+len(aliasSeparator) {
+		return h[:max]
+	}
+	return strings.TrimRight(s[:max-refHashLen-len(aliasSeparator)], "-") + aliasSeparator + h
+}
+
+// refHashLen is the length of the hash that ends a shortened alias ref.
+const refHashLen = 10
 
 // check refuses Names that NewNames did not make, or that name no commit
 // when commit is true: an operation's first step.
@@ -280,7 +320,11 @@ type Hosts struct {
 	Domain string
 	// PreviewTemplate, ProductionTemplate and AliasTemplate, when set,
 	// replace those defaults; they may use {app}, {sha}, {ref} and
-	// {domain}. A branch alias is <app>-<ref>.<domain> by default.
+	// {domain}. A branch alias is <app>--<ref>.<domain> by default. The
+	// defaults are unambiguous (FuzzHostsUnambiguous): no two of an app's
+	// production, a commit's preview and a ref's alias, of any apps, share
+	// a host; a template may break that, which is why the cluster's
+	// settings decide which hosts a project may use (hosts.go).
 	PreviewTemplate, ProductionTemplate, AliasTemplate string
 	// Scheme of the URLs shipper prints: "https" unless set ("http" for a
 	// local ingress without TLS).
@@ -299,7 +343,7 @@ func (h Hosts) Production(n Names) (string, error) {
 
 // Alias returns the host of n's branch alias (n from WithRef).
 func (h Hosts) Alias(n Names) (string, error) {
-	return h.host("alias", h.AliasTemplate, "{app}-{ref}.{domain}", n)
+	return h.host("alias", h.AliasTemplate, "{app}"+aliasSeparator+"{ref}.{domain}", n)
 }
 
 func (h Hosts) host(kind, tmpl, def string, n Names) (string, error) {

@@ -217,7 +217,7 @@ func TestWithRef(t *testing.T) {
 		t.Errorf("WithRef(Feature/Login) = ref %q release %q", m.Ref, m.AliasRelease)
 	}
 	host, err := Hosts{Domain: "example.com"}.Alias(m)
-	if err != nil || host != "myapp-feature-login.example.com" {
+	if err != nil || host != "myapp--feature-login.example.com" {
 		t.Errorf("alias host = %q, %v", host, err)
 	}
 	for _, bad := range []string{"", "///", "deadbeef", "1234567", "DEADBEEF00"} {

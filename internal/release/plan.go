@@ -123,6 +123,11 @@ func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, name
 		names: n, release: release, namespace: namespace, host: host, url: url,
 		chart: withAppVersion(ch, n.Short), values: vals, labels: c.releaseLabels(n),
 	}
+	if host != "" { // "": a values-only change (sizing) keeps the release's host
+		if err := c.checkHost(ctx, n, host); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.validate(ctx); err != nil {
 		return nil, err
 	}
