@@ -44,7 +44,7 @@ func (f *deployFixture) deployBranch(t *testing.T, sha, ref string, when time.Ti
 // each checked to route the alias host to its own namespace's Service.
 func (f *deployFixture) aliasIngresses(t *testing.T, ref string) []string {
 	t.Helper()
-	return f.routeIngresses(t, release.RoleAlias, f.app+"-ref-"+ref, f.app+"-"+ref+".preview.example.com")
+	return f.routeIngresses(t, release.RoleAlias, f.app+"-ref-"+ref, f.app+"--"+ref+".preview.example.com")
 }
 
 // deleteCommit deletes sha; with a ref, as that branch's stop job does
