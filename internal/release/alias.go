@@ -12,8 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Branch aliases: a stable host per branch, "<app>-<ref>.<domain>", that
@@ -108,7 +106,9 @@ func commitTimeOf(ns *corev1.Namespace) time.Time {
 
 // moveAlias points n.Ref's alias at commit n when n is at least as new as
 // the commit it serves (see the package's alias notes), and repairs its
-// routes when it already does. p is the plan aliasPlan made.
+// routes when it already does. p is the plan aliasPlan made. The move is
+// production's switch (switch.go) on the alias's route, without
+// production's size.
 func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when time.Time, wait bool) (*Alias, error) {
 	a := n.asAlias()
 	out := &Alias{Ref: n.Ref, Release: n.AliasRelease, Host: p.host, URL: p.url, SHA: n.Short}
@@ -116,53 +116,28 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 	if err := c.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
-	// The commit's Lease is watched from now on, so a killed move's two
-	// locks expire together for the next one (lease.Locker.LookAhead).
-	lctx, stop := c.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
-	defer stop()
-	err := c.locker.Do(lctx, n.ProductionNamespace, n.AliasRelease, func(ctx context.Context) error {
-		return c.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-			cur, err := c.deployedRecord(ctx, n.ProductionNamespace, n.AliasRelease, consistent)
-			if err != nil {
-				return err
-			}
-			if cur != nil && cur.SHA != n.Short && cur.CommitTime > when.UnixNano() {
-				out.SHA, out.Revision = cur.SHA, cur.Version
-				out.Note = fmt.Sprintf("serves %s, a newer commit of the branch (%s)", cur.SHA, time.Unix(0, cur.CommitTime).UTC().Format(time.RFC3339))
-				// Not moved, but repaired: what a move killed half way
-				// left (a pending record, a second route) goes now.
-				return c.repairAlias(ctx, a, cur.SHA)
-			}
-			if err := c.requireDeployed(ctx, n, consistent); err != nil {
-				return err
-			}
-			if err := c.requireNamespace(ctx, n); err != nil {
-				return err
-			}
-			if c.router() == RouterGateway {
-				if err := c.requireGrant(ctx, n); err != nil {
-					return err
-				}
-				if err := c.requireGateway(ctx, a); err != nil {
-					return err
-				}
-			}
-			// Like production's switch: begun, it runs to its end.
-			ctx, cancel, err := uninterruptible(ctx)
-			if err != nil {
-				return err
-			}
-			defer cancel()
-			rel, err := c.installOrUpgrade(ctx, p)
-			if err != nil {
-				return err
-			}
-			out.Revision, out.Moved = rel.Version, cur == nil || cur.SHA != n.Short
-			if !out.Moved {
-				out.Note = "already served this commit"
-			}
-			return c.sweepRoutes(ctx, a, n.Short, rel.Manifest)
-		})
+	s := &switchover{route: a, commits: []Names{n}, live: n.Short, plan: p, viaGateway: c.router() == RouterGateway}
+	err := c.underLocks(ctx, a, n, func(ctx context.Context) error {
+		cur, err := c.deployedRecord(ctx, n.ProductionNamespace, n.AliasRelease, consistent)
+		if err != nil {
+			return err
+		}
+		if cur != nil && cur.SHA != n.Short && cur.CommitTime > when.UnixNano() {
+			out.SHA, out.Revision = cur.SHA, cur.Version
+			out.Note = fmt.Sprintf("serves %s, a newer commit of the branch (%s)", cur.SHA, time.Unix(0, cur.CommitTime).UTC().Format(time.RFC3339))
+			// Not moved, but repaired: what a move killed half way
+			// left (a pending record, a second route) goes now.
+			return c.repairAlias(ctx, a, cur.SHA)
+		}
+		rel, err := c.switchRoute(ctx, s)
+		if err != nil {
+			return err
+		}
+		out.Revision, out.Moved = rel.Version, cur == nil || cur.SHA != n.Short
+		if !out.Moved {
+			out.Note = "already served this commit"
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("moving the alias of %s (%s) to %s: %w", n.Ref, p.url, n.Short, err)
@@ -172,10 +147,15 @@ func (c *Configuration) moveAlias(ctx context.Context, n Names, p *plan, when ti
 	} else {
 		c.log.Info("branch alias not moved", "ref", n.Ref, "url", out.URL, "why", out.Note)
 	}
-	if wait && out.SHA == n.Short && ctx.Err() == nil && p.hasHTTPRoute() {
-		if err := c.awaitRoute(ctx, n.ProductionNamespace, n.AliasRelease); err != nil {
-			return nil, fmt.Errorf("moved the alias of %s to %s, but it may not be served: %w", n.Ref, n.Short, err)
-		}
+	if out.SHA != n.Short {
+		return out, nil // it serves a newer commit: nothing to wait for
+	}
+	_, err = c.land(ctx, landing{
+		route: a, done: fmt.Sprintf("moved the alias of %s to %s", n.Ref, n.Short),
+		await: wait && p.hasHTTPRoute(), unserved: "it may not be served",
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

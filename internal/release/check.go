@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 )
 
 // The invariants of an app, which every operation keeps and the next
@@ -45,18 +47,48 @@ func (s *Status) Check(ctx context.Context, n Names) ([]Violation, error) {
 	return s.cfg.check(ctx, n)
 }
 
+// check reads n's app and reports its broken invariants: first those its
+// records and namespaces tell, then those of production's routes.
 func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error) {
 	app, err := c.readApp(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	active := map[string]bool{}
-	for _, ns := range app.namespaces {
-		active[ns.Name] = ns.DeletionTimestamp == nil
+	out := app.checkRecords(n)
+	if app.live == nil {
+		return out, nil
 	}
-	latest, live := app.latest, app.live
+	prod, err := c.checkProduction(ctx, n, app)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, prod...), nil
+}
+
+// active reports whether the app's namespace name exists and is not being
+// deleted.
+func (app *appState) active(name string) bool {
+	for _, ns := range app.namespaces {
+		if ns.Name == name {
+			return ns.DeletionTimestamp == nil
+		}
+	}
+	return false
+}
+
+// deployed reports whether release name's latest revision is deployed in
+// an active namespace.
+func (app *appState) deployed(name string) bool {
+	r, ok := app.latest[name]
+	return ok && r.Status == "deployed" && app.active(name)
+}
+
+// checkRecords reports the invariants the records and namespaces tell: no
+// release left mid-operation, every namespace holding its release, every
+// alias serving a deployed commit.
+func (app *appState) checkRecords(n Names) []Violation {
 	var out []Violation
-	for name, r := range latest {
+	for name, r := range app.latest {
 		if strings.HasPrefix(r.Status, "pending-") || r.Status == "uninstalling" {
 			repair := "shipper deploy --sha " + r.SHA
 			if r.Ref != "" {
@@ -69,23 +101,26 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 		}
 	}
 	for _, ns := range app.namespaces {
-		if _, ok := latest[ns.Name]; !ok && ns.DeletionTimestamp == nil {
+		if _, ok := app.latest[ns.Name]; !ok && ns.DeletionTimestamp == nil {
 			out = append(out, Violation{"every namespace holds its release", fmt.Sprintf("namespace %s has no release record", ns.Name),
 				"shipper deploy --sha " + ns.Labels[LabelSHA] + " or shipper delete --sha " + ns.Labels[LabelSHA]})
 		}
 	}
 	for _, a := range app.aliases {
-		target := n.AppPart + "-" + a.SHA
-		if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
+		if !app.deployed(n.AppPart + "-" + a.SHA) {
 			out = append(out, Violation{"every alias serves a deployed commit",
 				fmt.Sprintf("the alias of %s (release %s) serves %s, whose release is not deployed", a.Ref, a.Name, a.SHA),
 				"shipper deploy of a commit of " + a.Ref + " (moves the alias), or helm uninstall " + a.Name + " -n " + n.ProductionNamespace})
 		}
 	}
-	if live == nil {
-		return out, nil
-	}
-	target := n.AppPart + "-" + live.SHA
+	return out
+}
+
+// checkProduction reports the invariants of production, which serves
+// app.live: routed by exactly one object, to the live commit (and the
+// canary) as its revision says, each of them deployed.
+func (c *Configuration) checkProduction(ctx context.Context, n Names, app *appState) ([]Violation, error) {
+	live := app.live
 	httpRoute, err := c.productionHTTPRoute(ctx, n)
 	if err != nil {
 		return nil, err
@@ -98,6 +133,44 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 	if err != nil {
 		return nil, err
 	}
+	out := checkRoutes(n, live, httpRoute, routes)
+	if live.Canary != "" {
+		canary := n.AppPart + "-" + live.Canary
+		if httpRoute == nil || !slices.Contains(backendNamespaces(httpRoute), canary) {
+			out = append(out, Violation{"production is routed to the canary",
+				fmt.Sprintf("revision %d gives %d%% to %s, which no production route sends requests to", live.Version, live.CanaryWeight, canary),
+				"shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route), or shipper rollback"})
+		}
+		if !app.deployed(canary) {
+			out = append(out, Violation{"the canary commit is deployed",
+				fmt.Sprintf("revision %d gives %d%% to %s, whose release is not deployed", live.Version, live.CanaryWeight, live.Canary),
+				"shipper rollback (back to " + live.SHA + " alone)"})
+		}
+	}
+	target := n.AppPart + "-" + live.SHA
+	if !app.deployed(target) {
+		t, ok := app.latest[target]
+		status := "missing"
+		if ok {
+			status = t.Status
+		}
+		if ok && !app.active(target) {
+			status = "being deleted"
+		}
+		out = append(out, Violation{"the live commit is deployed",
+			fmt.Sprintf("production serves %s, whose release is %s", live.SHA, status),
+			"shipper deploy --sha " + live.SHA + ", or promote another commit"})
+	}
+	return out, nil
+}
+
+// checkRoutes reports how production's routes (its HTTPRoute, nil on the
+// ingress router, and its Ingresses) differ from what revision live says:
+// another route beside the live one, none to the live commit, or an
+// HTTPRoute with other backends than the revision names.
+func checkRoutes(n Names, live *record, httpRoute *gwv1.HTTPRoute, routes []productionRoute) []Violation {
+	var out []Violation
+	target := n.AppPart + "-" + live.SHA
 	var elsewhere []string
 	liveRouted := httpRoute != nil && slices.Contains(backendNamespaces(httpRoute), target)
 	for _, r := range routes {
@@ -120,49 +193,25 @@ func (c *Configuration) check(ctx context.Context, n Names) ([]Violation, error)
 				backendNamespaces(httpRoute), target, live.Version)
 			repair = "shipper promote --sha " + live.SHA + " (re-applies the route), or promote another deployed commit"
 		}
-		out = append(out, Violation{"production is routed to the live commit", missing, repair})
+		return append(out, Violation{"production is routed to the live commit", missing, repair})
 	}
-	if httpRoute != nil && liveRouted {
-		// Exactly the backends the revision names: a canary step killed
-		// after Helm patched the route leaves a backend the records lack.
-		want := []string{target}
-		repair := "shipper promote --sha " + live.SHA + " (re-applies the route)"
-		if live.Canary != "" {
-			want = append(want, n.AppPart+"-"+live.Canary)
-			repair = "shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route)"
-		}
-		got := backendNamespaces(httpRoute)
-		slices.Sort(got)
-		slices.Sort(want)
-		if !slices.Equal(got, want) {
-			out = append(out, Violation{"production is routed as its revision says",
-				fmt.Sprintf("production's HTTPRoute sends requests to %v, revision %d to %v", got, live.Version, want), repair})
-		}
+	if httpRoute == nil {
+		return out
 	}
+	// Exactly the backends the revision names: a canary step killed after
+	// Helm patched the route leaves a backend the records lack.
+	want := []string{target}
+	repair := "shipper promote --sha " + live.SHA + " (re-applies the route)"
 	if live.Canary != "" {
-		canary := n.AppPart + "-" + live.Canary
-		if httpRoute == nil || !slices.Contains(backendNamespaces(httpRoute), canary) {
-			out = append(out, Violation{"production is routed to the canary",
-				fmt.Sprintf("revision %d gives %d%% to %s, which no production route sends requests to", live.Version, live.CanaryWeight, canary),
-				"shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route), or shipper rollback"})
-		}
-		if c, ok := latest[canary]; !ok || c.Status != "deployed" || !active[canary] {
-			out = append(out, Violation{"the canary commit is deployed",
-				fmt.Sprintf("revision %d gives %d%% to %s, whose release is not deployed", live.Version, live.CanaryWeight, live.Canary),
-				"shipper rollback (back to " + live.SHA + " alone)"})
-		}
+		want = append(want, n.AppPart+"-"+live.Canary)
+		repair = "shipper promote --sha " + live.Canary + " --weight " + strconv.Itoa(live.CanaryWeight) + " (re-applies the route)"
 	}
-	if t, ok := latest[target]; !ok || t.Status != "deployed" || !active[target] {
-		status := "missing"
-		if ok {
-			status = t.Status
-		}
-		if ok && !active[target] {
-			status = "being deleted"
-		}
-		out = append(out, Violation{"the live commit is deployed",
-			fmt.Sprintf("production serves %s, whose release is %s", live.SHA, status),
-			"shipper deploy --sha " + live.SHA + ", or promote another commit"})
+	got := backendNamespaces(httpRoute)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		out = append(out, Violation{"production is routed as its revision says",
+			fmt.Sprintf("production's HTTPRoute sends requests to %v, revision %d to %v", got, live.Version, want), repair})
 	}
-	return out, nil
+	return out
 }

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
@@ -78,13 +77,50 @@ func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, err
 }
 
 // Run deploys commit n running image. Bad input returns a *UsageError
-// before anything in the cluster changes.
+// before anything in the cluster changes. Its phases: prepare (plans,
+// checks and the namespace, before any lock), install (under the locks),
+// then move the branch's alias.
 func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error) {
 	if err := d.cfg.requireVerifiable(d.Verify); err != nil {
 		return nil, err
 	}
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
+	dp, err := d.prepare(ctx, n, image)
+	if err != nil {
+		return nil, err
+	}
+	n, p := dp.n, dp.plan
+	rel, err := d.install(ctx, dp)
+	if err != nil {
+		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
+	}
+	d.cfg.log.Info("deployed", "release", n.Release, "revision", rel.Version, "url", p.url)
+	out := &Commit{
+		App: n.AppPart, SHA: n.SHA, Short: n.Short, Release: n.Release, Namespace: n.Namespace,
+		Host: p.host, URL: p.url, Image: dp.img.String(), Revision: rel.Version,
+		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time, Ref: n.Ref,
+	}
+	if out.Alias, err = d.moveAlias(ctx, dp); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// deployment is a deploy as prepared: the commit, its plan and image, the
+// plan of its branch's alias (nil without a ref), and whether production
+// served the commit when it was planned.
+type deployment struct {
+	n       Names
+	plan    *plan
+	img     Image
+	alias   *plan
+	wasLive bool
+}
+
+// prepare plans the deploy of n, checks what the cluster can answer
+// before anything changes, and makes the commit's namespace.
+func (d *Deploy) prepare(ctx context.Context, n Names, image string) (*deployment, error) {
 	n, found, err := d.cfg.beginCommit(ctx, n, writing)
 	if err != nil {
 		return nil, err
@@ -93,37 +129,23 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		return nil, &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
 			"names no deployed commit, and a new one needs at least %d characters (GitLab's CI_COMMIT_SHORT_SHA has 8; CI_COMMIT_SHA all 40)", shortSHALen)}
 	}
-	p, img, err := d.plan(ctx, n, image)
-	if err != nil {
+	dp := &deployment{n: n}
+	if dp.plan, dp.img, err = d.plan(ctx, n, image); err != nil {
 		return nil, err
 	}
-	var ap *plan // the branch alias's
 	if n.Ref != "" {
-		if ap, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
+		if dp.alias, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
 			return nil, err
 		}
 	}
-	if err := d.requireRoutable(ctx, n, p); err != nil {
+	if err := d.requireRoutable(ctx, n, dp.plan); err != nil {
 		return nil, err
 	}
-	if ap != nil && d.Wait {
-		// What the alias move will need, checked before anything of the
-		// commit changes: the production namespace this project's
-		// (requireRoutable made it already for a ReferenceGrant), and on
-		// the gateway router the Gateway (and the alias route on it).
-		if !p.hasReferenceGrant() {
-			if err := d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
-				return nil, err
-			}
-		}
-		if d.cfg.router() == RouterGateway {
-			if err := d.cfg.requireGateway(ctx, n.asAlias()); err != nil {
-				return nil, err
-			}
-		}
+	if err := d.requireAliasMovable(ctx, dp); err != nil {
+		return nil, err
 	}
 	labels := map[string]string{LabelSHA: n.Short}
-	annotations := map[string]string{AnnotationURL: p.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
+	annotations := map[string]string{AnnotationURL: dp.plan.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
 	if n.Ref != "" {
 		labels[LabelRef] = n.Ref
 	}
@@ -133,105 +155,157 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	if err := d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview, labels, annotations); err != nil {
 		return nil, err
 	}
-	wasLive, err := d.cfg.isLive(ctx, n, cached)
+	if dp.wasLive, err = d.cfg.isLive(ctx, n, cached); err != nil {
+		return nil, err
+	}
+	return dp, nil
+}
+
+// requireAliasMovable checks what the alias move will need before
+// anything of the commit changes: the production namespace this
+// project's (requireRoutable made it already for a ReferenceGrant), and
+// on the gateway router the Gateway (and the alias route on it).
+func (d *Deploy) requireAliasMovable(ctx context.Context, dp *deployment) error {
+	if dp.alias == nil || !d.Wait {
+		return nil
+	}
+	if !dp.plan.hasReferenceGrant() {
+		if err := d.cfg.ensureNamespace(ctx, dp.n.ProductionNamespace, dp.n, RoleProduction, nil, nil); err != nil {
+			return err
+		}
+	}
+	if d.cfg.router() == RouterGateway {
+		return d.cfg.requireGateway(ctx, dp.n.asAlias())
+	}
+	return nil
+}
+
+// install installs or upgrades the commit under its lock. Re-deploying
+// the live commit changes what production serves: it holds production's
+// lock too, taken first as every operation does, and the commit's Lease
+// is watched from the start, so a killed deploy's two locks expire
+// together for the next one (lease.Locker.LookAhead).
+func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release, error) {
+	var rel *release.Release
+	run := func(ctx context.Context) error {
+		return d.cfg.locker.Do(ctx, dp.n.Namespace, dp.n.Release, func(ctx context.Context) (err error) {
+			rel, err = d.installLocked(ctx, dp)
+			return err
+		})
+	}
+	if !dp.wasLive {
+		err := run(ctx)
+		return rel, err
+	}
+	lctx, stop := d.cfg.locker.LookAhead(ctx, lease.Name{Namespace: dp.n.Namespace, Name: dp.n.Release})
+	defer stop()
+	err := d.cfg.withProductionLock(lctx, dp.n, run)
+	return rel, err
+}
+
+// installLocked is install under the locks: the commit's secrets, then
+// Helm's install or upgrade, then (Wait) the rollout and the preview
+// route.
+func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Release, error) {
+	n, p := dp.n, dp.plan
+	if err := d.applySecrets(ctx, dp); err != nil {
+		return nil, err
+	}
+	// Confirmed under both locks with a fresh read, so a rollback since
+	// cannot make shipper undo a commit no longer live. (A commit promoted
+	// in the milliseconds before this deploy took its lock may be missed by
+	// the cached read: its failed rollout is then only marked failed, as
+	// for any commit.)
+	live := dp.wasLive
+	if live {
+		var err error
+		if live, err = d.cfg.isLive(ctx, n, consistent); err != nil {
+			return nil, err
+		}
+	}
+	r, err := d.cfg.openRelease(ctx, n.Namespace, n.Release)
 	if err != nil {
 		return nil, err
 	}
-	var rel *release.Release
-	run := func(ctx context.Context) error {
-		return d.cfg.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-			if d.Credentials != nil {
-				if err := d.cfg.applyPullSecret(ctx, n.Namespace, img.Repository, *d.Credentials); err != nil {
-					return err
-				}
-			}
-			version, err := d.cfg.applyEnvSecret(ctx, n, d.Secrets)
-			if err != nil {
-				return err
-			}
-			p.values = mergeValues(p.values, map[string]any{"envSecret": map[string]any{"version": version}})
-			// Confirmed under both locks with a fresh read, so a rollback
-			// since cannot make shipper undo a commit no longer live. (A
-			// commit promoted in the milliseconds before this deploy took
-			// its lock may be missed by the cached read below: its failed
-			// rollout is then only marked failed, as for any commit.)
-			live := wasLive
-			if live {
-				var err error
-				if live, err = d.cfg.isLive(ctx, n, consistent); err != nil {
-					return err
-				}
-			}
-			serving := 0 // the revision production serves, to undo to
-			if live {
-				if serving, err = d.cfg.deployedVersion(n); err != nil {
-					return err
-				}
-			}
-			rel, err = d.cfg.installOrUpgrade(ctx, p)
-			if err != nil {
-				return err
-			}
-			if !d.Wait {
-				return nil
-			}
-			if err := d.cfg.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
-				err = d.cfg.markFailed(n.Namespace, rel, err)
-				if live && serving > 0 {
-					return d.cfg.undoRollout(ctx, n, serving, err)
-				}
-				return err
-			}
-			// On the gateway router the preview URL serves once the
-			// Gateway has taken the route.
-			if p.hasHTTPRoute() {
-				if err := d.cfg.awaitRoute(ctx, n.Namespace, n.Release); err != nil {
-					return err
-				}
-				return d.cfg.verifyServing(ctx, d.Verify, p.url+p.path(), n.SHA)
-			}
-			return nil
-		})
+	serving := 0 // the revision production serves, to undo to
+	if live {
+		serving = r.deployedVersion()
 	}
-	// Re-deploying the live commit changes what production serves: it
-	// holds production's lock too, taken first as every operation does.
-	if wasLive {
-		// The commit's Lease is watched from now on, so a killed deploy's
-		// two locks expire together for the next one (lease.Locker.LookAhead).
-		lctx, stop := d.cfg.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
-		defer stop()
-		err = d.cfg.withProductionLock(lctx, n, run)
-	} else {
-		err = run(ctx)
-	}
+	carried, err := d.cfg.carriedLive(r, p)
 	if err != nil {
-		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
+		return nil, err
 	}
-	d.cfg.log.Info("deployed", "release", n.Release, "revision", rel.Version, "url", p.url)
-	out := &Commit{
-		App: n.AppPart, SHA: n.SHA, Short: n.Short, Release: n.Release, Namespace: n.Namespace,
-		Host: p.host, URL: p.url, Image: img.String(), Revision: rel.Version,
-		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time, Ref: n.Ref,
+	rel, err := d.cfg.installOrUpgrade(ctx, r, p, carried)
+	if err != nil || !d.Wait {
+		return rel, err
 	}
-	if ap == nil {
-		return out, nil
+	return rel, d.awaitServing(ctx, dp, rel, serving)
+}
+
+// applySecrets writes the commit's image pull secret and its secret
+// environment, whose version the pods' template names.
+func (d *Deploy) applySecrets(ctx context.Context, dp *deployment) error {
+	if d.Credentials != nil {
+		if err := d.cfg.applyPullSecret(ctx, dp.n.Namespace, dp.img.Repository, *d.Credentials); err != nil {
+			return err
+		}
+	}
+	version, err := d.cfg.applyEnvSecret(ctx, dp.n, d.Secrets)
+	if err != nil {
+		return err
+	}
+	dp.plan.values = mergeValues(dp.plan.values, map[string]any{"envSecret": map[string]any{"version": version}})
+	return nil
+}
+
+// awaitServing waits until revision rel of the commit is available, and
+// on the gateway router until the Gateway has taken its preview route
+// (and --verify). A rollout that fails is recorded failed and, while
+// production serves the commit (serving, the revision it serves, is not
+// 0), undone.
+func (d *Deploy) awaitServing(ctx context.Context, dp *deployment, rel *release.Release, serving int) error {
+	n, p := dp.n, dp.plan
+	if err := d.cfg.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
+		err = d.cfg.markFailed(n.Namespace, rel, err)
+		if serving > 0 {
+			return d.cfg.undoRollout(ctx, n, serving, err)
+		}
+		return err
+	}
+	if !p.hasHTTPRoute() {
+		return nil
+	}
+	if err := d.cfg.awaitRoute(ctx, n.Namespace, n.Release); err != nil {
+		return err
+	}
+	return d.cfg.verifyServing(ctx, d.Verify, p.url+p.path(), n.SHA)
+}
+
+// moveAlias moves the branch's alias to the deployed commit (alias.go),
+// once a deploy has waited for it to be available.
+func (d *Deploy) moveAlias(ctx context.Context, dp *deployment) (*Alias, error) {
+	n := dp.n
+	if dp.alias == nil {
+		return nil, nil
 	}
 	if !d.Wait {
 		d.cfg.log.Info("branch alias not moved: it moves to a commit once a deploy has waited for it to be available (--wait)", "ref", n.Ref)
-		return out, nil
+		return nil, nil
 	}
 	when := d.CommitTime
 	if when.IsZero() {
+		var err error
 		if when, err = d.cfg.commitTime(ctx, n); err != nil {
 			return nil, err
 		}
 	}
-	if out.Alias, err = d.cfg.moveAlias(ctx, n, ap, when, true); err != nil {
+	a, err := d.cfg.moveAlias(ctx, n, dp.alias, when, true)
+	if err != nil {
 		// The commit is deployed: whatever the cause, not "bad input,
 		// nothing changed" (exit 2), so the error is not wrapped.
-		return nil, fmt.Errorf("deployed %s (%s), but: %v", n.Release, p.url, err)
+		return nil, fmt.Errorf("deployed %s (%s), but: %v", n.Release, dp.plan.url, err)
 	}
-	return out, nil
+	return a, nil
 }
 
 // requireRoutable keeps what production's HTTPRoute needs of commit n.
@@ -276,43 +350,20 @@ func (c *Configuration) isLive(ctx context.Context, n Names, fresh bool) (bool, 
 	return rec != nil && rec.SHA == n.Short, nil
 }
 
-// deployedVersion is the deployed revision of commit n's release, 0 when
-// none is.
-func (c *Configuration) deployedVersion(n Names) (int, error) {
-	cfg, err := c.helm(n.Namespace)
-	if err != nil {
-		return 0, err
-	}
-	rel, err := cfg.Releases.Deployed(n.Release)
-	if err != nil {
-		return 0, nil // none deployed: nothing to undo to
-	}
-	return rel.Version, nil
-}
-
 // undoRollout rolls commit n's release back to revision serving (the one
 // deployed before), after a rollout failed while production serves n:
 // production goes on serving the commit as it was. It waits for that
 // revision to be available again and returns cause, saying so.
 func (c *Configuration) undoRollout(ctx context.Context, n Names, serving int, cause error) error {
-	cfg, err := c.helm(n.Namespace)
-	if err != nil {
-		return cause
-	}
-	// The job's own deadline may be what ended the rollout: the undo gets
-	// a minute of its own.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := undoContext(ctx)
 	defer cancel()
-	rb := action.NewRollback(cfg)
-	rb.Version = serving
-	rb.MaxHistory = maxHistory
-	rb.Timeout = helmTimeout(ctx)
-	if err := rb.Run(n.Release); err != nil {
-		return fmt.Errorf("%w; the commit is live in production and rolling its release back to revision %d failed too: %v", cause, rb.Version, err)
+	back, err := c.revert(ctx, n, serving, true)
+	switch {
+	case !back:
+		return fmt.Errorf("%w; the commit is live in production and rolling its release back to revision %d failed too: %v", cause, serving, err)
+	case err != nil:
+		return fmt.Errorf("%w; the commit is live in production: its release was rolled back to revision %d, which is not available either: %v", cause, serving, err)
 	}
-	if err := c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
-		return fmt.Errorf("%w; the commit is live in production: its release was rolled back to revision %d, which is not available either: %v", cause, rb.Version, err)
-	}
-	c.log.Warn("the commit is live: rolled its release back so production keeps serving it", "release", n.Release, "to revision", rb.Version)
-	return fmt.Errorf("%w; the commit is live in production, so its release was rolled back to revision %d, which production keeps serving", cause, rb.Version)
+	c.log.Warn("the commit is live: rolled its release back so production keeps serving it", "release", n.Release, "to revision", serving)
+	return fmt.Errorf("%w; the commit is live in production, so its release was rolled back to revision %d, which production keeps serving", cause, serving)
 }

@@ -18,30 +18,32 @@
 //	                   productionPlan, used by both Run and Render
 //	begin              names valid -> cluster -> app owned by this project ->
 //	                   SHA resolved to the commit's one release (every Run)
-//	Deploy.Run         begin -> plan -> namespace (+ RoleBinding) -> [live?
-//	                   production Lease] -> Lease -> pull secret -> repair
-//	                   pending -> install|upgrade -> wait + diagnose
-//	                   (kube.Rollout) [-> undo]
-//	  [a ref]          -> available -> alias Lease -> commit Lease -> newer
-//	                   than the commit the alias serves? -> upgrade
-//	                   <app>-ref-<ref> (production's mechanism for the
-//	                   branch's host, alias.go) -> sweep / reconcile
-//	Promote.Run        begin -> [canary: live commit] -> plan -> commit
-//	                   deployed? -> production namespace -> production Lease
-//	                   -> commit Lease -> fresh check (+ ReferenceGrant) ->
+//	Deploy.Run         prepare: begin -> plan -> namespace (+ RoleBinding);
+//	                   install: [live? production Lease] -> Lease -> pull
+//	                   secret -> open the release (repair pending) ->
+//	                   install|upgrade (the live block carried, sizing.go)
+//	                   -> wait + diagnose (kube.Rollout) [-> undo];
+//	                   [a ref] -> move the alias: available -> alias Lease
+//	                   -> commit Lease -> newer than the commit the alias
+//	                   serves? -> the switch on <app>-ref-<ref> (alias.go)
+//	Promote.Run        validate -> prepare: begin -> [canary: live commit]
+//	                   -> plan -> checks (cached) -> production namespace;
+//	                   switch: production Lease -> commit Lease -> the
+//	                   switch (switch.go: fresh checks -> size up ->
 //	                   uninterruptible: upgrade <app>-production (ingress:
 //	                   Ingress in the commit's namespace, created before the
 //	                   old is deleted; gateway: one HTTPRoute in its own
-//	                   namespace, updated in place, weighted for a canary) ->
-//	                   sweep stray routes / reconcile the HTTPRoute -> await
-//	                   the Gateway's conditions -> [verify the URL answers]
+//	                   namespace, updated in place, weighted for a canary)
+//	                   -> sweep stray routes / reconcile the HTTPRoute);
+//	                   land: await the Gateway's conditions -> [verify the
+//	                   URL answers] -> settle sizes after the drain delay
 //	Deploy.Render,     the plan's manifest, offline (`helm template`)
 //	Promote.Render
-//	Rollback.Run       begin -> production Lease -> pick revision (previous
-//	                   promotion that served, the live commit alone during a
-//	                   canary, SHA, number) -> target's Lease -> still
-//	                   deployed? -> uninterruptible: Helm rollback -> sweep /
-//	                   reconcile -> await -> [verify]
+//	Rollback.Run       validate -> begin -> production Lease -> pick
+//	                   revision (previous promotion that served, the live
+//	                   commit alone during a canary, SHA, number) ->
+//	                   target's Lease -> the switch (switch.go, with Helm's
+//	                   rollback instead of an upgrade) -> land
 //	Delete.Run         begin -> owned namespace? -> RoleBinding -> production
 //	                   Lease -> [alias Leases] -> commit Lease -> not live,
 //	                   no route, no alias (or WithAlias: uninstall it)? ->
@@ -76,11 +78,13 @@
 // Files: one operation per file (deploy.go, promote.go, rollback.go,
 // delete.go, list.go, status.go); production.go holds what production is
 // and how it is read; plan.go what a release will be; install.go Helm's
-// install/upgrade with pending repair; commit.go the checks on a commit;
+// install/upgrade with pending repair, and the one undo of a commit's
+// release; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
-// objects; alias.go branch aliases; prune.go retention; verify.go
-// --verify; check.go the invariants; lock.go the Locker and the
-// uninterruptible production switch. Reaching the cluster (kube.Options),
+// objects; switch.go the one switch of a route (promote, canary step,
+// rollback, alias move) and what follows it; alias.go branch aliases;
+// sizing.go production size; prune.go retention; verify.go --verify;
+// check.go the invariants; lock.go the Locker and uninterruptible. Reaching the cluster (kube.Options),
 // retrying what passes and waiting for a Deployment are internal/kube's;
 // taking, renewing and giving up a Lease is internal/lease's.
 package release

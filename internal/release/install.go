@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"time"
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
@@ -121,51 +122,88 @@ func (c *Configuration) pruneHistory(ctx context.Context, recs []record, keep, a
 	}
 }
 
-// installOrUpgrade is `helm upgrade --install` for a release whose lock the
-// caller holds: a release left pending by a killed process is repaired
-// first, then the release is installed when it has no record, upgraded
-// otherwise (Helm upgrades a release whose only revisions failed, too).
-func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release.Release, error) {
-	cfg, err := c.helm(p.namespace)
+// helmRelease is one release as an operation that holds its lock finds
+// it: Helm's configuration for its namespace, its last revision (nil when
+// it has none) and its records, newest first, a revision left pending
+// repaired. Every Helm write starts from one (openRelease).
+type helmRelease struct {
+	cfg             *action.Configuration
+	namespace, name string
+	last            *release.Release
+	records         []record
+}
+
+// openRelease opens release name in namespace for a Helm write under its
+// lock, repairing a revision left pending (repairPending).
+func (c *Configuration) openRelease(ctx context.Context, namespace, name string) (*helmRelease, error) {
+	cfg, err := c.helm(namespace)
 	if err != nil {
 		return nil, err
 	}
-	last, history, err := c.repairPending(ctx, cfg, p.namespace, p.release)
+	last, recs, err := c.repairPending(ctx, cfg, namespace, name)
 	if err != nil {
 		return nil, err
+	}
+	return &helmRelease{cfg: cfg, namespace: namespace, name: name, last: last, records: recs}, nil
+}
+
+// deployedVersion is the release's newest deployed revision, 0 when none
+// is.
+func (r *helmRelease) deployedVersion() int {
+	for _, rec := range r.records {
+		if rec.Status == release.StatusDeployed.String() {
+			return rec.Version
+		}
+	}
+	return 0
+}
+
+// deployed is the release's deployed revision: its last one when that is
+// deployed (one read saved), else Helm's Deployed.
+func (r *helmRelease) deployed() (*release.Release, error) {
+	if r.last != nil && r.last.Info.Status == release.StatusDeployed {
+		return r.last, nil
+	}
+	return r.cfg.Releases.Deployed(r.name)
+}
+
+// installOrUpgrade is `helm upgrade --install` of plan p to release r,
+// whose lock the caller holds: the release is installed when it has no
+// record, upgraded otherwise (Helm upgrades a release whose only revisions
+// failed, too). live, when set, is the live block the release runs with
+// (sizing.go), set over the plan's.
+func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p *plan, live map[string]any) (*release.Release, error) {
+	values := p.values
+	if live != nil {
+		values = maps.Clone(p.values)
+		values["live"] = live
 	}
 	// The plan checked the values against the chart's schema before
 	// anything changed, so Helm need not do it again; and the apiserver
 	// validates every object it is sent, so Helm's client-side OpenAPI
 	// validation (which downloads and parses the OpenAPI documents on every
 	// run, about half of a deploy's time) is skipped.
-	if last == nil {
+	if r.last == nil {
 		c.log.Info("installing", "release", p.release, "namespace", p.namespace)
-		in := action.NewInstall(cfg)
+		in := action.NewInstall(r.cfg)
 		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
 		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true
 		in.Timeout = helmTimeout(ctx)
-		rel, err := in.RunWithContext(ctx, p.chart, p.values)
+		rel, err := in.RunWithContext(ctx, p.chart, values)
 		if err != nil {
 			return rel, err
 		}
-		return rel, c.confirmRecorded(ctx, cfg, rel)
+		return rel, c.confirmRecorded(ctx, r.cfg, rel)
 	}
-	values := p.values
-	if p.carryLive {
-		if values, err = c.carryLive(cfg, p, last); err != nil {
-			return nil, err
-		}
-	}
-	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", last.Version)
-	up := action.NewUpgrade(cfg)
+	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", r.last.Version)
+	up := action.NewUpgrade(r.cfg)
 	labels := maps.Clone(p.labels)
 	for _, l := range p.unlabels {
 		labels[l] = "null" // Helm's way to drop a label the last revision had
 	}
 	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
-	c.pruneHistory(ctx, history, maxHistory-1, 0)
+	c.pruneHistory(ctx, r.records, maxHistory-1, 0)
 	up.MaxHistory = 0 // pruned above
 	up.Timeout = helmTimeout(ctx)
 	up.Description = p.description
@@ -173,7 +211,34 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, p *plan) (*release
 	if err != nil {
 		return rel, err
 	}
-	return rel, c.confirmRecorded(ctx, cfg, rel)
+	return rel, c.confirmRecorded(ctx, r.cfg, rel)
+}
+
+// revert returns commit n's release to revision to after a change that
+// failed (a rollout, a size-up) and, with wait, waits until that revision
+// is available again: deploy's and sizing's one way back. ctx is
+// undoContext's. back says whether Helm's rollback was made; err is what
+// failed.
+func (c *Configuration) revert(ctx context.Context, n Names, to int, wait bool) (back bool, err error) {
+	cfg, err := c.helm(n.Namespace)
+	if err != nil {
+		return false, err
+	}
+	rb := action.NewRollback(cfg)
+	rb.Version, rb.MaxHistory, rb.Timeout = to, maxHistory, helmTimeout(ctx)
+	if err := rb.Run(n.Release); err != nil {
+		return false, err
+	}
+	if wait {
+		return true, c.waitAvailable(ctx, n.Namespace, n.Release)
+	}
+	return true, nil
+}
+
+// undoContext is the context of an undo: a minute of its own, whatever is
+// left of ctx, as the job's own deadline may be what ended the change.
+func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 }
 
 // confirmRecorded makes sure the stored record of rel says what Helm

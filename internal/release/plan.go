@@ -35,9 +35,6 @@ type plan struct {
 	manifest string
 	// description, when set, is the revision's in `helm history`.
 	description string
-	// carryLive keeps the live block of the release's last revision (a
-	// commit at production size stays so when re-deployed: sizing.go).
-	carryLive bool
 }
 
 // previewPlan is the release of commit n running img; pullSecret says
@@ -66,7 +63,6 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 	if err != nil {
 		return nil, err
 	}
-	p.carryLive = true
 	p.unlabels = []string{LabelSizing}
 	return p, nil
 }

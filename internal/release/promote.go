@@ -8,8 +8,6 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
-	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // Promote points the production host at one commit. Production is its own
@@ -79,149 +77,138 @@ func (p *Promote) canary() bool { return p.Weight > 0 && p.Weight < 100 }
 // Run promotes commit n: all of production's requests, or with Weight
 // between 1 and 99 (the gateway router) that percent of them, the live
 // commit serving the rest. It refuses a commit whose release is missing
-// or not deployed.
+// or not deployed. Its phases: validate, prepare (plan and checks, before
+// any lock), switch (under the locks, switch.go), land.
 func (p *Promote) Run(ctx context.Context, n Names) (*Production, error) {
-	if err := p.cfg.requireVerifiable(p.Verify); err != nil {
+	if err := p.validate(); err != nil {
 		return nil, err
+	}
+	pr, err := p.prepare(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	prod, err := p.switchProduction(ctx, pr)
+	if err != nil {
+		return nil, fmt.Errorf("promoting %s to production: %w", pr.n.Release, err)
+	}
+	p.cfg.log.Info("promoted", "release", pr.n.Release, "production", pr.n.ProductionRelease, "revision", prod.Revision, "weight", cmp.Or(pr.weight, 100), "url", prod.URL)
+	if prod.SizedDown, err = p.cfg.land(ctx, p.landing(pr)); err != nil {
+		return nil, err
+	}
+	return prod, nil
+}
+
+// validate refuses bad input before anything is read.
+func (p *Promote) validate() error {
+	if err := p.cfg.requireVerifiable(p.Verify); err != nil {
+		return err
 	}
 	if p.Weight < 0 || p.Weight > 100 {
-		return nil, &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "must be a percent of production's requests, 1 to 100"}
+		return &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "must be a percent of production's requests, 1 to 100"}
 	}
 	if p.canary() && p.cfg.router() != RouterGateway {
-		return nil, &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary needs the gateway router (--router gateway): Ingress has no portable weights"}
+		return &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary needs the gateway router (--router gateway): Ingress has no portable weights"}
 	}
-	if err := CheckSecretNames(p.Secrets, p.SecretPrefix); err != nil {
-		return nil, err
-	}
+	return CheckSecretNames(p.Secrets, p.SecretPrefix)
+}
+
+// promotion is a promote as prepared: the commit n, the one that serves
+// the rest of the requests (primary: n, or for a canary step the live
+// commit, as of production's revision planned) and the switch.
+type promotion struct {
+	n, primary Names
+	weight     int // a canary step's, 0 for a full promote
+	planned    int
+	sw         *switchover
+}
+
+// prepare plans the promote of n and makes every check the cluster can
+// answer before the production namespace may be created, so a refusal
+// changes nothing: the commit deployed, its namespace live and this
+// project's, its ReferenceGrant and the Gateway (gateway router). Then it
+// makes the production namespace.
+func (p *Promote) prepare(ctx context.Context, n Names) (*promotion, error) {
 	n, _, err := p.cfg.beginCommit(ctx, n, writing)
 	if err != nil {
 		return nil, err
 	}
-	size := sizing{overlay: productionOverlay(p.Values), secrets: p.Secrets}
-	// primary is the commit that serves the rest of the requests: n, or
-	// for a canary step the live commit; planned is the production
-	// revision the step was planned against.
-	primary, step, planned := n, (*canaryStep)(nil), 0
+	pr := &promotion{n: n, primary: n}
+	why, step := "promote of "+n.Short, (*canaryStep)(nil)
 	if p.canary() {
-		if primary, planned, err = p.cfg.liveNames(ctx, n, cached); err != nil {
+		if pr.primary, pr.planned, err = p.cfg.liveNames(ctx, n, cached); err != nil {
 			return nil, err
 		}
-		step = &canaryStep{names: n, weight: p.Weight}
+		pr.weight, step = p.Weight, &canaryStep{names: n, weight: p.Weight}
+		why = fmt.Sprintf("canary of %s at %d%%", n.Short, p.Weight)
 	}
-	pl, err := p.cfg.productionPlan(ctx, primary, p.Hosts, p.Values, step)
+	pl, err := p.cfg.productionPlan(ctx, pr.primary, p.Hosts, p.Values, step)
 	if err != nil {
 		return nil, err
 	}
-	// Every refusal the cluster can tell before the production namespace
-	// may be created, so a refusal changes nothing: the commit deployed,
-	// its namespace live and this project's, its ReferenceGrant and the
-	// Gateway (gateway router).
-	check := func(ctx context.Context, fresh bool) error {
-		if err := p.cfg.requireDeployed(ctx, n, fresh); err != nil {
-			return err
-		}
-		if err := p.cfg.requireNamespace(ctx, n); err != nil {
-			return err
-		}
-		if p.cfg.router() != RouterGateway {
-			return nil
-		}
-		if err := p.cfg.requireGrant(ctx, n); err != nil {
-			return err
-		}
-		return p.cfg.requireGateway(ctx, n)
+	// A canary step sizes the canary; the live commit keeps the size it
+	// was promoted with, and needs no lock of its own: deleting or
+	// re-deploying the live commit takes production's.
+	pr.sw = &switchover{
+		route: n, commits: []Names{n}, live: pr.primary.Short, plan: pl,
+		size: &sizing{overlay: productionOverlay(p.Values), secrets: p.Secrets}, why: why,
+		viaGateway: p.cfg.router() == RouterGateway,
 	}
-	if err := check(ctx, cached); err != nil {
+	if err := p.cfg.checkSwitch(ctx, pr.sw, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}
 	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
 		return nil, err
 	}
+	return pr, nil
+}
+
+// switchProduction switches production under its lock, then the commit's
+// (the order Delete takes them too): no delete or deploy of the commit
+// runs until the switch is done, and the decisive checks are fresh reads
+// under both.
+func (p *Promote) switchProduction(ctx context.Context, pr *promotion) (*Production, error) {
 	var prod *Production
-	// The commit's Lease is watched from now on, so a killed promote's two
-	// locks expire together for the next one (lease.Locker.LookAhead).
-	lctx, stop := p.cfg.locker.LookAhead(ctx, lease.Name{Namespace: n.Namespace, Name: n.Release})
-	defer stop()
-	err = p.cfg.locker.Do(lctx, n.ProductionNamespace, n.ProductionRelease, func(ctx context.Context) error {
-		// Production's lock, then the commit's (the order Delete takes them
-		// too): no delete or deploy of the commit runs until the switch is
-		// done, and the decisive check below is a fresh read under both.
-		// A canary's live commit needs no lock of its own: deleting or
-		// re-deploying the live commit takes production's.
-		return p.cfg.locker.Do(ctx, n.Namespace, n.Release, func(ctx context.Context) error {
-			if err := check(ctx, consistent); err != nil {
-				return err
-			}
-			if step != nil {
-				live, version, err := p.cfg.liveNames(ctx, n, consistent)
-				if err != nil {
-					return err
-				}
-				if version != planned {
-					return fmt.Errorf("production changed (revision %d, %s live) while this canary step waited for the lock (it was planned against revision %d): run it again", version, live.Short, planned)
-				}
-			}
-			// Production size before the switch: the commit ready at that
-			// size, or nothing is switched. A canary step sizes the canary;
-			// the live commit keeps the size it was promoted with.
-			why := "promote of " + n.Short
-			if step != nil {
-				why = fmt.Sprintf("canary of %s at %d%%", n.Short, step.weight)
-			}
-			if err := p.cfg.sizeUp(ctx, n, size, why); err != nil {
-				return err
-			}
-			// From here the switch runs to its end even if the job is
-			// cancelled: cut half way it would leave two routes.
-			ctx, cancel, err := uninterruptible(ctx)
+	err := p.cfg.underLocks(ctx, pr.n, pr.n, func(ctx context.Context) error {
+		if pr.weight > 0 {
+			live, version, err := p.cfg.liveNames(ctx, pr.n, consistent)
 			if err != nil {
 				return err
 			}
-			defer cancel()
-			rel, err := p.cfg.installOrUpgrade(ctx, pl)
-			if err != nil {
-				return err
+			if version != pr.planned {
+				return fmt.Errorf("production changed (revision %d, %s live) while this canary step waited for the lock (it was planned against revision %d): run it again", version, live.Short, pr.planned)
 			}
-			prod = &Production{
-				App: n.AppPart, Release: n.ProductionRelease, SHA: primary.Short, Target: primary.Release,
-				Host: pl.host, URL: pl.url, Revision: rel.Version, Status: rel.Info.Status.String(), Since: rel.Info.LastDeployed.Time,
-			}
-			if step != nil {
-				prod.Canary = &Canary{SHA: n.Short, Target: n.Release, Weight: step.weight}
-			}
-			return p.cfg.sweepRoutes(ctx, primary, primary.Short, rel.Manifest)
-		})
+		}
+		rel, err := p.cfg.switchRoute(ctx, pr.sw)
+		if err != nil {
+			return err
+		}
+		if prod, err = productionOf(pr.primary, rel); err != nil {
+			return err
+		}
+		prod.Host, prod.URL = pr.sw.plan.host, pr.sw.plan.url
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("promoting %s to production: %w", n.Release, err)
+	return prod, err
+}
+
+// landing is what follows the switch: the Gateway's wait, and --verify
+// of a full promote. Which commit answered is a backend filter's header,
+// which not every Gateway sets (Traefik does not): a canary step is
+// verified by the Gateway's conditions only.
+func (p *Promote) landing(pr *promotion) landing {
+	pl := pr.sw.plan
+	l := landing{
+		route: pr.n, done: "promoted " + pr.n.Release,
+		await:    p.Wait && pl.hasHTTPRoute(),
+		unserved: "production may not be served (`shipper rollback` returns to the commit before)",
+		verify:   p.Verify, url: pl.url + pl.path(), sha: pr.n.SHA,
+		settle: true, drain: p.DrainDelay,
 	}
-	weight := 100
-	if step != nil {
-		weight = step.weight
+	if pr.weight > 0 && p.Verify != nil {
+		p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", pr.n.Short, "weight", p.Weight)
+		l.verify = nil
 	}
-	p.cfg.log.Info("promoted", "release", n.Release, "production", n.ProductionRelease, "revision", prod.Revision, "weight", weight, "url", pl.url)
-	if ctx.Err() != nil {
-		// The job was cancelled once the switch had begun: it is done.
-		p.cfg.log.Info("cancelled after the switch: not waiting for the Gateway", "production", n.ProductionRelease)
-		return prod, nil
-	}
-	if p.Wait && pl.hasHTTPRoute() {
-		if err := p.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
-			return nil, fmt.Errorf("promoted %s, but production may not be served (`shipper rollback` returns to the commit before): %w", n.Release, err)
-		}
-	}
-	if step != nil {
-		// Which commit answered is a backend filter's header, which not
-		// every Gateway sets (Traefik does not): a canary step is verified
-		// by the Gateway's conditions only.
-		if p.Verify != nil {
-			p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", n.Short, "weight", p.Weight)
-		}
-	} else if err := p.cfg.verifyServing(ctx, p.Verify, pl.url+pl.path(), n.SHA); err != nil {
-		return nil, fmt.Errorf("promoted %s, but: %w", n.Release, err)
-	}
-	prod.SizedDown = p.cfg.settleSizes(ctx, n, p.DrainDelay)
-	return prod, nil
+	return l
 }
 
 // liveNames are the names of the commit production's deployed revision

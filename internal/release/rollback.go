@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
 
 	"github.com/shipper-dev/shipper/internal/lease"
 )
@@ -47,8 +45,10 @@ func NewRollback(cfg *Configuration) *Rollback {
 }
 
 // Run rolls production of n's app back. to is "" (the previous promotion
-// that served), a revision number, or a commit SHA (its latest promotion). It refuses when
-// the target commit's release no longer exists.
+// that served), a revision number, or a commit SHA (its latest promotion).
+// It refuses when the target commit's release no longer exists. Its
+// phases: validate, lock the target (picked from production's history),
+// switch (switch.go), land.
 func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, error) {
 	if err := r.cfg.requireVerifiable(r.Verify); err != nil {
 		return nil, err
@@ -59,214 +59,162 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
-	var prod *Production
-	pick := func(ctx context.Context, fresh bool) (record, Names, error) {
-		hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, fresh)
+	var (
+		prod       *Production
+		viaGateway bool
+	)
+	err := r.lockTarget(ctx, n, to, func(ctx context.Context, target record, tn Names) error {
+		s, err := r.switchFor(n, target, tn)
 		if err != nil {
-			return record{}, Names{}, err
+			return err
 		}
-		if len(hist) == 0 {
-			return record{}, Names{}, errNoProduction(n)
-		}
-		target, err := pickRevision(hist, to)
+		rel, err := r.cfg.switchRoute(ctx, s)
 		if err != nil {
-			return record{}, Names{}, err
+			return err
 		}
-		tn, err := n.WithSHA(target.SHA)
-		if err != nil {
-			return record{}, Names{}, fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
-		}
-		return target, tn, nil
+		r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
+		viaGateway = s.viaGateway
+		prod, err = productionOf(n, rel)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
 	}
-	// The target commit's Lease, as the watch cache names it, is watched
-	// from now on, so a killed rollback's two locks expire together for
-	// the next one (lease.Locker.LookAhead).
+	prod.SizedDown, err = r.cfg.land(ctx, landing{
+		route: n, done: "rolled back " + n.ProductionRelease,
+		await: r.Wait && viaGateway, unserved: "production may not be served",
+		verify: r.Verify, url: prod.URL, sha: prod.SHA,
+		settle: true, drain: r.DrainDelay,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return prod, nil
+}
+
+// pick reads production's history (fresh: consistently) and picks the
+// revision to roll back to and its commit.
+func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (record, Names, error) {
+	hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, fresh)
+	if err != nil {
+		return record{}, Names{}, err
+	}
+	if len(hist) == 0 {
+		return record{}, Names{}, errNoProduction(n)
+	}
+	target, err := pickRevision(hist, to)
+	if err != nil {
+		return record{}, Names{}, err
+	}
+	tn, err := n.WithSHA(target.SHA)
+	if err != nil {
+		return record{}, Names{}, fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
+	}
+	return target, tn, nil
+}
+
+// lockTarget runs fn under production's lock, then that of the target's
+// commit (the order every operation takes them: no delete or deploy of it
+// meanwhile), with the target read fresh under both.
+//
+// The target is first read from the watch cache, so that both Leases are
+// written before the decisive consistent read, made under both: a
+// consistent list right after a Lease write waits for the watch cache's
+// progress notification (internal/lease, watched.go), and a second one
+// within 100 ms waited up to 100 ms more. A cached read that lags (a
+// promote finished a moment ago) names another commit: then its lock is
+// given back and the right one taken. That commit's Lease is watched from
+// the start, so a killed rollback's two locks expire together for the
+// next one (lease.Locker.LookAhead).
+func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(context.Context, record, Names) error) error {
 	lctx := ctx
-	_, hint, hintErr := pick(ctx, cached)
+	_, hint, hintErr := r.pick(ctx, n, to, cached)
 	if hintErr == nil {
 		var stop func()
 		lctx, stop = r.cfg.locker.LookAhead(ctx, lease.Name{Namespace: hint.Namespace, Name: hint.Release})
 		defer stop()
 	}
-	err := r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
-		// The target commit's lock, after production's (the order every
-		// operation takes them): no delete or deploy of it meanwhile. The
-		// target is first read from the watch cache, so that both Leases
-		// are written before the decisive consistent read, made under
-		// both: a consistent list right after a Lease write waits for the
-		// watch cache's progress notification (internal/lease, watched.go),
-		// and a second one within 100 ms waited up to 100 ms more. A cached read that
-		// lags (a promote finished a moment ago) names another commit:
-		// then its lock is given back and the right one taken. The cached
-		// read is the one made before production's lock, for LookAhead.
-		tn, err := hint, hintErr
-		if err != nil {
-			if _, tn, err = pick(ctx, consistent); err != nil {
+	return r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
+		tn := hint
+		if hintErr != nil {
+			var err error
+			if _, tn, err = r.pick(ctx, n, to, consistent); err != nil {
 				return err
 			}
 		}
 		for tries := 0; ; tries++ {
-			err := r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
-				target, ftn, err := pick(ctx, consistent)
-				if err != nil {
-					return err
-				}
-				if ftn.Release != tn.Release {
-					tn = ftn
-					return errRetarget
-				}
-				return r.switchTo(ctx, n, target, tn, &prod)
-			})
-			if errors.Is(err, errRetarget) && tries < 3 {
-				continue
-			}
-			if err != nil && tries == 0 {
+			next, err := r.underTargetLock(ctx, n, to, tn, fn)
+			if next.Release == "" && err != nil && tries == 0 {
 				// The cached read's commit could not be locked (its
 				// namespace gone since): the consistent read may name
 				// another.
-				if _, ftn, perr := pick(ctx, consistent); perr == nil && ftn.Release != tn.Release {
-					tn = ftn
-					continue
+				if _, ftn, perr := r.pick(ctx, n, to, consistent); perr == nil && ftn.Release != tn.Release {
+					next = ftn
 				}
 			}
-			return err
+			if next.Release == "" || tries == 3 {
+				return err
+			}
+			tn = next
 		}
 	})
-	if err != nil {
-		return nil, fmt.Errorf("rolling back %s: %w", n.ProductionRelease, err)
-	}
-	if ctx.Err() != nil {
-		// The job was cancelled once the switch had begun: it is done.
-		r.cfg.log.Info("cancelled after the switch: not waiting for the Gateway", "production", n.ProductionRelease)
-		return prod, nil
-	}
-	if r.Wait {
-		route, err := r.cfg.productionHTTPRoute(ctx, n)
+}
+
+// underTargetLock runs fn under the lock of commit tn when the fresh read
+// under it still names tn; else it returns the commit it names.
+func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, fn func(context.Context, record, Names) error) (next Names, err error) {
+	err = r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
+		target, ftn, err := r.pick(ctx, n, to, consistent)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		if route != nil {
-			if err := r.cfg.awaitRoute(ctx, n.ProductionNamespace, n.ProductionRelease); err != nil {
-				return nil, fmt.Errorf("rolled back %s, but production may not be served: %w", n.ProductionRelease, err)
-			}
+		if ftn.Release != tn.Release {
+			next = ftn
+			return errRetarget
 		}
-	}
-	if err := r.cfg.verifyServing(ctx, r.Verify, prod.URL, prod.SHA); err != nil {
-		return nil, fmt.Errorf("rolled back %s, but: %w", n.ProductionRelease, err)
-	}
-	prod.SizedDown = r.cfg.settleSizes(ctx, n, r.DrainDelay)
-	return prod, nil
+		return fn(ctx, target, tn)
+	})
+	return next, err
 }
 
 // errRetarget: the target commit read from the watch cache was not the one
 // the consistent read under the locks names.
 var errRetarget = errors.New("production changed while its rollback took the locks")
 
-// switchTo is the rollback to target, whose commit is tn, under
-// production's lock and tn's; it sets *prod to production after it.
-func (r *Rollback) switchTo(ctx context.Context, n Names, target record, tn Names, prod **Production) error {
+// switchFor is the switch that rolls back to target, whose commit is tn:
+// Helm's rollback of production to that revision, which must still be
+// able to serve. The commits it routes to (a canary revision's canary
+// too) must be deployed and, on the gateway router (the revision's
+// manifest has the HTTPRoute, whatever router this run was given),
+// referenceable; each is sized up first with the overlay the revision was
+// promoted with.
+func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, error) {
 	cfg, err := r.cfg.helm(n.ProductionNamespace)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	// The commits the target revision routes to must still serve:
-	// deployed, and on the gateway router (the revision's manifest
-	// has the HTTPRoute, whatever router this run was given)
-	// referenceable. A canary revision's canary commit is checked
-	// too; production's lock keeps deletes and re-deploys of it out.
 	rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
 	if err != nil {
-		return fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
+		return nil, fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
 	}
 	route, err := manifestHTTPRoute(rel.Manifest, n.ProductionRelease)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	routed := []Names{tn}
+	s := &switchover{
+		route: n, commits: []Names{tn}, live: target.SHA,
+		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
+		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
+		to:   target.Version, history: r.MaxHistory, viaGateway: route != nil,
+	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)
 		if err != nil {
-			return fmt.Errorf("revision %d records canary %q: %w", target.Version, target.Canary, err)
+			return nil, fmt.Errorf("revision %d records canary %q: %w", target.Version, target.Canary, err)
 		}
-		routed = append(routed, cn)
+		s.commits = append(s.commits, cn)
 	}
-	for _, c := range routed {
-		if err := r.cfg.requireDeployed(ctx, c, consistent); err != nil {
-			return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
-		}
-		if route != nil {
-			if err := r.cfg.requireGrant(ctx, c); err != nil {
-				return fmt.Errorf("revision %d routes to commit %s: %w", target.Version, c.Short, err)
-			}
-		}
-	}
-	// As in Promote, production size first, with the overlay the
-	// target revision was promoted with: each commit it routes to
-	// ready at that size, or nothing is switched. A canary commit's
-	// Lease is taken after the target's (production's lock keeps
-	// two rollbacks from taking them in the other order).
-	size := sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets}
-	why := fmt.Sprintf("rollback to production revision %d", target.Version)
-	for _, c := range routed {
-		up := func(ctx context.Context) error { return r.cfg.sizeUp(ctx, c, size, why) }
-		if c.Release != tn.Release {
-			err = r.cfg.locker.Do(ctx, c.Namespace, c.Release, up)
-		} else {
-			err = up(ctx)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	// As in Promote: the switch, once begun, is not cut by a
-	// cancelled job.
-	ctx, cancel, err := uninterruptible(ctx)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	before, history, err := r.cfg.repairPending(ctx, cfg, n.ProductionNamespace, n.ProductionRelease)
-	if err != nil {
-		return err
-	}
-	if r.MaxHistory > 0 {
-		r.cfg.pruneHistory(ctx, history, r.MaxHistory-1, target.Version)
-	}
-	rb := action.NewRollback(cfg)
-	rb.Version = target.Version
-	rb.MaxHistory = 0 // pruned above
-	rb.Timeout = helmTimeout(ctx)
-	if err := rb.Run(n.ProductionRelease); err != nil {
-		return fmt.Errorf("helm rollback of %s to revision %d: %w", n.ProductionRelease, target.Version, err)
-	}
-	// Helm's rollback, too, may leave its new revision recorded
-	// pending-rollback when the final write fails. It is the
-	// revision after the last one (read by number: Helm's Last
-	// would decode the whole history).
-	var last *release.Release
-	err = driver.ErrReleaseNotFound
-	if before != nil {
-		last, err = getRelease(cfg, n.ProductionRelease, before.Version+1)
-	}
-	if err != nil {
-		last, err = cfg.Releases.Last(n.ProductionRelease)
-	}
-	if err == nil && last.Info.Status == release.StatusPendingRollback {
-		last.SetStatus(release.StatusDeployed, "Rollback complete")
-		if err := r.cfg.confirmRecorded(ctx, cfg, last); err != nil {
-			return err
-		}
-	}
-	r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
-	deployed, err := cfg.Releases.Deployed(n.ProductionRelease)
-	if err != nil {
-		return fmt.Errorf("reading %s after its rollback: %w", n.ProductionRelease, err)
-	}
-	if err := r.cfg.sweepRoutes(ctx, n, target.SHA, deployed.Manifest); err != nil {
-		return err
-	}
-	*prod, err = r.cfg.production(ctx, n)
-	return err
+	return s, nil
 }
 
 // pickRevision chooses the revision to roll back to from hist (newest

@@ -245,16 +245,25 @@ func (c *Configuration) reconcileHTTPRoute(ctx context.Context, route, want *gwv
 // manifestHTTPRoute is the HTTPRoute name of a release manifest, nil when
 // it has none.
 func manifestHTTPRoute(manifest, name string) (*gwv1.HTTPRoute, error) {
+	return manifestObject[gwv1.HTTPRoute](manifest, "HTTPRoute", name)
+}
+
+// manifestObject is the object of kind named name in a release manifest,
+// nil when it has none.
+func manifestObject[T any, PT interface {
+	*T
+	GetName() string
+}](manifest, kind, name string) (*T, error) {
 	for _, doc := range strings.Split(manifest, "\n---") {
-		if !strings.Contains(doc, "\nkind: HTTPRoute\n") {
+		if !strings.Contains(doc, "\nkind: "+kind+"\n") {
 			continue
 		}
-		var r gwv1.HTTPRoute
-		if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
-			return nil, fmt.Errorf("reading the HTTPRoute of the release manifest: %w", err)
+		obj := PT(new(T))
+		if err := yaml.Unmarshal([]byte(doc), obj); err != nil {
+			return nil, fmt.Errorf("reading the %s of the release manifest: %w", kind, err)
 		}
-		if r.Name == name {
-			return &r, nil
+		if obj.GetName() == name {
+			return obj, nil
 		}
 	}
 	return nil, nil

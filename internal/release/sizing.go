@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/release"
@@ -56,10 +55,11 @@ import (
 //
 // Size-up and switch run under production's Lease and the commit's (the
 // order production, then commit). A deploy of a commit at production size
-// keeps it there: installOrUpgrade recomputes the live block from the new
-// values and the overlay the deployed revision recorded (carryLive), so
-// re-deploying the live commit neither shrinks production nor ignores its
-// new values.
+// keeps it there: deploy recomputes the live block from the new values and
+// the overlay the deployed revision recorded (carriedLive) and hands it to
+// installOrUpgrade, so re-deploying the live commit neither shrinks
+// production nor ignores its new values. Sizing calls install.go, never
+// the other way round.
 
 // DefaultDrainDelay is how long the outgoing commit keeps its production
 // size after the switch, for requests in flight and connections the
@@ -114,7 +114,7 @@ func productionEnvSecretName(n Names) string { return n.Release + "-env-producti
 // and chart ch: each sizing key its own (with the chart's defaults) with
 // overlay merged over it, as Helm merges values files; the Secret of
 // production's variables; and the overlay itself, so a re-deploy of the
-// commit recomputes the block from its new values (carryLive).
+// commit recomputes the block from its new values (carriedLive).
 func liveBlock(ch *chart.Chart, vals, overlay map[string]any, secret, version string) (map[string]any, error) {
 	own := maps.Clone(vals)
 	delete(own, "live")
@@ -146,37 +146,30 @@ func hasLive(ch *chart.Chart) bool {
 	return ok
 }
 
-// carryLive returns p's values with the live block of the commit's
-// deployed revision recomputed from them, when it has one: a commit at
-// production size stays so when re-deployed, with its new values under
-// the same overlay and production Secret. last is the release's last
-// revision; a failed or repaired one (a size-up cut off) is not carried:
-// the deployed revision says what the commit runs at.
-func (c *Configuration) carryLive(cfg *action.Configuration, p *plan, last *release.Release) (map[string]any, error) {
-	src := last
-	if last.Info.Status != release.StatusDeployed {
-		d, err := cfg.Releases.Deployed(p.release)
-		if err != nil {
-			return p.values, nil // none deployed: nothing to carry
-		}
-		src = d
+// carriedLive is the live block for plan p of commit release r (a
+// re-deploy), recomputed from p's values, when the deployed revision has
+// one: a commit at production size stays so when re-deployed, with its new
+// values under the same overlay and production Secret. nil when there is
+// none to carry. A failed or repaired last revision (a size-up cut off) is
+// not carried: the deployed revision says what the commit runs at.
+func (c *Configuration) carriedLive(r *helmRelease, p *plan) (map[string]any, error) {
+	if r.last == nil || !hasLive(p.chart) {
+		return nil, nil
+	}
+	src, err := r.deployed()
+	if err != nil {
+		return nil, nil // none deployed: nothing to carry
 	}
 	live := liveOf(src.Config)
-	if live == nil || !hasLive(p.chart) {
-		return p.values, nil
+	if live == nil {
+		return nil, nil
 	}
 	overlay, _ := live["overlay"].(map[string]any)
 	es, _ := live["envSecret"].(map[string]any)
 	name, _ := es["name"].(string)
 	version, _ := es["version"].(string)
-	nl, err := liveBlock(p.chart, p.values, overlay, name, version)
-	if err != nil {
-		return nil, err
-	}
 	c.log.Info("the commit runs at production size: keeping it", "release", p.release)
-	values := maps.Clone(p.values)
-	values["live"] = nl
-	return values, nil
+	return liveBlock(p.chart, p.values, overlay, name, version)
 }
 
 // sameValues compares two value trees as JSON: decoded records hold
@@ -208,11 +201,11 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 			return nil
 		}
 	}
-	cfg, err := c.helm(n.Namespace)
+	r, err := c.openRelease(ctx, n.Namespace, n.Release)
 	if err != nil {
 		return err
 	}
-	rel, err := cfg.Releases.Deployed(n.Release)
+	rel, err := r.deployed()
 	if err != nil {
 		return fmt.Errorf("reading the deployed revision of %s: %w", n.Release, err)
 	}
@@ -220,43 +213,19 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 	if s.none() && current == nil {
 		return nil
 	}
-	want := disabledLive()
-	description := "shipper: preview size while serving production (no production overlay): " + why
-	var oldSecret map[string][]byte
-	if !s.none() {
-		if !hasLive(rel.Chart) {
-			return &UsageError{Input: "chart", Value: rel.Chart.Metadata.Name, Rule: "has no live block in its values, so it cannot run a commit at production size (see charts/preview-app): drop the production: sizing values and the production secret variables, or add it"}
-		}
-		// Listed first: from here a killed job leaves a commit that the
-		// next promote or rollback finds.
-		if err := c.markSized(ctx, n, true); err != nil {
-			return err
-		}
-		name := productionEnvSecretName(n)
-		if oldSecret, err = c.secretData(ctx, n.Namespace, name); err != nil {
-			return err
-		}
-		version, err := c.applyEnvSecretNamed(ctx, n, name, s.secrets)
-		if err != nil {
-			return err
-		}
-		if version == "" {
-			name = ""
-		}
-		if want, err = liveBlock(rel.Chart, rel.Config, s.overlay, name, version); err != nil {
-			return err
-		}
-		description = "shipper: sized up for production: " + why
+	rz, err := c.resizeFor(ctx, n, rel, s, why)
+	if err != nil {
+		return err
 	}
 	had := current
 	if had == nil {
 		had = disabledLive()
 	}
-	if sameValues(had, want) {
+	if sameValues(had, rz.live) {
 		return c.waitAvailable(ctx, n.Namespace, n.Release)
 	}
-	c.log.Info("sizing up for production", "release", n.Release, "replicas", want["replicaCount"])
-	up, err := c.upgradeValues(ctx, n, rel, want, description)
+	c.log.Info("sizing up for production", "release", n.Release, "replicas", rz.live["replicaCount"])
+	up, err := c.upgradeValues(ctx, r, n, rel, rz.live, rz.description)
 	if err == nil {
 		if err = c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
 			err = c.markFailed(n.Namespace, up, err)
@@ -265,8 +234,8 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 	if err != nil {
 		// Helm's upgrade may have failed half way, having recorded a
 		// failed revision: undone the same way as a size-up not ready.
-		if last, lerr := cfg.Releases.Last(n.Release); lerr == nil && last.Version != rel.Version {
-			return c.undoSizeUp(ctx, n, rel.Version, current == nil, oldSecret, err)
+		if last, lerr := r.cfg.Releases.Last(n.Release); lerr == nil && last.Version != rel.Version {
+			return c.undoSizeUp(ctx, n, rel.Version, current == nil, rz.oldSecret, err)
 		}
 		return fmt.Errorf("sizing up %s for production: %w", n.Release, err)
 	}
@@ -276,32 +245,71 @@ func (c *Configuration) sizeUp(ctx context.Context, n Names, s sizing, why strin
 	return nil
 }
 
+// resize is one change of a commit's size: the live block it gets, the
+// description of its revision, and what its production Secret held
+// before (put back if the change fails; nil: none).
+type resize struct {
+	live        map[string]any
+	description string
+	oldSecret   map[string][]byte
+}
+
+// resizeFor is the change that brings commit n, whose deployed revision is
+// rel, to size s: with s none its preview size; else production's, the
+// commit listed at production size and its production Secret written
+// first, so a killed job leaves a commit that the next promote or
+// rollback finds.
+func (c *Configuration) resizeFor(ctx context.Context, n Names, rel *release.Release, s sizing, why string) (*resize, error) {
+	if s.none() {
+		return &resize{live: disabledLive(), description: "shipper: preview size while serving production (no production overlay): " + why}, nil
+	}
+	if !hasLive(rel.Chart) {
+		return nil, &UsageError{Input: "chart", Value: rel.Chart.Metadata.Name, Rule: "has no live block in its values, so it cannot run a commit at production size (see charts/preview-app): drop the production: sizing values and the production secret variables, or add it"}
+	}
+	if err := c.markSized(ctx, n, true); err != nil {
+		return nil, err
+	}
+	name := productionEnvSecretName(n)
+	old, err := c.secretData(ctx, n.Namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	version, err := c.applyEnvSecretNamed(ctx, n, name, s.secrets)
+	if err != nil {
+		return nil, err
+	}
+	if version == "" {
+		name = ""
+	}
+	live, err := liveBlock(rel.Chart, rel.Config, s.overlay, name, version)
+	if err != nil {
+		return nil, err
+	}
+	return &resize{live: live, description: "shipper: sized up for production: " + why, oldSecret: old}, nil
+}
+
 // undoSizeUp rolls commit n's release back to revision before after a
 // size-up that failed, so production is not switched and the commit runs
 // as it did, and puts its production Secret back as it was (secret; nil:
 // none). wasPreview: the commit was at its preview size, and its listing
 // goes too; else it may be live, and the rollback is waited for.
 func (c *Configuration) undoSizeUp(ctx context.Context, n Names, before int, wasPreview bool, secret map[string][]byte, cause error) error {
-	cfg, err := c.helm(n.Namespace)
-	if err != nil {
-		return cause
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := undoContext(ctx)
 	defer cancel()
 	if err := c.restoreSecret(ctx, n, productionEnvSecretName(n), secret); err != nil {
 		c.log.Warn("could not restore the production Secret of a commit whose size-up failed", "release", n.Release, "error", err)
 	}
-	rb := action.NewRollback(cfg)
-	rb.Version, rb.MaxHistory, rb.Timeout = before, maxHistory, helmTimeout(ctx)
-	if err := rb.Run(n.Release); err != nil {
+	back, err := c.revert(ctx, n, before, !wasPreview)
+	switch {
+	case !back:
 		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, and rolling its release back to revision %d failed: %v (the next promote or rollback sizes it down)", n.Release, cause, before, err)
+	case err != nil:
+		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, its release was rolled back to revision %d, which is not available either: %v", n.Release, cause, before, err)
 	}
 	if wasPreview {
 		if err := c.markSized(ctx, n, false); err != nil {
 			c.log.Warn("could not unlist a commit returned to its preview size", "release", n.Release, "error", err)
 		}
-	} else if err := c.waitAvailable(ctx, n.Namespace, n.Release); err != nil {
-		return fmt.Errorf("sizing up %s for production: %w; nothing was switched, its release was rolled back to revision %d, which is not available either: %v", n.Release, cause, before, err)
 	}
 	c.log.Warn("size-up failed: the commit's release was rolled back, production not switched", "release", n.Release, "to revision", before)
 	return fmt.Errorf("sizing up %s for production: %w; nothing was switched: production serves what it served, and the commit's release was rolled back to revision %d", n.Release, cause, before)
@@ -314,23 +322,17 @@ func (c *Configuration) undoSizeUp(ctx context.Context, n Names, before int, was
 // counts: what Helm applied of it may run. The caller holds production's
 // lock and n's. A commit whose release is gone is only unlisted.
 func (c *Configuration) sizeDown(ctx context.Context, n Names, why string) error {
-	cfg, err := c.helm(n.Namespace)
+	r, err := c.openRelease(ctx, n.Namespace, n.Release)
 	if err != nil {
 		return err
 	}
-	last, _, err := c.repairPending(ctx, cfg, n.Namespace, n.Release)
-	if err != nil {
-		return err
-	}
-	if last != nil {
+	if last := r.last; last != nil {
 		base := last
-		if last.Info.Status != release.StatusDeployed {
-			if d, err := cfg.Releases.Deployed(n.Release); err == nil {
-				base = d
-			}
+		if d, err := r.deployed(); err == nil {
+			base = d
 		}
 		if liveOf(base.Config) != nil || liveOf(last.Config) != nil {
-			if _, err := c.upgradeValues(ctx, n, base, disabledLive(), "shipper: sized down to preview: "+why); err != nil {
+			if _, err := c.upgradeValues(ctx, r, n, base, disabledLive(), "shipper: sized down to preview: "+why); err != nil {
 				return fmt.Errorf("sizing down %s: %w", n.Release, err)
 			}
 			c.log.Info("sized down to preview", "release", n.Release)
@@ -369,11 +371,11 @@ func (c *Configuration) restoreSecret(ctx context.Context, n Names, name string,
 	return err
 }
 
-// upgradeValues upgrades commit n's release from rel with rel's values,
+// upgradeValues upgrades commit n's release r from rel with rel's values,
 // live as the live block, and rel's chart: a values-only change, as
 // `helm upgrade --reuse-values` with the same chart, described in `helm
 // history`.
-func (c *Configuration) upgradeValues(ctx context.Context, n Names, rel *release.Release, live map[string]any, description string) (*release.Release, error) {
+func (c *Configuration) upgradeValues(ctx context.Context, r *helmRelease, n Names, rel *release.Release, live map[string]any, description string) (*release.Release, error) {
 	vals := maps.Clone(rel.Config)
 	vals["live"] = live
 	p, err := c.newPlanChart(ctx, n, n.Release, n.Namespace, "", "", rel.Chart, vals)
@@ -385,7 +387,7 @@ func (c *Configuration) upgradeValues(ctx context.Context, n Names, rel *release
 	if liveOf(vals) != nil {
 		p.labels[LabelSizing] = "up"
 	}
-	return c.installOrUpgrade(ctx, p)
+	return c.installOrUpgrade(ctx, r, p, nil)
 }
 
 // sizedListName is the Secret listing the commits at production size.
