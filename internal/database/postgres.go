@@ -1,6 +1,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -38,34 +39,51 @@ func newPostgres(cfg Config, u *url.URL) (*Postgres, error) {
 	if u.User.Username() == "" {
 		return nil, &ConfigError{Input: "--database-url", Rule: "names no user: give the admin role, postgres://USER:PASSWORD@HOST:PORT/DB"}
 	}
-	if cfg.Template == "" || len(cfg.Template) > maxName {
-		return nil, &ConfigError{Input: "SHIPPER_DATABASE_TEMPLATE", Rule: fmt.Sprintf("must name the template database (1 to %d bytes) each commit's database is a copy of", maxName)}
+	if err := CheckTemplate(cfg.Template); err != nil {
+		return nil, err
 	}
 	if admin.Database == cfg.Template {
-		return nil, &ConfigError{Input: "SHIPPER_DATABASE_TEMPLATE", Rule: "is the database of --database-url: a template with a session open cannot be copied; connect to another (postgres)"}
+		return nil, &ConfigError{Input: "--database-template", Rule: "is the database of --database-url: a template with a session open cannot be copied; connect to another (postgres)"}
 	}
 	p := &Postgres{cfg: cfg, admin: admin, template: cfg.Template, sslMode: u.Query().Get("sslmode")}
-	p.podHost, p.podPort = u.Hostname(), u.Port()
+	p.podHost, p.podPort = u.Hostname(), cmp.Or(u.Port(), "5432")
 	if cfg.Host != "" {
-		h, port, err := net.SplitHostPort(cfg.Host)
+		h, port, err := splitHost(cfg.Host)
 		if err != nil {
-			h, port = strings.Trim(cfg.Host, "[]"), ""
+			return nil, err
 		}
-		if h == "" || strings.ContainsAny(h, "/@?# ") {
-			return nil, &ConfigError{Input: "SHIPPER_DATABASE_HOST", Rule: "must be HOST or HOST:PORT"}
-		}
-		p.podHost = h
-		if port != "" {
-			p.podPort = port
-		}
-	}
-	if p.podPort == "" {
-		p.podPort = "5432"
-	}
-	if n, err := strconv.Atoi(p.podPort); err != nil || n < 1 || n > 65535 {
-		return nil, &ConfigError{Input: "SHIPPER_DATABASE_HOST", Rule: "port must be 1 to 65535"}
+		p.podHost, p.podPort = h, cmp.Or(port, p.podPort)
 	}
 	return p, nil
+}
+
+// CheckTemplate refuses a template name no server has.
+func CheckTemplate(name string) error {
+	if name == "" || len(name) > maxName {
+		return &ConfigError{Input: "--database-template", Rule: fmt.Sprintf("must name the template database (1 to %d bytes) each commit's database is a copy of", maxName)}
+	}
+	return nil
+}
+
+// CheckHost refuses a Config.Host that is not HOST or HOST:PORT.
+func CheckHost(h string) error {
+	_, _, err := splitHost(h)
+	return err
+}
+
+func splitHost(hp string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(hp)
+	if err != nil {
+		host, port = strings.Trim(hp, "[]"), ""
+	}
+	bad := &ConfigError{Input: "--database-host", Rule: "must be HOST or HOST:PORT, the port 1 to 65535"}
+	if host == "" || strings.ContainsAny(host, "/@?#[] \t\n") {
+		return "", "", bad
+	}
+	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return "", "", bad
+	}
+	return host, port, nil
 }
 
 // Vars are DATABASE_URL and libpq's PG* variables.

@@ -60,10 +60,11 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	if err != nil {
 		return nil, Image{}, err
 	}
-	if err := CheckSecretNames(d.Secrets, d.SecretPrefix); err != nil {
+	env, err := d.checkEnv()
+	if err != nil {
 		return nil, Image{}, err
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, len(d.Secrets) > 0)
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env)
 	return p, img, err
 }
 
@@ -145,7 +146,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 					return err
 				}
 			}
-			version, err := d.cfg.applyEnvSecret(ctx, n, d.Secrets)
+			version, err := d.applyEnv(ctx, n)
 			if err != nil {
 				return err
 			}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	_ "github.com/lib/pq" // the "postgres" database/sql driver
+	"github.com/lib/pq"
 )
 
 // Postgres is a running PostgreSQL server (Debian's postgresql 15) on
@@ -210,4 +210,37 @@ func stopSharedPostgres() {
 	if sharedPG.pg != nil {
 		sharedPG.pg.Stop()
 	}
+}
+
+// ShipperAdmin makes what docs/database.md asks of an operator: a
+// least-privilege admin role (LOGIN CREATEDB CREATEROLE, no superuser)
+// with password, and a template database it owns, holding content (SQL
+// run as that role), which PUBLIC cannot connect to. It returns the
+// admin's URL to database postgres.
+func (p *Postgres) ShipperAdmin(ctx context.Context, role, password, template, content string) (string, error) {
+	steps := []struct{ url, sql string }{
+		{p.AdminURL("postgres"), fmt.Sprintf("CREATE ROLE %s LOGIN CREATEDB CREATEROLE PASSWORD %s", pq.QuoteIdentifier(role), pq.QuoteLiteral(password))},
+		{p.AdminURL("postgres"), fmt.Sprintf("CREATE DATABASE %s OWNER %s", pq.QuoteIdentifier(template), pq.QuoteIdentifier(role))},
+		{p.AdminURL("postgres"), fmt.Sprintf("REVOKE ALL ON DATABASE %s FROM PUBLIC", pq.QuoteIdentifier(template))},
+		{p.URL(role, password, template), content},
+	}
+	for _, s := range steps {
+		if err := execSQL(ctx, s.url, s.sql); err != nil {
+			return "", err
+		}
+	}
+	return p.URL(role, password, "postgres"), nil
+}
+
+// execSQL runs statements q at url, in one connection.
+func execSQL(ctx context.Context, url, q string) error {
+	db, err := sql.Open("postgres", url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, q); err != nil {
+		return fmt.Errorf("setting up PostgreSQL: %w", err)
+	}
+	return nil
 }
