@@ -104,6 +104,11 @@ func (p *Postgres) open(db string) (*sql.DB, error) {
 	if cfg.ApplicationName == "" {
 		cfg.ApplicationName = "shipper"
 	}
+	if cfg.ConnectTimeout == 0 {
+		// A server that does not answer fails the job in seconds, not at
+		// its --timeout.
+		cfg.ConnectTimeout = 15 * time.Second
+	}
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, errors.New("connecting to the database server: bad connection settings")
