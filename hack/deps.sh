@@ -7,7 +7,8 @@
 set -euo pipefail
 
 declare -A sets=(
-  [test]="docker-registry make git ca-certificates"
+  # postgresql: testenv.StartPostgres runs its 15 binaries (initdb, postgres).
+  [test]="docker-registry postgresql make git ca-certificates"
   [node]="containerd runc containernetworking-plugins iptables kmod iproute2 rsync"
   [bench]="time"
   [image]="busybox-static ca-certificates"

@@ -3,7 +3,9 @@
 // described in docs/development.md, "Import direction"): internal/image
 // knows nothing of Helm or Kubernetes, internal/release nothing of
 // registries beyond a reference string, internal/kube (the cluster
-// plumbing) and internal/lease (the Lease lock) nothing of releases, and
+// plumbing), internal/lease (the Lease lock) and internal/database (the
+// per-commit databases) nothing of releases, the last nothing of
+// Kubernetes either, and
 // cmd/shipper only wires: it imports neither client-go, Helm's actions nor
 // go-containerregistry itself (its dependencies do, so for the CLI only
 // its own imports are checked).
@@ -25,6 +27,7 @@ func TestImportDirection(t *testing.T) {
 		{"github.com/shipper-dev/shipper/internal/release", []string{"github.com/google/go-containerregistry", "github.com/shipper-dev/shipper/internal/image", "github.com/urfave/cli"}, false},
 		{"github.com/shipper-dev/shipper/internal/kube", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
 		{"github.com/shipper-dev/shipper/internal/lease", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image", "helm.sh/"}, false},
+		{"github.com/shipper-dev/shipper/internal/database", []string{"helm.sh/", "k8s.io/", "github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
 		{"github.com/shipper-dev/shipper/internal/testenv", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
 		{"github.com/shipper-dev/shipper/cmd/shipper", []string{"github.com/google/go-containerregistry", "k8s.io/client-go", "k8s.io/api/", "helm.sh/"}, true},
 	} {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/database"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -39,6 +40,19 @@ var flagChecks = map[string]func(c *cli.Context, name string) error{
 	"parallel":       checkParallel,
 	"to":             checkRollbackTarget,
 	"ingress-class":  func(c *cli.Context, name string) error { return release.CheckIngressClass(c.String(name)) },
+	"database-url":   func(c *cli.Context, _ string) error { _, err := databaseEngine(c); return err },
+	"database-template": func(c *cli.Context, name string) error {
+		return ifSet(c.String(name), database.CheckTemplate)
+	},
+	"database-host": func(c *cli.Context, name string) error { return ifSet(c.String(name), database.CheckHost) },
+}
+
+// ifSet is check of s, unless s is empty.
+func ifSet(s string, check func(string) error) error {
+	if s == "" {
+		return nil
+	}
+	return check(s)
 }
 
 // checkFlags is every command's Before: the checks of the flags it takes,

@@ -50,6 +50,9 @@ var badFlags = []struct {
 	{"kube-url", "not a url", "--kube-url"},
 	{"kube-ca", "not PEM", "--kube-ca"},
 	{"kube-ca-file", "/nonexistent/ca.pem", "--kube-ca-file"},
+	{"database-url", "postgres://admin:s3cr3t@db:bad-port/postgres", "--database-url"},
+	{"database-template", strings.Repeat("t", 64), "--database-template"},
+	{"database-host", "db:70000", "--database-host"},
 	// package's own
 	{"context", "/nonexistent/app", "build context"},
 	{"workdir", "relative", "workdir"},

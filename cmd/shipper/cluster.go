@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/database"
 	"github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/release"
 )
@@ -46,6 +47,21 @@ func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.Context, c.Duration("timeout"))
 }
 
+// databaseEngine is the per-commit database engine of --database-url, nil
+// without one. A template without a URL is what a protected
+// SHIPPER_DATABASE_URL gives a job on an unprotected branch: said, not
+// refused.
+func databaseEngine(c *cli.Context) (database.Engine, error) {
+	u := c.String("database-url")
+	if u == "" {
+		if c.String("database-template") != "" {
+			logger(c).Warn("no database: --database-template is set but --database-url is not (SHIPPER_DATABASE_URL is it a protected variable on an unprotected branch?)")
+		}
+		return nil, nil
+	}
+	return database.Open(database.Config{URL: u, Template: c.String("database-template"), Host: c.String("database-host")})
+}
+
 // configuration builds the engine's Configuration: connected to the
 // cluster, or offline for render.
 func configuration(c *cli.Context, online bool) (*release.Configuration, error) {
@@ -61,6 +77,13 @@ func configuration(c *cli.Context, online bool) (*release.Configuration, error) 
 	}
 	if ref := c.String("chart"); ref != "" {
 		opts = append(opts, release.WithChart(release.ChartSource{Ref: ref}))
+	}
+	db, err := databaseEngine(c)
+	if err != nil {
+		return nil, err
+	}
+	if db != nil {
+		opts = append(opts, release.WithDatabase(db))
 	}
 	if !online {
 		return release.NewConfiguration(nil, opts...)

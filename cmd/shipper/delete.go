@@ -22,7 +22,7 @@ Example (a GitLab stop job; running it twice is fine):
 		Flags: flags(commitFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "with-alias", Usage: "a branch's stop job: delete --ref's alias whatever it serves, then the commit unless production or another branch's alias needs it (kept, exit 0)", EnvVars: []string{"SHIPPER_WITH_ALIAS"}},
 			refFlag(),
-		}, globalFlags()),
+		}, databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			del := release.NewDelete(cfg)

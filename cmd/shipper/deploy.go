@@ -38,7 +38,7 @@ Example:
 			secretPrefixFlag(),
 			waitFlag(),
 			dotenvFlag(),
-		}, verifyFlags(), hostFlags(), chartFlags(), globalFlags()),
+		}, verifyFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
 	}

@@ -172,6 +172,18 @@ func drainDelayFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "drain-delay", Value: release.DefaultDrainDelay, Usage: "how long the outgoing commit keeps its production size after the switch before it returns to its preview size (0: at once)", EnvVars: []string{"SHIPPER_DRAIN_DELAY"}}
 }
 
+// databaseFlags give each commit a database of its own (docs/database.md):
+// deploy makes it, delete and prune drop it, status reports leftovers,
+// render renders the Secret the pods take. Without --database-url,
+// nothing.
+func databaseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "database-url", Usage: "admin connection postgres://USER:PASSWORD@HOST:PORT/DB of the server each commit gets a database on (never printed; a masked, protected variable); none: no databases", EnvVars: []string{"SHIPPER_DATABASE_URL"}},
+		&cli.StringFlag{Name: "database-template", Usage: "the database each commit's database is a copy of (CREATE DATABASE ... TEMPLATE)", EnvVars: []string{"SHIPPER_DATABASE_TEMPLATE"}},
+		&cli.StringFlag{Name: "database-host", Usage: "HOST[:PORT] the pods reach the server at, when not --database-url's", EnvVars: []string{"SHIPPER_DATABASE_HOST"}},
+	}
+}
+
 // flags joins flag sets.
 func flags(sets ...[]cli.Flag) []cli.Flag {
 	var out []cli.Flag

@@ -154,6 +154,7 @@ func TestSiblingsTakeTheSameFlags(t *testing.T) {
 		"verify":        {"deploy", "promote", "rollback"},
 		"drain-delay":   {"promote", "rollback"},
 		"ref":           {"deploy", "delete"},
+		"database-url":  {"deploy", "delete", "prune", "status", "render"},
 		"registry-user": {"package", "deploy"},
 		"verbose":       {"package", "deploy", "promote", "rollback", "delete", "prune", "list", "status", "render"},
 		"output":        {"deploy", "promote", "rollback", "delete", "prune", "list", "status", "render", "version"},

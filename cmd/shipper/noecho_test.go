@@ -21,6 +21,9 @@ func TestRefusalsDoNotEchoValues(t *testing.T) {
 		{"--env whose name is a value", []string{"--env", "postgres://app:s3cr3t@db/app?sslmode=require"}, "s3cr3t", "--env #1"},
 		{"--set refused by the schema", []string{"--set", "ingress.tls.secretName=s3cr3t-VALUE"}, "s3cr3t", "ingress.tls.secretName: must match"},
 		{"--set of a line break", []string{"--set", "env.DB_PASSWORD=s3cr3t\nX=1"}, "s3cr3t", "env.DB_PASSWORD: must match"},
+		{"--database-url that does not parse", []string{"--database-url", "postgres://admin:s3cr3t@db:bad/postgres", "--database-template", "tpl"}, "s3cr3t", "--database-url"},
+		{"--database-url of another engine", []string{"--database-url", "mysql://admin:s3cr3t@db/app", "--database-template", "tpl"}, "s3cr3t", "--database-url"},
+		{"--database-url without a template", []string{"--database-url", "postgres://admin:s3cr3t@db/postgres"}, "s3cr3t", "--database-template"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, append(render, tc.args...)...)

@@ -33,7 +33,7 @@ Examples:
 			&cli.StringFlag{Name: "branch-exists-file", Usage: "the same, one per line, or the output of git ls-remote --heads (- for stdin)", EnvVars: []string{"SHIPPER_BRANCH_EXISTS_FILE"}},
 			&cli.BoolFlag{Name: "dry-run", Usage: "print the plan and change nothing", EnvVars: []string{"SHIPPER_DRY_RUN"}},
 			&cli.IntFlag{Name: "parallel", Value: 8, Usage: "removals at once", EnvVars: []string{"SHIPPER_PRUNE_PARALLEL"}},
-		}, globalFlags()),
+		}, databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			p := release.NewPrune(cfg)

@@ -22,7 +22,7 @@ Examples:
    shipper status --app myapp --sha 7c77eb36  # one commit
    # --sha reads no variable: CI_COMMIT_SHORT_SHA would turn every status in a job
    # into the pipeline commit's`,
-		Flags:        flags([]cli.Flag{statusSHAFlag()}, globalFlags()),
+		Flags:        flags([]cli.Flag{statusSHAFlag()}, databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(statusNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			st := release.NewStatus(cfg)

@@ -139,6 +139,11 @@ func (a *stressApp) invariants(when string) {
 // killed starts shipper, kills it with SIGKILL after a random 30-250 ms,
 // and reports how long it ran.
 func (a *stressApp) killed(sha string, args ...string) time.Duration {
+	return a.killedAfter(time.Duration(30+rand.IntN(221))*time.Millisecond, sha, args...)
+}
+
+// killedAfter starts shipper and kills it with SIGKILL after after.
+func (a *stressApp) killedAfter(after time.Duration, sha string, args ...string) time.Duration {
 	cmd := exec.Command(binary(a.t), args...)
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + a.t.TempDir()}
 	for k, v := range a.at(sha) {
@@ -147,7 +152,6 @@ func (a *stressApp) killed(sha string, args ...string) time.Duration {
 	if err := cmd.Start(); err != nil {
 		a.t.Fatal(err)
 	}
-	after := time.Duration(30+rand.IntN(221)) * time.Millisecond
 	time.Sleep(after)
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()

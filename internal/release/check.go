@@ -23,6 +23,9 @@ import (
 //     on it ran (repairPending resolves both).
 //  4. Every namespace labelled for the app holds its release (except while
 //     its own operation runs: a deploy creates the namespace first).
+//  5. With per-commit databases, every database shipper made for the app
+//     belongs to a commit, and every commit's role has its database
+//     (database.go; Status.Check).
 //
 // Check reports the ones that do not hold, each with the command that
 // repairs it; `shipper status` prints them and the tests call it after
@@ -44,7 +47,12 @@ func (s *Status) Check(ctx context.Context, n Names) ([]Violation, error) {
 	if err := s.cfg.beginRead(ctx, n); err != nil {
 		return nil, err
 	}
-	return s.cfg.check(ctx, n)
+	out, err := s.cfg.check(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	dbs, err := s.cfg.databaseViolations(ctx, n)
+	return append(out, dbs...), err
 }
 
 // check reads n's app and reports its broken invariants: first those its

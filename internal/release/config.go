@@ -20,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
+	"github.com/shipper-dev/shipper/internal/database"
 	"github.com/shipper-dev/shipper/internal/lease"
 )
 
@@ -39,7 +40,8 @@ type Configuration struct {
 	routing  Routing
 	self     self
 	lease    time.Duration
-	locker   *lease.Locker // nil offline
+	locker   *lease.Locker   // nil offline
+	db       database.Engine // nil: no per-commit databases (database.go)
 
 	gwOnce sync.Once
 	gw     gwclient.Interface

@@ -173,9 +173,13 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, production b
 	})
 }
 
-// uninstall removes the Helm release (so `helm list -A` stops showing it
-// at once) and then the namespace, which takes the pull secret and lease.
+// uninstall drops the commit's database (database.go), removes the Helm
+// release (so `helm list -A` stops showing it at once) and then the
+// namespace, which takes the pull secret and lease.
 func (c *Configuration) uninstall(ctx context.Context, n Names) error {
+	if err := c.dropDatabase(ctx, n); err != nil {
+		return err
+	}
 	if _, err := c.helmUninstall(ctx, n.Namespace, n.Release); err != nil {
 		return err
 	}

@@ -59,10 +59,11 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	if err != nil {
 		return nil, Image{}, err
 	}
-	if err := CheckSecretNames(d.Secrets, d.SecretPrefix); err != nil {
+	env, err := d.checkEnv()
+	if err != nil {
 		return nil, Image{}, err
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, len(d.Secrets) > 0)
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env)
 	return p, img, err
 }
 
@@ -250,7 +251,7 @@ func (d *Deploy) applySecrets(ctx context.Context, dp *deployment) error {
 			return err
 		}
 	}
-	version, err := d.cfg.applyEnvSecret(ctx, dp.n, d.Secrets)
+	version, err := d.applyEnv(ctx, dp.n)
 	if err != nil {
 		return err
 	}

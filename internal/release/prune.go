@@ -69,7 +69,8 @@ func NewPrune(cfg *Configuration) *Prune { return &Prune{cfg: cfg, Parallel: 8, 
 // PruneItem is one commit in a prune plan and what became of it.
 type PruneItem struct {
 	// Kind is "commit", or "alias" for a branch alias (Release), which
-	// serves the commit Short.
+	// serves the commit Short, or "database" for a commit's database left
+	// without its namespace (database.go).
 	Kind    string    `json:"kind"`
 	Short   string    `json:"sha"`
 	Release string    `json:"release"`
@@ -132,6 +133,7 @@ func (p *Prune) Run(ctx context.Context, n Names) (*Pruned, error) {
 	if err := p.remove(ctx, n, out, doomed); err != nil {
 		return out, err
 	}
+	p.dropDatabases(ctx, n, out)
 	if out.Failed > 0 {
 		return out, fmt.Errorf("%w: %d of %d removals failed (listed with their errors)", ErrPruneFailed, out.Failed, out.Failed+out.Deleted)
 	}
@@ -250,7 +252,7 @@ func (p *Prune) plan(ctx context.Context, n Names) ([]PruneItem, error) {
 			out[i].Action, out[i].Reason = "keep", "a running job holds its lock ("+held+")"
 		}
 	}
-	return out, nil
+	return p.withDatabases(ctx, n, out)
 }
 
 // errChanged is a planned removal whose commit was deployed again since.

@@ -27,6 +27,12 @@
 // Gateway "shipper-gateway/shared" over HTTP and HTTPS beside its Ingress
 // entrypoint (Node.GatewayAddr, Node.GatewayTLSAddr, Node.GatewayCA).
 //
+// StartPostgres (postgres.go) runs Debian's PostgreSQL 15 on its own free
+// port, as the postgres user when the tests run as root (initdb refuses
+// root), with password (scram-sha-256) logins over TCP; GetPostgres shares
+// one per test binary, stopped by Main. Its processes die with the test
+// binary as the Env's do, and its reaper removes its directory.
+//
 // Tests use one Env per test binary: TestMain calls Main, tests call Get and
 // Env.Namespace for namespaces of their own that are deleted when they end.
 package testenv

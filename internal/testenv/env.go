@@ -63,20 +63,11 @@ const AdminUser = "shipper-admin"
 // each on a free 127.0.0.1 port, and returns once all of them serve. On
 // error everything already started is stopped again.
 func Start(ctx context.Context, opts Options) (_ *Env, err error) {
-	sweepStale()
-	dir, err := os.MkdirTemp("", dirPrefix)
+	dir, reaper, err := newDir(dirPrefix)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	e := &Env{Dir: dir}
-	if e.reaper, err = startReaper(dir); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
+	e := &Env{Dir: dir, reaper: reaper}
 	defer func() {
 		if err != nil {
 			e.Stop()

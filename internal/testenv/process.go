@@ -28,6 +28,12 @@ type process struct {
 // dir/pids for the reaper. The kernel also kills the child if this process
 // dies (Pdeathsig).
 func startProcess(dir, name, bin string, args ...string) (*process, error) {
+	return startProcessAs(dir, name, nil, bin, args...)
+}
+
+// startProcessAs is startProcess running as cred's user (nil: this
+// process's), as PostgreSQL must when the tests run as root.
+func startProcessAs(dir, name string, cred *syscall.Credential, bin string, args ...string) (*process, error) {
 	logPath := filepath.Join(dir, name+".log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -37,7 +43,7 @@ func startProcess(dir, name, bin string, args ...string) (*process, error) {
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: cred}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
@@ -124,6 +130,27 @@ func freePorts(n int) ([]int, error) {
 
 // dirPrefix names the directory of every Env under os.TempDir().
 const dirPrefix = "shipper-testenv-"
+
+// newDir makes the directory of a new Env (or server), named prefix*
+// under os.TempDir(), marked with this process as its owner, with a reaper
+// that removes it when this process dies. Stale ones are swept first.
+func newDir(prefix string) (string, *os.File, error) {
+	sweepStale()
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	reaper, err := startReaper(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, reaper, nil
+}
 
 // ownerFile holds the PID of the process that owns an Env directory.
 const ownerFile = "owner.pid"

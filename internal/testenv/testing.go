@@ -29,6 +29,7 @@ func Main(m *testing.M, cleanups ...func()) {
 	if shared.env != nil {
 		shared.env.Stop()
 	}
+	stopSharedPostgres()
 	os.Exit(code)
 }
 

@@ -1,0 +1,381 @@
+package database
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	// lib/pq, not pgx: Helm's SQL storage driver already links it into
+	// shipper (go.mod has it), so per-commit databases add no module and
+	// no code to the binary; database/sql, SCRAM, context cancellation
+	// and its *pq.Error codes are all this package needs.
+	"github.com/lib/pq"
+)
+
+// Postgres is the Engine of a PostgreSQL server (13 or later: DROP
+// DATABASE ... WITH (FORCE)).
+type Postgres struct {
+	cfg      Config
+	admin    pq.Config // the admin connection, its database the URL's
+	podHost  string    // host the pods use
+	podPort  string
+	sslMode  string // the URL's sslmode, passed on to the pods ("" none)
+	template string
+}
+
+// newPostgres checks cfg (u is cfg.URL parsed).
+func newPostgres(cfg Config, u *url.URL) (*Postgres, error) {
+	admin, err := pq.NewConfig(cfg.URL)
+	if err != nil {
+		return nil, &ConfigError{Input: "--database-url", Rule: "is no PostgreSQL connection URL (postgres://USER:PASSWORD@HOST:PORT/DB)"}
+	}
+	if u.User.Username() == "" {
+		return nil, &ConfigError{Input: "--database-url", Rule: "names no user: give the admin role, postgres://USER:PASSWORD@HOST:PORT/DB"}
+	}
+	if err := CheckTemplate(cfg.Template); err != nil {
+		return nil, err
+	}
+	if admin.Database == cfg.Template {
+		return nil, &ConfigError{Input: "--database-template", Rule: "is the database of --database-url: a template with a session open cannot be copied; connect to another (postgres)"}
+	}
+	p := &Postgres{cfg: cfg, admin: admin, template: cfg.Template, sslMode: u.Query().Get("sslmode")}
+	p.podHost, p.podPort = u.Hostname(), cmp.Or(u.Port(), "5432")
+	if cfg.Host != "" {
+		h, port, err := splitHost(cfg.Host)
+		if err != nil {
+			return nil, err
+		}
+		p.podHost, p.podPort = h, cmp.Or(port, p.podPort)
+	}
+	return p, nil
+}
+
+// CheckTemplate refuses a template name no server has.
+func CheckTemplate(name string) error {
+	if name == "" || len(name) > maxName {
+		return &ConfigError{Input: "--database-template", Rule: fmt.Sprintf("must name the template database (1 to %d bytes) each commit's database is a copy of", maxName)}
+	}
+	return nil
+}
+
+// CheckHost refuses a Config.Host that is not HOST or HOST:PORT.
+func CheckHost(h string) error {
+	_, _, err := splitHost(h)
+	return err
+}
+
+func splitHost(hp string) (host, port string, err error) {
+	host, port, err = net.SplitHostPort(hp)
+	if err != nil {
+		host, port = strings.Trim(hp, "[]"), ""
+	}
+	bad := &ConfigError{Input: "--database-host", Rule: "must be HOST or HOST:PORT, the port 1 to 65535"}
+	if host == "" || strings.ContainsAny(host, "/@?#[] \t\n") {
+		return "", "", bad
+	}
+	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
+		return "", "", bad
+	}
+	return host, port, nil
+}
+
+// Vars are DATABASE_URL and libpq's PG* variables.
+func (p *Postgres) Vars() []string {
+	v := []string{"DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"}
+	if p.sslMode != "" {
+		v = append(v, "PGSSLMODE")
+	}
+	return v
+}
+
+// open connects as the admin to database db ("" the URL's).
+func (p *Postgres) open(db string) (*sql.DB, error) {
+	cfg := p.admin.Clone()
+	if db != "" {
+		cfg.Database = db
+	}
+	if cfg.ApplicationName == "" {
+		cfg.ApplicationName = "shipper"
+	}
+	if cfg.ConnectTimeout == 0 {
+		// A server that does not answer fails the job in seconds, not at
+		// its --timeout.
+		cfg.ConnectTimeout = 15 * time.Second
+	}
+	c, err := pq.NewConnectorConfig(cfg)
+	if err != nil {
+		return nil, errors.New("connecting to the database server: bad connection settings")
+	}
+	d := sql.OpenDB(c)
+	d.SetMaxOpenConns(1)
+	return d, nil
+}
+
+// state is what the server has of one commit's name.
+type state struct {
+	role, db  bool
+	roleMark  string // the role's comment
+	dbOwner   string // the database's owner
+	ownerMark string // its owner's comment
+}
+
+// inspect reads what exists under name.
+func inspect(ctx context.Context, db *sql.DB, name string) (state, error) {
+	var s state
+	err := db.QueryRowContext(ctx, `SELECT
+		EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1),
+		COALESCE((SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1), ''),
+		EXISTS (SELECT 1 FROM pg_database WHERE datname = $1),
+		COALESCE((SELECT r.rolname FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1), ''),
+		COALESCE((SELECT shobj_description(r.oid, 'pg_authid') FROM pg_database d JOIN pg_roles r ON r.oid = d.datdba WHERE d.datname = $1), '')`,
+		name).Scan(&s.role, &s.roleMark, &s.db, &s.dbOwner, &s.ownerMark)
+	if err != nil {
+		return s, fmt.Errorf("reading database %q: %w", name, err)
+	}
+	return s, nil
+}
+
+// ours refuses what s holds unless shipper made it for c: a role marked
+// for c's app and project, and a database owned by that role.
+func (s state) ours(c Commit) error {
+	if s.role {
+		m, ok := parseMark(s.roleMark)
+		if !ok || m.App != c.App || m.Project != c.Project {
+			return &NotOursError{Name: c.Name, Owner: "its role: " + whose(s.roleMark)}
+		}
+	}
+	if s.db && (s.dbOwner != c.Name || !s.role) {
+		return &NotOursError{Name: c.Name, Owner: fmt.Sprintf("owned by role %q: %s", s.dbOwner, whose(s.ownerMark))}
+	}
+	return nil
+}
+
+// SQLSTATEs shipper tells apart.
+const (
+	duplicateObject   = "42710" // CREATE ROLE of an existing role
+	duplicateDatabase = "42P04"
+	objectInUse       = "55006" // the template has sessions
+)
+
+func isCode(err error, code string) bool {
+	var pe *pq.Error
+	return errors.As(err, &pe) && string(pe.Code) == code
+}
+
+// Ensure makes or completes commit c's role and database.
+func (p *Postgres) Ensure(ctx context.Context, c Commit, previous map[string]string) (map[string]string, error) {
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	if c.Name == p.template || c.Name == p.admin.Database {
+		return nil, &NotOursError{Name: c.Name, Owner: "it is the template or the admin's database"}
+	}
+	db, err := p.open("")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	s, err := inspect(ctx, db, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.ours(c); err != nil {
+		return nil, err
+	}
+	password := previous["PGPASSWORD"]
+	if !usablePassword(password) {
+		password = newPassword()
+	}
+	if err := p.ensureRole(ctx, db, c, s.role, password); err != nil {
+		return nil, err
+	}
+	if !s.db {
+		if err := p.clone(ctx, db, c.Name); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.handOver(ctx, db, c); err != nil {
+		return nil, err
+	}
+	return p.env(c.Name, password), nil
+}
+
+// ensureRole creates c's role with its mark in one transaction, or sets
+// the password of the existing one, and makes the admin a member (to hand
+// the clone's objects over, and to drop them later).
+func (p *Postgres) ensureRole(ctx context.Context, db *sql.DB, c Commit, exists bool, password string) error {
+	verifier, err := scramVerifier(password)
+	if err != nil {
+		return err
+	}
+	role := pq.QuoteIdentifier(c.Name)
+	if !exists {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("creating role %q: %w", c.Name, err)
+		}
+		defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
+		_, err = tx.ExecContext(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD "+pq.QuoteLiteral(verifier))
+		if err == nil {
+			_, err = tx.ExecContext(ctx, "COMMENT ON ROLE "+role+" IS "+pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String()))
+		}
+		if err == nil {
+			err = tx.Commit()
+		}
+		switch {
+		case isCode(err, duplicateObject):
+			// Made meanwhile (the caller's lock was lost): judged again.
+			s, err := inspect(ctx, db, c.Name)
+			if err != nil {
+				return err
+			}
+			if err := s.ours(c); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("creating role %q: %w", c.Name, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "ALTER ROLE "+role+" PASSWORD "+pq.QuoteLiteral(verifier)); err != nil {
+		return fmt.Errorf("setting the password of role %q: %w", c.Name, err)
+	}
+	if _, err := db.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
+		return fmt.Errorf("granting role %q to the admin: %w", c.Name, err)
+	}
+	return nil
+}
+
+// clone copies the template as database name, owned by the role name.
+// While the template has sessions (someone connected to it) the copy is
+// refused: it is tried again until Config.CloneWait, and then the error
+// names the sessions.
+func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template)
+	deadline := time.Now().Add(p.cfg.CloneWait)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		_, err := db.ExecContext(ctx, q)
+		switch {
+		case err == nil, isCode(err, duplicateDatabase):
+			return nil
+		case !isCode(err, objectInUse):
+			return fmt.Errorf("copying template %q as database %q: %w", p.template, name, err)
+		case time.Now().Add(delay).After(deadline):
+			return fmt.Errorf("copying template %q as database %q: waited %s for the template's sessions to end: %s; a template with a session open cannot be copied (REVOKE CONNECT ON DATABASE ... FROM PUBLIC keeps others out)",
+				p.template, name, p.cfg.CloneWait, sessions(ctx, db, p.template))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("copying template %q as database %q: the template has sessions (%s): %w", p.template, name, sessions(context.WithoutCancel(ctx), db, p.template), ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// sessions names the sessions open on database name: process, role,
+// application, client; never their queries.
+func sessions(ctx context.Context, db *sql.DB, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT pid, COALESCE(usename, ''), COALESCE(application_name, ''), COALESCE(host(client_addr), 'local'), COALESCE(state, '')
+		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid`, name)
+	if err != nil {
+		return "could not list them: " + err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid int
+		var user, app, addr, st string
+		if err := rows.Scan(&pid, &user, &app, &addr, &st); err != nil {
+			return "could not list them: " + err.Error()
+		}
+		out = append(out, fmt.Sprintf("pid %d (role %s, application %q, from %s, %s)", pid, user, app, addr, st))
+	}
+	if len(out) == 0 {
+		return "none left now"
+	}
+	return strings.Join(out, ", ")
+}
+
+// env is the pods' environment for database name.
+func (p *Postgres) env(name, password string) map[string]string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(name, password), Host: net.JoinHostPort(p.podHost, p.podPort), Path: "/" + name}
+	if p.sslMode != "" {
+		u.RawQuery = url.Values{"sslmode": {p.sslMode}}.Encode()
+	}
+	e := map[string]string{
+		"DATABASE_URL": u.String(), "PGHOST": p.podHost, "PGPORT": p.podPort,
+		"PGDATABASE": name, "PGUSER": name, "PGPASSWORD": password,
+	}
+	if p.sslMode != "" {
+		e["PGSSLMODE"] = p.sslMode
+	}
+	return e
+}
+
+// Drop removes commit c's database (WITH (FORCE): its sessions end) and
+// role, when shipper made them for c.
+func (p *Postgres) Drop(ctx context.Context, c Commit) (bool, error) {
+	if err := c.check(); err != nil {
+		return false, err
+	}
+	db, err := p.open("")
+	if err != nil {
+		return false, err
+	}
+	defer db.Close()
+	s, err := inspect(ctx, db, c.Name)
+	if err != nil || !s.role && !s.db {
+		return false, err
+	}
+	if err := s.ours(c); err != nil {
+		return false, err
+	}
+	name := pq.QuoteIdentifier(c.Name)
+	if s.db {
+		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			return false, fmt.Errorf("dropping database %q: %w", c.Name, err)
+		}
+	}
+	if _, err := db.ExecContext(ctx, "DROP ROLE IF EXISTS "+name); err != nil {
+		return false, fmt.Errorf("dropping role %q: %w", c.Name, err)
+	}
+	return true, nil
+}
+
+// List returns the roles shipper marked for app and project, with whether
+// each still has its database.
+func (p *Postgres) List(ctx context.Context, app, project string) ([]Found, error) {
+	db, err := p.open("")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT r.rolname, shobj_description(r.oid, 'pg_authid'),
+		EXISTS (SELECT 1 FROM pg_database d WHERE d.datname = r.rolname AND d.datdba = r.oid)
+		FROM pg_roles r WHERE shobj_description(r.oid, 'pg_authid') LIKE $1 ORDER BY r.rolname`, markPrefix+"%")
+	if err != nil {
+		return nil, fmt.Errorf("listing databases: %w", err)
+	}
+	defer rows.Close()
+	var out []Found
+	for rows.Next() {
+		var f Found
+		var comment string
+		if err := rows.Scan(&f.Name, &comment, &f.Database); err != nil {
+			return nil, fmt.Errorf("listing databases: %w", err)
+		}
+		if m, ok := parseMark(comment); ok && m.App == app && m.Project == project {
+			f.SHA = m.SHA
+			out = append(out, f)
+		}
+	}
+	return out, rows.Err()
+}
