@@ -5,7 +5,8 @@
 // registries beyond a reference string, internal/kube (the cluster
 // plumbing), internal/lease (the Lease lock) and internal/database (the
 // per-commit databases) nothing of releases, the last nothing of
-// Kubernetes either, and
+// Kubernetes either, internal/gate (the preview protection, a plain
+// net/http handler) nothing of Kubernetes, releases or databases, and
 // cmd/shipper only wires: it imports neither client-go, Helm's actions nor
 // go-containerregistry itself (its dependencies do, so for the CLI only
 // its own imports are checked).
@@ -28,6 +29,7 @@ func TestImportDirection(t *testing.T) {
 		{"github.com/shipper-dev/shipper/internal/kube", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
 		{"github.com/shipper-dev/shipper/internal/lease", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image", "helm.sh/"}, false},
 		{"github.com/shipper-dev/shipper/internal/database", []string{"helm.sh/", "k8s.io/", "github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
+		{"github.com/shipper-dev/shipper/internal/gate", []string{"helm.sh/", "k8s.io/", "github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image", "github.com/shipper-dev/shipper/internal/database"}, false},
 		{"github.com/shipper-dev/shipper/internal/testenv", []string{"github.com/shipper-dev/shipper/internal/release", "github.com/shipper-dev/shipper/internal/image"}, false},
 		{"github.com/shipper-dev/shipper/cmd/shipper", []string{"github.com/google/go-containerregistry", "k8s.io/client-go", "k8s.io/api/", "helm.sh/"}, true},
 	} {

@@ -1,0 +1,188 @@
+package gate
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Paths and names the gate owns on every protected host.
+const (
+	LoginPath    = "/_shipper/login"
+	BypassHeader = "X-Shipper-Bypass"
+	ShareParam   = "shipper-share"
+	cookieName   = "shipper-gate"
+	// securePrefix makes browsers keep the cookie host-only, Secure and on
+	// path "/" (RFC 6265bis __Host- prefix).
+	securePrefix = "__Host-"
+)
+
+// Config is what one gate guards and how.
+type Config struct {
+	// App and SHA name what this pod serves: the app's cookie is good for
+	// every preview of App, a share link for SHA's only.
+	App, SHA string
+	// Upstream is the app, on loopback.
+	Upstream *url.URL
+	// Key signs cookies and share links (a random value per app, from its
+	// Secret); rotating it ends every session and link.
+	Key []byte
+	// Password lets a browser in through the login page; "" turns the
+	// page's form off. Bypass, when set, lets in a request that carries
+	// it in BypassHeader (automation).
+	Password, Bypass string
+	// Secure is whether the hosts are served over https: cookies are then
+	// Secure and __Host- prefixed.
+	Secure bool
+	// Session is how long a login lasts (default 12 h).
+	Session time.Duration
+	// Now is the clock (tests); time.Now by default.
+	Now func() time.Time
+}
+
+// Gate is the protecting handler; New builds it.
+type Gate struct {
+	cfg    Config
+	keys   keys
+	proxy  *httputil.ReverseProxy
+	limits *limiter
+}
+
+// New returns the gate of cfg.
+func New(cfg Config) (*Gate, error) {
+	if cfg.App == "" || cfg.SHA == "" || cfg.Upstream == nil {
+		return nil, errors.New("gate: app, commit and upstream are required")
+	}
+	if len(cfg.Key) < 32 {
+		return nil, errors.New("gate: the key must be at least 32 bytes")
+	}
+	if cfg.Session <= 0 {
+		cfg.Session = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gate{cfg: cfg, keys: deriveKeys(cfg.Key, cfg.Password), limits: newLimiter()}
+	up := cfg.Upstream
+	g.proxy = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(up)
+		r.Out.Host = r.In.Host
+		r.SetXForwarded()
+		stripCredentials(r.Out)
+	}}
+	return g, nil
+}
+
+func (g *Gate) cookieName() string {
+	if g.cfg.Secure {
+		return securePrefix + cookieName
+	}
+	return cookieName
+}
+
+// ServeHTTP lets r through to the app or answers it itself.
+func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := g.cfg.Now()
+	switch {
+	case r.URL.Path == LoginPath:
+		g.login(w, r, now)
+	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
+		g.proxy.ServeHTTP(w, r)
+	case r.URL.Query().Has(ShareParam):
+		g.share(w, r, now)
+	case g.hasSession(r, now):
+		g.proxy.ServeHTTP(w, r)
+	default:
+		g.page(w, r, http.StatusUnauthorized, "")
+	}
+}
+
+// hasSession reports whether r carries a valid cookie for this preview.
+func (g *Gate) hasSession(r *http.Request, now time.Time) bool {
+	c, err := r.Cookie(g.cookieName())
+	if err != nil {
+		return false
+	}
+	_, _, ok := verify(g.keys.cookie, "session", c.Value, g.scopes(), now)
+	return ok
+}
+
+// scopes are what each kind of token must name to let this pod's request in.
+func (g *Gate) scopes() map[string]string {
+	return map[string]string{kindApp: g.cfg.App, kindCommit: g.cfg.App + "/" + g.cfg.SHA}
+}
+
+// login checks a POSTed password and starts a session for the app.
+func (g *Gate) login(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if r.Method != http.MethodPost {
+		g.page(w, r, http.StatusUnauthorized, "")
+		return
+	}
+	if !g.limits.allow(g.cfg.App, client(r), now) {
+		w.Header().Set("Retry-After", "10")
+		g.page(w, r, http.StatusTooManyRequests, "Too many attempts: wait a moment and try again.")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	given := r.PostFormValue("password")
+	if g.cfg.Password == "" || !equal(given, g.cfg.Password) {
+		g.page(w, r, http.StatusUnauthorized, "Wrong password.")
+		return
+	}
+	exp := now.Add(g.cfg.Session)
+	g.setCookie(w, issue(g.keys.cookie, "session", kindApp, g.cfg.App, exp), exp, now)
+	http.Redirect(w, r, localPath(r.PostFormValue("next")), http.StatusSeeOther)
+}
+
+// share turns a valid share link into a session for this commit's preview,
+// then sends the browser to the same address without the token (so it is
+// neither bookmarked nor sent on as a Referer).
+func (g *Gate) share(w http.ResponseWriter, r *http.Request, now time.Time) {
+	q := r.URL.Query()
+	token := q.Get(ShareParam)
+	kind, exp, ok := verify(g.keys.share, "share", token, map[string]string{kindCommit: g.cfg.App + "/" + g.cfg.SHA}, now)
+	if !ok || kind != kindCommit {
+		g.page(w, r, http.StatusForbidden, "This share link is not valid, or it has expired.")
+		return
+	}
+	if limit := now.Add(g.cfg.Session); exp.After(limit) {
+		exp = limit
+	}
+	g.setCookie(w, issue(g.keys.cookie, "session", kindCommit, g.cfg.App+"/"+g.cfg.SHA, exp), exp, now)
+	q.Del(ShareParam)
+	u := url.URL{Path: r.URL.Path, RawQuery: q.Encode()}
+	http.Redirect(w, r, localPath(u.String()), http.StatusSeeOther)
+}
+
+func (g *Gate) setCookie(w http.ResponseWriter, value string, exp, now time.Time) {
+	http.SetCookie(w, &http.Cookie{
+		Name: g.cookieName(), Value: value, Path: "/", Expires: exp.UTC(),
+		MaxAge: max(1, int(exp.Sub(now).Seconds())), HttpOnly: true, Secure: g.cfg.Secure, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// localPath is next if it is a path on this host, "/" otherwise: a login
+// never redirects elsewhere (no open redirect).
+func localPath(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// stripCredentials removes what only the gate may read from a request it
+// forwards: the app never sees the bypass secret or the session cookie.
+func stripCredentials(r *http.Request) {
+	r.Header.Del(BypassHeader)
+	cookies := r.Cookies()
+	r.Header.Del("Cookie")
+	for _, c := range cookies {
+		if c.Name == cookieName || c.Name == securePrefix+cookieName {
+			continue
+		}
+		r.AddCookie(c)
+	}
+}

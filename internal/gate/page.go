@@ -1,0 +1,49 @@
+package gate
+
+import (
+	"html/template"
+	"net/http"
+)
+
+// loginPage is what a browser without a session sees: which app and commit
+// it asked for, that it is protected, and the password form (when the app
+// has a password). Nothing of the app is shown.
+var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<meta name="robots" content="noindex"><title>{{.App}}: protected preview</title>
+<style>body{font:16px system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#222}
+h1{font-size:1.3rem}code{background:#eee;padding:.1rem .3rem}p.err{color:#b00}
+input,button{font:inherit;padding:.4rem;margin:.2rem 0}</style></head>
+<body><h1>This preview is protected</h1>
+<p>App <code>{{.App}}</code>, commit <code>{{.Commit}}</code>.</p>
+{{with .Message}}<p class="err" id="message">{{.}}</p>{{end}}
+{{if .Form}}<form method="post" action="{{.Action}}">
+<input type="hidden" name="next" value="{{.Next}}">
+<label>Password <input type="password" name="password" autocomplete="current-password" autofocus required></label>
+<button type="submit">Open preview</button></form>
+{{else}}<p>Ask the team for a share link.</p>{{end}}
+</body></html>
+`))
+
+// page answers r with the login page and status.
+func (g *Gate) page(w http.ResponseWriter, r *http.Request, status int, message string) {
+	next := r.URL.RequestURI()
+	if r.URL.Path == LoginPath {
+		next = localPath(r.PostFormValue("next"))
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	short := g.cfg.SHA
+	if len(short) > 8 {
+		short = short[:8]
+	}
+	_ = loginPage.Execute(w, map[string]any{
+		"App": g.cfg.App, "Commit": short, "Message": message, "Form": g.cfg.Password != "",
+		"Action": LoginPath, "Next": localPath(next),
+	})
+}
