@@ -12,6 +12,8 @@ import (
 // Paths and names the gate owns on every protected host.
 const (
 	LoginPath    = "/_shipper/login"
+	SSOPath      = "/_shipper/sso"
+	TicketPath   = "/_shipper/ticket"
 	BypassHeader = "X-Shipper-Bypass"
 	ShareParam   = "shipper-share"
 	cookieName   = "shipper-gate"
@@ -37,6 +39,12 @@ type Config struct {
 	// Secure is whether the hosts are served over https: cookies are then
 	// Secure and __Host- prefixed.
 	Secure bool
+	// LoginHost, when set, is the app's host where logins happen (its
+	// production host, served by a gate of the same app and key): a
+	// preview's login page sends the browser there, and a session there
+	// opens every preview without another login (sso.go). Domain is the
+	// base domain of the app's hosts, which the hop may return to.
+	LoginHost, Domain string
 	// Session is how long a login lasts (default 12 h).
 	Session time.Duration
 	// Now is the clock (tests); time.Now by default.
@@ -89,6 +97,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.URL.Path == LoginPath:
 		g.login(w, r, now)
+	case r.URL.Path == SSOPath:
+		g.sso(w, r, now)
+	case r.URL.Path == TicketPath:
+		g.ticket(w, r, now)
 	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
 		g.proxy.ServeHTTP(w, r)
 	case r.URL.Query().Has(ShareParam):

@@ -112,8 +112,9 @@ func TestALoginOpensEveryPreviewOfTheApp(t *testing.T) {
 	if body := text(t, resp); resp.StatusCode != http.StatusOK || body != "app /secret cookie=app-session=kept bypass=" {
 		t.Errorf("with the session: %d %q; want the app, seeing its own cookie and not the gate's", resp.StatusCode, body)
 	}
-	// Another preview of the same app: the same cookie, sent there by the
-	// browser after the SSO hop, opens it; another app's gate refuses it.
+	// Another preview's gate of the same app takes the app's session (the
+	// browser gets one there through the login host: TestSingleSignOn);
+	// another app's gate refuses it.
 	second := newGate(t, up, clk, func(c *Config) { c.SHA = "9f8e7d6c5b4a" })
 	if resp := do(second, http.MethodGet, "https://shop-9f8e7d6c.example.com/", nil, nil, c); resp.StatusCode != http.StatusOK {
 		t.Errorf("a second preview of the app: %d, want 200", resp.StatusCode)

@@ -10,14 +10,15 @@ import (
 // has a password). Nothing of the app is shown.
 var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<meta name="robots" content="noindex"><title>{{.App}}: protected preview</title>
+<meta name="robots" content="noindex">{{with .SSO}}<meta http-equiv="refresh" content="0;url={{.}}">{{end}}<title>{{.App}}: protected preview</title>
 <style>body{font:16px system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#222}
 h1{font-size:1.3rem}code{background:#eee;padding:.1rem .3rem}p.err{color:#b00}
 input,button{font:inherit;padding:.4rem;margin:.2rem 0}</style></head>
 <body><h1>This preview is protected</h1>
 <p>App <code>{{.App}}</code>, commit <code>{{.Commit}}</code>.</p>
 {{with .Message}}<p class="err" id="message">{{.}}</p>{{end}}
-{{if .Form}}<form method="post" action="{{.Action}}">
+{{if .SSO}}<p><a href="{{.SSO}}">Sign in</a> to open it.</p>
+{{else if .Form}}<form method="post" action="{{.Action}}">
 <input type="hidden" name="next" value="{{.Next}}">
 <label>Password <input type="password" name="password" autocomplete="current-password" autofocus required></label>
 <button type="submit">Open preview</button></form>
@@ -30,6 +31,10 @@ func (g *Gate) page(w http.ResponseWriter, r *http.Request, status int, message 
 	next := r.URL.RequestURI()
 	if r.URL.Path == LoginPath {
 		next = localPath(r.PostFormValue("next"))
+	}
+	sso := ""
+	if status == http.StatusUnauthorized && r.URL.Path != LoginPath && r.URL.Path != SSOPath {
+		sso = g.ssoTarget(r)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -44,6 +49,6 @@ func (g *Gate) page(w http.ResponseWriter, r *http.Request, status int, message 
 	}
 	_ = loginPage.Execute(w, map[string]any{
 		"App": g.cfg.App, "Commit": short, "Message": message, "Form": g.cfg.Password != "",
-		"Action": LoginPath, "Next": localPath(next),
+		"Action": LoginPath, "Next": localPath(next), "SSO": sso,
 	})
 }
