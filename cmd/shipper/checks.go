@@ -40,7 +40,9 @@ var flagChecks = map[string]func(c *cli.Context, name string) error{
 	"parallel":       checkParallel,
 	"to":             checkRollbackTarget,
 	"ingress-class":  func(c *cli.Context, name string) error { return release.CheckIngressClass(c.String(name)) },
-	"database-url":   func(c *cli.Context, _ string) error { _, err := databaseEngine(c); return err },
+	"database-url": func(c *cli.Context, name string) error {
+		return ifSet(c.String(name), func(string) error { _, err := openDatabase(c); return err })
+	},
 	"database-template": func(c *cli.Context, name string) error {
 		return ifSet(c.String(name), database.CheckTemplate)
 	},

@@ -52,14 +52,19 @@ func withTimeout(c *cli.Context) (context.Context, context.CancelFunc) {
 // SHIPPER_DATABASE_URL gives a job on an unprotected branch: said, not
 // refused.
 func databaseEngine(c *cli.Context) (database.Engine, error) {
-	u := c.String("database-url")
-	if u == "" {
+	if c.String("database-url") == "" {
 		if c.String("database-template") != "" {
-			logger(c).Warn("no database: --database-template is set but --database-url is not (SHIPPER_DATABASE_URL is it a protected variable on an unprotected branch?)")
+			logger(c).Warn("no database: --database-template is set, --database-url is not (a protected SHIPPER_DATABASE_URL, on an unprotected branch?)")
 		}
 		return nil, nil
 	}
-	return database.Open(database.Config{URL: u, Template: c.String("database-template"), Host: c.String("database-host")})
+	return openDatabase(c)
+}
+
+// openDatabase is the engine of the database flags (it connects to
+// nothing).
+func openDatabase(c *cli.Context) (database.Engine, error) {
+	return database.Open(database.Config{URL: c.String("database-url"), Template: c.String("database-template"), Host: c.String("database-host")})
 }
 
 // configuration builds the engine's Configuration: connected to the

@@ -43,5 +43,6 @@
 // the template (schemas, tables, views, sequences, functions, types) are
 // handed to the role (owner.go), so the app and its migrations can change
 // them. A template with open sessions cannot be copied: Ensure waits up to
-// Config.CloneWait, then names the sessions.
+// Config.CloneWait, then names the sessions (clone.go). The settings'
+// checks and the pods' variables are pgconfig.go's.
 package database

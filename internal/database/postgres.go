@@ -1,15 +1,10 @@
 package database
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	// lib/pq, not pgx: Helm's SQL storage driver already links it into
@@ -28,71 +23,6 @@ type Postgres struct {
 	podPort  string
 	sslMode  string // the URL's sslmode, passed on to the pods ("" none)
 	template string
-}
-
-// newPostgres checks cfg (u is cfg.URL parsed).
-func newPostgres(cfg Config, u *url.URL) (*Postgres, error) {
-	admin, err := pq.NewConfig(cfg.URL)
-	if err != nil {
-		return nil, &ConfigError{Input: "--database-url", Rule: "is no PostgreSQL connection URL (postgres://USER:PASSWORD@HOST:PORT/DB)"}
-	}
-	if u.User.Username() == "" {
-		return nil, &ConfigError{Input: "--database-url", Rule: "names no user: give the admin role, postgres://USER:PASSWORD@HOST:PORT/DB"}
-	}
-	if err := CheckTemplate(cfg.Template); err != nil {
-		return nil, err
-	}
-	if admin.Database == cfg.Template {
-		return nil, &ConfigError{Input: "--database-template", Rule: "is the database of --database-url: a template with a session open cannot be copied; connect to another (postgres)"}
-	}
-	p := &Postgres{cfg: cfg, admin: admin, template: cfg.Template, sslMode: u.Query().Get("sslmode")}
-	p.podHost, p.podPort = u.Hostname(), cmp.Or(u.Port(), "5432")
-	if cfg.Host != "" {
-		h, port, err := splitHost(cfg.Host)
-		if err != nil {
-			return nil, err
-		}
-		p.podHost, p.podPort = h, cmp.Or(port, p.podPort)
-	}
-	return p, nil
-}
-
-// CheckTemplate refuses a template name no server has.
-func CheckTemplate(name string) error {
-	if name == "" || len(name) > maxName {
-		return &ConfigError{Input: "--database-template", Rule: fmt.Sprintf("must name the template database (1 to %d bytes) each commit's database is a copy of", maxName)}
-	}
-	return nil
-}
-
-// CheckHost refuses a Config.Host that is not HOST or HOST:PORT.
-func CheckHost(h string) error {
-	_, _, err := splitHost(h)
-	return err
-}
-
-func splitHost(hp string) (host, port string, err error) {
-	host, port, err = net.SplitHostPort(hp)
-	if err != nil {
-		host, port = strings.Trim(hp, "[]"), ""
-	}
-	bad := &ConfigError{Input: "--database-host", Rule: "must be HOST or HOST:PORT, the port 1 to 65535"}
-	if host == "" || strings.ContainsAny(host, "/@?#[] \t\n") {
-		return "", "", bad
-	}
-	if n, err := strconv.Atoi(port); port != "" && (err != nil || n < 1 || n > 65535) {
-		return "", "", bad
-	}
-	return host, port, nil
-}
-
-// Vars are DATABASE_URL and libpq's PG* variables.
-func (p *Postgres) Vars() []string {
-	v := []string{"DATABASE_URL", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"}
-	if p.sslMode != "" {
-		v = append(v, "PGSSLMODE")
-	}
-	return v
 }
 
 // open connects as the admin to database db ("" the URL's).
@@ -250,74 +180,6 @@ func (p *Postgres) ensureRole(ctx context.Context, db *sql.DB, c Commit, exists 
 		return fmt.Errorf("granting role %q to the admin: %w", c.Name, err)
 	}
 	return nil
-}
-
-// clone copies the template as database name, owned by the role name.
-// While the template has sessions (someone connected to it) the copy is
-// refused: it is tried again until Config.CloneWait, and then the error
-// names the sessions.
-func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
-	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template)
-	deadline := time.Now().Add(p.cfg.CloneWait)
-	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
-		_, err := db.ExecContext(ctx, q)
-		switch {
-		case err == nil, isCode(err, duplicateDatabase):
-			return nil
-		case !isCode(err, objectInUse):
-			return fmt.Errorf("copying template %q as database %q: %w", p.template, name, err)
-		case time.Now().Add(delay).After(deadline):
-			return fmt.Errorf("copying template %q as database %q: waited %s for the template's sessions to end: %s; a template with a session open cannot be copied (REVOKE CONNECT ON DATABASE ... FROM PUBLIC keeps others out)",
-				p.template, name, p.cfg.CloneWait, sessions(ctx, db, p.template))
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("copying template %q as database %q: the template has sessions (%s): %w", p.template, name, sessions(context.WithoutCancel(ctx), db, p.template), ctx.Err())
-		case <-time.After(delay):
-		}
-	}
-}
-
-// sessions names the sessions open on database name: process, role,
-// application, client; never their queries.
-func sessions(ctx context.Context, db *sql.DB, name string) string {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT pid, COALESCE(usename, ''), COALESCE(application_name, ''), COALESCE(host(client_addr), 'local'), COALESCE(state, '')
-		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid`, name)
-	if err != nil {
-		return "could not list them: " + err.Error()
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var pid int
-		var user, app, addr, st string
-		if err := rows.Scan(&pid, &user, &app, &addr, &st); err != nil {
-			return "could not list them: " + err.Error()
-		}
-		out = append(out, fmt.Sprintf("pid %d (role %s, application %q, from %s, %s)", pid, user, app, addr, st))
-	}
-	if len(out) == 0 {
-		return "none left now"
-	}
-	return strings.Join(out, ", ")
-}
-
-// env is the pods' environment for database name.
-func (p *Postgres) env(name, password string) map[string]string {
-	u := url.URL{Scheme: "postgres", User: url.UserPassword(name, password), Host: net.JoinHostPort(p.podHost, p.podPort), Path: "/" + name}
-	if p.sslMode != "" {
-		u.RawQuery = url.Values{"sslmode": {p.sslMode}}.Encode()
-	}
-	e := map[string]string{
-		"DATABASE_URL": u.String(), "PGHOST": p.podHost, "PGPORT": p.podPort,
-		"PGDATABASE": name, "PGUSER": name, "PGPASSWORD": password,
-	}
-	if p.sslMode != "" {
-		e["PGSSLMODE"] = p.sslMode
-	}
-	return e
 }
 
 // Drop removes commit c's database (WITH (FORCE): its sessions end) and

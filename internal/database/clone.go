@@ -1,0 +1,63 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lib/pq"
+)
+
+// clone copies the template as database name, owned by the role name.
+// While the template has sessions (someone connected to it) the copy is
+// refused: it is tried again until Config.CloneWait, and then the error
+// names the sessions.
+func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template)
+	deadline := time.Now().Add(p.cfg.CloneWait)
+	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		_, err := db.ExecContext(ctx, q)
+		switch {
+		case err == nil, isCode(err, duplicateDatabase):
+			return nil
+		case !isCode(err, objectInUse):
+			return fmt.Errorf("copying template %q as database %q: %w", p.template, name, err)
+		case time.Now().Add(delay).After(deadline):
+			return fmt.Errorf("copying template %q as database %q: waited %s for the template's sessions to end: %s; a template with a session open cannot be copied (REVOKE CONNECT ON DATABASE ... FROM PUBLIC keeps others out)",
+				p.template, name, p.cfg.CloneWait, sessions(ctx, db, p.template))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("copying template %q as database %q: the template has sessions (%s): %w", p.template, name, sessions(context.WithoutCancel(ctx), db, p.template), ctx.Err())
+		case <-time.After(delay):
+		}
+	}
+}
+
+// sessions names the sessions open on database name: process, role,
+// application, client; never their queries.
+func sessions(ctx context.Context, db *sql.DB, name string) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT pid, COALESCE(usename, ''), COALESCE(application_name, ''), COALESCE(host(client_addr), 'local'), COALESCE(state, '')
+		FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() ORDER BY pid`, name)
+	if err != nil {
+		return "could not list them: " + err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var pid int
+		var user, app, addr, st string
+		if err := rows.Scan(&pid, &user, &app, &addr, &st); err != nil {
+			return "could not list them: " + err.Error()
+		}
+		out = append(out, fmt.Sprintf("pid %d (role %s, application %q, from %s, %s)", pid, user, app, addr, st))
+	}
+	if len(out) == 0 {
+		return "none left now"
+	}
+	return strings.Join(out, ", ")
+}
