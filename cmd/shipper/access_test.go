@@ -534,6 +534,13 @@ func TestIngressAnnotationsCheckedByTheAPIServer(t *testing.T) {
 		"another namespace's TLS secret": {"nginx.ingress.kubernetes.io/auth-tls-secret": "payments/client-ca"},
 		"another namespace's SSL secret": {"nginx.ingress.kubernetes.io/proxy-ssl-secret": "payments/tls"},
 		"a line break in a value":        {"example.com/note": "a\nb"},
+		// The router as a deputy: requests mirrored or sent for auth to
+		// another project's Service, which admits the router's namespace.
+		"a mirror target": {"nginx.ingress.kubernetes.io/mirror-target": "http://web.victim-12345678.svc.cluster.local$request_uri"},
+		"an auth URL":     {"nginx.ingress.kubernetes.io/auth-url": "http://web.victim-12345678.svc.cluster.local/admin"},
+		// A certificate naming more than the Ingress's hosts (cert-manager
+		// copies these into the Certificate).
+		"a certificate common name": {"cert-manager.io/common-name": "shop.example.com"},
 	}
 	for who, c := range map[string]kubernetes.Interface{"project 101's token": a, "an admin": admin} {
 		for what, ann := range refused {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -17,7 +18,7 @@ import (
 // cluster's base domains (settings key "domains"): "<app>" (production),
 // "<app>-<8 hex>" (previews), "<app>--<ref>" (aliases). Other hosts are a
 // project's only when an admin granted them (key "hosts.<project ID>",
-// exact hosts or "*.<suffix>"), and never one label under a base domain.
+// exact hosts or "*.<suffix>"), and never under a base domain.
 const (
 	settingDomains     = "domains"
 	settingHostsPrefix = "hosts."
@@ -29,19 +30,20 @@ var previewLabel = regexp.MustCompile(`^[0-9a-f]{8}$`)
 // project may route host, given the cluster's base domains and the hosts
 // granted to the project. It is hosts.yaml's "refused" variable, negated.
 func hostAllowed(domains, grants []string, app, host string) bool {
-	underDomain := false // one label under a base domain: some app's
+	if slices.Contains(domains, host) || looksLikePreview(app) {
+		return false // a base domain is no app's; nor a name NewNames refuses
+	}
+	underDomain := false // under a base domain: the apps' (a grant never reaches there)
 	for _, d := range domains {
 		label, ok := strings.CutSuffix(host, "."+d)
 		if !ok || label == "" {
 			continue
 		}
+		underDomain = true
 		if label == app ||
 			strings.HasPrefix(label, app+"-") && previewLabel.MatchString(label[len(app)+1:]) ||
-			strings.HasPrefix(label, app+aliasSeparator) && !strings.Contains(label, ".") {
+			len(app) != 2 && strings.HasPrefix(label, app+aliasSeparator) && !strings.Contains(label, ".") {
 			return true
-		}
-		if !strings.Contains(label, ".") {
-			underDomain = true
 		}
 	}
 	if underDomain {

@@ -75,13 +75,16 @@ func FuzzHostsUnambiguous(f *testing.F) {
 	})
 }
 
+// TestAppNamesThatLookLikeAPreviewAreRefused: names whose hosts could be
+// another app's (a preview's), or reserved labels (2 characters: "ab--x";
+// "xn--x" is any internationalized name).
 func TestAppNamesThatLookLikeAPreviewAreRefused(t *testing.T) {
-	for _, app := range []string{"shop-1a2b3c4d", "api-20241201", "Shop_DEADBEEF"} {
+	for _, app := range []string{"shop-1a2b3c4d", "api-20241201", "Shop_DEADBEEF", "xn", "ui", "UI"} {
 		if _, err := NewNames(app, ""); !IsUsage(err) {
 			t.Errorf("NewNames(%q) = %v, want a usage error", app, err)
 		}
 	}
-	for _, app := range []string{"shop", "shop-1a2b3c4", "shop-1a2b3c4d5", "deadbeef", "shop-main", "shop-1a2b3c4g"} {
+	for _, app := range []string{"shop", "shop-1a2b3c4", "shop-1a2b3c4d5", "deadbeef", "shop-main", "shop-1a2b3c4g", "x", "abc"} {
 		if _, err := NewNames(app, ""); err != nil {
 			t.Errorf("NewNames(%q) = %v, want accepted", app, err)
 		}
@@ -94,7 +97,7 @@ func TestAppNamesThatLookLikeAPreviewAreRefused(t *testing.T) {
 func TestHostAllowed(t *testing.T) {
 	s := Settings{Found: true, Data: map[string]string{
 		"domains":    "example.com, preview.example.com",
-		"hosts.4711": "shop.example.org *.previews.example.org www.example.com",
+		"hosts.4711": "shop.example.org *.previews.example.org www.example.com *.example.com\fa.example.net",
 	}}
 	for _, tc := range []struct {
 		app, project, host string
@@ -123,6 +126,12 @@ func TestHostAllowed(t *testing.T) {
 		{"shop", "", "shop.example.org", false},
 		{"shop", "4711", "*.previews.example.org", true},
 		{"shop", "4711", "*.example.com", false},
+		{"preview", "", "preview.example.com", false},             // a base domain is no app's host
+		{"shop", "4711", "login.shop.example.com", false},         // granted *.example.com: under a base domain
+		{"shop", "4711", "a.example.net", true},                   // after a form feed, as the CEL splits
+		{"ab", "", "ab--main.example.com", false},                 // a reserved label
+		{"xn", "", "xn--n1ae5d4v.example.com", false},             // any IDN
+		{"shop-1a2b3c4d", "", "shop-1a2b3c4d.example.com", false}, // a name NewNames refuses
 	} {
 		if got := s.HostAllowed(tc.app, tc.project, tc.host); got != tc.want {
 			t.Errorf("app %s of project %q routing %s: allowed %v, want %v", tc.app, tc.project, tc.host, got, tc.want)

@@ -60,6 +60,9 @@ func NewNames(app, sha string) (Names, error) {
 	if slug == "" {
 		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "needs at least one letter or digit (it is slugged to lowercase [a-z0-9-])"}
 	}
+	if len(slug) == 2 {
+		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "has 2 characters: its alias hosts \"<app>--<ref>\" would be reserved DNS labels (\"--\" in characters 3 and 4, which certificate authorities refuse, and \"xn--\" is any internationalized name): choose a longer one with --app", Err: ErrAppLikePreview}
+	}
 	if looksLikePreview(slug) {
 		return Names{}, &UsageError{Input: "app name", Value: app, Rule: "ends in \"-\" and 8 hexadecimal characters, the form of another app's preview host (<app>-<sha>): its production host could be that preview's; choose another with --app", Err: ErrAppLikePreview}
 	}
@@ -116,8 +119,9 @@ func (n Names) WithSHA(sha string) (Names, error) {
 // ErrRefLikeSHA marks a ref WithRef refuses because it looks like a SHA.
 var ErrRefLikeSHA = errors.New("ref looks like a commit SHA")
 
-// ErrAppLikePreview marks an app name NewNames refuses because its slug
-// ends as a preview host does.
+// ErrAppLikePreview marks an app name NewNames refuses because its hosts
+// could be another app's: its slug ends as a preview host does, or it has
+// 2 characters (its alias hosts would be reserved labels, "xn--" any IDN).
 var ErrAppLikePreview = errors.New("app name looks like a preview host")
 
 // looksLikePreview reports whether slug's last "-"-separated part is

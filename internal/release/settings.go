@@ -32,10 +32,11 @@ type Settings struct {
 // Get returns the value of key, "" when unset.
 func (s Settings) Get(key string) string { return s.Data[key] }
 
-// List returns the value of key split on commas and white space.
+// List returns the value of key split on commas and white space (space,
+// tab, CR, LF, FF: RE2's \s, as deploy/rbac's CEL splits it).
 func (s Settings) List(key string) []string {
 	return strings.FieldsFunc(s.Data[key], func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r'
+		return r == ',' || r == ' ' || r == '\n' || r == '\t' || r == '\r' || r == '\f'
 	})
 }
 
