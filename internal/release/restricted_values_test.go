@@ -28,7 +28,7 @@ func TestRenderRefusesWhatControllersAndPodSecurityWouldMisuse(t *testing.T) {
 		// Line breaks: no annotation or env value holds one.
 		{name: "LF in an annotation value", vals: annotation("example.com/note", "a\nhelm.sh/resource-policy: keep "+secretValue), want: ann("example.com/note") + "must match"},
 		{name: "CR in an annotation value", vals: annotation("example.com/note", secretValue+"\rX-Injected: 1"), want: ann("example.com/note") + "must match"},
-		{name: "LS in an annotation value", vals: annotation("nginx.ingress.kubernetes.io/auth-url", "http://auth\u2028"+secretValue), want: ann("nginx.ingress.kubernetes.io/auth-url") + "must match"},
+		{name: "LS in an annotation value", vals: annotation("nginx.ingress.kubernetes.io/permanent-redirect", "http://auth\u2028"+secretValue), want: ann("nginx.ingress.kubernetes.io/permanent-redirect") + "must match"},
 		{name: "LF in an env value", vals: under("env", map[string]any{"GREETING": "hello\n" + secretValue}), want: "env.GREETING: must match"},
 		{name: "LF in a sysctl value", vals: under("podSecurityContext.sysctls", []any{map[string]any{"name": "net.ipv4.ping_group_range", "value": "0 1\n" + secretValue}}), want: "podSecurityContext.sysctls[0].value: must match"},
 
@@ -78,7 +78,7 @@ func TestRenderAcceptsWhatPodSecurityAdmits(t *testing.T) {
 		"env": map[string]any{"GREETING": "hello, world\t!", "WORKERS": 4},
 		"ingress": map[string]any{"annotations": map[string]any{
 			"nginx.ingress.kubernetes.io/auth-tls-secret":      "client-ca",
-			"nginx.ingress.kubernetes.io/auth-url":             "https://auth.example.com/check?rd=$escaped_request_uri",
+			"nginx.ingress.kubernetes.io/permanent-redirect":   "https://shop.example.com/new?from=$request_uri",
 			"traefik.ingress.kubernetes.io/router.entrypoints": "websecure",
 			"traefik.ingress.kubernetes.io/router.middlewares": "myapp-strip@kubernetescrd",
 		}},
