@@ -255,7 +255,28 @@ func TestIsolationFollowsTheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A maximum, which the apiserver copies into the default limit, and
+	// which the policy holds project 101's LimitRange to.
+	withSettings(t, env, map[string]string{"limits.max.cpu": "2"})
 	appName, ns, e, _ := deployedFor(t, env, "101", "isoset", "5e775e77aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+
+	// A re-deploy under the same settings changes none of the three.
+	versions := func() string {
+		np, err1 := admin.NetworkingV1().NetworkPolicies(ns).Get(ctx, release.IsolationPolicy, metav1.GetOptions{})
+		rq, err2 := admin.CoreV1().ResourceQuotas(ns).Get(ctx, release.IsolationQuota, metav1.GetOptions{})
+		lr, err3 := admin.CoreV1().LimitRanges(ns).Get(ctx, release.IsolationQuota, metav1.GetOptions{})
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("the isolation objects: %v, %v, %v", err1, err2, err3)
+		}
+		return np.ResourceVersion + " " + rq.ResourceVersion + " " + lr.ResourceVersion
+	}
+	before := versions()
+	if r := runBinary(t, e, "deploy"); r.code != 0 {
+		t.Fatalf("re-deploy: %s", r.stderr)
+	}
+	if after := versions(); after != before {
+		t.Errorf("a re-deploy under the same settings rewrote the isolation objects: %s, then %s", before, after)
+	}
 
 	withSettings(t, env, map[string]string{"quota.requests.cpu": "plenty"})
 	next := with(e, "CI_COMMIT_SHA", "5e775e78aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "CI_COMMIT_SHORT_SHA", "5e775e78")
