@@ -71,7 +71,10 @@ var limitSettings = []isolationSetting{
 
 // isolation is the parsed settings: what ensureIsolation writes.
 type isolation struct {
-	routers []string // namespace names; nil: namespaces labelled LabelRouter=true
+	// manifests says the settings ConfigMap exists, and so deploy/rbac of
+	// this version with its policies (isolation.yaml ships it).
+	manifests bool
+	routers   []string // namespace names; nil: namespaces labelled LabelRouter=true
 	quota   corev1.ResourceList
 	limits  corev1.LimitRangeItem
 }
@@ -91,7 +94,7 @@ func parseIsolation(s Settings) (*isolation, error) {
 		return &UsageError{Input: "cluster setting", Value: key, Rule: rule + " (ConfigMap " + SettingsNamespace + "/" + SettingsName + ", docs/security.md#network-and-resources)"}
 	}
 	known := map[string]bool{SettingRouterNamespaces: true}
-	iso := &isolation{quota: corev1.ResourceList{}, limits: corev1.LimitRangeItem{Type: corev1.LimitTypeContainer}}
+	iso := &isolation{manifests: s.Found, quota: corev1.ResourceList{}, limits: corev1.LimitRangeItem{Type: corev1.LimitTypeContainer}}
 	for _, ns := range s.List(SettingRouterNamespaces) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return nil, bad(SettingRouterNamespaces, "must list namespace names, separated by commas: "+errs[0])
@@ -276,10 +279,19 @@ func (c *Configuration) ensureIsolation(ctx context.Context, ns string, iso *iso
 		}},
 	}
 	for _, s := range steps {
-		if err := s.fn(); err != nil {
-			if apierrors.IsForbidden(err) {
-				return fmt.Errorf("isolating namespace %q (%s): %w: apply deploy/rbac of this version (docs/security.md#network-and-resources)", ns, s.what, err)
-			}
+		err := s.fn()
+		switch {
+		case err == nil:
+		case apierrors.IsForbidden(err) && !iso.manifests:
+			// deploy/rbac from before these objects: no right to them, and
+			// no policy that would refuse the Deployment without them. The
+			// app deploys as it did before the upgrade, and the job says
+			// so; once deploy/rbac is applied, a refusal here is an error.
+			c.log.Warn("namespace not isolated: the cluster's deploy/rbac predates NetworkPolicies and quotas; apply deploy/rbac of this version (docs/security.md#network-and-resources)", "namespace", ns)
+			return nil
+		case apierrors.IsForbidden(err):
+			return fmt.Errorf("isolating namespace %q (%s): %w (deploy/rbac of this version grants it: docs/security.md#network-and-resources)", ns, s.what, err)
+		default:
 			return fmt.Errorf("isolating namespace %q (%s): %w", ns, s.what, err)
 		}
 	}

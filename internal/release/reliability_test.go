@@ -308,7 +308,7 @@ func TestLockFailsFastWithoutLeaseRights(t *testing.T) {
 	rc, err := f.env.NewIdentity(context.Background(), testenv.Identity{
 		Namespace: f.env.Namespace(t), Name: "no-leases",
 		ClusterRules: []rbacv1.PolicyRule{
-			{APIGroups: []string{""}, Resources: []string{"namespaces", "secrets", "services", "pods", "resourcequotas", "limitranges"}, Verbs: []string{"*"}},
+			{APIGroups: []string{""}, Resources: []string{"namespaces", "secrets", "services", "pods"}, Verbs: []string{"*"}},
 			{APIGroups: []string{"apps", "networking.k8s.io", "rbac.authorization.k8s.io"}, Resources: []string{"*"}, Verbs: []string{"*"}},
 			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get"}},
 		},
