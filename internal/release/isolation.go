@@ -75,8 +75,8 @@ type isolation struct {
 	// this version with its policies (isolation.yaml ships it).
 	manifests bool
 	routers   []string // namespace names; nil: namespaces labelled LabelRouter=true
-	quota   corev1.ResourceList
-	limits  corev1.LimitRangeItem
+	quota     corev1.ResourceList
+	limits    corev1.LimitRangeItem
 }
 
 // isolationSettings reads and checks the settings before anything changes:
