@@ -11,8 +11,9 @@ TEST_TOOLS := etcd kube-apiserver helm kubectl
 # The benchmarks also run crane, the packaging baseline; kubectl (in
 # TEST_TOOLS for the upgrade test of deploy/rbac) is the cleanup baseline.
 BENCH_TOOLS := $(TEST_TOOLS) crane
-# The real node (make e2e): every Kubernetes component and Traefik.
-NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik
+# The real node (make e2e): every Kubernetes component, Traefik and
+# kube-router (its NetworkPolicy enforcer).
+NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik kube-router
 STATICCHECK_VERSION := v0.8.2
 
 .PHONY: help build image tools check-installs test test-unit lint bench stress demo e2e devenv clean

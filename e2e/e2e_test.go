@@ -33,6 +33,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
@@ -198,6 +199,19 @@ func (c *cluster) productionCert(t *testing.T, host string) []byte {
 	return resp.TLS.PeerCertificates[0].Raw
 }
 
+// requireIsolated fails the test unless namespace ns holds shipper's
+// NetworkPolicy.
+func (c *cluster) requireIsolated(t *testing.T, ns string) {
+	t.Helper()
+	cs, err := c.env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.NetworkingV1().NetworkPolicies(ns).Get(context.Background(), release.IsolationPolicy, metav1.GetOptions{}); err != nil {
+		t.Fatalf("namespace %s has no NetworkPolicy %s: %v", ns, release.IsolationPolicy, err)
+	}
+}
+
 // addr is where Traefik serves the scenario's router.
 func (c *cluster) addr() string { return c.router.addr(c.env.Node) }
 
@@ -281,7 +295,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress, apps, in-cluster or gitlab-ci-local); make e2e runs
+	// (gateway, ingress, apps, network, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
@@ -301,6 +315,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run("apps", func(t *testing.T) {
 			say(t, "\n## the Node.js, PHP, Python and Ruby sample apps, packaged with zero configuration (ingress router)")
 			apps(t, &g)
+		})
+	}
+	if only == "" || only == "network" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("network", func(t *testing.T) {
+			say(t, "\n## NetworkPolicies enforced (kube-router's firewall): project B's pods cannot reach project A's preview, the router's can (ingress router)")
+			network(t, &g)
 		})
 	}
 	if only == "" || only == "in-cluster" {
@@ -339,6 +361,9 @@ func pipeline(t *testing.T, c *cluster) {
 	}
 	hostA := strings.TrimPrefix(urlA, "http://")
 	c.eventually(t, hostA, "/version", 200, "a1b2c3d4")
+	// Everything below, the promotes polled every 20 ms included, runs
+	// with the NetworkPolicies in place and enforced.
+	c.requireIsolated(t, c.app+"-a1b2c3d4")
 	say(t, "deploy to serving: %v", time.Since(deployStart))
 	c.curl(t, hostA, "/version")
 	if code, body := c.get(hostA, "/"); code != 200 || !strings.Contains(body, "_") {

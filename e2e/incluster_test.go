@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -50,14 +48,7 @@ func inCluster(t *testing.T, c *cluster) {
 		t.Fatal(err)
 	}
 	const ns = "shipper-system"
-	auth := base64.StdEncoding.EncodeToString([]byte(reg.Username + ":" + reg.Password))
-	dockercfg, _ := json.Marshal(map[string]any{"auths": map[string]any{reg.Host: map[string]string{"auth": auth}}})
-	_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: "job-image-pull"},
-		Type:       corev1.SecretTypeDockerConfigJson,
-		Data:       map[string][]byte{corev1.DockerConfigJsonKey: dockercfg},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	if err := createPullSecret(ctx, cs, reg, ns, "job-image-pull"); err != nil {
 		t.Fatal(err)
 	}
 	env := []corev1.EnvVar{}

@@ -10,7 +10,7 @@
 #   npm  hack/gitlab-ci-local.sh into an empty tools cache with an empty
 #        npm cache; the tool must start; then an install broken on purpose
 #        (re2's native module removed) must be noticed and installed again.
-#   go   hack/tools.sh etcd helm crane (the small Go tools) into an empty
+#   go   hack/tools.sh etcd helm crane kube-router (the small Go tools) into an empty
 #        tools cache; each must start. Go's own build and module caches are
 #        kept: they are content-addressed and checked against go.sum, so
 #        they make the build faster but cannot stand in for a missing step.
@@ -50,12 +50,12 @@ check_npm() {
 
 check_go() {
   local c d
-  "$root/hack/tools.sh" etcd helm crane || fail "hack/tools.sh etcd helm crane into an empty cache"
-  for c in etcd helm crane; do
+  "$root/hack/tools.sh" etcd helm crane kube-router || fail "hack/tools.sh etcd helm crane kube-router into an empty cache"
+  for c in etcd helm crane kube-router; do
     d=$("$root/hack/tools.sh" --dir "$c")
     [ -x "$d/$c" ] || fail "$c not in $d after hack/tools.sh"
   done
-  echo "check-installs: go: etcd, helm and crane built into an empty cache; each starts"
+  echo "check-installs: go: etcd, helm, crane and kube-router built into an empty cache; each starts"
 }
 
 check_apt() {

@@ -9,7 +9,8 @@ set -euo pipefail
 declare -A sets=(
   # postgresql: testenv.StartPostgres runs its 15 binaries (initdb, postgres).
   [test]="docker-registry postgresql make git ca-certificates"
-  [node]="containerd runc containernetworking-plugins iptables kmod iproute2 rsync"
+  # ipset: kube-router's firewall, the node's NetworkPolicy enforcer.
+  [node]="containerd runc containernetworking-plugins iptables ipset kmod iproute2 rsync"
   [bench]="time"
   [image]="busybox-static ca-certificates"
   # The interpreters testenv.RuntimeBase builds the sample apps' bases from.

@@ -22,6 +22,10 @@ mod[etcd]=etcd; pkg[etcd]=go.etcd.io/etcd/server/v3
 mod[helm]=helm; pkg[helm]=helm.sh/helm/v3/cmd/helm
 mod[crane]=crane; pkg[crane]=github.com/google/go-containerregistry/cmd/crane
 mod[traefik]=traefik; pkg[traefik]=./cmd/traefik
+mod[kube-router]=kube-router; pkg[kube-router]=./cmd/kube-router
+# Built inside a writable copy of their own module (tools/<dir>/README.md):
+# tools dir -> module path.
+declare -A copied=([traefik]=github.com/traefik/traefik/v3 [kube-router]=github.com/cloudnativelabs/kube-router/v2)
 
 # main module of each tools directory, whose version names the cache folder
 declare -A modpath=([kubernetes]=k8s.io/kubernetes [etcd]=go.etcd.io/etcd/server/v3 [helm]=helm.sh/helm/v3 [crane]=github.com/google/go-containerregistry)
@@ -48,6 +52,8 @@ ldflags() { # tools-dir version
     echo "-s -w$f" ;;
   helm)
     echo "-s -w -X helm.sh/helm/v3/internal/version.version=$2" ;;
+  kube-router)
+    echo "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$2" ;;
   *) echo "-s -w" ;;
   esac
 }
@@ -91,11 +97,10 @@ for m in "${!want[@]}"; do
   echo "tools.sh: building${want[$m]} ($m $v) into $out" >&2
   tmp=$(mktemp -d "$cache/tmp.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/tmp.XXXXXX"; })
   start=$SECONDS
-  if [ "$m" = traefik ]; then
-    # Built inside a writable copy of its own module (see tools/traefik/README.md).
-    src=$(go mod download -json "github.com/traefik/traefik/v3@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  if [ -n "${copied[$m]:-}" ]; then
+    src=$(go mod download -json "${copied[$m]}@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
     cp -r "$src" "$tmp/src" && chmod -R u+w "$tmp/src"
-    (cd "$tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$tmp/" ./cmd/traefik)
+    (cd "$tmp/src" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$m" "$v")" -o "$tmp/" "${pkgs[@]}")
   else
     (cd "$root/tools/$m" && CGO_ENABLED=0 go build -trimpath -ldflags "$(ldflags "$m" "$v")" -o "$tmp/" "${pkgs[@]}")
   fi

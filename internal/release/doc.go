@@ -74,6 +74,10 @@
 // alias's, then a commit's.
 // Access (access.go): shipper binds ClusterRole shipper-namespace to itself
 // in each namespace it makes, its only rights there (deploy/rbac).
+// Isolation (isolation.go): each namespace it makes also gets a
+// NetworkPolicy (its own pods and the router's namespaces only), a
+// ResourceQuota and a LimitRange from the cluster's settings (settings.go),
+// checked before anything changes.
 //
 // Files: one operation per file (deploy.go, promote.go, rollback.go,
 // delete.go, list.go, status.go); production.go holds what production is

@@ -55,6 +55,11 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 		want[LabelProject] = c.project.ID
 		annotations = mergeStrings(annotations, map[string]string{AnnotationProjectPath: c.project.Path})
 	}
+	// The settings are checked before anything changes (exit 2).
+	iso, err := c.isolationSettings(ctx)
+	if err != nil {
+		return err
+	}
 	// GET first: a namespace usually exists already (production, a
 	// re-deployed commit), and a GET is one request where a refused POST
 	// and a GET are two.
@@ -64,7 +69,10 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 		got, err = c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
 		if err == nil {
 			c.log.Info("created namespace", "namespace", ns)
-			return c.grantNamespaceRole(ctx, ns)
+			if err := c.grantNamespaceRole(ctx, ns); err != nil {
+				return err
+			}
+			return c.ensureIsolation(ctx, ns, iso, true)
 		}
 		if apierrors.IsAlreadyExists(err) { // another job created it meanwhile
 			got, err = c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
@@ -79,7 +87,10 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 	if got.DeletionTimestamp != nil {
 		return fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
 	}
-	return c.grantNamespaceRole(ctx, ns)
+	if err := c.grantNamespaceRole(ctx, ns); err != nil {
+		return err
+	}
+	return c.ensureIsolation(ctx, ns, iso, false)
 }
 
 // mergeStrings returns a and b in one new map; b wins.

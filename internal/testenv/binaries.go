@@ -19,6 +19,9 @@ const (
 	// TraefikVersion is the ingress controller of the real node
 	// (tools/traefik/version).
 	TraefikVersion = "v3.6.12"
+	// KubeRouterVersion is the real node's NetworkPolicy enforcer
+	// (tools/kube-router/version): a test-only one, see node_firewall.go.
+	KubeRouterVersion = "v2.1.0"
 )
 
 // CacheDir is where hack/tools.sh puts the binaries it builds:
@@ -43,6 +46,7 @@ var binDirs = map[string]string{
 	"helm":                    "helm-" + HelmVersion,
 	"crane":                   "crane-" + CraneVersion,
 	"traefik":                 "traefik-" + TraefikVersion,
+	"kube-router":             "kube-router-" + KubeRouterVersion,
 	"kube-apiserver":          "kubernetes-" + KubernetesVersion,
 	"kube-controller-manager": "kubernetes-" + KubernetesVersion,
 	"kube-scheduler":          "kubernetes-" + KubernetesVersion,

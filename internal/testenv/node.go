@@ -45,7 +45,8 @@ var nodeIdentities = map[string]string{
 }
 
 // Node is a real single-node cluster's node side: containerd, kubelet,
-// kube-proxy, controller manager, scheduler and Traefik on the host.
+// kube-proxy, controller manager, scheduler, Traefik and a NetworkPolicy
+// enforcer (kube-router's firewall, node_firewall.go) on the host.
 type Node struct {
 	// IngressAddr is Traefik's HTTP entrypoint for Ingresses,
 	// "127.0.0.1:<port>".
@@ -119,6 +120,10 @@ func startNode(ctx context.Context, e *Env, p *pki) (_ *Node, err error) {
 	if err := n.waitReady(ctx, e); err != nil {
 		return nil, err
 	}
+	// kube-router reads its Node object at start: after the kubelet made it.
+	if err := n.startFirewall(ctx); err != nil {
+		return nil, err
+	}
 	return n, nil
 }
 
@@ -171,6 +176,7 @@ func (n *Node) setupNetwork() error {
 	n.killShims()
 	_ = sh("ip", "link", "del", bridgeName)
 	n.cleanIptables()
+	destroyIPSets()
 	steps := [][]string{
 		{"ip", "link", "add", bridgeName, "type", "bridge"},
 		{"ip", "addr", "add", bridgeAddr, "dev", bridgeName},

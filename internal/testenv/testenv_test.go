@@ -34,8 +34,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // TestVersionsMatchToolsModules keeps the versions the harness looks for in
 // step with the modules hack/tools.sh builds.
 func TestVersionsMatchToolsModules(t *testing.T) {
-	if b, err := os.ReadFile("../../tools/traefik/version"); err != nil || strings.TrimSpace(string(b)) != testenv.TraefikVersion {
-		t.Errorf("tools/traefik/version = %q (%v), testenv looks for %s", b, err, testenv.TraefikVersion)
+	for dir, want := range map[string]string{"traefik": testenv.TraefikVersion, "kube-router": testenv.KubeRouterVersion} {
+		if b, err := os.ReadFile("../../tools/" + dir + "/version"); err != nil || strings.TrimSpace(string(b)) != want {
+			t.Errorf("tools/%s/version = %q (%v), testenv looks for %s", dir, b, err, want)
+		}
 	}
 	for _, tc := range []struct{ gomod, module, want string }{
 		{"../../tools/kubernetes/go.mod", "k8s.io/kubernetes", testenv.KubernetesVersion},
