@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -228,66 +226,6 @@ func TestPromoteRollbackDelete(t *testing.T) {
 	}
 }
 
-func TestPromoteRefusesUndeployedCommit(t *testing.T) {
-	f := newDeployFixture(t)
-	f.deployReady(t, shaA)
-	if _, err := f.promote(t, shaA); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct{ name, sha, want string }{
-		{"never deployed", shaB, "does not exist"},
-		{"bad sha", "zzz", "invalid commit SHA"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := f.promote(t, tc.sha)
-			if !release.IsUsage(err) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("err = %v, want a usage error containing %q", err, tc.want)
-			}
-			if live := f.live(t); live.SHA != "aaaaaaaa" || live.Revision != 1 {
-				t.Errorf("production changed to %s rev %d", live.SHA, live.Revision)
-			}
-		})
-	}
-	// A failed commit is not promotable either.
-	rel := f.app + "-bbbbbbbb"
-	stop := simulate(t, f.cs, rel, rel, rolloutImagePullBackOff)
-	if _, err := f.deploy(t, shaB); err == nil {
-		t.Fatal("deploy with ImagePullBackOff succeeded")
-	}
-	stop()
-	if _, err := f.promote(t, shaB); !release.IsUsage(err) || !strings.Contains(err.Error(), "is failed") {
-		t.Errorf("promote of a failed commit: err = %v, want a refusal saying it is failed", err)
-	}
-}
-
-func TestDeleteLeavesForeignNamespacesAlone(t *testing.T) {
-	f := newDeployFixture(t)
-	ctx := context.Background()
-
-	// kube-system as an app name addresses "kube-system-<sha>", never kube-system.
-	d, err := release.NewDelete(f.cfg).Run(ctx, names(t, "kube-system", shaA))
-	if err != nil || !d.Gone {
-		t.Errorf("delete of app kube-system = %+v, %v; want already gone", d, err)
-	}
-	if _, err := f.cs.CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err != nil {
-		t.Fatalf("kube-system: %v", err)
-	}
-
-	foreign := f.app + "-aaaaaaaa"
-	_, err = f.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: foreign}}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.cs.CoreV1().Namespaces().Delete(ctx, foreign, metav1.DeleteOptions{}) })
-	if _, err := release.NewDelete(f.cfg).Run(ctx, names(t, f.app, shaA)); err == nil || !strings.Contains(err.Error(), "not created by shipper") {
-		t.Errorf("delete of a foreign namespace: err = %v, want a refusal", err)
-	}
-	ns, err := f.cs.CoreV1().Namespaces().Get(ctx, foreign, metav1.GetOptions{})
-	if err != nil || ns.DeletionTimestamp != nil {
-		t.Errorf("foreign namespace %s was touched: %v %v", foreign, err, ns.DeletionTimestamp)
-	}
-}
-
 // TestHelmCLISeesShipperReleases runs the real helm binary against what
 // shipper created, and has shipper read a rollback made with it.
 func TestHelmCLISeesShipperReleases(t *testing.T) {
@@ -414,49 +352,4 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
-}
-
-// TestRollbackToTheOldestRevisionKept: with production's history full, a
-// rollback to its oldest revision works, as `helm rollback --history-max`
-// does (Helm reads the target before it prunes): the pruning that makes
-// room for the new revision spares the target. Old revisions go by age
-// otherwise, the deployed one kept.
-func TestRollbackToTheOldestRevisionKept(t *testing.T) {
-	f := newDeployFixture(t)
-	ctx := context.Background()
-	f.deployReady(t, shaA)
-	f.deployReady(t, shaB)
-	for _, sha := range []string{shaA, shaB, shaA} { // revisions 1 (A), 2 (B), 3 (A)
-		if _, err := f.promote(t, sha); err != nil {
-			t.Fatal(err)
-		}
-	}
-	rb := release.NewRollback(f.cfg)
-	rb.MaxHistory = 3
-	p, err := rb.Run(ctx, names(t, f.app, ""), "2")
-	if err != nil {
-		t.Fatalf("rollback to revision 2, the oldest but one: %v", err)
-	}
-	if p.SHA != "bbbbbbbb" || p.Revision != 4 {
-		t.Errorf("rollback = %s revision %d, want bbbbbbbb revision 4", p.SHA, p.Revision)
-	}
-	// History 2, 3, 4 (1 pruned); now to the oldest, 2.
-	if p, err = rb.Run(ctx, names(t, f.app, ""), "2"); err != nil {
-		t.Fatalf("rollback to revision 2, the oldest kept: %v", err)
-	}
-	if p.SHA != "bbbbbbbb" || p.Revision != 5 {
-		t.Errorf("rollback = %s revision %d, want bbbbbbbb revision 5", p.SHA, p.Revision)
-	}
-	secrets, err := f.cs.CoreV1().Secrets(f.app+"-production").List(ctx, metav1.ListOptions{LabelSelector: "owner=helm"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var versions []string
-	for _, s := range secrets.Items {
-		versions = append(versions, s.Labels["version"])
-	}
-	sort.Strings(versions)
-	if strings.Join(versions, ",") != "2,4,5" {
-		t.Errorf("revisions kept = %v, want 2 (the target), 4, 5", versions)
-	}
 }
