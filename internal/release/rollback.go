@@ -205,7 +205,7 @@ func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, err
 		route: n, commits: []Names{tn}, live: target.SHA,
 		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
 		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
-		to:   target.Version, history: r.MaxHistory, viaGateway: route != nil,
+		to:   rel, history: r.MaxHistory, viaGateway: route != nil,
 	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)
