@@ -12,10 +12,6 @@ import (
 	"github.com/shipper-dev/shipper/internal/lease"
 )
 
-// maxHistory bounds the revisions Helm keeps per release: enough to roll
-// production back through its recent promotions.
-const maxHistory = 20
-
 // Deploy installs one commit as its own release "<app>-<sha>" in its own
 // namespace, or upgrades it when it exists, so re-running a CI job
 // converges. It is Helm's `upgrade --install --create-namespace --wait`

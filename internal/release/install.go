@@ -17,6 +17,10 @@ import (
 	"github.com/shipper-dev/shipper/internal/kube"
 )
 
+// maxHistory bounds the revisions Helm keeps per release: enough to roll
+// production back through its recent promotions.
+const maxHistory = 20
+
 // repairPending marks a release left pending-install, pending-upgrade or
 // pending-rollback as failed, so the next Helm action can proceed instead
 // of stopping at "another operation is in progress". Call it only while

@@ -205,7 +205,7 @@ func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, err
 		route: n, commits: []Names{tn}, live: target.SHA,
 		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
 		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
-		to:   target.Version, history: r.MaxHistory, viaGateway: route != nil,
+		to:   rel, history: r.MaxHistory, viaGateway: route != nil,
 	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)
@@ -218,40 +218,12 @@ func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, err
 }
 
 // pickRevision chooses the revision to roll back to from hist (newest
-// first).
+// first): to is "" (the previous promotion that served), a revision
+// number, or a commit SHA.
 func pickRevision(hist []record, to string) (record, error) {
-	current := hist[0]
 	switch {
 	case to == "":
-		var live record
-		for _, r := range hist {
-			if r.Status == release.StatusDeployed.String() {
-				live = r
-				break
-			}
-		}
-		served := func(r record) bool {
-			return r.Status == release.StatusDeployed.String() || r.Status == release.StatusSuperseded.String()
-		}
-		// During a canary: the live commit alone again, as it served
-		// before the canary began.
-		if live.Canary != "" {
-			for _, r := range hist {
-				if r.Version < live.Version && served(r) && r.SHA == live.SHA && r.Canary == "" {
-					return r, nil
-				}
-			}
-			return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
-				"no revision before the canary of %s has %s serving alone: promote %s without --weight", live.Canary, live.SHA, live.SHA)}
-		}
-		// Else the newest whole promotion of another commit.
-		for _, r := range hist {
-			if served(r) && r.SHA != live.SHA && r.Canary == "" {
-				return r, nil
-			}
-		}
-		return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
-			"production's history has no earlier promotion of another commit that served (failed revisions are skipped; history keeps the last %d)", maxHistory)}
+		return previousRevision(hist)
 	case isRevision(to):
 		v, _ := strconv.Atoi(to)
 		for _, r := range hist {
@@ -261,24 +233,62 @@ func pickRevision(hist []record, to string) (record, error) {
 		}
 		return record{}, &UsageError{Input: "revision", Value: to, Rule: "is not in production's history (see `helm history` or `shipper status`)"}
 	default:
-		sha, err := ValidateSHA(to)
-		if err != nil {
-			return record{}, &UsageError{Input: "rollback target", Value: to, Rule: "must be a revision number or a commit SHA (7 to 40 hex characters)"}
+		return revisionOfCommit(hist, to)
+	}
+}
+
+// previousRevision is the revision a rollback without a target returns
+// to: during a canary, the live commit alone again, as it served before
+// the canary began; else the newest whole promotion of another commit
+// that served.
+func previousRevision(hist []record) (record, error) {
+	var live record
+	for _, r := range hist {
+		if r.Status == release.StatusDeployed.String() {
+			live = r
+			break
 		}
-		// A record holds the short SHA; the caller may give more or less.
-		same := func(rec string) bool {
-			return rec != "" && (strings.HasPrefix(sha, rec) || strings.HasPrefix(rec, sha))
-		}
-		for _, r := range hist[1:] {
-			if same(r.SHA) && r.Canary == "" { // a whole promotion, not a canary step
+	}
+	served := func(r record) bool {
+		return r.Status == release.StatusDeployed.String() || r.Status == release.StatusSuperseded.String()
+	}
+	if live.Canary != "" {
+		for _, r := range hist {
+			if r.Version < live.Version && served(r) && r.SHA == live.SHA && r.Canary == "" {
 				return r, nil
 			}
 		}
-		if same(current.SHA) {
-			return record{}, &UsageError{Input: "commit", Value: to, Rule: "is already live"}
-		}
-		return record{}, &UsageError{Input: "commit", Value: to, Rule: "was never promoted (or is older than the history kept)"}
+		return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
+			"no revision before the canary of %s has %s serving alone: promote %s without --weight", live.Canary, live.SHA, live.SHA)}
 	}
+	for _, r := range hist {
+		if served(r) && r.SHA != live.SHA && r.Canary == "" {
+			return r, nil
+		}
+	}
+	return record{}, &UsageError{Input: "rollback target", Value: "previous", Rule: fmt.Sprintf(
+		"production's history has no earlier promotion of another commit that served (failed revisions are skipped; history keeps the last %d)", maxHistory)}
+}
+
+// revisionOfCommit is the newest whole promotion (not a canary step) of
+// commit sha, given with more or fewer characters than a record holds.
+func revisionOfCommit(hist []record, sha string) (record, error) {
+	full, err := ValidateSHA(sha)
+	if err != nil {
+		return record{}, &UsageError{Input: "rollback target", Value: sha, Rule: "must be a revision number or a commit SHA (7 to 40 hex characters)"}
+	}
+	same := func(rec string) bool {
+		return rec != "" && (strings.HasPrefix(full, rec) || strings.HasPrefix(rec, full))
+	}
+	for _, r := range hist[1:] {
+		if same(r.SHA) && r.Canary == "" {
+			return r, nil
+		}
+	}
+	if same(hist[0].SHA) {
+		return record{}, &UsageError{Input: "commit", Value: sha, Rule: "is already live"}
+	}
+	return record{}, &UsageError{Input: "commit", Value: sha, Rule: "was never promoted (or is older than the history kept)"}
 }
 
 // isRevision reports whether s is a revision number rather than a SHA: all

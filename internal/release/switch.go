@@ -9,7 +9,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/release"
-	"helm.sh/helm/v3/pkg/storage/driver"
+	helmtime "helm.sh/helm/v3/pkg/time"
 	networkingv1 "k8s.io/api/networking/v1"
 
 	"github.com/shipper-dev/shipper/internal/lease"
@@ -60,8 +60,9 @@ type switchover struct {
 	// plan, when set, is the upgrade the switch makes (promote, a canary
 	// step, an alias move); else it is Helm's rollback to revision to,
 	// keeping history revisions (rollback).
-	plan        *plan
-	to, history int
+	plan    *plan
+	to      *release.Release
+	history int
 	// viaGateway: the route is an HTTPRoute, which needs each commit's
 	// ReferenceGrant.
 	viaGateway bool
@@ -111,7 +112,7 @@ func (c *Configuration) checkSwitch(ctx context.Context, s *switchover, fresh bo
 	for _, cn := range s.commits {
 		if err := c.requireServing(ctx, s, cn, fresh); err != nil {
 			if s.plan == nil {
-				return fmt.Errorf("revision %d routes to commit %s: %w", s.to, cn.Short, err)
+				return fmt.Errorf("revision %d routes to commit %s: %w", s.to.Version, cn.Short, err)
 			}
 			return err
 		}
@@ -162,43 +163,29 @@ func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
 }
 
 // rollbackTo is Helm's rollback of release r to revision to, keeping
-// history revisions (0: all): the history pruned from the records' labels
-// first, the new revision confirmed deployed after. It returns that
-// revision.
-func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to, history int) (*release.Release, error) {
+// history revisions (0: all), the history pruned from the records' labels
+// first. It returns the revision Helm recorded, without reading it back:
+// Helm's rollback writes revision last+1 as a copy of revision to (chart,
+// values, manifest, labels) and returns the error of its final write,
+// which records it deployed.
+func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to *release.Release, history int) (*release.Release, error) {
 	if history > 0 {
-		c.pruneHistory(ctx, r.records, history-1, to)
+		c.pruneHistory(ctx, r.records, history-1, to.Version)
 	}
 	rb := action.NewRollback(r.cfg)
-	rb.Version = to
+	rb.Version = to.Version
 	rb.MaxHistory = 0 // pruned above
 	rb.Timeout = helmTimeout(ctx)
 	if err := rb.Run(r.name); err != nil {
-		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to, err)
+		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to.Version, err)
 	}
-	// Helm's rollback, too, may leave its new revision recorded
-	// pending-rollback when the final write fails. It is the revision
-	// after the last one (read by number: Helm's Last would decode the
-	// whole history).
-	var last *release.Release
-	err := driver.ErrReleaseNotFound
+	rel := *to
+	rel.Info = &release.Info{Status: release.StatusDeployed, LastDeployed: helmtime.Now(), Description: fmt.Sprintf("Rollback to %d", to.Version)}
+	rel.Version = 1
 	if r.last != nil {
-		last, err = getRelease(r.cfg, r.name, r.last.Version+1)
+		rel.Version = r.last.Version + 1
 	}
-	if err != nil {
-		last, err = r.cfg.Releases.Last(r.name)
-	}
-	if err == nil && last.Info.Status == release.StatusPendingRollback {
-		last.SetStatus(release.StatusDeployed, "Rollback complete")
-		if err := c.confirmRecorded(ctx, r.cfg, last); err != nil {
-			return nil, err
-		}
-	}
-	deployed, err := r.cfg.Releases.Deployed(r.name)
-	if err != nil {
-		return nil, fmt.Errorf("reading %s after its rollback: %w", r.name, err)
-	}
-	return deployed, nil
+	return &rel, nil
 }
 
 // underLocks runs fn holding the lock of route's release (production's or
