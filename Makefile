@@ -51,6 +51,7 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	SHIPPER_BENCH_DATABASE=1 $(GO) test -run '^$$' -bench CloneVsDump -benchtime 3x ./internal/database
+	$(GO) test -run '^$$' -bench GateLatency -benchtime 3x ./cmd/shipper
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
 	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./cmd/shipper
 	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/shipper

@@ -92,6 +92,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			listCommand(),
 			statusCommand(),
 			renderCommand(),
+			gateCommand(),
 			versionCommand(),
 			completionCommand(),
 		},

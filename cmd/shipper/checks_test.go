@@ -117,7 +117,9 @@ func TestEveryFlagIsCheckedBeforeTheFirstRequest(t *testing.T) {
 			}
 			return out
 		}
-		if len(c.Flags) == 0 || c.Name == "version" {
+		// gate serves until stopped, and reaches nothing before it has
+		// checked its flags: TestGateChecksItsInputs.
+		if len(c.Flags) == 0 || c.Name == "version" || c.Name == "gate" {
 			continue
 		}
 		t.Run(c.Name, func(t *testing.T) {

@@ -32,7 +32,7 @@ func globalFlags() []cli.Flag {
 		&cli.StringFlag{Name: "kube-ca-file", Usage: "PEM file of the API server's CA", EnvVars: []string{"SHIPPER_KUBE_CA_FILE", "KUBE_CA_PEM_FILE"}},
 		&cli.StringFlag{Name: "kube-ca", Usage: "PEM text of the API server's CA, or the path of a file holding it (a GitLab File variable)", EnvVars: []string{"SHIPPER_KUBE_CA", "KUBE_CA_PEM"}},
 		&cli.BoolFlag{Name: "insecure-skip-tls-verify", Usage: "do not verify the API server's certificate (never do this in production)", EnvVars: []string{"SHIPPER_INSECURE_SKIP_TLS_VERIFY"}},
-		&cli.StringFlag{Name: "app", Usage: "app name, slugged into release names and hosts", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_PATH_SLUG", "CI_PROJECT_NAME"}},
+		appFlag(),
 		&cli.StringFlag{Name: "project-id", Usage: "GitLab project that owns the app: recorded on what shipper creates, and no other project's app is touched", EnvVars: []string{"SHIPPER_PROJECT_ID", "CI_PROJECT_ID"}},
 		&cli.StringFlag{Name: "project-path", Usage: "that project's path, named in messages", EnvVars: []string{"SHIPPER_PROJECT_PATH", "CI_PROJECT_PATH"}},
 		&cli.StringFlag{Name: "router", Value: "ingress", Usage: "how hosts reach commits: ingress (an Ingress per host) or gateway (Gateway API HTTPRoutes on --gateway)", EnvVars: []string{"SHIPPER_ROUTER"}},
@@ -45,6 +45,10 @@ func globalFlags() []cli.Flag {
 		// are taken over in seconds; users have no reason to change it.
 		&cli.DurationFlag{Name: "lock-lease", Value: 15 * time.Second, Hidden: true, EnvVars: []string{"SHIPPER_LOCK_LEASE"}},
 	}
+}
+
+func appFlag() cli.Flag {
+	return &cli.StringFlag{Name: "app", Usage: "app name, slugged into release names and hosts", EnvVars: []string{"SHIPPER_APP", "CI_PROJECT_PATH_SLUG", "CI_PROJECT_NAME"}}
 }
 
 func outputFlag() cli.Flag {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const testGateKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=" // 32 bytes
+
+// TestGateChecksItsInputs: a bad flag or secret of `shipper gate` is exit 2
+// naming it, and never echoes a secret.
+func TestGateChecksItsInputs(t *testing.T) {
+	clearFlagEnv(t)
+	t.Setenv(gateKeyVar, testGateKey)
+	base := []string{"gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no key", map[string]string{gateKeyVar: ""}, nil, gateKeyVar},
+		{"a short key", map[string]string{gateKeyVar: "c2hvcnQta2V5LXNlY3JldA=="}, nil, gateKeyVar},
+		{"a key that is not base64", map[string]string{gateKeyVar: "not base64 secret-value!"}, nil, gateKeyVar},
+		{"a bad upstream", nil, []string{"--upstream", "ftp://127.0.0.1:1"}, "--upstream"},
+		{"a bad listen address", nil, []string{"--listen", "8080"}, "--listen"},
+		{"a bad scheme", nil, []string{"--url-scheme", "gopher"}, "--url-scheme"},
+		{"a login host without a domain", nil, []string{"--login-host", "myapp.example.com"}, "--domain"},
+		{"no commit", nil, []string{"--sha", ""}, "commit SHA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			code, stdout, stderr := runCLI(t, append(append([]string{}, base...), tc.args...)...)
+			if code != exitUsage || stdout != "" || !strings.Contains(stderr, tc.want) || strings.Contains(stderr, "secret") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 naming %s, no secret", code, stdout, stderr, tc.want)
+			}
+		})
+	}
+}
+
+// TestGateProcess runs the real binary in front of an app, as the
+// preview's pod would: a plain request gets the login page (401), the
+// bypass header the app, and SIGTERM stops it with exit 0.
+func TestGateProcess(t *testing.T) {
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "app %s bypass=%q", r.URL.Path, r.Header.Get("X-Shipper-Bypass"))
+	}))
+	defer app.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary(t), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", app.URL, "--url-scheme", "http")
+	cmd.Env = []string{gateKeyVar + "=" + testGateKey, gatePasswordVar + "=s3cret", gateBypassVar + "=automation-0123456789"}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	get := func(bypass string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/hello", nil)
+		req.Host = "myapp-7c77eb36.example.com"
+		if bypass != "" {
+			req.Header.Set("X-Shipper-Bypass", bypass)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if code, _ := get(""); code != 0 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := get(""); code != http.StatusUnauthorized || !strings.Contains(body, "This preview is protected") {
+		t.Errorf("plain GET: %d %q, want 401 and the login page", code, body)
+	}
+	if code, body := get("automation-0123456789"); code != http.StatusOK || body != `app /hello bypass=""` {
+		t.Errorf("with the bypass: %d %q, want the app, without the header", code, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("after SIGTERM: %v; stderr %q", err, stderr.String())
+	}
+}
