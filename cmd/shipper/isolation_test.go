@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 
@@ -37,7 +38,9 @@ func withSettings(t *testing.T, env *testenv.Env, data map[string]string) {
 		t.Fatal(err)
 	}
 	before := cm.Data
-	cm.Data = data
+	// Over the tests' own settings (their base domains: deploy/rbac/hosts.yaml).
+	cm.Data = maps.Clone(testSettings)
+	maps.Copy(cm.Data, data)
 	if _, err := cms.Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
