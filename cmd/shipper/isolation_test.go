@@ -249,8 +249,9 @@ func createPDB(ctx context.Context, c kubernetes.Interface, ns, field string, v 
 
 // TestIsolationFollowsTheSettings: a bad setting stops a deploy with exit
 // 2 before anything changes, naming the key; a namespace made before this
-// version (or whose objects an admin removed) gets them on its next
-// deploy, and one made under older settings is brought to the new ones.
+// version (or whose objects an admin removed) keeps working, and gets them
+// on its next deploy; one made under older settings is brought to the new
+// ones.
 func TestIsolationFollowsTheSettings(t *testing.T) {
 	env := testenv.Get(t)
 	ctx := context.Background()
@@ -261,7 +262,7 @@ func TestIsolationFollowsTheSettings(t *testing.T) {
 	// A maximum, which the apiserver copies into the default limit, and
 	// which the policy holds project 101's LimitRange to.
 	withSettings(t, env, map[string]string{"limits.max.cpu": "2"})
-	appName, ns, e, _ := deployedFor(t, env, "101", "isoset", "5e775e77aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+	appName, ns, e, tok := deployedFor(t, env, "101", "isoset", "5e775e77aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 
 	// A re-deploy under the same settings changes none of the three.
 	versions := func() string {
@@ -308,6 +309,21 @@ func TestIsolationFollowsTheSettings(t *testing.T) {
 		}
 	}
 	withSettings(t, env, map[string]string{"quota.pods": "9"})
+	// Its app keeps working: the policies that want the objects judge a
+	// Deployment's creation only, so the project's token still changes the
+	// one there (as a promote's sizing does).
+	a, err := kubernetes.NewForConfig(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep, err := a.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep.Spec.Replicas = ptrTo(int32(2))
+	if _, err := a.AppsV1().Deployments(ns).Update(ctx, dep, metav1.UpdateOptions{}); err != nil {
+		t.Errorf("project 101 scales its Deployment in a namespace that predates isolation: %v", err)
+	}
 	if r := runBinary(t, e, "deploy"); r.code != 0 {
 		t.Fatalf("re-deploy: %s", r.stderr)
 	}
