@@ -14,6 +14,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -207,6 +209,12 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 
 	// The chart's Deployment, and one with a small emptyDir, are admitted:
 	// created for real, to be updated below.
+	settings := release.Settings{Found: true, Data: testSettings}
+	for _, d := range []*appsv1.Deployment{deployment("app", nil), deployment("scratch", emptyDir(sizeLimit("512Mi")))} {
+		if p := settings.WorkloadProblems(&d.Spec.Template.Spec); len(p) > 0 {
+			t.Errorf("shipper refuses Deployment %s, which the policy admits: %v", d.Name, p)
+		}
+	}
 	if _, err := c202.AppsV1().Deployments(ns).Create(ctx, deployment("app", nil), metav1.CreateOptions{}); err != nil {
 		t.Fatalf("the chart's Deployment: %v", err)
 	}
@@ -216,8 +224,12 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 
 	for _, p := range probes {
 		t.Run(p.name, func(t *testing.T) {
-			_, err := c202.AppsV1().Deployments(ns).Create(ctx, deployment("probe", p.edit), dry)
+			d := deployment("probe", p.edit)
+			_, err := c202.AppsV1().Deployments(ns).Create(ctx, d, dry)
 			refused(t, "CREATE", err, p.field)
+			if len(settings.WorkloadProblems(&d.Spec.Template.Spec)) == 0 {
+				t.Errorf("shipper's WorkloadProblems (internal/release/workloads.go) finds nothing the policy refuses")
+			}
 
 			cur, err := c202.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
 			if err != nil {
@@ -277,6 +289,9 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
+		if p := (release.Settings{Found: true, Data: data}).WorkloadProblems(&allowed.Spec.Template.Spec); len(p) > 0 {
+			t.Errorf("shipper refuses what the settings allow: %v", p)
+		}
 		// What they do not list is still refused.
 		for _, p := range probes[:4] {
 			_, err := c202.AppsV1().Deployments(ns).Create(ctx, deployment("probe", p.edit), dry)
@@ -284,5 +299,32 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 		}
 		_, err := c202.AppsV1().Deployments(ns).Create(ctx, deployment("probe", emptyDir(sizeLimit("9Gi"))), dry)
 		refused(t, "a 9Gi emptyDir (empty-dir-max 8Gi)", err, "emptyDir")
+	})
+
+	// shipper refuses, exit 2 before it changes anything, a chart whose
+	// Deployment the policy would refuse: the embedded chart's resources
+	// (values) name any resource, a chart of the user's anything.
+	t.Run("shipper refuses before the apiserver does", func(t *testing.T) {
+		tok := projectToken(t, env, "202")
+		app := uniqueName("wc")
+		sha := "6f7081923a4b5c6d7e8f90a1b2c3d4e5f6a7b8c9"
+		e := gitlabEnv(t, env, app, sha)
+		e["KUBE_TOKEN"], e["CI_PROJECT_ID"], e["CI_PROJECT_PATH"] = tok.BearerToken, "202", "group-202/"+app
+		if r := runBinary(t, e, "package"); r.code != 0 {
+			t.Fatalf("package: %s", r.stderr)
+		}
+		values := filepath.Join(t.TempDir(), "gpu.yaml")
+		if err := os.WriteFile(values, []byte("resources:\n  limits:\n    nvidia.com/gpu: 1\nenv:\n  TOKEN: "+workloadSecret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := runBinary(t, e, "deploy", "--values", values)
+		t.Logf("deploy --values (nvidia.com/gpu): exit %d: %s", r.code, r.stderr)
+		if r.code != 2 || !strings.Contains(r.stderr, "nvidia.com/gpu") || !strings.Contains(r.stderr, "extended-resources") || strings.Contains(r.stderr, workloadSecret) {
+			t.Errorf("deploy of a chart asking for a GPU: exit %d, want 2 naming the resource and the setting, not the env value", r.code)
+		}
+		if _, err := admin.CoreV1().Namespaces().Get(ctx, app+"-"+sha[:8], metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			_ = admin.CoreV1().Namespaces().Delete(context.Background(), app+"-"+sha[:8], metav1.DeleteOptions{})
+			t.Errorf("the refused deploy made its namespace: %v", err)
+		}
 	})
 }
