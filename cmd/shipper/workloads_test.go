@@ -139,15 +139,11 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Every expression type-checks against the apiserver's schema.
-	vap, err := admin.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, "shipper-workloads", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tc := vap.Status.TypeChecking; tc != nil && len(tc.ExpressionWarnings) > 0 {
-		t.Errorf("shipper-workloads type-checks with warnings: %+v", tc.ExpressionWarnings)
-	}
-
+	// An expression that does not compile or type-check would refuse
+	// every Deployment (failurePolicy Fail: the chart's is admitted below),
+	// and a message that does not evaluate is replaced by the expression
+	// ("failed expression", which refused rejects). The harness runs no
+	// controller that writes the policy's status.typeChecking.
 	quantity := resource.MustParse
 	sizeLimit := func(q string) *resource.Quantity { v := quantity(q); return &v }
 	emptyDir := func(limit *resource.Quantity) func(*corev1.PodSpec) {
