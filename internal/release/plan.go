@@ -127,6 +127,9 @@ func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, name
 	if err := p.validate(ctx); err != nil {
 		return nil, err
 	}
+	if err := c.checkWorkloads(ctx, p.manifest); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
