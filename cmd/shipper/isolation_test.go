@@ -187,6 +187,11 @@ func TestEachNamespaceIsIsolatedWithinTheSettings(t *testing.T) {
 		"block drains with maxUnavailable 0": func() error {
 			return createPDB(ctx, a, ns, "maxUnavailable", intstr.FromInt32(0))
 		},
+		// minAvailable 1 of the chart's default 1 replica: no eviction ever
+		// (what shipper itself wrote with podDisruptionBudget.enabled).
+		"block drains with minAvailable 1 of 1 replica": func() error {
+			return createPDB(ctx, a, ns, "minAvailable", intstr.FromInt32(1))
+		},
 	} {
 		// A policy whose parameter is missing refuses with reason Invalid.
 		err := try()
@@ -195,6 +200,11 @@ func TestEachNamespaceIsIsolatedWithinTheSettings(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", what, err)
+	}
+
+	// A PDB that allows one eviction at a time, as the chart writes it.
+	if err := createPDB(ctx, a, ns, "maxUnavailable", intstr.FromInt32(1)); err != nil {
+		t.Errorf("project 101's PDB with maxUnavailable 1: %v, want admitted", err)
 	}
 
 	// Not too much: what shipper writes stays writable, tighter is fine.

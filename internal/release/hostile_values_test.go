@@ -95,7 +95,10 @@ func TestRenderRefusesHostileValues(t *testing.T) {
 		{name: "newline in image.pullPolicy", vals: under("image.pullPolicy", "Always\n          command: [sh]"), want: "image.pullPolicy: "},
 		{name: "newline in readinessProbe.path", vals: under("readinessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "readinessProbe.path: "},
 		{name: "newline in livenessProbe.path", vals: under("livenessProbe.path", "/healthz\n  host: 169.254.169.254"), want: "livenessProbe.path: "},
-		{name: "percentage with newline in podDisruptionBudget.minAvailable", vals: under("podDisruptionBudget.minAvailable", "50%\n  maxUnavailable: 0"), want: "podDisruptionBudget.minAvailable: "},
+		{name: "percentage with newline in podDisruptionBudget.maxUnavailable", vals: under("podDisruptionBudget.maxUnavailable", "50%\n  minAvailable: 100%"), want: "podDisruptionBudget.maxUnavailable: "},
+		{name: "podDisruptionBudget.minAvailable (N of N blocks drains)", vals: under("podDisruptionBudget.minAvailable", 1), want: "podDisruptionBudget.minAvailable: "},
+		{name: "podDisruptionBudget.maxUnavailable 0", vals: under("podDisruptionBudget.maxUnavailable", 0), want: "podDisruptionBudget.maxUnavailable: "},
+		{name: "podDisruptionBudget.maxUnavailable 0%", vals: under("podDisruptionBudget.maxUnavailable", "0%"), want: "podDisruptionBudget.maxUnavailable: "},
 		{name: "newline in production.target.namespace", vals: under("production.target.namespace", "other\n  annotations: {}"), want: "production.target.namespace: ", previewOnly: true},
 		{name: "unknown top-level key", vals: map[string]any{"extraRules": []any{map[string]any{"host": "myapp.example.com"}}}, want: "extraRules: is not allowed"},
 		{name: "second host as ingress.hosts", vals: under("ingress.hosts", []any{"myapp.example.com"}), want: "ingress.hosts: is not allowed"},
@@ -149,7 +152,7 @@ func TestRenderQuotesBenignValues(t *testing.T) {
 			"annotations": map[string]any{"traefik.ingress.kubernetes.io/router.entrypoints": "websecure"},
 			"tls":         map[string]any{"enabled": true, "secretName": "wildcard-tls"},
 		},
-		"podDisruptionBudget": map[string]any{"enabled": true, "minAvailable": "50%"},
+		"podDisruptionBudget": map[string]any{"enabled": true, "maxUnavailable": "50%"},
 	}
 	ingress := []string{
 		`path: "/api/v1"`,
@@ -163,7 +166,7 @@ func TestRenderQuotesBenignValues(t *testing.T) {
 	}{
 		{"preview", append([]string{
 			`name: "LOG_LEVEL"`, `value: "debug"`, `value: "4"`, `value: "true"`,
-			`- name: "registry-pull"`, `path: "/healthz?full=1"`, `minAvailable: "50%"`,
+			`- name: "registry-pull"`, `path: "/healthz?full=1"`, `maxUnavailable: "50%"`,
 		}, ingress...)},
 		{"production", ingress},
 	} {
@@ -206,7 +209,7 @@ func TestTemplatesQuoteWithoutTheSchema(t *testing.T) {
 		pull    = "pull\n        - name: other"
 		policy  = "Always\n          command: [sh]"
 		probe   = "/healthz\n  host: 169.254.169.254"
-		percent = "50%\n  maxUnavailable: 0"
+		percent = "50%\n  minAvailable: 100%"
 	)
 	vals := map[string]any{
 		"ingress": map[string]any{
@@ -218,7 +221,7 @@ func TestTemplatesQuoteWithoutTheSchema(t *testing.T) {
 		"image":               map[string]any{"pullPolicy": policy},
 		"readinessProbe":      map[string]any{"path": probe},
 		"livenessProbe":       map[string]any{"path": probe},
-		"podDisruptionBudget": map[string]any{"enabled": true, "minAvailable": percent},
+		"podDisruptionBudget": map[string]any{"enabled": true, "maxUnavailable": percent},
 	}
 	checkIngress := func(t *testing.T, objs map[string]json.RawMessage, host string) {
 		t.Helper()
@@ -265,8 +268,8 @@ func TestTemplatesQuoteWithoutTheSchema(t *testing.T) {
 		}
 		var pdb policyv1.PodDisruptionBudget
 		decode(t, objs, "PodDisruptionBudget", &pdb)
-		if m := pdb.Spec.MinAvailable; m == nil || m.StrVal != percent || pdb.Spec.MaxUnavailable != nil {
-			t.Errorf("pdb = %+v, want minAvailable verbatim and no maxUnavailable", pdb.Spec)
+		if m := pdb.Spec.MaxUnavailable; m == nil || m.StrVal != percent || pdb.Spec.MinAvailable != nil {
+			t.Errorf("pdb = %+v, want maxUnavailable verbatim and no minAvailable", pdb.Spec)
 		}
 	})
 	t.Run("production", func(t *testing.T) {

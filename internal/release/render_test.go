@@ -91,7 +91,7 @@ func TestRenderGolden(t *testing.T) {
 			"replicaCount":        3,
 			"resources":           map[string]any{"requests": map[string]any{"cpu": "500m"}},
 			"env":                 map[string]any{"LOG_LEVEL": "warn", "TIER": "production"},
-			"podDisruptionBudget": map[string]any{"enabled": true, "minAvailable": 2},
+			"podDisruptionBudget": map[string]any{"enabled": true, "maxUnavailable": 2},
 		}}}},
 		{name: "production.yaml", prod: true, vals: map[string]any{"ingress": map[string]any{"className": "traefik"}}},
 		// The gateway router: no Ingress; an HTTPRoute and a ReferenceGrant
