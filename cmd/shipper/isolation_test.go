@@ -149,6 +149,13 @@ func TestEachNamespaceIsIsolatedWithinTheSettings(t *testing.T) {
 		"update it to admit another project's namespace": updated(func(s *networkingv1.NetworkPolicySpec) {
 			s.Ingress[0].From[1].NamespaceSelector.MatchExpressions[1].Values = []string{router, "other-12345678"}
 		}),
+		// With router-namespaces set, the label form is no longer the
+		// router's (isolation review): a namespace left labelled, or one
+		// another tenant could label, would be admitted.
+		"update it to admit the router label while router-namespaces is set": updated(func(s *networkingv1.NetworkPolicySpec) {
+			s.Ingress[0].From[1].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{release.LabelRouter: "true"},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: release.LabelManagedBy, Operator: metav1.LabelSelectorOpNotIn, Values: []string{release.ManagedBy}}}}
+		}),
 		"update it to admit 0.0.0.0/0": updated(func(s *networkingv1.NetworkPolicySpec) {
 			s.Ingress[0].From = append(s.Ingress[0].From, networkingv1.NetworkPolicyPeer{IPBlock: &networkingv1.IPBlock{CIDR: "0.0.0.0/0"}})
 		}),
