@@ -21,9 +21,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,35 +51,9 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 
 	// The namespace of a commit of app, as project 202's shipper makes it
-	// (namespace.go, access.go).
-	app := uniqueName("wl")
-	ns := app + "-5e6f7081"
-	if _, err := c202.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
-		release.LabelManagedBy: release.ManagedBy, release.LabelApp: app, release.LabelRole: release.RolePreview, release.LabelSHA: "5e6f7081",
-		"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest",
-		"pod-security.kubernetes.io/warn": "restricted", release.LabelProject: "202",
-	}}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = admin.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
-	if _, err := c202.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "shipper", Namespace: ns, Labels: map[string]string{release.LabelManagedBy: release.ManagedBy}},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "shipper-namespace"},
-		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: "system:serviceaccount:shipper-system:project-202"}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		r, err := c202.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "apps", Resource: "deployments"}}}, metav1.CreateOptions{})
-		if err == nil && r.Status.Allowed {
-			break
-		}
-		if i == 100 {
-			t.Fatalf("project 202 never got deployments in %s", ns)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	// (namespace.go, access.go, isolation.go: its RoleBinding, NetworkPolicy,
+	// quota and LimitRange, without which no Deployment is admitted).
+	app, ns, _, _ := deployedFor(t, env, "202", "wl", "5e6f7081aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 
 	// The chart's Deployment, as shipper renders it, with a secret env.
 	var stdout, stderr strings.Builder
