@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -24,8 +23,6 @@ const (
 	settingHostsPrefix = "hosts."
 )
 
-var previewLabel = regexp.MustCompile(`^[0-9a-f]{8}$`)
-
 // hostAllowed reports whether app (an app part, as namespaces label it) of
 // project may route host, given the cluster's base domains and the hosts
 // granted to the project. It is hosts.yaml's "refused" variable, negated.
@@ -41,7 +38,7 @@ func hostAllowed(domains, grants []string, app, host string) bool {
 		}
 		underDomain = true
 		if label == app ||
-			strings.HasPrefix(label, app+"-") && previewLabel.MatchString(label[len(app)+1:]) ||
+			strings.HasPrefix(label, app+"-") && isShortSHA(label[len(app)+1:]) ||
 			len(app) != 2 && strings.HasPrefix(label, app+aliasSeparator) && !strings.Contains(label, ".") {
 			return true
 		}
@@ -65,11 +62,15 @@ func (s Settings) HostAllowed(app, project, host string) bool {
 	if !s.Found {
 		return true
 	}
-	var grants []string
-	if project != "" {
-		grants = s.List(settingHostsPrefix + project)
+	return hostAllowed(s.List(settingDomains), s.grants(project), app, host)
+}
+
+// grants are the hosts granted to project (none without a project).
+func (s Settings) grants(project string) []string {
+	if project == "" {
+		return nil
 	}
-	return hostAllowed(s.List(settingDomains), grants, app, host)
+	return s.List(settingHostsPrefix + project)
 }
 
 // checkHost refuses host for n's app (a usage error: exit 2) when the
@@ -82,10 +83,7 @@ func (c *Configuration) checkHost(ctx context.Context, n Names, host string) err
 	if s.HostAllowed(n.AppPart, c.project.ID, host) {
 		return nil
 	}
-	domains, granted := s.List(settingDomains), []string(nil)
-	if c.project.ID != "" {
-		granted = s.List(settingHostsPrefix + c.project.ID)
-	}
+	domains, granted := s.List(settingDomains), s.grants(c.project.ID)
 	return &UsageError{Input: "host", Value: host, Rule: fmt.Sprintf(
 		"is not app %s's on this cluster: it may serve %s, %s-<sha> and %s%s<ref> under the base domains (%s; choose one with --domain) and the hosts granted to its project (%s); an admin grants hosts in ConfigMap %s/%s (docs/security.md)",
 		n.AppPart, n.AppPart, n.AppPart, n.AppPart, aliasSeparator, cmp.Or(strings.Join(domains, ", "), "none"), cmp.Or(strings.Join(granted, ", "), "none"), SettingsNamespace, SettingsName)}

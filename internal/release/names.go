@@ -129,8 +129,13 @@ var ErrAppLikePreview = errors.New("app name looks like a preview host")
 // host label "<other app>-<sha>" of another app.
 func looksLikePreview(slug string) bool {
 	i := strings.LastIndexByte(slug, '-')
-	last := slug[i+1:]
-	return i > 0 && len(last) == shortSHALen && strings.Trim(last, "0123456789abcdef") == ""
+	return i > 0 && isShortSHA(slug[i+1:])
+}
+
+// isShortSHA reports whether s is a short SHA as hosts and names hold it:
+// shortSHALen lowercase hexadecimal characters.
+func isShortSHA(s string) bool {
+	return len(s) == shortSHALen && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // maxRefSlug is the longest ref slug: a label value, as GitLab's
