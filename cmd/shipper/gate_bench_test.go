@@ -2,11 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,17 +24,7 @@ func BenchmarkGateLatency(b *testing.B) {
 		w.Write([]byte("hello from the app"))
 	}))
 	defer app.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(binary(b), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", app.URL, "--url-scheme", "http")
-	cmd.Env = []string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	cmd, addr := startGate(b, app.URL, nil)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	const requests = 2000
 	load := func(target string, bypass bool) []time.Duration {

@@ -57,19 +57,8 @@ func TestGateProcess(t *testing.T) {
 		fmt.Fprintf(w, "app %s bypass=%q", r.URL.Path, r.Header.Get("X-Shipper-Bypass"))
 	}))
 	defer app.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	cmd := exec.Command(binary(t), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", app.URL, "--url-scheme", "http")
-	cmd.Env = []string{gateKeyVar + "=" + testGateKey, gatePasswordVar + "=s3cret", gateBypassVar + "=automation-0123456789"}
 	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, addr := startGate(t, app.URL, &stderr, gatePasswordVar+"=s3cret")
 	defer cmd.Process.Kill()
 	get := func(bypass string) (int, string) {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/hello", nil)
@@ -105,4 +94,24 @@ func TestGateProcess(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("after SIGTERM: %v; stderr %q", err, stderr.String())
 	}
+}
+
+// startGate starts the real binary's `shipper gate --app myapp --sha
+// 7c77eb36` in front of upstream, with the test key, the bypass secret
+// "automation-0123456789" and env, on a free loopback port it returns.
+func startGate(tb testing.TB, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(binary(tb), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", upstream, "--url-scheme", "http")
+	cmd.Env = append([]string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}, env...)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, addr
 }
