@@ -97,6 +97,8 @@ func (c *cluster) vars(sha string) []string {
 		"SHIPPER_TIMEOUT=2m",
 		// A killed run's locks are taken over after 2 s instead of 15.
 		"SHIPPER_LOCK_LEASE=2s",
+		// Protection is the protection part's (protect_test.go).
+		"SHIPPER_PROTECT=none",
 	}
 	v = append(v, c.router.vars(c.env.Node)...)
 	return append(v, c.extra...)

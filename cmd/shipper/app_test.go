@@ -127,7 +127,7 @@ func TestHoistGlobalFlags(t *testing.T) {
 // taken before the command name, a flag after it wins, and the
 // environment fills only what no flag gives.
 func TestGlobalFlagsBeforeOrAfterTheCommand(t *testing.T) {
-	render := []string{"render", "--sha", "7c77eb36", "--domain", "example.com", "--image", "r.example.com/a:1"}
+	render := []string{"render", "--sha", "7c77eb36", "--domain", "example.com", "--image", "r.example.com/a:1", "--protect", "none"}
 	for _, tc := range []struct {
 		name    string
 		env     string

@@ -38,7 +38,7 @@ Example:
 			secretPrefixFlag(),
 			waitFlag(),
 			dotenvFlag(),
-		}, verifyFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
+		}, protectFlags(), verifyFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
 	}
@@ -82,7 +82,30 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 	if u := c.String("pull-user"); u != "" {
 		d.Credentials = &release.RegistryCredentials{Username: u, Password: c.String("pull-password")}
 	}
+	if d.Protection, err = protection(c); err != nil {
+		return nil, "", err
+	}
 	return d, ref, nil
+}
+
+// protectFlags choose how a deploy protects its preview (deploy, render).
+func protectFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "protect", Value: string(release.ProtectPreviews), Usage: "which hosts need a login: previews (and branch aliases; production public), all, or none", EnvVars: []string{"SHIPPER_PROTECT"}},
+		&cli.StringFlag{Name: "gate-image", Usage: "the image of the gate protected pods run: shipper's job image, which holds shipper-gate", EnvVars: []string{"SHIPPER_GATE_IMAGE", "CI_JOB_IMAGE"}},
+	}
+}
+
+// protection is the Protection the flags describe; the password and the
+// bypass come from the environment only (masked GitLab variables), never
+// from a flag, which the process list shows.
+func protection(c *cli.Context) (*release.Protection, error) {
+	mode, err := release.ParseProtect(c.String("protect"))
+	if err != nil {
+		return nil, err
+	}
+	return &release.Protection{Mode: mode, Image: c.String("gate-image"),
+		Password: os.Getenv(gatePasswordVar), Bypass: os.Getenv(gateBypassVar)}, nil
 }
 
 // secretsFromEnv are the variables of environ named prefix+NAME, as NAME:

@@ -13,6 +13,8 @@ import (
 	"unicode"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/shipper-dev/shipper/internal/gate"
 )
 
 // The documentation is checked against the CLI, so that an example copied
@@ -273,6 +275,9 @@ func checkInvocation(app *cli.App, args []string) (command string, err error) {
 	}
 	var positional string
 	rest := args[i+1:]
+	if cmd.SkipFlagParsing { // shipper gate: internal/gate parses its own flags
+		return cmd.Name, gate.CheckFlags(rest)
+	}
 	for j := 0; j < len(rest) && rest[j] != "--"; j++ {
 		a := rest[j]
 		if !looksLikeFlag(a) {

@@ -33,10 +33,13 @@ func clearFlagEnv(t *testing.T) {
 			}
 		}
 	}
-	for _, v := range []string{"SHIPPER_PREVIEW_HOST", "SHIPPER_PRODUCTION_HOST", "SOURCE_DATE_EPOCH"} {
+	for _, v := range []string{"SHIPPER_PREVIEW_HOST", "SHIPPER_PRODUCTION_HOST", "SOURCE_DATE_EPOCH", gatePasswordVar, gateBypassVar} {
 		t.Setenv(v, "")
 		os.Unsetenv(v)
 	}
+	// Protection has tests of its own (protect_test.go); the others run
+	// without the gate's image and Secret.
+	t.Setenv("SHIPPER_PROTECT", "none")
 }
 
 func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {

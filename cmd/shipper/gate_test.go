@@ -35,7 +35,7 @@ func TestGateChecksItsInputs(t *testing.T) {
 		{"a bad listen address", nil, []string{"--listen", "8080"}, "--listen"},
 		{"a bad scheme", nil, []string{"--url-scheme", "gopher"}, "--url-scheme"},
 		{"a login host without a domain", nil, []string{"--login-host", "myapp.example.com"}, "--domain"},
-		{"no commit", nil, []string{"--sha", ""}, "commit SHA"},
+		{"no commit", nil, []string{"--sha", ""}, "--sha"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for k, v := range tc.env {

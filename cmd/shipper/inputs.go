@@ -120,7 +120,9 @@ func hosts(c *cli.Context, production bool) release.Hosts {
 	if production {
 		h.ProductionTemplate = tmpl
 	} else {
-		h.PreviewTemplate = tmpl
+		// A preview's gate answers production's host without a login
+		// (--protect previews): it needs to know it.
+		h.PreviewTemplate, h.ProductionTemplate = tmpl, os.Getenv(hostVars[true])
 	}
 	return h
 }

@@ -75,8 +75,11 @@ func gitlabEnv(t *testing.T, env *testenv.Env, appName, sha string) map[string]s
 	admin := shipperToken(t, env)
 	reg := env.Registry
 	return map[string]string{
-		"CI_PROJECT_NAME":          appName,
-		"CI_PROJECT_ID":            "4242",
+		"CI_PROJECT_NAME": appName,
+		"CI_PROJECT_ID":   "4242",
+		// Protection has tests of its own (protect_test.go); here the
+		// other features, without the gate's image and Secret.
+		"SHIPPER_PROTECT":          "none",
 		"CI_PROJECT_PATH":          "group/" + appName,
 		"CI_COMMIT_SHORT_SHA":      sha[:8],
 		"CI_COMMIT_SHA":            sha,

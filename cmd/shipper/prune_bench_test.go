@@ -84,7 +84,7 @@ func BenchmarkPrune200(b *testing.B) {
 	home := b.TempDir()
 	run := func(name string, args ...string) {
 		cmd := exec.Command(name, args...)
-		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "KUBECONFIG=" + env.Kubeconfig}
+		cmd.Env = []string{"HOME=" + home, "PATH=/usr/bin:/bin", "KUBECONFIG=" + env.Kubeconfig, "SHIPPER_PROTECT=none"}
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
 		}

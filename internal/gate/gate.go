@@ -2,6 +2,7 @@ package gate
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -45,6 +46,13 @@ type Config struct {
 	// opens every preview without another login (sso.go). Domain is the
 	// base domain of the app's hosts, which the hop may return to.
 	LoginHost, Domain string
+	// PublicHosts are answered without a login (production's host while
+	// only previews are protected): a request whose Host is one of them
+	// goes to the app as it is. The router sends a host only to the
+	// commits its routes name, and the namespace's NetworkPolicy admits
+	// nothing else to the gate, so a preview's pod sees production's host
+	// only while it serves production.
+	PublicHosts []string
 	// Session is how long a login lasts (default 12 h).
 	Session time.Duration
 	// Now is the clock (tests); time.Now by default.
@@ -101,6 +109,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.sso(w, r, now)
 	case r.URL.Path == TicketPath:
 		g.ticket(w, r, now)
+	case g.public(r.Host):
+		g.proxy.ServeHTTP(w, r)
 	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
 		g.proxy.ServeHTTP(w, r)
 	case r.URL.Query().Has(ShareParam):
@@ -110,6 +120,20 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.page(w, r, http.StatusUnauthorized, "")
 	}
+}
+
+// public reports whether host (a request's Host) is one of
+// Config.PublicHosts, case and port aside: routers match the host name.
+func (g *Gate) public(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	for _, p := range g.cfg.PublicHosts {
+		if strings.EqualFold(host, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // hasSession reports whether r carries a valid cookie for this preview.

@@ -43,6 +43,9 @@ type Deploy struct {
 	// alias only to a commit at least as new as the one it serves
 	// (alias.go). Zero: the time of the commit's first deploy.
 	CommitTime time.Time
+	// Protection puts the gate in front of the commit (protection.go);
+	// nil or ProtectNone: none.
+	Protection *Protection
 }
 
 // NewDeploy returns a Deploy that waits for the commit's pods.
@@ -59,7 +62,21 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	if err != nil {
 		return nil, Image{}, err
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env)
+	if err := d.Protection.check(); err != nil {
+		return nil, Image{}, err
+	}
+	// One login opens every preview through production's host, once
+	// there is a production (offline, Render: none known).
+	login := false
+	if d.Protection.on() && d.cfg.online() == nil {
+		if login, err = d.cfg.hasProduction(ctx, n); err != nil {
+			return nil, Image{}, err
+		}
+	}
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env, protectionValues(n, d.Hosts, d.Protection, login))
+	if err == nil {
+		p.labels[LabelProtect] = string(cmpOr(string(d.Protection.mode()), string(ProtectNone)))
+	}
 	return p, img, err
 }
 
@@ -233,6 +250,9 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 		return nil, err
 	}
 	rel, err := d.cfg.installOrUpgrade(ctx, r, p, carried)
+	if err == nil && !d.Protection.on() && r.lastProtected() {
+		err = d.cfg.removeGate(ctx, n)
+	}
 	if err != nil || !d.Wait {
 		return rel, err
 	}
@@ -244,6 +264,11 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 func (d *Deploy) applySecrets(ctx context.Context, dp *deployment) error {
 	if d.Credentials != nil {
 		if err := d.cfg.applyPullSecret(ctx, dp.n.Namespace, dp.img.Repository, *d.Credentials); err != nil {
+			return err
+		}
+	}
+	if d.Protection.on() {
+		if err := d.cfg.applyGate(ctx, dp.n, d.Protection); err != nil {
 			return err
 		}
 	}
@@ -335,16 +360,26 @@ func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan) error {
 
 // isLive reports whether production serves commit n.
 func (c *Configuration) isLive(ctx context.Context, n Names, fresh bool) (bool, error) {
+	rec, err := c.productionRecord(ctx, n, fresh)
+	return rec != nil && rec.SHA == n.Short, err
+}
+
+// hasProduction reports whether n's app has a production release.
+func (c *Configuration) hasProduction(ctx context.Context, n Names) (bool, error) {
+	rec, err := c.productionRecord(ctx, n, cached)
+	return rec != nil, err
+}
+
+// productionRecord is the deployed record of n's production, nil when
+// there is none (or no production namespace yet).
+func (c *Configuration) productionRecord(ctx context.Context, n Names, fresh bool) (*record, error) {
 	rec, err := c.deployedRecord(ctx, n.ProductionNamespace, n.ProductionRelease, fresh)
 	if apierrors.IsForbidden(err) || apierrors.IsNotFound(err) {
 		// No production namespace yet: shipper's role is bound in a
 		// namespace only once it exists, so RBAC answers Forbidden.
-		return false, nil
+		return nil, nil
 	}
-	if err != nil {
-		return false, err
-	}
-	return rec != nil && rec.SHA == n.Short, nil
+	return rec, err
 }
 
 // undoRollout rolls commit n's release back to revision serving (the one

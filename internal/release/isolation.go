@@ -11,7 +11,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 )
 
 // Isolation is what every namespace shipper makes holds besides the app
@@ -237,10 +239,14 @@ func (iso *isolation) objects(ns string) (*networkingv1.NetworkPolicy, *corev1.R
 	np := &networkingv1.NetworkPolicy{ObjectMeta: meta(IsolationPolicy), Spec: networkingv1.NetworkPolicySpec{
 		PodSelector: metav1.LabelSelector{},
 		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-		Ingress: []networkingv1.NetworkPolicyIngressRule{{From: []networkingv1.NetworkPolicyPeer{
-			{PodSelector: &metav1.LabelSelector{}},
-			{NamespaceSelector: router},
-		}}},
+		// The router reaches a pod on its port named http only: the app's,
+		// or, in a protected preview, the gate's (the app's port is then
+		// named app, and only the namespace's own pods reach it).
+		Ingress: []networkingv1.NetworkPolicyIngressRule{
+			{From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
+			{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: router}},
+				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))}}},
+		},
 	}}
 	rq := &corev1.ResourceQuota{ObjectMeta: meta(IsolationQuota), Spec: corev1.ResourceQuotaSpec{Hard: iso.quota}}
 	// The apiserver's defaulting, done here so that what is read back

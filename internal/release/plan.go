@@ -38,8 +38,9 @@ type plan struct {
 }
 
 // previewPlan is the release of commit n running img; pullSecret says
-// whether Deploy writes the image pull secret.
-func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, img Image, pullSecret, envSecret bool) (*plan, error) {
+// whether Deploy writes the image pull secret; protection is the chart's
+// protection block (protection.go).
+func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, user map[string]any, img Image, pullSecret, envSecret bool, protection map[string]any) (*plan, error) {
 	if err := n.check(true); err != nil {
 		return nil, err
 	}
@@ -57,8 +58,10 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 		env = envSecretName(n)
 	}
 	vals := mergeValues(user, mergeValues(previewValues(n, host, url, img, secret, env), c.routingValues(n)))
-	// Whole, not merged: no key of the user's may enter the live block.
+	// Whole, not merged: no key of the user's may enter the live block,
+	// or the protection block.
 	vals["live"] = disabledLive()
+	vals["protection"] = protection
 	p, err := c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
 	if err != nil {
 		return nil, err

@@ -49,14 +49,15 @@ cert-manager.io/issuer: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
+{{/* A probe of the app: (dict "p" probe values "port" the app's port name). */}}
 {{- define "preview-app.probe" -}}
 httpGet:
-  path: {{ .path | quote }}
-  port: http
-initialDelaySeconds: {{ .initialDelaySeconds | int }}
-periodSeconds: {{ .periodSeconds | int }}
-timeoutSeconds: {{ .timeoutSeconds | int }}
-failureThreshold: {{ .failureThreshold | int }}
+  path: {{ .p.path | quote }}
+  port: {{ .port }}
+initialDelaySeconds: {{ .p.initialDelaySeconds | int }}
+periodSeconds: {{ .p.periodSeconds | int }}
+timeoutSeconds: {{ .p.timeoutSeconds | int }}
+failureThreshold: {{ .p.failureThreshold | int }}
 {{- end -}}
 
 {{/* A backendRef's filter naming the commit (its SHA, the argument) that

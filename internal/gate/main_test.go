@@ -1,0 +1,173 @@
+package gate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPublicHostsOpenWithoutLogin: production's host (while only previews
+// are protected) reaches the app without a login, any case and port; a
+// preview's host and an alias's do not, and the gate's own paths stay the
+// gate's on the public host (it is the app's login host).
+func TestPublicHostsOpenWithoutLogin(t *testing.T) {
+	up, clk := upstream(t), &clock{time.Unix(1_800_000_000, 0)}
+	g := newGate(t, up, clk, func(c *Config) { c.PublicHosts = []string{"shop.example.com"} })
+	for _, host := range []string{"shop.example.com", "SHOP.example.com", "shop.example.com:8443"} {
+		resp := do(g, http.MethodGet, "https://"+host+"/cart", nil, nil)
+		if body := text(t, resp); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "app /cart") {
+			t.Errorf("%s: %d %q, want the app", host, resp.StatusCode, body)
+		}
+	}
+	for _, host := range []string{"shop-1a2b3c4d.example.com", "shop--main.example.com", "shop.example.com.evil.example", "evil.example"} {
+		if resp := do(g, http.MethodGet, "https://"+host+"/cart", nil, nil); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s: %d, want 401", host, resp.StatusCode)
+		}
+	}
+	if resp := do(g, http.MethodPost, "https://shop.example.com"+LoginPath, url.Values{"password": {"wrong"}}, nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a wrong password on the public host: %d, want the gate's 401", resp.StatusCode)
+	}
+}
+
+// TestMainChecksItsInputs: each bad flag or secret is a UsageError naming
+// it, never quoting a secret.
+func TestMainChecksItsInputs(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{KeyVar: "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	base := []string{"--app", "myapp", "--sha", "7c77eb36", "--listen", "127.0.0.1:0"}
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{"no key", map[string]string{KeyVar: ""}, nil, KeyVar},
+		{"a short key", map[string]string{KeyVar: "c2hvcnQta2V5LXNlY3JldA=="}, nil, KeyVar},
+		{"no app", nil, []string{"--app", ""}, "--app"},
+		{"a bad sha", nil, []string{"--sha", "main"}, "--sha"},
+		{"a bad upstream", nil, []string{"--upstream", "ftp://127.0.0.1:1"}, "--upstream"},
+		{"a bad listen address", nil, []string{"--listen", "8080"}, "--listen"},
+		{"a bad scheme", nil, []string{"--url-scheme", "gopher"}, "--url-scheme"},
+		{"a login host without a domain", nil, []string{"--login-host", "myapp.example.com"}, "--domain"},
+		{"no key file", nil, []string{"--secrets-dir", dir}, KeyFile},
+		{"an argument", nil, []string{"serve"}, "no arguments"},
+		{"an unknown flag", nil, []string{"--password=hunter2"}, "password"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			getenv := func(k string) string {
+				if v, ok := tc.env[k]; ok {
+					return v
+				}
+				return env[k]
+			}
+			var out bytes.Buffer
+			err := Main(context.Background(), "shipper-gate", append(append([]string{}, base...), tc.args...), getenv, &out, &out)
+			var bad *UsageError
+			if !errors.As(err, &bad) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("got %v, want a usage error naming %s and no secret", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestSecretsDirIsReadAgain runs Main as the sidecar does, with its
+// secrets as a mounted Secret's files: a new password written to them
+// ends the session of the old one, and the new one logs in.
+func TestSecretsDirIsReadAgain(t *testing.T) {
+	old := reloadEvery
+	reloadEvery = 50 * time.Millisecond
+	t.Cleanup(func() { reloadEvery = old })
+	dir := t.TempDir()
+	write := func(name, v string) {
+		// As the kubelet does: a new file renamed over the old.
+		tmp := filepath.Join(dir, "."+name)
+		if err := os.WriteFile(tmp, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(KeyFile, string(testKey))
+	write(PasswordFile, "first-password")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- Main(ctx, "shipper-gate", []string{"--app", "shop", "--sha", "1a2b3c4d", "--listen", addr,
+			"--upstream", upstream(t).String(), "--url-scheme", "http", "--secrets-dir", dir}, func(string) string { return "" }, &bytes.Buffer{}, &bytes.Buffer{})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Main: %v", err)
+		}
+	})
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	send := func(method, path string, form url.Values, c *http.Cookie) *http.Response {
+		var req *http.Request
+		if form != nil {
+			req, _ = http.NewRequest(method, "http://"+addr+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			req, _ = http.NewRequest(method, "http://"+addr+path, nil)
+		}
+		req.Host = "shop-1a2b3c4d.example.com"
+		if c != nil {
+			req.AddCookie(c)
+		}
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				return resp
+			}
+			if time.Now().After(deadline) {
+				t.Fatal(err)
+			}
+		}
+	}
+	loginWith := func(pw string) *http.Cookie {
+		resp := send(http.MethodPost, LoginPath, url.Values{"password": {pw}}, nil)
+		for _, c := range resp.Cookies() {
+			if c.Name == cookieName {
+				return c
+			}
+		}
+		return nil
+	}
+	first := loginWith("first-password")
+	if first == nil {
+		t.Fatal("the password in the files did not log in")
+	}
+	if resp := send(http.MethodGet, "/", nil, first); resp.StatusCode != http.StatusOK {
+		t.Fatalf("with the session: %d", resp.StatusCode)
+	}
+	write(PasswordFile, "second-password")
+	deadline := time.Now().Add(5 * time.Second)
+	for send(http.MethodGet, "/", nil, first).StatusCode != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the old password's session still opens the app 5 s after the password changed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if loginWith("first-password") != nil {
+		t.Error("the old password still logs in")
+	}
+	if c := loginWith("second-password"); c == nil || send(http.MethodGet, "/", nil, c).StatusCode != http.StatusOK {
+		t.Error("the new password does not open the app")
+	}
+}
