@@ -21,8 +21,9 @@ STATICCHECK_VERSION := v0.8.2
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-build: ## static shipper binary in bin/, version stamped
+build: ## static shipper and shipper-gate (a protected preview's sidecar) binaries in bin/, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/shipper-gate ./cmd/shipper-gate
 
 image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=registry/tools/shipper [BASE=alpine:3.22]
 	$(if $(BASE),,hack/deps.sh image)

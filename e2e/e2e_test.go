@@ -79,6 +79,9 @@ type cluster struct {
 	hello   string // context dir holding the hello binary
 	app     string
 	extra   []string // more variables, as a job of a branch pipeline has
+	// bypass, when set, is sent as X-Shipper-Bypass with every request:
+	// automation's way past a protected preview's gate.
+	bypass string
 }
 
 func (c *cluster) vars(sha string) []string {
@@ -228,6 +231,9 @@ func (c *cluster) get(host, path string) (int, string) {
 func (c *cluster) getHeader(host, path, name string) (int, string, string) {
 	req, _ := http.NewRequest(http.MethodGet, "http://"+c.addr()+path, nil)
 	req.Host = host
+	if c.bypass != "" {
+		req.Header.Set("X-Shipper-Bypass", c.bypass)
+	}
 	client := &http.Client{Timeout: 5 * time.Second}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -297,7 +303,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress, apps, network, in-cluster or gitlab-ci-local); make e2e runs
+	// (gateway, ingress, apps, network, protect, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
@@ -325,6 +331,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run("network", func(t *testing.T) {
 			say(t, "\n## NetworkPolicies enforced (kube-router's firewall): project B's pods cannot reach project A's preview, the router's can (ingress router)")
 			network(t, &g)
+		})
+	}
+	if only == "" || only == "protect" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("protect", func(t *testing.T) {
+			say(t, "\n## a protected preview: shipper-gate in front of the app (ingress router)")
+			protect(t, &g)
 		})
 	}
 	if only == "" || only == "in-cluster" {

@@ -117,7 +117,14 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 		"SHIPPER_INGRESS_CLASS":    testenv.IngressClass,
 		"SHIPPER_URL_SCHEME":       "http",
 		"SHIPPER_TIMEOUT":          "2m",
+		// Previews protected, as the template sets them up: the gate runs
+		// from the job image, which the harness built; the checks below
+		// pass it with the bypass header, as a pipeline's test job does.
+		"SHIPPER_JOB_IMAGE":         c.jobImage(t),
+		"SHIPPER_PREVIEW_PASSWORD":  "gcl-preview-password-2468",
+		"SHIPPER_PROTECTION_BYPASS": gclBypass,
 	}
+	c.bypass = gclBypass
 	bin := filepath.Dir(c.shipper)
 	// The variables go in gitlab-ci-local's variables file (mode 0600),
 	// not its command line, where any local user's ps would see them.
@@ -196,6 +203,9 @@ func gitlabCILocal(t *testing.T, c *cluster) {
 	c.eventually(t, "demo-gcl-hello-"+second+"."+c.router.domain, "/version", 404, "")
 	c.eventually(t, host(prod), "/version", 200, first)
 }
+
+// gclBypass is the gitlab-ci-local pipeline's SHIPPER_PROTECTION_BYPASS.
+const gclBypass = "gcl-automation-bypass-1357"
 
 // tail is the last n lines of s.
 func tail(s string, n int) string {

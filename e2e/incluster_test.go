@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,14 +20,18 @@ import (
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
-// inCluster runs shipper from its job image (`make image`) as a pod, the
-// way GitLab Runner's Kubernetes executor runs a job: a Job in
-// shipper-system with deploy/rbac's ServiceAccount, in-cluster
-// configuration only (no kubeconfig, no KUBE_URL), that deploys and
-// promotes a commit; the result is curled through Traefik.
-func inCluster(t *testing.T, c *cluster) {
-	ctx := context.Background()
+// jobImages holds the job image each registry got (`make image`, built
+// once for the parts that run it: in-cluster, and protect's gate).
+var jobImages sync.Map
+
+// jobImage builds and pushes shipper's job image to the scenario's
+// registry, once, and returns its reference with its digest.
+func (c *cluster) jobImage(t *testing.T) string {
+	t.Helper()
 	reg := c.env.Registry
+	if ref, ok := jobImages.Load(reg.Repository("tools/shipper")); ok {
+		return ref.(string)
+	}
 	build := exec.Command("hack/image.sh")
 	build.Dir = ".."
 	build.Env = append(os.Environ(), "IMAGE="+reg.Repository("tools/shipper"),
@@ -37,8 +42,21 @@ func inCluster(t *testing.T, c *cluster) {
 	if err != nil {
 		t.Fatalf("hack/image.sh: %v\n%s", err, stderr.String())
 	}
-	jobImage := strings.TrimSpace(string(out))
-	say(t, "\n$ make image IMAGE=%s\n%s", reg.Repository("tools/shipper"), jobImage)
+	ref := strings.TrimSpace(string(out))
+	say(t, "\n$ make image IMAGE=%s\n%s", reg.Repository("tools/shipper"), ref)
+	jobImages.Store(reg.Repository("tools/shipper"), ref)
+	return ref
+}
+
+// inCluster runs shipper from its job image (`make image`) as a pod, the
+// way GitLab Runner's Kubernetes executor runs a job: a Job in
+// shipper-system with deploy/rbac's ServiceAccount, in-cluster
+// configuration only (no kubeconfig, no KUBE_URL), that deploys and
+// promotes a commit; the result is curled through Traefik.
+func inCluster(t *testing.T, c *cluster) {
+	ctx := context.Background()
+	reg := c.env.Registry
+	jobImage := c.jobImage(t)
 
 	sha := "f00dcafe0718293a4b5c6d7e8f90123456789012"
 	appImage := c.run(t, sha, "package")

@@ -43,6 +43,7 @@ if [ -n "${BASE:-}" ]; then
     mkdir -p "$root.arch/$arch/usr/local/bin"
     GOARCH=$arch make --no-print-directory build VERSION="$version" >&2
     install -m 0755 bin/shipper "$root.arch/$arch/usr/local/bin/shipper"
+    install -m 0755 bin/shipper-gate "$root.arch/$arch/usr/local/bin/shipper-gate"
     platforms+=(--platform-context "linux/$arch=$root.arch/$arch")
   done
 else
@@ -65,6 +66,9 @@ else
 fi
 make --no-print-directory build VERSION="$version" >&2 # this machine's (amd64), last: it runs package
 install -m 0755 bin/shipper "$root/usr/local/bin/shipper"
+# The gate of protected previews (deploy --protect): their pods run it
+# from this image (SHIPPER_GATE_IMAGE=$CI_JOB_IMAGE).
+install -m 0755 bin/shipper-gate "$root/usr/local/bin/shipper-gate"
 # Files are owned by root (uid 0) as in any base image; a job runs as root.
 bin/shipper package --context "$root" --workdir / --base "$base" "${platforms[@]}" \
   --cmd /bin/sh --env PATH=/usr/local/bin:/usr/bin:/bin \

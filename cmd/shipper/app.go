@@ -93,6 +93,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			statusCommand(),
 			renderCommand(),
 			gateCommand(),
+			shareCommand(),
 			versionCommand(),
 			completionCommand(),
 		},

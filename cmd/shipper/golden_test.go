@@ -62,7 +62,7 @@ func TestHelpGolden(t *testing.T) {
 func TestListTableGolden(t *testing.T) {
 	now := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
 	commits := []release.Commit{
-		{Short: "7c77eb36", Status: "deployed", Updated: now.Add(-5 * time.Minute), URL: "https://myapp-7c77eb36.example.com", Live: true, Aliases: []string{"main"}},
+		{Short: "7c77eb36", Status: "deployed", Updated: now.Add(-5 * time.Minute), URL: "https://myapp-7c77eb36.example.com", Live: true, Aliases: []string{"main"}, Protect: "previews"},
 		{Short: "3f9a1c2e", Status: "failed", Updated: now.Add(-3 * time.Hour), URL: "https://myapp-3f9a1c2e.example.com"},
 		{Short: "5e6f7a8b", Status: "deployed", Updated: now.Add(-4 * time.Hour), URL: "https://myapp-5e6f7a8b.example.com", Aliases: []string{"feature-login", "release-2"}},
 		{Short: "0b1c2d3e", Status: "deployed", Updated: now.Add(-50 * time.Hour), URL: "https://myapp-0b1c2d3e.example.com"},

@@ -78,7 +78,7 @@ func TestEachNamespaceIsIsolatedWithinTheSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the deploy's NetworkPolicy: %v", err)
 	}
-	if got := np.Spec.Ingress[0].From[1].NamespaceSelector.MatchExpressions; len(got) != 2 || got[1].Values[0] != router {
+	if got := np.Spec.Ingress[1].From[0].NamespaceSelector.MatchExpressions; len(got) != 2 || got[1].Values[0] != router {
 		t.Errorf("NetworkPolicy admits namespaces %+v, want the router's %s (setting router-namespaces)", got, router)
 	}
 	rq, err := a.CoreV1().ResourceQuotas(ns).Get(ctx, release.IsolationQuota, metav1.GetOptions{})
@@ -144,16 +144,16 @@ func TestEachNamespaceIsIsolatedWithinTheSettings(t *testing.T) {
 			s.Ingress = []networkingv1.NetworkPolicyIngressRule{{From: everyone}}
 		}),
 		"update it to admit every namespace but shipper's": updated(func(s *networkingv1.NetworkPolicySpec) {
-			s.Ingress[0].From[1].NamespaceSelector.MatchExpressions = s.Ingress[0].From[1].NamespaceSelector.MatchExpressions[:1]
+			s.Ingress[1].From[0].NamespaceSelector.MatchExpressions = s.Ingress[1].From[0].NamespaceSelector.MatchExpressions[:1]
 		}),
 		"update it to admit another project's namespace": updated(func(s *networkingv1.NetworkPolicySpec) {
-			s.Ingress[0].From[1].NamespaceSelector.MatchExpressions[1].Values = []string{router, "other-12345678"}
+			s.Ingress[1].From[0].NamespaceSelector.MatchExpressions[1].Values = []string{router, "other-12345678"}
 		}),
 		// With router-namespaces set, the label form is no longer the
 		// router's (isolation review): a namespace left labelled, or one
 		// another tenant could label, would be admitted.
 		"update it to admit the router label while router-namespaces is set": updated(func(s *networkingv1.NetworkPolicySpec) {
-			s.Ingress[0].From[1].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{release.LabelRouter: "true"},
+			s.Ingress[1].From[0].NamespaceSelector = &metav1.LabelSelector{MatchLabels: map[string]string{release.LabelRouter: "true"},
 				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: release.LabelManagedBy, Operator: metav1.LabelSelectorOpNotIn, Values: []string{release.ManagedBy}}}}
 		}),
 		"update it to admit 0.0.0.0/0": updated(func(s *networkingv1.NetworkPolicySpec) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -66,7 +67,7 @@ func table(commits []release.Commit, now time.Time, apps bool) string {
 	if apps {
 		fmt.Fprint(tw, "APP\t")
 	}
-	fmt.Fprintln(tw, "SHA\tSTATUS\tAGE\tURL\tLIVE\tALIAS")
+	fmt.Fprintln(tw, "SHA\tSTATUS\tAGE\tURL\tLIVE\tPROTECT\tALIAS")
 	for _, cm := range commits {
 		if apps {
 			fmt.Fprint(tw, cm.App+"\t")
@@ -80,7 +81,7 @@ func table(commits []release.Commit, now time.Time, apps bool) string {
 		case cm.Canary:
 			live = fmt.Sprintf("canary %d%%", cm.Weight)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cm.Short, cm.Status, release.Age(now, cm.Updated), cm.URL, live, strings.Join(cm.Aliases, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cm.Short, cm.Status, release.Age(now, cm.Updated), cm.URL, live, cmp.Or(cm.Protect, "-"), strings.Join(cm.Aliases, ","))
 	}
 	_ = tw.Flush() // a strings.Builder does not fail
 	return b.String()

@@ -33,6 +33,9 @@ Examples:
 				}
 				text := fmt.Sprintf("release:  %s\nsha:      %s\nstatus:   %s\nrevision: %d\nupdated:  %s\nurl:      %s\nlive:     %t\n",
 					cm.Release, cm.SHA, cm.Status, cm.Revision, cm.Updated.UTC().Format(time.RFC3339), cm.URL, cm.Live)
+				if cm.Protect != "" {
+					text += fmt.Sprintf("protect:  %s\n", cm.Protect)
+				}
 				if cm.Ref != "" {
 					text += fmt.Sprintf("ref:      %s\n", cm.Ref)
 				}

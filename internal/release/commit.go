@@ -35,6 +35,9 @@ type Commit struct {
 	Aliases []string `json:"aliases,omitempty"`
 	// Alias is the branch alias a deploy moved, or left, and why (Deploy).
 	Alias *Alias `json:"alias,omitempty"`
+	// Protect is which hosts of the commit need a login (previews, all,
+	// none: Deploy.Protection); "" for a revision from before protection.
+	Protect string `json:"protect,omitempty"`
 }
 
 // requireDeployed refuses a commit whose preview release is missing or

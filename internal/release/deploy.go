@@ -114,6 +114,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		App: n.AppPart, SHA: n.SHA, Short: n.Short, Release: n.Release, Namespace: n.Namespace,
 		Host: p.host, URL: p.url, Image: dp.img.String(), Revision: rel.Version,
 		Status: rel.Info.Status.String(), Updated: rel.Info.LastDeployed.Time, Ref: n.Ref,
+		Protect: p.labels[LabelProtect],
 	}
 	if out.Alias, err = d.moveAlias(ctx, dp); err != nil {
 		return nil, err

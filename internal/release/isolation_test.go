@@ -78,7 +78,7 @@ func TestIsolationObjectsReadBackAsWritten(t *testing.T) {
 	if got := item.DefaultRequest[corev1.ResourceMemory]; got.String() != "32Mi" {
 		t.Errorf("default memory request %s, want 32Mi", got.String())
 	}
-	sel := np.Spec.Ingress[0].From[1].NamespaceSelector
+	sel := np.Spec.Ingress[1].From[0].NamespaceSelector
 	if len(sel.MatchExpressions) != 2 || sel.MatchExpressions[1].Values[0] != "traefik" || sel.MatchLabels != nil {
 		t.Errorf("router selector %+v, want managed-by NotIn shipper and name In traefik", sel)
 	}

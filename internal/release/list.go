@@ -50,7 +50,7 @@ func (app *appState) commits(n Names) []Commit {
 		}
 		c.Host = strings.TrimPrefix(strings.TrimPrefix(c.URL, "https://"), "http://")
 		if r, ok := app.latest[ns.Name]; ok {
-			c.Revision, c.Status, c.Updated = r.Version, r.Status, r.Created
+			c.Revision, c.Status, c.Updated, c.Protect = r.Version, r.Status, r.Created, r.Protect
 		}
 		if ns.DeletionTimestamp != nil {
 			c.Status = "deleting"

@@ -40,6 +40,9 @@ type record struct {
 	// Sizing: a commit's revision made by promote's size-up ("up") or
 	// size-down ("down"), LabelSizing; "" for a deploy's.
 	Sizing string
+	// Protect: a commit's revision's protection (LabelProtect), "" from
+	// before protection.
+	Protect string
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -109,6 +112,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
 			Ref: m.Labels[LabelRef], CommitTime: when, Sizing: m.Labels[LabelSizing],
+			Protect: m.Labels[LabelProtect],
 		})
 	}
 	sort.Slice(out, func(i, j int) bool {
