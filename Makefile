@@ -23,7 +23,7 @@ help: ## list the targets
 
 build: ## static shipper and shipper-gate (a protected preview's sidecar) binaries in bin/, version stamped
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/shipper ./cmd/shipper
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/shipper-gate ./cmd/shipper-gate
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o bin/shipper-gate ./cmd/shipper-gate
 
 image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=registry/tools/shipper [BASE=alpine:3.22]
 	$(if $(BASE),,hack/deps.sh image)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +17,7 @@ import (
 // BenchmarkGateLatency measures what the gate adds (issue 27: under 1 ms
 // p50, under 15 MiB a preview): a steady load of GETs, one every
 // millisecond on one keep-alive connection, to the app directly and
-// through a `shipper gate` process (the real binary, with the bypass
+// through a shipper-gate process (the real binary, with the bypass
 // header so each request is checked and forwarded), the same requests on
 // both sides. It reports both sides' p50 and p99 and the gate process's
 // peak resident memory (VmHWM).
@@ -24,7 +26,15 @@ func BenchmarkGateLatency(b *testing.B) {
 		w.Write([]byte("hello from the app"))
 	}))
 	defer app.Close()
-	cmd, addr := startGate(b, app.URL, nil)
+	// shipper-gate, the binary a protected preview's pod runs, built as
+	// `make build` builds it.
+	gateBin := filepath.Join(b.TempDir(), "shipper-gate")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", gateBin, "../shipper-gate")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building shipper-gate: %v\n%s", err, out)
+	}
+	cmd, addr := startGateBinary(b, []string{gateBin}, app.URL, nil)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	const requests = 2000
 	load := func(target string, bypass bool) []time.Duration {

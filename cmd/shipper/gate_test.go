@@ -101,13 +101,20 @@ func TestGateProcess(t *testing.T) {
 // "automation-0123456789" and env, on a free loopback port it returns.
 func startGate(tb testing.TB, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
 	tb.Helper()
+	return startGateBinary(tb, []string{binary(tb), "gate"}, upstream, stderr, env...)
+}
+
+// startGateBinary is startGate with the command given: `shipper gate` or
+// shipper-gate, the sidecar's binary.
+func startGateBinary(tb testing.TB, command []string, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary(tb), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", upstream, "--url-scheme", "http")
+	cmd := exec.Command(command[0], append(command[1:], "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", upstream, "--url-scheme", "http")...)
 	cmd.Env = append([]string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}, env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
