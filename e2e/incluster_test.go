@@ -76,6 +76,8 @@ func inCluster(t *testing.T, c *cluster) {
 		// The registry is on the host's loopback: the kubelet pulls from
 		// it, the pod cannot reach it, so the image is not resolved again.
 		"SHIPPER_IMAGE_REF": appImage, "SHIPPER_RESOLVE": "false",
+		// The protect part runs protected previews; this one curls the result.
+		"SHIPPER_PROTECT": "none",
 		"CI_DEPLOY_USER": reg.Username, "CI_DEPLOY_PASSWORD": reg.Password,
 		"KUBE_INGRESS_BASE_DOMAIN": c.router.domain, "SHIPPER_INGRESS_CLASS": testenv.IngressClass,
 		"SHIPPER_URL_SCHEME": "http", "SHIPPER_TIMEOUT": "2m",
