@@ -78,7 +78,7 @@ func inCluster(t *testing.T, c *cluster) {
 		"SHIPPER_IMAGE_REF": appImage, "SHIPPER_RESOLVE": "false",
 		// The protect part runs protected previews; this one curls the result.
 		"SHIPPER_PROTECT": "none",
-		"CI_DEPLOY_USER": reg.Username, "CI_DEPLOY_PASSWORD": reg.Password,
+		"CI_DEPLOY_USER":  reg.Username, "CI_DEPLOY_PASSWORD": reg.Password,
 		"KUBE_INGRESS_BASE_DOMAIN": c.router.domain, "SHIPPER_INGRESS_CLASS": testenv.IngressClass,
 		"SHIPPER_URL_SCHEME": "http", "SHIPPER_TIMEOUT": "2m",
 	} {
