@@ -2,6 +2,7 @@ package gate
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -45,8 +46,14 @@ type Config struct {
 	// opens every preview without another login (sso.go). Domain is the
 	// base domain of the app's hosts, which the hop may return to.
 	LoginHost, Domain string
+	// OIDC, when set, lets people sign in with an OpenID Connect provider
+	// (oidc.go), beside the password or instead of it.
+	OIDC *OIDC
 	// Session is how long a login lasts (default 12 h).
 	Session time.Duration
+	// Log receives what the gate decided about sign-ins (never a secret
+	// or a token); silent by default.
+	Log *slog.Logger
 	// Now is the clock (tests); time.Now by default.
 	Now func() time.Time
 }
@@ -57,6 +64,7 @@ type Gate struct {
 	keys   keys
 	proxy  *httputil.ReverseProxy
 	limits *limiter
+	oidc   *oidcLogin // nil: no provider
 }
 
 // New returns the gate of cfg.
@@ -73,7 +81,16 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	g := &Gate{cfg: cfg, keys: deriveKeys(cfg.Key, cfg.Password), limits: newLimiter()}
+	if cfg.OIDC != nil {
+		if err := cfg.OIDC.check(); err != nil {
+			return nil, err
+		}
+		g.oidc = newOIDCLogin(*cfg.OIDC, cfg.Now)
+	}
 	up := cfg.Upstream
 	g.proxy = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(up)
@@ -101,6 +118,10 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.sso(w, r, now)
 	case r.URL.Path == TicketPath:
 		g.ticket(w, r, now)
+	case g.oidc != nil && r.URL.Path == OIDCStartPath:
+		g.oidcStart(w, r, now)
+	case g.oidc != nil && r.URL.Path == OIDCCallbackPath:
+		g.oidcCallback(w, r, now)
 	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
 		g.proxy.ServeHTTP(w, r)
 	case r.URL.Query().Has(ShareParam):
@@ -186,13 +207,14 @@ func localPath(next string) string {
 }
 
 // stripCredentials removes what only the gate may read from a request it
-// forwards: the app never sees the bypass secret or the session cookie.
+// forwards: the app never sees the bypass secret, the session cookie or a
+// sign-in's state cookie.
 func stripCredentials(r *http.Request) {
 	r.Header.Del(BypassHeader)
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
 	for _, c := range cookies {
-		if c.Name == cookieName || c.Name == securePrefix+cookieName {
+		if name := strings.TrimPrefix(c.Name, securePrefix); name == cookieName || name == oidcCookieName {
 			continue
 		}
 		r.AddCookie(c)
