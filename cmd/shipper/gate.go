@@ -39,13 +39,16 @@ func gateCommand() *cli.Command {
 			&cli.StringFlag{Name: "listen", Value: ":8080", Usage: "address the gate serves on (the Service's target)", EnvVars: []string{"SHIPPER_GATE_LISTEN"}},
 			&cli.StringFlag{Name: "upstream", Value: "http://127.0.0.1:8081", Usage: "the app, on loopback in the same pod", EnvVars: []string{"SHIPPER_GATE_UPSTREAM"}},
 			&cli.StringFlag{Name: "login-host", Usage: "the app's host where logins happen (its production host): one login then opens every preview", EnvVars: []string{"SHIPPER_GATE_LOGIN_HOST"}},
-		}, hostFlags()...),
+		}, append(hostFlags(), oidcFlags()...)...),
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageErrorf("gate takes no arguments, got %q", c.Args().First())
 			}
 			cfg, err := gateConfig(c)
+			if err == nil {
+				err = withOIDC(c, &cfg) // gate_oidc.go
+			}
 			if err != nil {
 				return err
 			}

@@ -2,15 +2,9 @@ package gate
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"errors"
-	"html"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -46,25 +40,8 @@ type oidcEnv struct {
 	t        *testing.T
 	provider *testenv.OIDCProvider
 	addr     string
-	log      *syncBuffer
+	log      *testenv.LockedBuffer
 	browsers []*browser
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var sharedProvider struct {
@@ -94,7 +71,7 @@ func provider(t *testing.T) *testenv.OIDCProvider {
 func newOIDCEnv(t *testing.T, mod func(*Config)) *oidcEnv {
 	t.Helper()
 	p := provider(t)
-	e := &oidcEnv{t: t, provider: p, log: &syncBuffer{}}
+	e := &oidcEnv{t: t, provider: p, log: &testenv.LockedBuffer{}}
 	up := upstream(t)
 	gates := map[string]http.Handler{}
 	for host, sha := range map[string]string{loginHost: "0000aaaa1111", previewHost: "1a2b3c4d5e6f"} {
@@ -123,7 +100,7 @@ func newOIDCEnv(t *testing.T, mod func(*Config)) *oidcEnv {
 	e.addr = srv.Listener.Addr().String()
 	t.Cleanup(func() {
 		for _, b := range e.browsers {
-			if strings.Contains(b.seen.String(), p.ClientSecret) {
+			if strings.Contains(b.Seen(), p.ClientSecret) {
 				t.Errorf("the client secret reached the browser")
 			}
 		}
@@ -134,153 +111,47 @@ func newOIDCEnv(t *testing.T, mod func(*Config)) *oidcEnv {
 	return e
 }
 
-// browser is an http.Client acting as one. stop, when set, ends a chain
-// of redirects before the request it matches (whose response is then the
-// redirect itself).
+// browser is a testenv.Browser with the gate's sign-in steps.
 type browser struct {
-	t    *testing.T
-	c    *http.Client
-	jar  *cookiejar.Jar
-	stop func(*url.URL) bool
-	seen syncBuffer // every response's status line, header and body
+	*testenv.Browser
+	provider *testenv.OIDCProvider
 }
 
 func (e *oidcEnv) browser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, jar: jar}
-	var d net.Dialer
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if host, _, _ := net.SplitHostPort(addr); strings.HasSuffix(host, ".example.com") {
-			addr = e.addr
-		}
-		return d.DialContext(ctx, network, addr)
-	}}
-	t.Cleanup(tr.CloseIdleConnections)
-	b.c = &http.Client{Jar: jar, Timeout: 30 * time.Second, Transport: recorder{tr, &b.seen}, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if b.stop != nil && b.stop(req.URL) {
-			return http.ErrUseLastResponse
-		}
-		if len(via) >= 15 {
-			return errors.New("too many redirects")
-		}
-		return nil
-	}}
+	b := &browser{testenv.NewBrowser(t, "example.com", e.addr), e.provider}
 	e.browsers = append(e.browsers, b)
 	return b
-}
-
-// recorder keeps a copy of every response.
-type recorder struct {
-	next http.RoundTripper
-	to   io.Writer
-}
-
-func (r recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := r.next.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	dump, _ := httputil.DumpResponse(resp, false)
-	r.to.Write(dump)
-	r.to.Write(body)
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	return resp, nil
-}
-
-// page is one response, read.
-type page struct {
-	status int
-	url    *url.URL // where the browser ended
-	body   string
-	resp   *http.Response
-}
-
-func (b *browser) do(req *http.Request) page {
-	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return page{resp.StatusCode, resp.Request.URL, string(body), resp}
-}
-
-func (b *browser) get(target string) page {
-	b.t.Helper()
-	req, err := http.NewRequest(http.MethodGet, target, nil)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	return b.do(req)
-}
-
-func (b *browser) post(target string, form url.Values) page {
-	b.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, target, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return b.do(req)
 }
 
 var (
 	refreshURL = regexp.MustCompile(`content="0;url=([^"]+)"`)
 	buttonURL  = regexp.MustCompile(`id="oidc" href="([^"]+)"`)
-	formID     = regexp.MustCompile(`name="id" value="([^"]+)"`)
 )
-
-// value is the first group of re in p's body, unescaped.
-func (p page) value(t *testing.T, re *regexp.Regexp) string {
-	t.Helper()
-	m := re.FindStringSubmatch(p.body)
-	if m == nil {
-		t.Fatalf("%s: %d, no %s in %q", p.url, p.status, re, p.body)
-	}
-	return html.UnescapeString(m[1])
-}
-
-// attr is value, a link resolved against p's URL.
-func (p page) attr(t *testing.T, re *regexp.Regexp) string {
-	t.Helper()
-	u, err := p.url.Parse(p.value(t, re))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.String()
-}
 
 // toProvider opens target as a browser without a session would, follows
 // the hop to the login host and its "Sign in with GitLab" button: it ends
 // on the provider's login form.
-func (b *browser) toProvider(target string) page {
-	b.t.Helper()
-	p := b.get(target)
-	if p.url.Host != loginHost {
-		if p.status != http.StatusUnauthorized {
-			b.t.Fatalf("%s: %d, want 401", target, p.status)
+func (b *browser) toProvider(target string) testenv.Page {
+	b.T.Helper()
+	p := b.Get(target)
+	if p.URL.Host != loginHost {
+		if p.Status != http.StatusUnauthorized {
+			b.T.Fatalf("%s: %d, want 401", target, p.Status)
 		}
-		if refreshURL.MatchString(p.body) {
-			p = b.get(p.attr(b.t, refreshURL))
+		if refreshURL.MatchString(p.Body) {
+			p = b.Get(p.Link(b.T, refreshURL))
 		}
 	}
-	if !strings.Contains(p.body, ">Sign in with GitLab</a>") {
-		b.t.Fatalf("%s: no button to sign in with GitLab in %q", p.url, p.body)
+	if !strings.Contains(p.Body, ">Sign in with GitLab</a>") {
+		b.T.Fatalf("%s: no button to sign in with GitLab in %q", p.URL, p.Body)
 	}
-	return b.get(p.attr(b.t, buttonURL))
+	return b.Get(p.Link(b.T, buttonURL))
 }
 
 // signIn fills in the provider's login form on p as user.
-func (b *browser) signIn(p page, user string) page {
-	b.t.Helper()
-	if !strings.Contains(p.body, `name="username"`) {
-		b.t.Fatalf("%s: %d, not the provider's login form: %q", p.url, p.status, p.body)
-	}
-	action, _ := p.url.Parse("/login/username")
-	return b.post(action.String(), url.Values{"username": {user}, "password": {userPass}, "id": {p.value(b.t, formID)}})
+func (b *browser) signIn(p testenv.Page, user string) testenv.Page {
+	b.T.Helper()
+	return b.provider.SignIn(b.Browser, p, user, userPass)
 }
 
 func TestOIDCLetsInMembersOfTheGroups(t *testing.T) {
@@ -296,25 +167,25 @@ func TestOIDCLetsInMembersOfTheGroups(t *testing.T) {
 		t.Run(tc.user, func(t *testing.T) {
 			b := e.browser(t)
 			got := b.signIn(b.toProvider("http://"+previewHost+"/page?x=1"), tc.user)
-			if got.status != tc.status {
-				t.Fatalf("after signing in at the provider: %s %d %q, want %d", got.url, got.status, got.body, tc.status)
+			if got.Status != tc.status {
+				t.Fatalf("after signing in at the provider: %s %d %q, want %d", got.URL, got.Status, got.Body, tc.status)
 			}
-			again := b.get("http://" + previewHost + "/other")
+			again := b.Get("http://" + previewHost + "/other")
 			if tc.status == http.StatusOK {
-				if got.url.String() != "http://"+previewHost+"/page?x=1" || !strings.HasPrefix(got.body, "app /page?x=1 cookie= ") {
-					t.Errorf("landed on %s with %q, want the app's /page?x=1 on the preview, without the gate's cookies", got.url, got.body)
+				if got.URL.String() != "http://"+previewHost+"/page?x=1" || !strings.HasPrefix(got.Body, "app /page?x=1 cookie= ") {
+					t.Errorf("landed on %s with %q, want the app's /page?x=1 on the preview, without the gate's cookies", got.URL, got.Body)
 				}
-				if again.status != http.StatusOK {
-					t.Errorf("the preview afterwards: %d, want the app", again.status)
+				if again.Status != http.StatusOK {
+					t.Errorf("the preview afterwards: %d, want the app", again.Status)
 				}
 				return
 			}
-			if !strings.Contains(got.body, "This preview is protected") || !strings.Contains(got.body, "who is not in a group allowed to see this preview") ||
-				!strings.Contains(got.body, "bob") || got.url.Host != loginHost {
-				t.Errorf("non-member: %s %q, want the login host's login page saying why", got.url, got.body)
+			if !strings.Contains(got.Body, "This preview is protected") || !strings.Contains(got.Body, "who is not in a group allowed to see this preview") ||
+				!strings.Contains(got.Body, "bob") || got.URL.Host != loginHost {
+				t.Errorf("non-member: %s %q, want the login host's login page saying why", got.URL, got.Body)
 			}
-			if again.status != http.StatusUnauthorized {
-				t.Errorf("the preview after a non-member's sign-in: %d, want 401", again.status)
+			if again.Status != http.StatusUnauthorized {
+				t.Errorf("the preview after a non-member's sign-in: %d, want 401", again.Status)
 			}
 		})
 	}
@@ -328,32 +199,32 @@ func TestOIDCLetsInMembersOfTheGroups(t *testing.T) {
 func TestOIDCOnTheHostItself(t *testing.T) {
 	e := newOIDCEnv(t, func(c *Config) { c.LoginHost, c.Password = "", "" })
 	b := e.browser(t)
-	p := b.get("http://" + previewHost + "/page")
-	if p.status != http.StatusUnauthorized || strings.Contains(p.body, `name="password"`) || strings.Contains(p.body, "share link") {
-		t.Fatalf("login page without a password: %d %q, want 401 with the button alone", p.status, p.body)
+	p := b.Get("http://" + previewHost + "/page")
+	if p.Status != http.StatusUnauthorized || strings.Contains(p.Body, `name="password"`) || strings.Contains(p.Body, "share link") {
+		t.Fatalf("login page without a password: %d %q, want 401 with the button alone", p.Status, p.Body)
 	}
-	got := b.signIn(b.get(p.attr(t, buttonURL)), "alice")
-	if got.status != http.StatusOK || got.url.String() != "http://"+previewHost+"/page" {
-		t.Errorf("after signing in: %s %d %q, want the app's /page", got.url, got.status, got.body)
+	got := b.signIn(b.Get(p.Link(t, buttonURL)), "alice")
+	if got.Status != http.StatusOK || got.URL.String() != "http://"+previewHost+"/page" {
+		t.Errorf("after signing in: %s %d %q, want the app's /page", got.URL, got.Status, got.Body)
 	}
 }
 
 // callback signs in as alice in b, stopping at the provider's redirect to
 // the gate's callback, which it returns.
 func (b *browser) callback(target string) string {
-	b.t.Helper()
-	b.stop = func(u *url.URL) bool { return u.Path == OIDCCallbackPath }
-	defer func() { b.stop = nil }()
+	b.T.Helper()
+	b.Stop = func(u *url.URL) bool { return u.Path == OIDCCallbackPath }
+	defer func() { b.Stop = nil }()
 	p := b.signIn(b.toProvider(target), "alice")
-	loc := p.resp.Header.Get("Location")
-	if p.status != http.StatusFound && p.status != http.StatusSeeOther || !strings.Contains(loc, OIDCCallbackPath) {
-		b.t.Fatalf("provider's answer: %d to %q, want a redirect to the callback", p.status, loc)
+	loc := p.Header.Get("Location")
+	if p.Status != http.StatusFound && p.Status != http.StatusSeeOther || !strings.Contains(loc, OIDCCallbackPath) {
+		b.T.Fatalf("provider's answer: %d to %q, want a redirect to the callback", p.Status, loc)
 	}
 	return loc
 }
 
 func (b *browser) stateCookie() *http.Cookie {
-	for _, c := range b.jar.Cookies(&url.URL{Scheme: "http", Host: loginHost, Path: "/"}) {
+	for _, c := range b.Jar.Cookies(&url.URL{Scheme: "http", Host: loginHost, Path: "/"}) {
 		if c.Name == oidcCookieName {
 			return c
 		}
@@ -364,13 +235,13 @@ func (b *browser) stateCookie() *http.Cookie {
 func TestOIDCRefusesForgedAndReplayedCallbacks(t *testing.T) {
 	e := newOIDCEnv(t, nil)
 	target := "http://" + previewHost + "/page"
-	refused := func(t *testing.T, b *browser, p page, why string) {
+	refused := func(t *testing.T, b *browser, p testenv.Page, why string) {
 		t.Helper()
-		if p.status != http.StatusForbidden || !strings.Contains(p.body, why) {
-			t.Errorf("%s: %d %q, want 403 saying %q", p.url, p.status, p.body, why)
+		if p.Status != http.StatusForbidden || !strings.Contains(p.Body, why) {
+			t.Errorf("%s: %d %q, want 403 saying %q", p.URL, p.Status, p.Body, why)
 		}
-		if p := b.get(target); p.status != http.StatusUnauthorized {
-			t.Errorf("the preview afterwards: %d, want 401", p.status)
+		if p := b.Get(target); p.Status != http.StatusUnauthorized {
+			t.Errorf("the preview afterwards: %d, want 401", p.Status)
 		}
 	}
 	const expired = "This sign-in has expired or was already used"
@@ -381,7 +252,7 @@ func TestOIDCRefusesForgedAndReplayedCallbacks(t *testing.T) {
 		q := cb.Query()
 		q.Set("state", q.Get("state")[1:]+"A")
 		cb.RawQuery = q.Encode()
-		refused(t, b, b.get(cb.String()), expired)
+		refused(t, b, b.Get(cb.String()), expired)
 	})
 	t.Run("tampered state cookie", func(t *testing.T) {
 		b := e.browser(t)
@@ -395,27 +266,27 @@ func TestOIDCRefusesForgedAndReplayedCallbacks(t *testing.T) {
 		raw, _ := base64.RawURLEncoding.DecodeString(payload)
 		raw = bytes.Replace(raw, []byte(`"next":"/_shipper/sso`), []byte(`"next":"//evil.example.net/`), 1)
 		c.Value = base64.RawURLEncoding.EncodeToString(raw) + "." + mac
-		b.jar.SetCookies(&url.URL{Scheme: "http", Host: loginHost}, []*http.Cookie{c})
-		refused(t, b, b.get(cb), expired)
+		b.Jar.SetCookies(&url.URL{Scheme: "http", Host: loginHost}, []*http.Cookie{c})
+		refused(t, b, b.Get(cb), expired)
 	})
 	t.Run("another browser's callback", func(t *testing.T) {
 		cb := e.browser(t).callback(target)
 		b := e.browser(t) // login CSRF: a victim sent the attacker's callback
-		refused(t, b, b.get(cb), expired)
+		refused(t, b, b.Get(cb), expired)
 	})
 	t.Run("no nonce", func(t *testing.T) {
 		b := e.browser(t)
-		b.stop = func(u *url.URL) bool { return u.Host == strings.TrimPrefix(e.provider.Issuer, "http://") }
+		b.Stop = func(u *url.URL) bool { return u.Host == strings.TrimPrefix(e.provider.Issuer, "http://") }
 		p := b.toProvider(target)
-		b.stop = nil
-		auth, _ := url.Parse(p.resp.Header.Get("Location"))
+		b.Stop = nil
+		auth, _ := url.Parse(p.Header.Get("Location"))
 		q := auth.Query()
 		if q.Get("nonce") == "" || q.Get("state") == "" || q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
 			t.Fatalf("authorization request %s: want state, nonce and an S256 challenge", auth)
 		}
 		q.Del("nonce")
 		auth.RawQuery = q.Encode()
-		refused(t, b, b.signIn(b.get(auth.String()), "alice"), "could not be checked")
+		refused(t, b, b.signIn(b.Get(auth.String()), "alice"), "could not be checked")
 		if !strings.Contains(e.log.String(), "nonce") {
 			t.Errorf("the gate's log does not say why:\n%s", e.log)
 		}
@@ -424,18 +295,18 @@ func TestOIDCRefusesForgedAndReplayedCallbacks(t *testing.T) {
 		b := e.browser(t)
 		cb := b.callback(target)
 		c := b.stateCookie()
-		if p := b.get(cb); p.status != http.StatusOK || p.url.Host != previewHost {
-			t.Fatalf("the callback: %s %d, want the app", p.url, p.status)
+		if p := b.Get(cb); p.Status != http.StatusOK || p.URL.Host != previewHost {
+			t.Fatalf("the callback: %s %d, want the app", p.URL, p.Status)
 		}
 		if b.stateCookie() != nil {
 			t.Errorf("the state cookie outlived its callback")
 		}
-		if p := b.get(cb); p.status != http.StatusForbidden {
-			t.Errorf("the callback again: %d, want 403", p.status)
+		if p := b.Get(cb); p.Status != http.StatusForbidden {
+			t.Errorf("the callback again: %d, want 403", p.Status)
 		}
 		thief := e.browser(t) // with the cookie too
-		thief.jar.SetCookies(&url.URL{Scheme: "http", Host: loginHost}, []*http.Cookie{c})
-		refused(t, thief, thief.get(cb), expired)
+		thief.Jar.SetCookies(&url.URL{Scheme: "http", Host: loginHost}, []*http.Cookie{c})
+		refused(t, thief, thief.Get(cb), expired)
 	})
 }
 
@@ -456,9 +327,9 @@ func TestOIDCProviderUnreachableOrNotTheIssuer(t *testing.T) {
 			e := newOIDCEnv(t, func(c *Config) { c.OIDC.Issuer = tc.issuer })
 			b := e.browser(t)
 			start := time.Now()
-			p := b.get("http://" + loginHost + OIDCStartPath + "?next=/")
-			if p.status != http.StatusServiceUnavailable || !strings.Contains(p.body, "Sign-in with GitLab is not available right now") || p.url.Host != loginHost {
-				t.Errorf("start: %s %d %q, want 503 and the login page saying so", p.url, p.status, p.body)
+			p := b.Get("http://" + loginHost + OIDCStartPath + "?next=/")
+			if p.Status != http.StatusServiceUnavailable || !strings.Contains(p.Body, "Sign-in with GitLab is not available right now") || p.URL.Host != loginHost {
+				t.Errorf("start: %s %d %q, want 503 and the login page saying so", p.URL, p.Status, p.Body)
 			}
 			if d := time.Since(start); d > oidcTimeout {
 				t.Errorf("start took %v", d)
@@ -470,8 +341,8 @@ func TestOIDCProviderUnreachableOrNotTheIssuer(t *testing.T) {
 				t.Errorf("the gate's log does not say %q:\n%s", tc.log, e.log)
 			}
 			// The gate still serves the rest.
-			if p := b.post("http://"+loginHost+LoginPath, url.Values{"password": {"hunter2-correct"}, "next": {"/x"}}); p.status != http.StatusOK {
-				t.Errorf("a password login meanwhile: %d", p.status)
+			if p := b.Post("http://"+loginHost+LoginPath, url.Values{"password": {"hunter2-correct"}, "next": {"/x"}}); p.Status != http.StatusOK {
+				t.Errorf("a password login meanwhile: %d", p.Status)
 			}
 		})
 	}

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
@@ -133,4 +136,17 @@ func (s groupStorage) SetUserinfoFromToken(ctx context.Context, info *oidc.UserI
 		info.AppendClaims("groups_direct", u.Groups)
 	}
 	return nil
+}
+
+// loginFormID is the sign-in's ID in the provider's login form.
+var loginFormID = regexp.MustCompile(`name="id" value="([^"]+)"`)
+
+// SignIn fills in the provider's login form, form, as user with password
+// (the example's login page: username, password and the sign-in's ID).
+func (p *OIDCProvider) SignIn(b *Browser, form Page, user, password string) Page {
+	b.T.Helper()
+	if !strings.HasPrefix(form.URL.String(), p.Issuer+"/") || !strings.Contains(form.Body, `name="username"`) {
+		b.T.Fatalf("%s: %d, not the provider's login form: %q", form.URL, form.Status, form.Body)
+	}
+	return b.Post(p.Issuer+"/login/username", url.Values{"username": {user}, "password": {password}, "id": {form.Value(b.T, loginFormID)}})
 }
