@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"sync"
 	"time"
@@ -173,13 +174,16 @@ func (p person) String() string {
 }
 
 func (p person) inAny(groups []string) bool {
-	for _, g := range append(p.Groups, p.GroupsDirect...) {
+	for _, g := range slices.Concat(p.Groups, p.GroupsDirect) {
 		if slices.Contains(groups, g) {
 			return true
 		}
 	}
 	return false
 }
+
+// errorCode is an OAuth error code (RFC 6749 4.1.2.1: access_denied, ...).
+var errorCode = regexp.MustCompile(`^[a-z_]{1,64}$`)
 
 // errNotMember is a sign-in that worked by someone no group lets in.
 var errNotMember = errors.New("not a member of an allowed group")
@@ -268,8 +272,11 @@ func (g *Gate) oidcCallback(w http.ResponseWriter, r *http.Request, now time.Tim
 		g.pageNext(w, r, http.StatusForbidden, "This sign-in has expired or was already used: sign in again.", st.Next)
 		return
 	}
-	if q.Get("error") != "" {
-		g.cfg.Log.Info("OpenID Connect sign-in refused by the provider", "error", q.Get("error"))
+	if e := q.Get("error"); e != "" {
+		if !errorCode.MatchString(e) { // the browser's to write: no line breaks into the log
+			e = "(not an error code)"
+		}
+		g.cfg.Log.Info("OpenID Connect sign-in refused by the provider", "error", e)
 		g.pageNext(w, r, http.StatusForbidden, g.oidc.cfg.Name+" did not sign you in.", st.Next)
 		return
 	}
