@@ -376,3 +376,23 @@ func TestOIDCConfigIsChecked(t *testing.T) {
 		t.Errorf("any user, chosen: %v", err)
 	}
 }
+
+// TestOIDCStartOnAPreviewGoesToTheLoginHost: a sign-in started on a
+// preview's host goes through the login host's hop (the one registered
+// redirect URI), and returns only to a path of this host.
+func TestOIDCStartOnAPreviewGoesToTheLoginHost(t *testing.T) {
+	g := newGate(t, upstream(t), &clock{time.Unix(1_800_000_000, 0)}, func(c *Config) {
+		c.LoginHost, c.Domain = "shop.example.com", "example.com"
+		c.OIDC = &OIDC{Issuer: "https://gitlab.example.com", ClientID: "id", ClientSecret: "s3cret-value", Groups: []string{"acme"}}
+	})
+	for next, want := range map[string]string{
+		"/page?x=1":             "https://shop.example.com/_shipper/sso?to=https%3A%2F%2Fshop-1a2b3c4d.example.com%2Fpage%3Fx%3D1",
+		"//evil.example.net/":   "https://shop.example.com/_shipper/sso?to=https%3A%2F%2Fshop-1a2b3c4d.example.com%2F",
+		"https://evil.example/": "https://shop.example.com/_shipper/sso?to=https%3A%2F%2Fshop-1a2b3c4d.example.com%2F",
+	} {
+		resp := do(g, http.MethodGet, "https://shop-1a2b3c4d.example.com"+OIDCStartPath+"?next="+url.QueryEscape(next), nil, nil)
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != want || len(resp.Cookies()) != 0 {
+			t.Errorf("start with next %q: %d to %q, cookies %v; want 303 to %q, none", next, resp.StatusCode, got, resp.Cookies(), want)
+		}
+	}
+}
