@@ -23,6 +23,11 @@
 //	              so a new password or a rotated key ends every session, and
 //	              a share link (ShareToken, `shipper share`) from the key
 //	              alone, so it works without the password until it expires
+//	oidc          sign-in with an OpenID Connect provider (GitLab), when
+//	              Config.OIDC is set: a "Sign in with GitLab" button, the
+//	              code flow with PKCE, state and nonce (go-oidc and
+//	              x/oauth2), on the login host; members of the configured
+//	              groups get the same session a password gives
 //	limiter       login attempts limited per client and per app (token
 //	              buckets, golang.org/x/time/rate); a client is the last
 //	              X-Forwarded-For hop the router appended, else the peer

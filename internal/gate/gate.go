@@ -2,7 +2,7 @@ package gate
 
 import (
 	"errors"
-	"net"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -46,15 +46,14 @@ type Config struct {
 	// opens every preview without another login (sso.go). Domain is the
 	// base domain of the app's hosts, which the hop may return to.
 	LoginHost, Domain string
-	// PublicHosts are answered without a login (production's host while
-	// only previews are protected): a request whose Host is one of them
-	// goes to the app as it is. The router sends a host only to the
-	// commits its routes name, and the namespace's NetworkPolicy admits
-	// nothing else to the gate, so a preview's pod sees production's host
-	// only while it serves production.
-	PublicHosts []string
+	// OIDC, when set, lets people sign in with an OpenID Connect provider
+	// (oidc.go), beside the password or instead of it.
+	OIDC *OIDC
 	// Session is how long a login lasts (default 12 h).
 	Session time.Duration
+	// Log receives what the gate decided about sign-ins (never a secret
+	// or a token); silent by default.
+	Log *slog.Logger
 	// Now is the clock (tests); time.Now by default.
 	Now func() time.Time
 }
@@ -65,6 +64,7 @@ type Gate struct {
 	keys   keys
 	proxy  *httputil.ReverseProxy
 	limits *limiter
+	oidc   *oidcLogin // nil: no provider
 }
 
 // New returns the gate of cfg.
@@ -81,7 +81,16 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	g := &Gate{cfg: cfg, keys: deriveKeys(cfg.Key, cfg.Password), limits: newLimiter()}
+	if cfg.OIDC != nil {
+		if err := cfg.OIDC.check(); err != nil {
+			return nil, err
+		}
+		g.oidc = newOIDCLogin(*cfg.OIDC, cfg.Now)
+	}
 	up := cfg.Upstream
 	g.proxy = &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
 		r.SetURL(up)
@@ -90,6 +99,20 @@ func New(cfg Config) (*Gate, error) {
 		stripCredentials(r.Out)
 	}}
 	return g, nil
+}
+
+// withSecrets is g with another key, password and bypass (a reload of
+// the gate's Secret): sessions and links of the old ones end; the login
+// limits and the sign-in's state carry over, so a Secret change does not
+// hand an attacker a fresh burst of guesses.
+func (g *Gate) withSecrets(key []byte, password, bypass string) (*Gate, error) {
+	if len(key) < 32 {
+		return nil, errors.New("gate: the key must be at least 32 bytes")
+	}
+	n := *g
+	n.cfg.Key, n.cfg.Password, n.cfg.Bypass = key, password, bypass
+	n.keys = deriveKeys(key, password)
+	return &n, nil
 }
 
 func (g *Gate) cookieName() string {
@@ -102,15 +125,10 @@ func (g *Gate) cookieName() string {
 // ServeHTTP lets r through to the app or answers it itself.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	now := g.cfg.Now()
+	if g.serveOwn(w, r, now) {
+		return
+	}
 	switch {
-	case r.URL.Path == LoginPath:
-		g.login(w, r, now)
-	case r.URL.Path == SSOPath:
-		g.sso(w, r, now)
-	case r.URL.Path == TicketPath:
-		g.ticket(w, r, now)
-	case g.public(r.Host):
-		g.proxy.ServeHTTP(w, r)
 	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
 		g.proxy.ServeHTTP(w, r)
 	case r.URL.Query().Has(ShareParam):
@@ -122,18 +140,37 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// public reports whether host (a request's Host) is one of
-// Config.PublicHosts, case and port aside: routers match the host name.
-func (g *Gate) public(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
+// ServePublic serves the gate's public listener (--public-listen): the
+// port only production's route reaches while only previews are
+// protected. Every request goes to the app, without the gate's
+// credentials, except the gate's own paths: production's host is the
+// app's login host. What reaches this listener is decided by the route
+// that targets its port, which only the app's project writes, never by a
+// request's Host header, which a router may pass on from the client as
+// it came (ingress-nginx's $best_http_host).
+func (g *Gate) ServePublic(w http.ResponseWriter, r *http.Request) {
+	if !g.serveOwn(w, r, g.cfg.Now()) {
+		g.proxy.ServeHTTP(w, r)
 	}
-	for _, p := range g.cfg.PublicHosts {
-		if strings.EqualFold(host, p) {
-			return true
-		}
+}
+
+// serveOwn answers the gate's own paths and reports whether r was one.
+func (g *Gate) serveOwn(w http.ResponseWriter, r *http.Request, now time.Time) bool {
+	switch {
+	case r.URL.Path == LoginPath:
+		g.login(w, r, now)
+	case r.URL.Path == SSOPath:
+		g.sso(w, r, now)
+	case r.URL.Path == TicketPath:
+		g.ticket(w, r, now)
+	case g.oidc != nil && r.URL.Path == OIDCStartPath:
+		g.oidcStart(w, r, now)
+	case g.oidc != nil && r.URL.Path == OIDCCallbackPath:
+		g.oidcCallback(w, r, now)
+	default:
+		return false
 	}
-	return false
+	return true
 }
 
 // hasSession reports whether r carries a valid cookie for this preview.
@@ -210,13 +247,14 @@ func localPath(next string) string {
 }
 
 // stripCredentials removes what only the gate may read from a request it
-// forwards: the app never sees the bypass secret or the session cookie.
+// forwards: the app never sees the bypass secret, the session cookie or a
+// sign-in's state cookie.
 func stripCredentials(r *http.Request) {
 	r.Header.Del(BypassHeader)
 	cookies := r.Cookies()
 	r.Header.Del("Cookie")
 	for _, c := range cookies {
-		if c.Name == cookieName || c.Name == securePrefix+cookieName {
+		if name := strings.TrimPrefix(c.Name, securePrefix); name == cookieName || name == oidcCookieName {
 			continue
 		}
 		r.AddCookie(c)

@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync/atomic"
 	"time"
 )
@@ -59,7 +58,7 @@ func usagef(format string, args ...any) error {
 
 // Usage is the command line's synopsis and example, for both entry points'
 // help.
-const Usage = `[--listen ADDR] [--upstream URL] --app APP --sha SHA [--public-host HOST]... [--login-host HOST --domain DOMAIN] [--secrets-dir DIR]
+const Usage = `[--listen ADDR] [--public-listen ADDR] [--upstream URL] --app APP --sha SHA [--login-host HOST --domain DOMAIN] [--secrets-dir DIR]
 
 Secrets from the environment (` + KeyVar + `: base64, 32 bytes or more, signs sessions and share links; ` +
 	PasswordVar + `: the login page's password, none: share links only; ` + BypassVar + `: header X-Shipper-Bypass for automation), ` +
@@ -69,38 +68,33 @@ Example:
    $ SHIPPER_GATE_KEY=$(head -c 32 /dev/urandom | base64) SHIPPER_PREVIEW_PASSWORD=s3cret \
        shipper gate --app myapp --sha 7c77eb36 --upstream http://127.0.0.1:8081 --url-scheme http`
 
-type hostList []string
-
-func (h *hostList) String() string { return strings.Join(*h, ",") }
-func (h *hostList) Set(v string) error {
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*h = append(*h, strings.ToLower(s))
-		}
-	}
-	return nil
-}
-
 // options are the parsed flags.
 type options struct {
-	listen, upstream, app, sha, loginHost, domain, scheme, secretsDir string
-	public                                                            hostList
+	listen, publicListen, upstream, app, sha, loginHost, domain, scheme, secretsDir string
+	oidc                                                                            oidcOptions
 }
 
 // FlagSet is the gate's flags on fs, parsed into the returned options.
-func flagSet(name string) (*flag.FlagSet, *options) {
+func flagSet(name string, getenv func(string) string) (*flag.FlagSet, *options) {
 	o := &options{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&o.listen, "listen", ":8080", "address the gate serves on (the Service's target)")
-	fs.StringVar(&o.upstream, "upstream", "http://127.0.0.1:8081", "the app, on loopback in the same pod")
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs.StringVar(&o.listen, "listen", env("SHIPPER_GATE_LISTEN", ":8080"), "address the gate serves on (the Service's target) [$SHIPPER_GATE_LISTEN]")
+	fs.StringVar(&o.publicListen, "public-listen", "", "also serve here without a login (the port production's route targets while only previews are protected); the gate's own paths stay")
+	fs.StringVar(&o.upstream, "upstream", env("SHIPPER_GATE_UPSTREAM", "http://127.0.0.1:8081"), "the app, on loopback in the same pod [$SHIPPER_GATE_UPSTREAM]")
 	fs.StringVar(&o.app, "app", "", "the app the gate guards")
 	fs.StringVar(&o.sha, "sha", "", "the commit the gate guards (share links name it)")
-	fs.Var(&o.public, "public-host", "a host answered without login (production's, when only previews are protected); repeatable")
-	fs.StringVar(&o.loginHost, "login-host", "", "the app's host where logins happen (its production host): one login then opens every preview")
-	fs.StringVar(&o.domain, "domain", "", "base domain of the app's hosts (with --login-host)")
-	fs.StringVar(&o.scheme, "url-scheme", "https", "scheme of the app's hosts: https makes cookies Secure and __Host-")
+	fs.StringVar(&o.loginHost, "login-host", env("SHIPPER_GATE_LOGIN_HOST", ""), "the app's host where logins happen (its production host): one login then opens every preview [$SHIPPER_GATE_LOGIN_HOST]")
+	fs.StringVar(&o.domain, "domain", env("SHIPPER_DOMAIN", ""), "base domain of the app's hosts (with --login-host) [$SHIPPER_DOMAIN]")
+	fs.StringVar(&o.scheme, "url-scheme", env("SHIPPER_URL_SCHEME", "https"), "scheme of the app's hosts: https makes cookies Secure and __Host- [$SHIPPER_URL_SCHEME]")
 	fs.StringVar(&o.secretsDir, "secrets-dir", "", "read the key, password and bypass from these files (a mounted Secret), again every 5 s")
+	o.oidc.register(fs, getenv)
 	return fs, o
 }
 
@@ -121,6 +115,9 @@ func (o *options) config(secrets secrets) (Config, error) {
 	if _, _, err := net.SplitHostPort(o.listen); err != nil {
 		return Config{}, usagef("--listen must be HOST:PORT or :PORT")
 	}
+	if _, _, err := net.SplitHostPort(o.publicListen); o.publicListen != "" && err != nil {
+		return Config{}, usagef("--public-listen must be HOST:PORT or :PORT")
+	}
 	if o.scheme != "http" && o.scheme != "https" {
 		return Config{}, usagef("--url-scheme must be http or https")
 	}
@@ -132,7 +129,7 @@ func (o *options) config(secrets secrets) (Config, error) {
 	}
 	return Config{
 		App: o.app, SHA: o.sha, Upstream: up, Key: secrets.key, Password: secrets.password, Bypass: secrets.bypass,
-		Secure: o.scheme == "https", PublicHosts: o.public, LoginHost: o.loginHost, Domain: o.domain,
+		Secure: o.scheme == "https", LoginHost: o.loginHost, Domain: o.domain,
 	}, nil
 }
 
@@ -182,7 +179,7 @@ func fileSecrets(dir string) (secrets, error) {
 // CheckFlags reports whether args are flags Main takes (the docs'
 // examples' check), without reading secrets or listening.
 func CheckFlags(args []string) error {
-	fs, _ := flagSet("gate")
+	fs, _ := flagSet("gate", func(string) string { return "" })
 	if err := fs.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
@@ -196,7 +193,7 @@ func CheckFlags(args []string) error {
 // -h prints its help to stdout; its log goes to stderr. A bad flag or
 // secret is a *UsageError, returned before it listens.
 func Main(ctx context.Context, name string, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs, o := flagSet(name)
+	fs, o := flagSet(name, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintf(stdout, "Usage: %s %s\n\nFlags:\n", name, Usage)
@@ -223,6 +220,11 @@ func Main(ctx context.Context, name string, args []string, getenv func(string) s
 	if err != nil {
 		return err
 	}
+	if cfg.OIDC, err = o.oidc.config(getenv); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg.Log = log
 	g, err := New(cfg)
 	if err != nil {
 		return usagef("%v", err)
@@ -230,9 +232,19 @@ func Main(ctx context.Context, name string, args []string, getenv func(string) s
 	h := &swapHandler{}
 	h.cur.Store(g)
 	if o.secretsDir != "" {
-		go h.reload(ctx, o, s, load, slog.New(slog.NewTextHandler(stderr, nil)))
+		go h.reload(ctx, load, s, log)
 	}
-	return serve(ctx, o.listen, h)
+	if o.publicListen == "" {
+		return serve(ctx, o.listen, h)
+	}
+	errc := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errc <- serve(ctx, o.listen, h) }()
+	go func() { errc <- serve(ctx, o.publicListen, http.HandlerFunc(h.ServePublic)) }()
+	err = <-errc // the first to stop (an error, or ctx) stops the other
+	cancel()
+	return errors.Join(err, <-errc)
 }
 
 // swapHandler serves with the newest Gate, which reload replaces when
@@ -243,10 +255,16 @@ func (h *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.cur.Load().ServeHTTP(w, r)
 }
 
-// reload reads the secrets every reloadEvery and builds a new Gate when
-// they changed: every session and share link of an old key or password
-// then ends. A read that fails keeps the current Gate.
-func (h *swapHandler) reload(ctx context.Context, o *options, last secrets, load func() (secrets, error), log *slog.Logger) {
+// ServePublic is the public listener's handler.
+func (h *swapHandler) ServePublic(w http.ResponseWriter, r *http.Request) {
+	h.cur.Load().ServePublic(w, r)
+}
+
+// reload reads the secrets every reloadEvery and, when they changed,
+// serves with them (Gate.withSecrets): every session and share link of
+// an old key or password then ends. A read that fails, or secrets that
+// cannot be used, keep the current ones.
+func (h *swapHandler) reload(ctx context.Context, load func() (secrets, error), last secrets, log *slog.Logger) {
 	t := time.NewTicker(reloadEvery)
 	defer t.Stop()
 	for {
@@ -259,13 +277,9 @@ func (h *swapHandler) reload(ctx context.Context, o *options, last secrets, load
 		if err != nil || s.equal(last) {
 			continue
 		}
-		cfg, err := o.config(s)
+		g, err := h.cur.Load().withSecrets(s.key, s.password, s.bypass)
 		if err != nil {
 			log.Warn("the gate's secrets changed but cannot be used: keeping the previous ones", "error", err)
-			continue
-		}
-		g, err := New(cfg)
-		if err != nil {
 			continue
 		}
 		h.cur.Store(g)

@@ -14,26 +14,28 @@ import (
 	"time"
 )
 
-// TestPublicHostsOpenWithoutLogin: production's host (while only previews
-// are protected) reaches the app without a login, any case and port; a
-// preview's host and an alias's do not, and the gate's own paths stay the
-// gate's on the public host (it is the app's login host).
-func TestPublicHostsOpenWithoutLogin(t *testing.T) {
+// TestThePublicListenerIsTheAppsOwn: the public listener (the port only
+// production's route reaches under --protect previews) passes every
+// request to the app, whatever its Host, without the gate's credentials,
+// and keeps the gate's own paths (production's host is the login host);
+// the protected handler of the same gate asks for a login whatever Host a
+// request names, production's included.
+func TestThePublicListenerIsTheAppsOwn(t *testing.T) {
 	up, clk := upstream(t), &clock{time.Unix(1_800_000_000, 0)}
-	g := newGate(t, up, clk, func(c *Config) { c.PublicHosts = []string{"shop.example.com"} })
-	for _, host := range []string{"shop.example.com", "SHOP.example.com", "shop.example.com:8443"} {
-		resp := do(g, http.MethodGet, "https://"+host+"/cart", nil, nil)
-		if body := text(t, resp); resp.StatusCode != http.StatusOK || !strings.HasPrefix(body, "app /cart") {
-			t.Errorf("%s: %d %q, want the app", host, resp.StatusCode, body)
+	g := newGate(t, up, clk, nil)
+	public := http.HandlerFunc(g.ServePublic)
+	for _, host := range []string{"shop.example.com", "shop-1a2b3c4d.example.com", "anything.example"} {
+		resp := do(public, http.MethodGet, "https://"+host+"/cart", nil, http.Header{BypassHeader: {"automation-secret-0123456789"}})
+		if body := text(t, resp); resp.StatusCode != http.StatusOK || body != "app /cart cookie= bypass=" {
+			t.Errorf("public %s: %d %q, want the app without the bypass header", host, resp.StatusCode, body)
+		}
+		if resp := do(g, http.MethodGet, "https://"+host+"/cart", nil, http.Header{"X-Forwarded-Host": {"shop.example.com"}}); resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("protected %s: %d, want 401", host, resp.StatusCode)
 		}
 	}
-	for _, host := range []string{"shop-1a2b3c4d.example.com", "shop--main.example.com", "shop.example.com.evil.example", "evil.example"} {
-		if resp := do(g, http.MethodGet, "https://"+host+"/cart", nil, nil); resp.StatusCode != http.StatusUnauthorized {
-			t.Errorf("%s: %d, want 401", host, resp.StatusCode)
-		}
-	}
-	if resp := do(g, http.MethodPost, "https://shop.example.com"+LoginPath, url.Values{"password": {"wrong"}}, nil); resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("a wrong password on the public host: %d, want the gate's 401", resp.StatusCode)
+	resp := do(public, http.MethodPost, "https://shop.example.com"+LoginPath, url.Values{"password": {"hunter2-correct"}, "next": {"/"}}, nil)
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Errorf("a login on the public listener: %d, want the gate's 303 and its session", resp.StatusCode)
 	}
 }
 

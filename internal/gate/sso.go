@@ -54,7 +54,12 @@ func (g *Gate) ssoTarget(r *http.Request) string {
 	if g.cfg.LoginHost == "" || r.Host == g.cfg.LoginHost {
 		return ""
 	}
-	to := url.URL{Scheme: g.scheme(), Host: r.Host, Path: r.URL.Path, RawQuery: r.URL.RawQuery}
+	return g.ssoURL(r.Host, r.URL.Path, r.URL.RawQuery)
+}
+
+// ssoURL is the hop at the login host that returns to path?query on host.
+func (g *Gate) ssoURL(host, path, query string) string {
+	to := url.URL{Scheme: g.scheme(), Host: host, Path: path, RawQuery: query}
 	return (&url.URL{Scheme: g.scheme(), Host: g.cfg.LoginHost, Path: SSOPath, RawQuery: url.Values{"to": {to.String()}}.Encode()}).String()
 }
 

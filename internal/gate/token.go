@@ -18,9 +18,10 @@ const (
 
 // keys are the MAC keys a gate derives from its Config: cookies depend on
 // the password too, so changing it logs everyone out; share links do not,
-// so they work without it.
+// so they work without it; a sign-in's state cookie (oidcstate.go) has a
+// key of its own, so it can never pass for another token.
 type keys struct {
-	cookie, share []byte
+	cookie, share, oidc []byte
 }
 
 func deriveKeys(key []byte, password string) keys {
@@ -28,6 +29,7 @@ func deriveKeys(key []byte, password string) keys {
 	return keys{
 		cookie: mac(key, "cookie-key", string(pw[:])),
 		share:  mac(key, "share-key"),
+		oidc:   mac(key, "oidc-state-key"),
 	}
 }
 

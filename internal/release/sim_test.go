@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,22 +159,7 @@ func newConfig(t *testing.T, env *testenv.Env) (*release.Configuration, *logBuff
 }
 
 // logBuffer is a goroutine-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testenv.LockedBuffer
 
 // cleanupApp removes every namespace of app when the test ends.
 func cleanupApp(t *testing.T, cs kubernetes.Interface, app string) {
