@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -84,6 +85,8 @@ func TestProtectedPreviews(t *testing.T) {
 		{"a bad --protect", with(protected, "SHIPPER_PROTECT", "previews-only"), "--protect"},
 		{"no gate image", with(protected, "SHIPPER_GATE_IMAGE", ""), "--gate-image"},
 		{"a bad gate image", with(protected, "SHIPPER_GATE_IMAGE", "Registry/Shipper"), "--gate-image"},
+		{"a short bypass", with(protected, "SHIPPER_PROTECTION_BYPASS", "short-bypass"), "SHIPPER_PROTECTION_BYPASS"},
+		{"a short password", with(protected, "SHIPPER_PREVIEW_PASSWORD", "1234567"), "SHIPPER_PREVIEW_PASSWORD"},
 	} {
 		r := runBinary(t, at(tc.env, shaA), "deploy")
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
@@ -108,23 +111,24 @@ func TestProtectedPreviews(t *testing.T) {
 	if app.Ports[0].Name != "app" || gt.Ports[0].Name != "http" || gt.Ports[0].ContainerPort != release.GatePort {
 		t.Errorf("ports: app %+v, gate %+v; want the gate's named http (%d), the app's app", app.Ports, gt.Ports, release.GatePort)
 	}
-	if !slices.Contains(gt.Args, "--public-host="+appName+".example.com") || !slices.Contains(gt.Args, "--sha="+shaA[:8]) {
-		t.Errorf("gate args %q: want production's host public and the commit", gt.Args)
+	if !slices.Contains(gt.Args, fmt.Sprintf("--public-listen=:%d", release.GatePublicPort)) || !slices.Contains(gt.Args, "--sha="+shaA[:8]) ||
+		len(gt.Ports) != 2 || gt.Ports[1].Name != "public" {
+		t.Errorf("gate args %q, ports %+v: want its public listener (production's, --protect previews) and the commit", gt.Args, gt.Ports)
 	}
 	svc, err := admin.CoreV1().Services(nsA).Get(ctx, nsA, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if svc.Spec.Ports[0].TargetPort != intstr.FromString("http") {
-		t.Errorf("Service targets %v, want the port named http (the gate's)", svc.Spec.Ports[0].TargetPort)
+	if len(svc.Spec.Ports) != 2 || svc.Spec.Ports[0].TargetPort != intstr.FromString("http") || svc.Spec.Ports[1].Name != "public" || svc.Spec.Ports[1].TargetPort != intstr.FromString("public") {
+		t.Errorf("Service ports %+v, want http at the gate's http, public at its public listener", svc.Spec.Ports)
 	}
 	np, err := admin.NetworkingV1().NetworkPolicies(nsA).Get(ctx, release.IsolationPolicy, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	routerRule := np.Spec.Ingress[len(np.Spec.Ingress)-1]
-	if len(routerRule.Ports) != 1 || routerRule.Ports[0].Port.String() != "http" || routerRule.From[0].NamespaceSelector == nil {
-		t.Errorf("the router's rule %+v: want the port named http only", routerRule)
+	if len(routerRule.Ports) != 2 || routerRule.Ports[0].Port.String() != "http" || routerRule.Ports[1].Port.String() != "public" || routerRule.From[0].NamespaceSelector == nil {
+		t.Errorf("the router's rule %+v: want the ports named http and public only", routerRule)
 	}
 
 	secretData := func(ns, name string) map[string]string {

@@ -129,8 +129,8 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch {
-	case g.cfg.Bypass != "" && r.Header.Get(BypassHeader) != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass):
-		g.proxy.ServeHTTP(w, r)
+	case r.Header.Get(BypassHeader) != "":
+		g.bypass(w, r, now)
 	case r.URL.Query().Has(ShareParam):
 		g.share(w, r, now)
 	case g.hasSession(r, now):
@@ -138,6 +138,22 @@ func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		g.page(w, r, http.StatusUnauthorized, "")
 	}
+}
+
+// bypass lets in a request with the right bypass header; a wrong one
+// counts as a login attempt, so the header is no cheaper to guess than the
+// password.
+func (g *Gate) bypass(w http.ResponseWriter, r *http.Request, now time.Time) {
+	if g.cfg.Bypass != "" && equal(r.Header.Get(BypassHeader), g.cfg.Bypass) {
+		g.proxy.ServeHTTP(w, r)
+		return
+	}
+	if !g.limits.allow(g.cfg.App, client(r), now) {
+		w.Header().Set("Retry-After", "10")
+		g.page(w, r, http.StatusTooManyRequests, "Too many attempts: wait a moment and try again.")
+		return
+	}
+	g.page(w, r, http.StatusUnauthorized, "")
 }
 
 // ServePublic serves the gate's public listener (--public-listen): the
@@ -240,7 +256,10 @@ func (g *Gate) setCookie(w http.ResponseWriter, value string, exp, now time.Time
 // localPath is next if it is a path on this host, "/" otherwise: a login
 // never redirects elsewhere (no open redirect).
 func localPath(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	// A control character is dropped by browsers before they read the
+	// address: "/\t/evil.example" would be "//evil.example" (hostile review).
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
 		return "/"
 	}
 	return next

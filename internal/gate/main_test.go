@@ -173,3 +173,38 @@ func TestSecretsDirIsReadAgain(t *testing.T) {
 		t.Error("the new password does not open the app")
 	}
 }
+
+// TestWrongBypassesAreLimited: a wrong bypass header counts as a login
+// attempt, so guessing it is as slow as guessing the password; the right
+// one still passes.
+func TestWrongBypassesAreLimited(t *testing.T) {
+	up, clk := upstream(t), &clock{time.Unix(1_800_000_000, 0)}
+	g := newGate(t, up, clk, nil)
+	limited := 0
+	for i := 0; i < 50; i++ {
+		resp := do(g, http.MethodGet, "https://shop-1a2b3c4d.example.com/", nil, http.Header{BypassHeader: {"guess-" + string(rune('a'+i%26))}})
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests:
+			limited++
+		case http.StatusUnauthorized:
+		default:
+			t.Fatalf("a wrong bypass answered %d", resp.StatusCode)
+		}
+	}
+	if limited < 40 {
+		t.Errorf("%d of 50 wrong bypass guesses limited, want all past the burst", limited)
+	}
+}
+
+// TestNextWithAControlCharacterStaysOnThisHost: browsers drop a TAB or a
+// line break from an address, so "/\t/evil.example" is "//evil.example".
+func TestNextWithAControlCharacterStaysOnThisHost(t *testing.T) {
+	for _, next := range []string{"/\t/evil.example", "/\n/evil.example", "/\x00/evil.example", "/\x7f/evil.example"} {
+		if got := localPath(next); got != "/" {
+			t.Errorf("localPath(%q) = %q, want /", next, got)
+		}
+	}
+	if got := localPath("/cart?id=1"); got != "/cart?id=1" {
+		t.Errorf("localPath kept %q", got)
+	}
+}

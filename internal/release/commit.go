@@ -43,12 +43,19 @@ type Commit struct {
 // requireDeployed refuses a commit whose preview release is missing or
 // whose latest revision is not deployed (failed, or pending).
 func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool) error {
+	_, err := c.deployedCommit(ctx, n, fresh)
+	return err
+}
+
+// deployedCommit is requireDeployed, returning the record of the revision
+// the commit runs.
+func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool) (*record, error) {
 	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(recs) == 0 {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s does not exist: run `shipper deploy --sha %s` first", n.Release, n.Short)}
+		return nil, &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s does not exist: run `shipper deploy --sha %s` first", n.Release, n.Short)}
 	}
 	// A size-up or size-down cut off or failed (pending or failed, its
 	// undo failed too) is not the commit's state: the deploy before it
@@ -58,9 +65,9 @@ func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool
 		i++
 	}
 	if recs[i].Status != "deployed" {
-		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[i].Status, n.Short)}
+		return nil, &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s is %s, not deployed: run `shipper deploy --sha %s` again and check its output", n.Release, recs[i].Status, n.Short)}
 	}
-	return nil
+	return &recs[i], nil
 }
 
 // requireNamespace refuses a commit whose namespace is gone or going, or

@@ -73,7 +73,20 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 			return nil, Image{}, err
 		}
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env, protectionValues(n, d.Hosts, d.Protection, login))
+	// A chart of the user's without the protection block runs no gate:
+	// protecting with it would only say so (hostile review).
+	ch, err := d.cfg.Chart()
+	if err != nil {
+		return nil, Image{}, err
+	}
+	var prot map[string]any
+	switch {
+	case hasProtection(ch):
+		prot = protectionValues(n, d.Hosts, d.Protection, login)
+	case d.Protection.on():
+		return nil, Image{}, &UsageError{Input: "--protect", Value: string(d.Protection.Mode), Rule: "the chart (--chart) has no protection block to run the gate with: use shipper's chart, add the block (charts/preview-app), or --protect none"}
+	}
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env, prot)
 	if err == nil {
 		p.labels[LabelProtect] = string(cmpOr(string(d.Protection.mode()), string(ProtectNone)))
 	}
@@ -250,14 +263,17 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 	if err != nil {
 		return nil, err
 	}
+	wasProtected := r.lastProtected()
 	rel, err := d.cfg.installOrUpgrade(ctx, r, p, carried)
-	if err == nil && !d.Protection.on() && r.lastProtected() {
+	if err == nil && d.Wait {
+		err = d.awaitServing(ctx, dp, rel, serving)
+	}
+	// Protection turned off: the gate's Secret goes once no pod of a
+	// protected revision needs it (a failed rollout's undo returns to one).
+	if err == nil && !d.Protection.on() && wasProtected && (d.Wait || serving == 0) {
 		err = d.cfg.removeGate(ctx, n)
 	}
-	if err != nil || !d.Wait {
-		return rel, err
-	}
-	return rel, d.awaitServing(ctx, dp, rel, serving)
+	return rel, err
 }
 
 // applySecrets writes the commit's image pull secret and its secret

@@ -239,13 +239,18 @@ func (iso *isolation) objects(ns string) (*networkingv1.NetworkPolicy, *corev1.R
 	np := &networkingv1.NetworkPolicy{ObjectMeta: meta(IsolationPolicy), Spec: networkingv1.NetworkPolicySpec{
 		PodSelector: metav1.LabelSelector{},
 		PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-		// The router reaches a pod on its port named http only: the app's,
-		// or, in a protected preview, the gate's (the app's port is then
-		// named app, and only the namespace's own pods reach it).
+		// The router reaches a pod on its ports named http and public
+		// only: the app's, or, in a protected preview, the gate's (the
+		// app's port is then named app, and only the namespace's own pods
+		// reach it; public is the gate's listener production's route
+		// targets, docs/protection.md).
 		Ingress: []networkingv1.NetworkPolicyIngressRule{
 			{From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{}}}},
 			{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: router}},
-				Ports: []networkingv1.NetworkPolicyPort{{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))}}},
+				Ports: []networkingv1.NetworkPolicyPort{
+					{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("http"))},
+					{Protocol: ptr.To(corev1.ProtocolTCP), Port: ptr.To(intstr.FromString("public"))},
+				}},
 		},
 	}}
 	rq := &corev1.ResourceQuota{ObjectMeta: meta(IsolationQuota), Spec: corev1.ResourceQuotaSpec{Hard: iso.quota}}

@@ -61,7 +61,9 @@ func (c *Configuration) previewPlan(ctx context.Context, n Names, hosts Hosts, u
 	// Whole, not merged: no key of the user's may enter the live block,
 	// or the protection block.
 	vals["live"] = disabledLive()
-	vals["protection"] = protection
+	if protection != nil {
+		vals["protection"] = protection
+	}
 	p, err := c.newPlan(ctx, n, n.Release, n.Namespace, host, url, vals)
 	if err != nil {
 		return nil, err

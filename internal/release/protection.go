@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"time"
 
+	"helm.sh/helm/v3/pkg/chart"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -77,8 +79,13 @@ type Protection struct {
 // LabelProtect, on a commit's release records, is its Protect mode.
 const LabelProtect = "shipper.dev/protect"
 
-// GatePort is the port the gate listens on in a protected pod.
-const GatePort = 4180
+// GatePort is the port the gate listens on in a protected pod;
+// GatePublicPort its listener without a login (ProtectPreviews), which
+// production's route reaches through the Service's public port.
+const (
+	GatePort       = 4180
+	GatePublicPort = 4181
+)
 
 const appGateSecret = "shipper-gate"
 
@@ -99,28 +106,38 @@ func (p *Protection) check() error {
 	if _, err := ParseImage(p.Image); err != nil {
 		return &UsageError{Input: "--gate-image", Value: p.Image, Rule: "must be repository:tag or repository@sha256:<digest>"}
 	}
+	// GitLab masks variables of 8 characters or more; a bypass is only
+	// ever typed by machines, so it can be long.
+	if p.Password != "" && len(p.Password) < 8 {
+		return &UsageError{Input: "SHIPPER_PREVIEW_PASSWORD", Value: NotShown, Rule: "must be 8 characters or more (GitLab masks no shorter variable)"}
+	}
+	if p.Bypass != "" && len(p.Bypass) < 20 {
+		return &UsageError{Input: "SHIPPER_PROTECTION_BYPASS", Value: NotShown, Rule: "must be 20 characters or more: head -c 24 /dev/urandom | base64"}
+	}
 	return nil
 }
 
-// protectionValues are the chart's protection block for commit n; the
-// production host is public when only previews are protected, and is the
-// login host once production exists (loginHost).
+// hasProtection reports whether chart ch can run the gate: its values
+// have the protection block (a chart of the user's may not).
+func hasProtection(ch *chart.Chart) bool {
+	_, ok := ch.Values["protection"]
+	return ok
+}
+
+// protectionValues are the chart's protection block for commit n. With
+// only previews protected, the gate also listens without a login on its
+// public port, which the Service's public port targets and production's
+// route alone reaches; production's host is the login host once
+// production exists (loginHost).
 func protectionValues(n Names, hosts Hosts, p *Protection, loginHost bool) map[string]any {
 	if !p.on() {
 		return map[string]any{"enabled": false}
 	}
 	v := map[string]any{
-		"enabled": true, "image": p.Image, "port": GatePort, "secret": gateSecretName(n),
-		"scheme": cmpOr(hosts.Scheme, "https"), "publicHosts": []any{}, "loginHost": "", "domain": "",
+		"enabled": true, "image": p.Image, "port": GatePort, "public": p.Mode == ProtectPreviews, "publicPort": GatePublicPort,
+		"secret": gateSecretName(n), "scheme": cmpOr(hosts.Scheme, "https"), "loginHost": "", "domain": "",
 	}
-	prod, err := hosts.Production(n)
-	if err != nil {
-		return v // no production host known to this deploy: nothing public, no login host
-	}
-	if p.Mode == ProtectPreviews {
-		v["publicHosts"] = []any{prod}
-	}
-	if loginHost && hosts.Domain != "" {
+	if prod, err := hosts.Production(n); err == nil && loginHost && hosts.Domain != "" {
 		v["loginHost"], v["domain"] = prod, hosts.Domain
 	}
 	return v
@@ -137,14 +154,9 @@ func cmpOr(a, b string) string {
 // makes (with a new key) or updates (a new password or bypass, copied to
 // every protected commit of the app) first. The caller holds n's Lease.
 func (c *Configuration) applyGate(ctx context.Context, n Names, p *Protection) error {
-	data, changed, err := c.appGate(ctx, n, p)
+	data, err := c.appGate(ctx, n, p)
 	if err != nil {
 		return err
-	}
-	if changed {
-		if err := c.copyGateToCommits(ctx, n, data); err != nil {
-			return err
-		}
 	}
 	_, err = c.applyEnvSecretNamed(ctx, n, gateSecretName(n), data)
 	return err
@@ -158,11 +170,13 @@ func (c *Configuration) removeGate(ctx context.Context, n Names) error {
 }
 
 // appGate reads the app's gate Secret, making it with a new key when
-// there is none, and writes p's password and bypass into it when they are
-// new; changed says they were.
-func (c *Configuration) appGate(ctx context.Context, n Names, p *Protection) (map[string]string, bool, error) {
+// there is none, and, when p brings a new password or bypass, writes it to
+// every protected commit's copy and then to the app's Secret: a run cut
+// off between the two left the app's Secret as it was, so the next one
+// finds the change still to make, and makes it again.
+func (c *Configuration) appGate(ctx context.Context, n Names, p *Protection) (map[string]string, error) {
 	if err := c.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	api := c.client.CoreV1().Secrets(n.ProductionNamespace)
 	var data map[string]string
@@ -200,17 +214,20 @@ func (c *Configuration) appGate(ctx context.Context, n Names, p *Protection) (ma
 		if !changed {
 			return nil
 		}
+		if err := c.copyGateToCommits(ctx, n, data); err != nil {
+			return err
+		}
 		s.Data = secretData(data)
 		_, err = api.Update(ctx, s, metav1.UpdateOptions{})
 		return secretErr(n.ProductionNamespace, appGateSecret, err)
 	})
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	if changed {
 		c.log.Info("the app's preview password or bypass changed: every session of the app ends")
 	}
-	return data, changed, nil
+	return data, nil
 }
 
 // copyGateToCommits writes data to the gate Secret of every commit of n's
@@ -220,7 +237,11 @@ func (c *Configuration) copyGateToCommits(ctx context.Context, n Names, data map
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for _, ns := range spaces {
+		if c.owned(&ns, n) != nil {
+			continue // not this project's
+		}
 		name := ns.Name + "-gate" // a commit's namespace is its release's name
 		api := c.client.CoreV1().Secrets(ns.Name)
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -233,42 +254,46 @@ func (c *Configuration) copyGateToCommits(ctx context.Context, n Names, data map
 			return err
 		})
 		if err != nil && !apierrors.IsNotFound(err) {
-			return secretErr(ns.Name, name, err)
+			errs = append(errs, secretErr(ns.Name, name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // RotateGateKey gives n's app a new gate key: every session and share
 // link of the app ends once its gates have read it (within a minute).
 func (c *Configuration) RotateGateKey(ctx context.Context, n Names) error {
-	api := c.client.CoreV1().Secrets(n.ProductionNamespace)
-	var data map[string]string
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		s, err := api.Get(ctx, appGateSecret, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		key := make([]byte, 32)
-		if _, err := rand.Read(key); err != nil {
-			return err
-		}
-		data = map[string]string{}
-		for k, v := range s.Data {
-			data[k] = string(v)
-		}
-		data[gate.KeyFile] = string(key)
-		s.Data = secretData(data)
-		_, err = api.Update(ctx, s, metav1.UpdateOptions{})
+	if err := c.beginApp(ctx, n); err != nil {
 		return err
-	})
+	}
+	api := c.client.CoreV1().Secrets(n.ProductionNamespace)
+	s, err := api.Get(ctx, appGateSecret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return &UsageError{Input: "app", Value: n.App, Rule: "has no protected preview yet: nothing to rotate"}
 	}
 	if err != nil {
 		return secretErr(n.ProductionNamespace, appGateSecret, err)
 	}
-	return c.copyGateToCommits(ctx, n, data)
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	data := map[string]string{}
+	for k, v := range s.Data {
+		data[k] = string(v)
+	}
+	data[gate.KeyFile] = string(key)
+	// The copies first, the app's Secret last: a run cut off between them
+	// is run again (docs/protection.md); new commits meanwhile get the old
+	// key, which the rerun replaces everywhere.
+	if err := c.copyGateToCommits(ctx, n, data); err != nil {
+		return err
+	}
+	s.Data = secretData(data)
+	if _, err := api.Update(ctx, s, metav1.UpdateOptions{}); err != nil {
+		return secretErr(n.ProductionNamespace, appGateSecret, err)
+	}
+	return nil
 }
 
 // ShareLink is a URL that opens commit n's preview at url without a login
@@ -327,4 +352,15 @@ func (r *helmRelease) lastProtected() bool {
 	p, _ := r.last.Config["protection"].(map[string]any)
 	on, _ := p["enabled"].(bool)
 	return on
+}
+
+// requireCurrent refuses to route production to commit cn when its
+// release is from before protection: its Service has no public port,
+// which production's route now targets.
+func requireCurrent(rec *record, cn Names) error {
+	if rec.Protect != "" {
+		return nil
+	}
+	return &UsageError{Input: "commit", Value: cn.Short, Rule: fmt.Sprintf(
+		"was deployed by a shipper from before protected previews, and production's route targets a port its Service lacks: run `shipper deploy --sha %s` again, then promote", cn.Short)}
 }

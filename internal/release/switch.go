@@ -125,8 +125,14 @@ func (c *Configuration) checkSwitch(ctx context.Context, s *switchover, fresh bo
 
 // requireServing is checkSwitch's check of one commit.
 func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Names, fresh bool) error {
-	if err := c.requireDeployed(ctx, cn, fresh); err != nil {
+	rec, err := c.deployedCommit(ctx, cn, fresh)
+	if err != nil {
 		return err
+	}
+	if s.plan != nil && s.route.routeRole == RoleProduction {
+		if err := requireCurrent(rec, cn); err != nil {
+			return err
+		}
 	}
 	if s.plan != nil {
 		if err := c.requireNamespace(ctx, cn); err != nil {
