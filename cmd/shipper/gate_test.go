@@ -101,13 +101,20 @@ func TestGateProcess(t *testing.T) {
 // "automation-0123456789" and env, on a free loopback port it returns.
 func startGate(tb testing.TB, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
 	tb.Helper()
+	return startGateArgs(tb, stderr, env, "--app", "myapp", "--sha", "7c77eb36", "--upstream", upstream)
+}
+
+// startGateArgs is startGate with the flags args (over http, on a free
+// loopback port it returns).
+func startGateArgs(tb testing.TB, stderr io.Writer, env []string, args ...string) (*exec.Cmd, string) {
+	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(binary(tb), "gate", "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", upstream, "--url-scheme", "http")
+	cmd := exec.Command(binary(tb), append([]string{"gate", "--listen", addr, "--url-scheme", "http"}, args...)...)
 	cmd.Env = append([]string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}, env...)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
