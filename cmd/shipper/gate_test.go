@@ -116,6 +116,7 @@ func startGateArgs(tb testing.TB, stderr io.Writer, env []string, args ...string
 	l.Close()
 	cmd := exec.Command(binary(tb), append([]string{"gate", "--listen", addr, "--url-scheme", "http"}, args...)...)
 	cmd.Env = append([]string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with a test binary that is killed
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -113,6 +113,9 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 		// No automatic https:// attempt first for an http:// URL: the
 		// tests' servers speak plain HTTP on the mapped port.
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,HttpsUpgrades,HttpsFirstBalancedModeAutoEnable"),
+		// Everything Chromium writes goes under dir, its crash handler's
+		// database too, whose command line then names dir (stop).
+		chromedp.Env("XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "XDG_CACHE_HOME="+filepath.Join(dir, "cache")),
 		chromedp.CombinedOutput(log),
 		chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
 			cmd.Dir = dir
@@ -183,12 +186,40 @@ func (b *Browser) stop(t testing.TB) {
 				time.Sleep(20 * time.Millisecond)
 			}
 		}
+		// Chromium's crash handlers run in sessions of their own, out of
+		// the group; they end with the browser, or here.
+		for quiet, deadline := 0, time.Now().Add(10*time.Second); quiet < 3; time.Sleep(20 * time.Millisecond) {
+			if killNaming(b.dir) == 0 {
+				quiet++
+			} else if quiet = 0; time.Now().After(deadline) {
+				t.Errorf("processes naming %s still run after SIGKILL", b.dir)
+				break
+			}
+		}
 		if b.allocStop != nil {
 			b.allocStop()
 		}
 		_ = os.RemoveAll(b.dir)
 		b.reaper.Close()
 	})
+}
+
+// killNaming sends SIGKILL to every process whose command line names
+// dir, and returns how many it found.
+func killNaming(dir string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	n := 0
+	for _, p := range procs {
+		cmdline, err := os.ReadFile(p)
+		if err != nil || !strings.Contains(string(cmdline), dir+"/") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			n++
+		}
+	}
+	return n
 }
 
 // ArtifactsDir is the directory for t's screenshots and other files worth
