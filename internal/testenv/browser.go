@@ -62,11 +62,13 @@ type BrowserOptions struct {
 type Browser struct {
 	// Artifacts is the directory screenshots go to.
 	Artifacts string
+	// Dir holds the browser's profile, caches and log (chromium.log); it
+	// is removed when the browser stops.
+	Dir string
 
 	ctx       context.Context // the browser's first tab
 	cancel    context.CancelFunc
 	allocStop context.CancelFunc
-	dir       string
 	reaper    *os.File
 	pgid      int
 	stopOnce  sync.Once
@@ -98,7 +100,7 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &Browser{Artifacts: opts.Artifacts, dir: dir, reaper: reaper}
+	b := &Browser{Artifacts: opts.Artifacts, Dir: dir, reaper: reaper}
 	t.Cleanup(func() { b.stop(t) })
 	log, err := os.Create(filepath.Join(dir, "chromium.log"))
 	if err != nil {
@@ -189,17 +191,17 @@ func (b *Browser) stop(t testing.TB) {
 		// Chromium's crash handlers run in sessions of their own, out of
 		// the group; they end with the browser, or here.
 		for quiet, deadline := 0, time.Now().Add(10*time.Second); quiet < 3; time.Sleep(20 * time.Millisecond) {
-			if killNaming(b.dir) == 0 {
+			if killNaming(b.Dir) == 0 {
 				quiet++
 			} else if quiet = 0; time.Now().After(deadline) {
-				t.Errorf("processes naming %s still run after SIGKILL", b.dir)
+				t.Errorf("processes naming %s still run after SIGKILL", b.Dir)
 				break
 			}
 		}
 		if b.allocStop != nil {
 			b.allocStop()
 		}
-		_ = os.RemoveAll(b.dir)
+		_ = os.RemoveAll(b.Dir)
 		b.reaper.Close()
 	})
 }
