@@ -44,9 +44,17 @@ func TestGateInABrowser(t *testing.T) {
 		preview1:  {sha: "1a2b3c4d"},
 		preview2:  {sha: "5e6f7a8b"},
 	}
+	// Production's host is public (only previews protected) once the gate
+	// can say so; until then the test checks previews only.
+	help, _ := exec.Command(binary(t), "gate", "--help").CombinedOutput()
+	public := strings.Contains(string(help), "--public-host")
 	routes := map[string]string{}
 	for host, app := range apps {
-		routes[host] = app.start(t, password, loginHost)
+		var extra []string
+		if public && host == loginHost {
+			extra = []string{"--public-host", loginHost}
+		}
+		routes[host] = app.start(t, password, loginHost, extra...)
 	}
 	front := newHostFront(t, routes)
 	b := testenv.StartBrowser(t, testenv.BrowserOptions{Resolve: map[string]string{"*.example.com": front.addr}})
@@ -146,7 +154,20 @@ func TestGateInABrowser(t *testing.T) {
 	apps.notShown(t, "preview 2 once its share link has expired, in the browser it opened", shared.WaitText("Password"))
 
 	t.Run("production host is public", func(t *testing.T) {
-		t.Skip("shipper gate has no public-host setting yet (the lead's --public-host)")
+		if !public {
+			t.Skip("shipper gate has no --public-host yet")
+		}
+		anyone := b.NewContext(t)
+		if code := anyone.Open("http://" + loginHost + "/"); code != http.StatusOK {
+			t.Errorf("production's public host in a fresh browser: HTTP %d, want 200", code)
+		}
+		if text := anyone.Text(); !strings.Contains(text, apps[loginHost].name) || !strings.Contains(text, "commit 0c0ffee0") {
+			t.Errorf("production's public host shows\n%s\nwant its app", text)
+		}
+		anyone.Screenshot("production.png")
+		anyone.Open("http://" + preview1 + "/")
+		anyone.WaitURL(loginHopTo)
+		apps.notShown(t, "a preview after production's public host", anyone.WaitText("Password"))
 	})
 }
 
@@ -157,7 +178,7 @@ type browserApp struct {
 }
 
 // start runs the app and its gate; the gate's address is returned.
-func (a *browserApp) start(t *testing.T, password, loginHost string) string {
+func (a *browserApp) start(t *testing.T, password, loginHost string, extra ...string) string {
 	a.name = "shop " + rand.Text()[:10]
 	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		seen := "none"
@@ -173,7 +194,7 @@ func (a *browserApp) start(t *testing.T, password, loginHost string) string {
 	t.Cleanup(app.Close)
 	var stderr strings.Builder // read after Wait only
 	cmd, addr := startGateArgs(t, &stderr, []string{gatePasswordVar + "=" + password},
-		"--app", "shop", "--sha", a.sha, "--upstream", app.URL, "--login-host", loginHost, "--domain", "example.com")
+		append([]string{"--app", "shop", "--sha", a.sha, "--upstream", app.URL, "--login-host", loginHost, "--domain", "example.com"}, extra...)...)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
