@@ -32,6 +32,7 @@ import (
 // link opens one preview in a fresh browser until it expires. Screenshots
 // land in testenv.ArtifactsDir (docs/development.md).
 func TestGateInABrowser(t *testing.T) {
+	testenv.RequireBrowser(t)
 	const (
 		password   = "correct-horse-battery"
 		loginHost  = "shop.example.com"

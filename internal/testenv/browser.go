@@ -75,21 +75,10 @@ type Browser struct {
 }
 
 // StartBrowser starts headless Chromium for t and stops it, with every
-// process it started, when t ends. Without Chromium it skips t, except in
-// CI (CI set), where a missing browser is a failure; under -short it
-// skips t.
+// process it started, when t ends. It skips t as RequireBrowser does.
 func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test: runs Chromium (run without -short)")
-	}
-	if _, err := os.Stat(ChromiumPath); err != nil {
-		msg := fmt.Sprintf("no Chromium at %s (hack/deps.sh browser installs Debian's chromium): %v", ChromiumPath, err)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	RequireBrowser(t)
 	if opts.Width <= 0 || opts.Height <= 0 {
 		opts.Width, opts.Height = 1024, 768
 	}
@@ -154,6 +143,23 @@ func StartBrowser(t testing.TB, opts BrowserOptions) *Browser {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// RequireBrowser skips t under -short or without Chromium, except in CI
+// (CI set), where a missing Chromium fails t. StartBrowser calls it; a
+// test calls it first to skip before it sets up anything else.
+func RequireBrowser(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("browser test: runs Chromium (run without -short)")
+	}
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		msg := fmt.Sprintf("no Chromium at %s (hack/deps.sh browser installs Debian's chromium): %v", ChromiumPath, err)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
 }
 
 // resolverRules is Chromium's --host-resolver-rules for m, in a stable
