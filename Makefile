@@ -36,7 +36,7 @@ check-installs: ## the quick installs (npm, apt, small Go tools) run from an emp
 	hack/check-installs.sh
 
 test: tools ## unit and integration tests against a real apiserver and registry (what CI runs)
-	hack/deps.sh test image runtimes
+	hack/deps.sh test image runtimes browser
 	$(GO) test -count=1 -timeout 20m ./...
 
 test-unit: ## unit tests only, no control plane

@@ -2,7 +2,7 @@
 # deps.sh installs the Debian packages a make target needs, when missing,
 # so `make test` and `make demo` work on a fresh machine of this kind.
 #
-#   hack/deps.sh test|node|bench|image|runtimes|npm...
+#   hack/deps.sh test|node|bench|image|runtimes|npm|browser...
 #   hack/deps.sh --list [set...]      print the packages of the sets (of all)
 set -euo pipefail
 
@@ -18,6 +18,9 @@ declare -A sets=(
   # What hack/gitlab-ci-local.sh builds re2's native module with (npm and
   # the Node.js headers come with the machine's Node.js).
   [npm]="g++ make python3"
+  # testenv.StartBrowser drives Debian's headless Chromium (the gate's
+  # browser tests); DejaVu gives its screenshots a font to draw text with.
+  [browser]="chromium fonts-dejavu-core"
 )
 list=false
 if [ "${1:-}" = --list ]; then

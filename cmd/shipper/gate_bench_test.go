@@ -34,7 +34,7 @@ func BenchmarkGateLatency(b *testing.B) {
 	if out, err := build.CombinedOutput(); err != nil {
 		b.Fatalf("building shipper-gate: %v\n%s", err, out)
 	}
-	cmd, addr := startGateBinary(b, []string{gateBin}, app.URL, nil)
+	cmd, addr := startGateCommand(b, []string{gateBin}, nil, nil, "--app", "myapp", "--sha", "7c77eb36", "--upstream", app.URL)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	const requests = 2000
 	load := func(target string, bypass bool) []time.Duration {

@@ -101,12 +101,18 @@ func TestGateProcess(t *testing.T) {
 // "automation-0123456789" and env, on a free loopback port it returns.
 func startGate(tb testing.TB, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
 	tb.Helper()
-	return startGateBinary(tb, []string{binary(tb), "gate"}, upstream, stderr, env...)
+	return startGateArgs(tb, stderr, env, "--app", "myapp", "--sha", "7c77eb36", "--upstream", upstream)
 }
 
-// startGateBinary is startGate with the command given: `shipper gate` or
-// shipper-gate, the sidecar's binary.
-func startGateBinary(tb testing.TB, command []string, upstream string, stderr io.Writer, env ...string) (*exec.Cmd, string) {
+// startGateArgs is startGate with the flags args (over http, on a free
+// loopback port it returns).
+func startGateArgs(tb testing.TB, stderr io.Writer, env []string, args ...string) (*exec.Cmd, string) {
+	return startGateCommand(tb, []string{binary(tb), "gate"}, stderr, env, args...)
+}
+
+// startGateCommand is startGateArgs with the command given: `shipper
+// gate`, or shipper-gate, the sidecar's binary.
+func startGateCommand(tb testing.TB, command []string, stderr io.Writer, env []string, args ...string) (*exec.Cmd, string) {
 	tb.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -114,8 +120,9 @@ func startGateBinary(tb testing.TB, command []string, upstream string, stderr io
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(command[0], append(command[1:], "--app", "myapp", "--sha", "7c77eb36", "--listen", addr, "--upstream", upstream, "--url-scheme", "http")...)
+	cmd := exec.Command(command[0], append(append(command[1:], "--listen", addr, "--url-scheme", "http"), args...)...)
 	cmd.Env = append([]string{gateKeyVar + "=" + testGateKey, gateBypassVar + "=automation-0123456789"}, env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // dies with a test binary that is killed
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -66,8 +66,8 @@ func (g *Gate) ssoURL(host, path, query string) string {
 // sso, on the login host, sends a browser with a session back to the
 // preview it came from with a ticket, and one without to the login form.
 func (g *Gate) sso(w http.ResponseWriter, r *http.Request, now time.Time) {
-	to, err := url.Parse(r.URL.Query().Get("to"))
-	if err != nil || to.Scheme != g.scheme() || to.User != nil || to.Port() != "" || !g.appHost(to.Hostname()) {
+	to, ok := g.returnURL(r.URL.Query().Get("to"))
+	if !ok {
 		g.page(w, r, http.StatusBadRequest, "This sign-in link does not lead to one of the app's previews.")
 		return
 	}
@@ -80,6 +80,34 @@ func (g *Gate) sso(w http.ResponseWriter, r *http.Request, now time.Time) {
 	t := issue(g.keys.cookie, "ticket", kindApp, g.cfg.App+"|"+to.Host, now.Add(ticketTTL))
 	back := url.URL{Scheme: to.Scheme, Host: to.Host, Path: TicketPath, RawQuery: url.Values{"t": {t}, "next": {next}}.Encode()}
 	http.Redirect(w, r, back.String(), http.StatusSeeOther)
+}
+
+// returnURL is raw, a hop's ?to=, when the hop may return there: a URL
+// on one of the app's own hosts, in the gate's scheme, without a user or
+// a port.
+func (g *Gate) returnURL(raw string) (*url.URL, bool) {
+	to, err := url.Parse(raw)
+	if err != nil || to.Scheme != g.scheme() || to.User != nil || to.Port() != "" || !g.appHost(to.Hostname()) {
+		return nil, false
+	}
+	return to, true
+}
+
+// hopOrigin is where the login form of a hop (next is the hop, at the
+// login host) leads in the end: the preview's origin, "" for any other
+// form. A browser checks the redirects that follow a form's POST against
+// the page's CSP form-action too, so the login host's page must name the
+// preview the hop returns to, or the browser stops on the right password.
+func (g *Gate) hopOrigin(next string) string {
+	u, err := url.Parse(next)
+	if err != nil || u.Path != SSOPath || u.Host != "" {
+		return ""
+	}
+	to, ok := g.returnURL(u.Query().Get("to"))
+	if !ok || strings.Trim(to.Host, "abcdefghijklmnopqrstuvwxyz0123456789.-") != "" {
+		return "" // nothing but a host name goes into the header
+	}
+	return to.Scheme + "://" + to.Host
 }
 
 // ticket, on a preview, turns a ticket for this host into a session.

@@ -105,3 +105,46 @@ func TestSingleSignOn(t *testing.T) {
 		}
 	}
 }
+
+// TestTheLoginFormMayReturnToThePreview: a browser checks the redirects
+// after a form's POST against the page's CSP form-action, so the login
+// host's form of a hop names the preview it returns to (and only it, only
+// one of the app's own), or the right password ends on an aborted page
+// (found by TestGateInABrowser in Chromium). Any other page's form posts
+// to its own origin only.
+func TestTheLoginFormMayReturnToThePreview(t *testing.T) {
+	up, clk := upstream(t), &clock{time.Unix(1_800_000_000, 0)}
+	sso := func(c *Config) { c.LoginHost, c.Domain = "shop.example.com", "example.com" }
+	prod := newGate(t, up, clk, func(c *Config) { sso(c); c.SHA = "0000aaaa1111" })
+	preview := newGate(t, up, clk, sso)
+	formAction := func(resp *http.Response) string {
+		for _, d := range strings.Split(resp.Header.Get("Content-Security-Policy"), ";") {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(d), "form-action "); ok {
+				return rest
+			}
+		}
+		return "(none)"
+	}
+	hop := SSOPath + "?to=" + url.QueryEscape("https://shop-1a2b3c4d.example.com/page?x=1")
+	if got := formAction(do(prod, http.MethodGet, "https://shop.example.com"+hop, nil, nil)); got != "'self' https://shop-1a2b3c4d.example.com" {
+		t.Errorf("the hop's login form: form-action %s, want 'self' and the preview's origin", got)
+	}
+	wrong := do(prod, http.MethodPost, "https://shop.example.com"+LoginPath, url.Values{"password": {"wrong"}, "next": {hop}}, nil)
+	if got := formAction(wrong); wrong.StatusCode != http.StatusUnauthorized || got != "'self' https://shop-1a2b3c4d.example.com" {
+		t.Errorf("after a wrong password: %d, form-action %s, want 401 and the preview's origin still", wrong.StatusCode, got)
+	}
+	for _, target := range []string{
+		"https://shop.example.com" + SSOPath + "?to=" + url.QueryEscape("https://evil.example.net/"),
+		"https://shop.example.com" + SSOPath + "?to=" + url.QueryEscape("https://shop--a;script-src%20*.example.com/"),
+		"https://shop.example.com/page",
+		"https://shop-1a2b3c4d.example.com/page",
+	} {
+		g := prod
+		if strings.HasPrefix(target, "https://shop-") {
+			g = preview
+		}
+		if got := formAction(do(g, http.MethodGet, target, nil, nil)); got != "'self'" {
+			t.Errorf("%s: form-action %s, want 'self' only", target, got)
+		}
+	}
+}

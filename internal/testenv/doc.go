@@ -33,6 +33,12 @@
 // one per test binary, stopped by Main. Its processes die with the test
 // binary as the Env's do, and its reaper removes its directory.
 //
+// StartBrowser (browser.go) runs Debian's headless Chromium for a test,
+// driven through the DevTools protocol (chromedp), with test hosts mapped
+// to local listeners; Browser.NewContext gives a tab in a fresh profile.
+// Its processes die with the test binary too, and its reaper removes its
+// directory; screenshots go to ArtifactsDir.
+//
 // Tests use one Env per test binary: TestMain calls Main, tests call Get and
 // Env.Namespace for namespaces of their own that are deleted when they end.
 package testenv
