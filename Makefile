@@ -62,13 +62,13 @@ stress: tools ## the stress suite at full count: kill -9 and races, invariants c
 	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
-	hack/deps.sh test node image runtimes npm
+	hack/deps.sh test node image runtimes npm browser
 	hack/tools.sh $(NODE_TOOLS)
 	hack/gitlab-ci-local.sh >/dev/null
 	SHIPPER_DEMO=1 SHIPPER_DEMO_KEEP=$(DEMO_KEEP) $(GO) test -tags e2e -count=1 -v -timeout 0 -run TestPipelineOnARealNode ./e2e
 
 e2e: ## the whole pipeline on a real node (root: containerd, kubelet, Traefik; see docs/development.md), and the example GitLab pipeline through gitlab-ci-local
-	hack/deps.sh test node image runtimes npm
+	hack/deps.sh test node image runtimes npm browser
 	hack/tools.sh $(NODE_TOOLS)
 	hack/gitlab-ci-local.sh >/dev/null
 	$(GO) test -tags e2e -count=1 -v -timeout 20m ./e2e

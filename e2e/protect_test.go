@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
 // protect deploys a protected preview on the real node, its pod running
@@ -64,11 +66,79 @@ func protect(t *testing.T, base *cluster) {
 	}
 
 	// Production is public (--protect previews): the same pod answers its
-	// host without a login.
+	// host without a login, on the gate's public listener.
 	prod := strings.TrimPrefix(c.run(t, sha, "promote"), "http://")
 	c.eventually(t, prod, "/version", 200, sha[:8])
 	c.curl(t, prod, "/version")
 	c.run(t, sha, "list")
+	protectInABrowser(t, &c, password, prod)
+}
+
+// protectInABrowser is the protected previews in headless Chromium on the
+// real node: two more commits, deployed once production is there (its
+// host is their login host). The login page appears on one, a wrong
+// password is refused, the right one lands on the app, the other opens
+// without a second login; a share link opens it in a fresh browser until
+// it expires; production opens without a login. Screenshots land in the
+// test's artifacts (testenv.ArtifactsDir).
+func protectInABrowser(t *testing.T, c *cluster, password, prod string) {
+	shaB, shaC := "c1c1c1c1d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6", "c2c2c2c2d1e2f3a4b5c6d7e8f9a0b1c2d3e4f5a6"
+	c.run(t, shaB, "package")
+	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
+	c.run(t, shaC, "package")
+	hostC := strings.TrimPrefix(c.run(t, shaC, "deploy"), "http://")
+	b := testenv.StartBrowser(t, testenv.BrowserOptions{Resolve: map[string]string{"*." + c.router.domain: c.addr()}})
+
+	tab := b.NewContext(t)
+	if code := tab.Open("http://" + hostB + "/"); code != http.StatusUnauthorized {
+		t.Errorf("preview B in a browser: HTTP %d, want 401 (the login page)", code)
+	}
+	text := tab.WaitText("Password")
+	if !strings.Contains(text, "This preview is protected") || strings.Contains(text, "_") {
+		t.Errorf("the login page shows\n%s\nwant it to say it is protected, and no app", text)
+	}
+	tab.Screenshot("login.png")
+	say(t, "\nChromium, http://%s/: %q", hostB, firstLine(text, "This preview is protected"))
+	if code := tab.Submit(map[string]string{"password": "not-" + password}); code != http.StatusUnauthorized || !strings.Contains(tab.Text(), "Wrong password.") {
+		t.Errorf("a wrong password: HTTP %d, want 401 saying so", code)
+	}
+	tab.Submit(map[string]string{"password": password})
+	url, text := tab.Wait("preview B's app", func(url, text string) bool {
+		return strings.HasPrefix(url, "http://"+hostB+"/") && strings.Contains(text, "_")
+	})
+	tab.Screenshot("app.png")
+	say(t, "Chromium, the right password: %s shows %q", url, text)
+	if code := tab.Open("http://" + hostB + "/version"); code != http.StatusOK || tab.Text() != shaB[:8] {
+		t.Errorf("preview B's /version after the login: HTTP %d %q", code, tab.Text())
+	}
+	// The other preview: the login page hops to production's host, where
+	// the session is, and back with a ticket: no second login.
+	tab.Open("http://" + hostC + "/version")
+	if _, text := tab.Wait("preview C without a second login", func(url, text string) bool { return strings.HasPrefix(url, "http://"+hostC+"/") && text == shaC[:8] }); text != shaC[:8] {
+		t.Errorf("preview C shows %q", text)
+	}
+	say(t, "Chromium, preview C after B's login: no second login, /version %s", shaC[:8])
+
+	link := c.run(t, shaC, "share", "--ttl", "20s")
+	shared := b.NewContext(t)
+	if code := shared.Open(link); code != http.StatusOK || !strings.Contains(shared.Text(), "_") {
+		t.Errorf("a share link in a fresh browser: HTTP %d %q, want preview C's app", code, shared.Text())
+	}
+	if u := shared.URL(); strings.Contains(u, "shipper-share") {
+		t.Errorf("the share link's token stayed in the address: %s", u)
+	}
+	time.Sleep(21 * time.Second)
+	late := b.NewContext(t)
+	if code := late.Open(link); code != http.StatusForbidden || !strings.Contains(late.Text(), "expired") {
+		t.Errorf("an expired share link: HTTP %d %q, want 403", code, late.Text())
+	}
+	say(t, "Chromium, a share link of 20 s: opens preview C in a fresh browser, then 403 once expired")
+
+	anyone := b.NewContext(t)
+	if code := anyone.Open("http://" + prod + "/version"); code != http.StatusOK {
+		t.Errorf("production in a fresh browser: HTTP %d, want 200 without a login", code)
+	}
+	anyone.Screenshot("production.png")
 }
 
 // request sends method GET (POST with a body) for path to host through
