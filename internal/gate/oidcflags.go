@@ -17,7 +17,6 @@ const OIDCSecretVar = "SHIPPER_OIDC_CLIENT_SECRET"
 type oidcOptions struct {
 	issuer, clientID, groups, name string
 	anyUser                        bool
-	set                            map[string]bool
 }
 
 func (o *oidcOptions) register(fs *flag.FlagSet, getenv func(string) string) {

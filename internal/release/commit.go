@@ -40,15 +40,9 @@ type Commit struct {
 	Protect string `json:"protect,omitempty"`
 }
 
-// requireDeployed refuses a commit whose preview release is missing or
-// whose latest revision is not deployed (failed, or pending).
-func (c *Configuration) requireDeployed(ctx context.Context, n Names, fresh bool) error {
-	_, err := c.deployedCommit(ctx, n, fresh)
-	return err
-}
-
-// deployedCommit is requireDeployed, returning the record of the revision
-// the commit runs.
+// deployedCommit refuses a commit whose preview release is missing or
+// whose latest revision is not deployed (failed, or pending), and returns
+// the record of the revision the commit runs.
 func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool) (*record, error) {
 	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
 	if err != nil {
