@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,7 +179,7 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 	}
 	for _, l := range lines[1:] {
 		f := strings.Fields(l)
-		live := f[len(f)-1] == "*"
+		live := slices.Contains(f, "*")
 		if live != strings.HasPrefix(l, "aaaaaaaa") || f[1] != "deployed" {
 			t.Errorf("list row %q: want aaaaaaaa live, both deployed", l)
 		}
@@ -197,7 +198,7 @@ func TestLifecycleWithGitLabVariables(t *testing.T) {
 	}
 	for _, l := range ours {
 		f := strings.Fields(l)
-		if live := f[len(f)-1] == "*"; live != (f[1] == "aaaaaaaa") || f[2] != "deployed" {
+		if live := slices.Contains(f, "*"); live != (f[1] == "aaaaaaaa") || f[2] != "deployed" {
 			t.Errorf("list --all-apps row %q: want aaaaaaaa live, both deployed", l)
 		}
 	}
