@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -63,9 +65,16 @@ type switchover struct {
 	plan    *plan
 	to      *release.Release
 	history int
+	// records, when set, are the route release's records as the caller
+	// listed them, consistently under its lock (a rollback's pick): the
+	// switch opens the release with them instead of listing them again.
+	records []record
 	// viaGateway: the route is an HTTPRoute, which needs each commit's
 	// ReferenceGrant.
 	viaGateway bool
+	// unsized: no commit was listed at production size under the locks
+	// and the switch sized none up, so none is left to settle (land).
+	unsized bool
 }
 
 // switchRoute checks, sizes up, switches and sweeps (see above), and
@@ -84,7 +93,7 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 		return nil, err
 	}
 	defer cancel()
-	r, err := c.openRelease(ctx, s.route.ProductionNamespace, s.route.ProductionRelease)
+	r, err := c.openReleaseOf(ctx, s.route.ProductionNamespace, s.route.ProductionRelease, slices.Clone(s.records))
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +106,9 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 	if err != nil {
 		return nil, err
 	}
-	return rel, c.sweepRoutes(ctx, s.route, s.live, rel.Manifest)
+	// The route's records as listed before the switch, and its revision's.
+	hist := append(slices.Clone(r.records), record{Version: rel.Version, SHA: rel.Labels[LabelSHA]})
+	return rel, c.sweepRoutesOf(ctx, s.route, s.live, rel.Manifest, hist)
 }
 
 // checkSwitch refuses, before anything changes, a switch to a commit that
@@ -123,18 +134,38 @@ func (c *Configuration) checkSwitch(ctx context.Context, s *switchover, fresh bo
 	return nil
 }
 
-// requireServing is checkSwitch's check of one commit.
+// requireServing is checkSwitch's check of one commit: its reads sent at
+// once, the first refusal in this order the answer.
 func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Names, fresh bool) error {
-	if err := c.requireDeployed(ctx, cn, fresh); err != nil {
-		return err
-	}
+	checks := []func() error{func() error { return c.requireDeployed(ctx, cn, fresh) }}
 	if s.plan != nil {
-		if err := c.requireNamespace(ctx, cn); err != nil {
-			return err
-		}
+		checks = append(checks, func() error { return c.requireNamespaceOf(ctx, cn, fresh) })
 	}
 	if s.viaGateway {
-		return c.requireGrant(ctx, cn)
+		checks = append(checks, func() error { return c.requireGrant(ctx, cn) })
+	}
+	return firstRefusal(checks)
+}
+
+// firstRefusal runs checks, reads each, at once and returns the first
+// error in their order: what running them one after the other until one
+// fails returns.
+func firstRefusal(checks []func() error) error {
+	errs := make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, check := range checks[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = check()
+		}()
+	}
+	errs[0] = checks[0]()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -146,6 +177,20 @@ func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Na
 func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
 	if s.size == nil {
 		return nil
+	}
+	if s.size.none() && len(s.commits) == 1 {
+		// The common case, no production size: the list (one GET) says
+		// whether the commit may be at production size from an earlier
+		// promote (sizeUp); an empty list also means none is left to
+		// settle after the switch.
+		sized, err := c.sizedCommits(ctx, s.route)
+		if err != nil {
+			return err
+		}
+		if len(sized) == 0 {
+			s.unsized = true
+			return nil
+		}
 	}
 	for i, cn := range s.commits {
 		up := func(ctx context.Context) error { return c.sizeUp(ctx, cn, *s.size, s.why) }
@@ -176,7 +221,10 @@ func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to *rele
 	rb.Version = to.Version
 	rb.MaxHistory = 0 // pruned above
 	rb.Timeout = helmTimeout(ctx)
-	if err := rb.Run(r.name); err != nil {
+	forget := r.know(to)
+	err := rb.Run(r.name)
+	forget()
+	if err != nil {
 		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to.Version, err)
 	}
 	rel := *to
