@@ -156,6 +156,23 @@ func (c *Configuration) helm(namespace string) (*action.Configuration, error) {
 	return cfg, nil
 }
 
+// warmDiscovery starts reading in the background what the operation's
+// Helm action will ask of discovery, off its path: the API groups and
+// resources its REST mapping needs (every Helm write), and with version
+// the capabilities an install or upgrade renders with. The reads are the
+// cached discovery's, made once whoever asks first; a later caller waits
+// for them.
+func (c *Configuration) warmDiscovery(version bool) {
+	if c.disco == nil {
+		return
+	}
+	if version {
+		go c.capabilities()
+		return
+	}
+	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
+}
+
 // reachedClient is Helm's kube client without its reachability check,
 // which each action begins with (a GET of /version): by the time shipper
 // runs a Helm action it has had the apiserver's answers to several

@@ -40,16 +40,20 @@ func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configura
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading release %q: %w", name, err)
 	}
-	return c.repairPendingOf(cfg, name, recs)
+	return c.repairPendingOf(cfg, name, recs, nil)
 }
 
 // repairPendingOf is repairPending of the records recs, listed
-// consistently under the release's lock.
-func (c *Configuration) repairPendingOf(cfg *action.Configuration, name string, recs []record) (*release.Release, []record, error) {
+// consistently under the release's lock; read, when set, is the newest
+// revision already read whole under it.
+func (c *Configuration) repairPendingOf(cfg *action.Configuration, name string, recs []record, read *release.Release) (*release.Release, []record, error) {
 	if len(recs) == 0 {
 		return nil, nil, nil
 	}
-	last, err := getRelease(cfg, name, recs[0].Version)
+	last, err := read, error(nil)
+	if read == nil || read.Version != recs[0].Version {
+		last, err = getRelease(cfg, name, recs[0].Version)
+	}
 	if err != nil {
 		last, err = cfg.Releases.Last(name)
 	}
@@ -146,19 +150,19 @@ type helmRelease struct {
 // openRelease opens release name in namespace for a Helm write under its
 // lock, repairing a revision left pending (repairPending).
 func (c *Configuration) openRelease(ctx context.Context, namespace, name string) (*helmRelease, error) {
-	return c.openReleaseOf(ctx, namespace, name, nil)
+	return c.openReleaseOf(ctx, namespace, name, nil, nil)
 }
 
 // openReleaseOf is openRelease with the release's records when the caller
-// has listed them already (consistently, under its lock; nil: not).
-func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name string, recs []record) (*helmRelease, error) {
+// has listed them already (consistently, under its lock; nil: not), and
+// its newest revision when it has read that too (nil: not).
+func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name string, recs []record, last *release.Release) (*helmRelease, error) {
 	cfg, err := c.helm(namespace)
 	if err != nil {
 		return nil, err
 	}
-	var last *release.Release
 	if recs != nil {
-		last, recs, err = c.repairPendingOf(cfg, name, recs)
+		last, recs, err = c.repairPendingOf(cfg, name, recs, last)
 	} else {
 		last, recs, err = c.repairPending(ctx, cfg, namespace, name)
 	}

@@ -132,6 +132,7 @@ func (p *Promote) prepare(ctx context.Context, n Names) (*promotion, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.cfg.warmDiscovery(true)
 	pr := &promotion{n: n, primary: n}
 	why, step := "promote of "+n.Short, (*canaryStep)(nil)
 	if p.canary() {

@@ -59,6 +59,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
+	r.cfg.warmDiscovery(false)
 	var (
 		prod                *Production
 		viaGateway, unsized bool
@@ -194,7 +195,18 @@ func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record) (*
 	if err != nil {
 		return nil, err
 	}
+	// The target and the newest revision (which the switch opens the
+	// release with) are read together.
+	var last *release.Release
+	newest := make(chan struct{})
+	go func() {
+		defer close(newest)
+		if len(hist) > 0 && hist[0].Version != target.Version {
+			last, _ = getRelease(cfg, n.ProductionRelease, hist[0].Version) // else read again
+		}
+	}()
 	rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
+	<-newest
 	if err != nil {
 		return nil, fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
 	}
@@ -206,7 +218,7 @@ func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record) (*
 		route: n, commits: []Names{tn}, live: target.SHA,
 		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
 		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
-		to:   rel, history: r.MaxHistory, viaGateway: route != nil, records: hist,
+		to:   rel, history: r.MaxHistory, viaGateway: route != nil, records: hist, last: last,
 	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)

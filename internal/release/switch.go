@@ -67,8 +67,10 @@ type switchover struct {
 	history int
 	// records, when set, are the route release's records as the caller
 	// listed them, consistently under its lock (a rollback's pick): the
-	// switch opens the release with them instead of listing them again.
+	// switch opens the release with them instead of listing them again;
+	// last, when set, its newest revision as read under it.
 	records []record
+	last    *release.Release
 	// viaGateway: the route is an HTTPRoute, which needs each commit's
 	// ReferenceGrant.
 	viaGateway bool
@@ -80,10 +82,13 @@ type switchover struct {
 // switchRoute checks, sizes up, switches and sweeps (see above), and
 // returns the route's revision after the switch.
 func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*release.Release, error) {
-	if err := c.checkSwitch(ctx, s, consistent); err != nil {
+	pre := c.prefetch(ctx, s)
+	err := c.checkSwitch(ctx, s, consistent)
+	pre.wait()
+	if err != nil {
 		return nil, err
 	}
-	if err := c.sizeUpAll(ctx, s); err != nil {
+	if err := c.sizeUpAll(ctx, s, pre.sized); err != nil {
 		return nil, err
 	}
 	// From here the switch runs to its end even if the job is cancelled:
@@ -93,7 +98,10 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 		return nil, err
 	}
 	defer cancel()
-	r, err := c.openReleaseOf(ctx, s.route.ProductionNamespace, s.route.ProductionRelease, slices.Clone(s.records))
+	if pre.recsErr != nil {
+		return nil, fmt.Errorf("reading release %q: %w", s.route.ProductionRelease, pre.recsErr)
+	}
+	r, err := c.openReleaseOf(ctx, s.route.ProductionNamespace, s.route.ProductionRelease, slices.Clone(pre.recs), s.last)
 	if err != nil {
 		return nil, err
 	}
@@ -174,20 +182,19 @@ func firstRefusal(checks []func() error) error {
 // before it routes to them: each ready at that size, or nothing is
 // switched. A commit's Lease beyond the first is taken after it (the
 // route's lock keeps two switches from taking them in the other order).
-func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
+func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover, sized *sizedList) error {
 	if s.size == nil {
 		return nil
 	}
-	if s.size.none() && len(s.commits) == 1 {
+	if sized != nil {
 		// The common case, no production size: the list (one GET) says
 		// whether the commit may be at production size from an earlier
 		// promote (sizeUp); an empty list also means none is left to
 		// settle after the switch.
-		sized, err := c.sizedCommits(ctx, s.route)
-		if err != nil {
-			return err
+		if sized.err != nil {
+			return sized.err
 		}
-		if len(sized) == 0 {
+		if len(sized.shas) == 0 {
 			s.unsized = true
 			return nil
 		}
@@ -206,6 +213,50 @@ func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
 	}
 	return nil
 }
+
+// prefetched are reads a switch makes under its locks that need no
+// answer of another: sent together with the checks (checkSwitch), their
+// answers taken in the order the switch reads them.
+type prefetched struct {
+	wg sync.WaitGroup
+	// sized is the list of commits at production size, for a switch of
+	// one commit without production size (nil: not read).
+	sized *sizedList
+	// recs are the route release's records (s.records when the caller
+	// gave them), for openReleaseOf.
+	recs    []record
+	recsErr error
+}
+
+// sizedList is the list of commits at production size as read.
+type sizedList struct {
+	shas []string
+	err  error
+}
+
+// prefetch sends the reads of s that prefetched holds.
+func (c *Configuration) prefetch(ctx context.Context, s *switchover) *prefetched {
+	pre := &prefetched{recs: s.records}
+	if s.size != nil && s.size.none() && len(s.commits) == 1 {
+		pre.sized = &sizedList{}
+		pre.wg.Add(1)
+		go func() {
+			defer pre.wg.Done()
+			pre.sized.shas, pre.sized.err = c.sizedCommits(ctx, s.route)
+		}()
+	}
+	if pre.recs == nil {
+		pre.wg.Add(1)
+		go func() {
+			defer pre.wg.Done()
+			pre.recs, pre.recsErr = c.records(ctx, s.route.ProductionNamespace, "name="+s.route.ProductionRelease, consistent)
+		}()
+	}
+	return pre
+}
+
+// wait waits for the reads prefetch sent.
+func (p *prefetched) wait() { p.wg.Wait() }
 
 // rollbackTo is Helm's rollback of release r to revision to, keeping
 // history revisions (0: all), the history pruned from the records' labels
