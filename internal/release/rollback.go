@@ -132,7 +132,12 @@ func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(c
 	_, hint, _, hintErr := r.pick(ctx, n, to, cached)
 	if hintErr == nil {
 		var stop func()
-		lctx, stop = r.cfg.locker.LookAhead(ctx, lease.Name{Namespace: hint.Namespace, Name: hint.Release})
+		// Production's Lease is read from the start too, while its
+		// namespace is checked (withProductionLock); both are written only
+		// in the order every operation takes them.
+		lctx, stop = r.cfg.locker.LookAhead(ctx,
+			lease.Name{Namespace: n.ProductionNamespace, Name: n.ProductionRelease},
+			lease.Name{Namespace: hint.Namespace, Name: hint.Release})
 		defer stop()
 	}
 	return r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {

@@ -114,7 +114,18 @@ func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest
 // switch gives the records it opened the release with, listed under the
 // lock before its revision, whose commit is live.
 func (c *Configuration) sweepRoutesOf(ctx context.Context, n Names, live, manifest string, hist []record) error {
+	// The HTTPRoute and the Ingresses are read together.
+	var (
+		routes []productionRoute
+		rerr   error
+		read   = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		routes, rerr = c.routesOf(ctx, n, live, hist)
+	}()
 	route, err := c.productionHTTPRoute(ctx, n)
+	<-read
 	if err != nil {
 		return err
 	}
@@ -127,7 +138,9 @@ func (c *Configuration) sweepRoutesOf(ctx context.Context, n Names, live, manife
 		if err := c.reconcileHTTPRoute(ctx, route, want); err != nil {
 			return err
 		}
-		live = "" // none of the Ingresses is the live route
+		for i := range routes {
+			routes[i].Live = false // none of the Ingresses is the live route
+		}
 	case route != nil:
 		gw, err := c.gateways()
 		if err != nil {
@@ -139,9 +152,8 @@ func (c *Configuration) sweepRoutesOf(ctx context.Context, n Names, live, manife
 		}
 		c.log.Warn("removed a stray production HTTPRoute: the deployed revision routes with an Ingress", "route", route.Namespace+"/"+route.Name)
 	}
-	routes, err := c.routesOf(ctx, n, live, hist)
-	if err != nil {
-		return err
+	if rerr != nil {
+		return rerr
 	}
 	for _, r := range routes {
 		if r.Live {
