@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	_ "github.com/shipper-dev/shipper/internal/startgc" // first: see its doc
 )
 
 func main() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -67,7 +68,20 @@ func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool)
 // requireNamespace refuses a commit whose namespace is gone or going, or
 // is not this project's.
 func (c *Configuration) requireNamespace(ctx context.Context, n Names) error {
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+	return c.requireNamespaceOf(ctx, n, consistent)
+}
+
+// requireNamespaceOf is requireNamespace; not fresh (a check before the
+// locks), it may take the namespace as the operation read it a moment ago
+// (getNamespace).
+func (c *Configuration) requireNamespaceOf(ctx context.Context, n Names, fresh bool) error {
+	get := c.getNamespace
+	if fresh {
+		get = func(ctx context.Context, ns string) (*corev1.Namespace, error) {
+			return c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		}
+	}
+	ns, err := get(ctx, n.Namespace)
 	if apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil {
 		return &UsageError{Input: "commit", Value: n.Short, Rule: fmt.Sprintf("release %s was deleted meanwhile", n.Release)}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/kube"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -50,6 +52,13 @@ type Configuration struct {
 	chartOnce sync.Once
 	chart     *chart.Chart
 	chartErr  error
+
+	capsOnce sync.Once
+	caps     *chartutil.Capabilities
+
+	// seen: namespaces as an operation read them a moment ago, for its
+	// next look before any lock (getNamespace).
+	seen sync.Map // name -> seenNamespace
 
 	settingsOnce sync.Once
 	settingsVal  Settings
@@ -141,7 +150,61 @@ func (c *Configuration) helm(namespace string) (*action.Configuration, error) {
 	if err := cfg.Init(&restGetter{c: c, namespace: namespace}, namespace, "secret", debug); err != nil {
 		return nil, err
 	}
+	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
+		cfg.KubeClient = reachedClient{kc}
+	}
 	return cfg, nil
+}
+
+// warmDiscovery starts reading in the background what the operation's
+// Helm action will ask of discovery, off its path: the API groups and
+// resources its REST mapping needs (every Helm write), and with version
+// the capabilities an install or upgrade renders with. The reads are the
+// cached discovery's, made once whoever asks first; a later caller waits
+// for them.
+func (c *Configuration) warmDiscovery(version bool) {
+	if c.disco == nil {
+		return
+	}
+	if version {
+		go c.capabilities()
+		return
+	}
+	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
+}
+
+// reachedClient is Helm's kube client without its reachability check,
+// which each action begins with (a GET of /version): by the time shipper
+// runs a Helm action it has had the apiserver's answers to several
+// requests, and a cluster gone since fails the action's next request.
+type reachedClient struct{ *kube.Client }
+
+func (reachedClient) IsReachable() error { return nil }
+
+// capabilities are the cluster's version and APIs for Helm's rendering,
+// read once from the Configuration's cached discovery, which the REST
+// mapper shares: Helm's own (getCapabilities) invalidates that cache
+// first, and every install or upgrade discovered the APIs again (the
+// version and two discovery documents). nil when they cannot be read:
+// Helm then reads them itself. Only an install or upgrade renders: other
+// Helm actions never ask.
+func (c *Configuration) capabilities() *chartutil.Capabilities {
+	c.capsOnce.Do(func() {
+		v, err := c.disco.ServerVersion()
+		if err != nil {
+			return
+		}
+		apis, err := action.GetVersionSet(c.disco)
+		if err != nil {
+			return
+		}
+		c.caps = &chartutil.Capabilities{
+			APIVersions: apis,
+			KubeVersion: chartutil.KubeVersion{Version: v.GitVersion, Major: v.Major, Minor: v.Minor},
+			HelmVersion: chartutil.DefaultCapabilities.HelmVersion,
+		}
+	})
+	return c.caps
 }
 
 // restGetter is the genericclioptions.RESTClientGetter Helm's action

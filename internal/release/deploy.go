@@ -157,6 +157,7 @@ func (d *Deploy) prepare(ctx context.Context, n Names, image string) (*deploymen
 		return nil, &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
 			"names no deployed commit, and a new one needs at least %d characters (GitLab's CI_COMMIT_SHORT_SHA has 8; CI_COMMIT_SHA all 40)", shortSHALen)}
 	}
+	d.cfg.warmDiscovery(true)
 	dp := &deployment{n: n}
 	if dp.plan, dp.img, err = d.plan(ctx, n, image); err != nil {
 		return nil, err

@@ -83,7 +83,9 @@
 // delete.go, list.go, status.go); production.go holds what production is
 // and how it is read; plan.go what a release will be; install.go Helm's
 // install/upgrade with pending repair, and the one undo of a commit's
-// release; commit.go the checks on a commit;
+// release; known.go what Helm's actions read, answered from the revisions
+// shipper read under the lock; isolated.go the one read that finds an
+// existing namespace isolated; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
 // objects; switch.go the one switch of a route (promote, canary step,
 // rollback, alias move) and what follows it; alias.go branch aliases;

@@ -40,10 +40,20 @@ func (c *Configuration) repairPending(ctx context.Context, cfg *action.Configura
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading release %q: %w", name, err)
 	}
+	return c.repairPendingOf(cfg, name, recs, nil)
+}
+
+// repairPendingOf is repairPending of the records recs, listed
+// consistently under the release's lock; read, when set, is the newest
+// revision already read whole under it.
+func (c *Configuration) repairPendingOf(cfg *action.Configuration, name string, recs []record, read *release.Release) (*release.Release, []record, error) {
 	if len(recs) == 0 {
 		return nil, nil, nil
 	}
-	last, err := getRelease(cfg, name, recs[0].Version)
+	last, err := read, error(nil)
+	if read == nil || read.Version != recs[0].Version {
+		last, err = getRelease(cfg, name, recs[0].Version)
+	}
 	if err != nil {
 		last, err = cfg.Releases.Last(name)
 	}
@@ -140,14 +150,26 @@ type helmRelease struct {
 // openRelease opens release name in namespace for a Helm write under its
 // lock, repairing a revision left pending (repairPending).
 func (c *Configuration) openRelease(ctx context.Context, namespace, name string) (*helmRelease, error) {
+	return c.openReleaseOf(ctx, namespace, name, nil, nil)
+}
+
+// openReleaseOf is openRelease with the release's records when the caller
+// has listed them already (consistently, under its lock; nil: not), and
+// its newest revision when it has read that too (nil: not).
+func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name string, recs []record, last *release.Release) (*helmRelease, error) {
 	cfg, err := c.helm(namespace)
 	if err != nil {
 		return nil, err
 	}
-	last, recs, err := c.repairPending(ctx, cfg, namespace, name)
+	if recs != nil {
+		last, recs, err = c.repairPendingOf(cfg, name, recs, last)
+	} else {
+		last, recs, err = c.repairPending(ctx, cfg, namespace, name)
+	}
 	if err != nil {
 		return nil, err
 	}
+	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver}
 	return &helmRelease{cfg: cfg, namespace: namespace, name: name, last: last, records: recs}, nil
 }
 
@@ -177,6 +199,7 @@ func (r *helmRelease) deployed() (*release.Release, error) {
 // failed, too). live, when set, is the live block the release runs with
 // (sizing.go), set over the plan's.
 func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p *plan, live map[string]any) (*release.Release, error) {
+	r.cfg.Capabilities = c.capabilities()
 	values := p.values
 	if live != nil {
 		values = maps.Clone(p.values)
@@ -193,7 +216,9 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
 		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true
 		in.Timeout = helmTimeout(ctx)
+		forget := r.know()
 		rel, err := in.RunWithContext(ctx, p.chart, values)
+		forget()
 		if err != nil {
 			return rel, err
 		}
@@ -211,7 +236,9 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	up.MaxHistory = 0 // pruned above
 	up.Timeout = helmTimeout(ctx)
 	up.Description = p.description
+	forget := r.know()
 	rel, err := up.RunWithContext(ctx, p.release, p.chart, values)
+	forget()
 	if err != nil {
 		return rel, err
 	}

@@ -271,6 +271,7 @@ func (iso *isolation) objects(ns string) (*networkingv1.NetworkPolicy, *corev1.R
 // project's Deployment only in a namespace that has it (isolation.yaml).
 func (c *Configuration) ensureIsolation(ctx context.Context, ns string, iso *isolation, created bool) error {
 	np, rq, lr := iso.objects(ns)
+	metav1.SetMetaDataAnnotation(&np.ObjectMeta, AnnotationIsolation, isolationStamp(np, rq, lr))
 	q, l, p := c.client.CoreV1().ResourceQuotas(ns), c.client.CoreV1().LimitRanges(ns), c.client.NetworkingV1().NetworkPolicies(ns)
 	steps := []struct {
 		what string
@@ -285,8 +286,7 @@ func (c *Configuration) ensureIsolation(ctx context.Context, ns string, iso *iso
 				setSpec(lr.Spec, func(o *corev1.LimitRange) *corev1.LimitRangeSpec { return &o.Spec }))
 		}},
 		{"NetworkPolicy", func() error {
-			return ensureObject(ctx, created, np, p.Get, p.Create, p.Update,
-				setSpec(np.Spec, func(o *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicySpec { return &o.Spec }))
+			return ensureObject(ctx, created, np, p.Get, p.Create, p.Update, stamped(np))
 		}},
 	}
 	for _, s := range steps {

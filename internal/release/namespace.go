@@ -3,6 +3,7 @@ package release
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,8 +63,11 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 	}
 	// GET first: a namespace usually exists already (production, a
 	// re-deployed commit), and a GET is one request where a refused POST
-	// and a GET are two.
-	got, err := c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	// and a GET are two. Not for one this operation read a moment ago
+	// (resolveCommit): as it was then, and a new commit's missing one is
+	// POSTed at once, whose refusal (another job made it meanwhile) is read
+	// as before.
+	got, err := c.getNamespace(ctx, ns)
 	if apierrors.IsNotFound(err) {
 		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: want, Annotations: annotations}}
 		got, err = c.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{})
@@ -87,10 +91,7 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 	if got.DeletionTimestamp != nil {
 		return fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
 	}
-	if err := c.grantNamespaceRole(ctx, ns); err != nil {
-		return err
-	}
-	return c.ensureIsolation(ctx, ns, iso, false)
+	return c.keepIsolated(ctx, ns, iso)
 }
 
 // mergeStrings returns a and b in one new map; b wins.
@@ -104,3 +105,28 @@ func mergeStrings(a, b map[string]string) map[string]string {
 	}
 	return out
 }
+
+// getNamespace reads namespace ns, or answers as the operation's own read
+// of it a moment ago did (resolveCommit; it serves once), without a
+// request. For a look before any lock only: under one, read it.
+func (c *Configuration) getNamespace(ctx context.Context, ns string) (*corev1.Namespace, error) {
+	if v, ok := c.seen.LoadAndDelete(ns); ok && time.Since(v.(seenNamespace).at) < seenFor {
+		if got := v.(seenNamespace).ns; got != nil {
+			return got.DeepCopy(), nil
+		}
+		return nil, apierrors.NewNotFound(corev1.Resource("namespaces"), ns)
+	}
+	return c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+}
+
+// seenNamespace is a namespace read at a time (ns nil: it was missing).
+type seenNamespace struct {
+	ns *corev1.Namespace
+	at time.Time
+}
+
+// seenFor bounds how old a read getNamespace answers with may be: the
+// look it saves comes tens of milliseconds after it, in the same
+// operation; an older one (left by an operation that stopped before its
+// next look) is not used, the namespace is read again.
+const seenFor = time.Second

@@ -76,9 +76,10 @@ func (c *Configuration) errForeign(n Names, owner Project) error {
 // costs one request whatever the number of namespaces. Checks of single
 // namespaces (owned) repeat it where an operation writes.
 func (c *Configuration) requireOwnApp(ctx context.Context, n Names) error {
-	if err := c.requireOwnToken(ctx); err != nil {
-		return err
-	}
+	// The token's check (a SelfSubjectReview) and the list are sent at
+	// once: two reads, and the token's answer still comes first.
+	token := make(chan error, 1)
+	go func() { token <- c.requireOwnToken(ctx) }()
 	sel := fmt.Sprintf("%s=%s,%s=%s,", LabelManagedBy, ManagedBy, LabelApp, n.AppPart)
 	if c.project.ID == "" {
 		sel += LabelProject
@@ -86,6 +87,9 @@ func (c *Configuration) requireOwnApp(ctx context.Context, n Names) error {
 		sel += LabelProject + "!=" + c.project.ID
 	}
 	list, err := c.client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: sel, ResourceVersion: "0", Limit: 1})
+	if terr := <-token; terr != nil {
+		return terr
+	}
 	if err != nil {
 		return fmt.Errorf("checking who owns app %s: %w", n.AppPart, err)
 	}

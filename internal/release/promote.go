@@ -132,6 +132,7 @@ func (p *Promote) prepare(ctx context.Context, n Names) (*promotion, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.cfg.warmDiscovery(true)
 	pr := &promotion{n: n, primary: n}
 	why, step := "promote of "+n.Short, (*canaryStep)(nil)
 	if p.canary() {
@@ -202,7 +203,7 @@ func (p *Promote) landing(pr *promotion) landing {
 		await:    p.Wait && pl.hasHTTPRoute(),
 		unserved: "production may not be served (`shipper rollback` returns to the commit before)",
 		verify:   p.Verify, url: pl.url + pl.path(), sha: pr.n.SHA,
-		settle: true, drain: p.DrainDelay,
+		settle: !pr.sw.unsized, drain: p.DrainDelay,
 	}
 	if pr.weight > 0 && p.Verify != nil {
 		p.cfg.log.Info("canary step not verified by requests: the route's conditions say the Gateway took it", "canary", pr.n.Short, "weight", p.Weight)

@@ -43,6 +43,9 @@ type record struct {
 	// Protect: a commit's revision's protection (LabelProtect), "" from
 	// before protection.
 	Protect string
+	// Labels are all of the record's labels, Helm's own included (what
+	// Helm's Query gives a release it reads: knownDriver).
+	Labels map[string]string
 }
 
 var secretsGVR = schema.GroupVersionResource{Version: "v1", Resource: "secrets"}
@@ -111,7 +114,7 @@ func (c *Configuration) records(ctx context.Context, namespace, selector string,
 			Name: m.Labels["name"], Namespace: m.Namespace, Secret: m.Name, Version: v, Status: m.Labels["status"],
 			App: m.Labels[LabelApp], SHA: m.Labels[LabelSHA], Project: m.Labels[LabelProject], Created: m.CreationTimestamp.Time,
 			Canary: m.Labels[LabelCanary], CanaryWeight: weight, Commit: m.Labels[LabelCommit],
-			Ref: m.Labels[LabelRef], CommitTime: when, Sizing: m.Labels[LabelSizing],
+			Ref: m.Labels[LabelRef], CommitTime: when, Sizing: m.Labels[LabelSizing], Labels: m.Labels,
 			Protect: m.Labels[LabelProtect],
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,11 +31,13 @@ func (c *Configuration) resolveCommit(ctx context.Context, n Names) (_ Names, fo
 	if len(n.SHA) >= shortSHALen {
 		ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
+			c.seen.Store(n.Namespace, seenNamespace{at: time.Now()})
 			return n, false, nil
 		}
 		if err != nil {
 			return n, false, fmt.Errorf("reading namespace %q: %w", n.Namespace, err)
 		}
+		c.seen.Store(n.Namespace, seenNamespace{ns: ns, at: time.Now()})
 		stored := ns.Annotations[AnnotationSHA]
 		if stored == "" || ns.Labels[LabelApp] != n.AppPart {
 			return n, true, nil // not shipper's, or older: the ownership checks decide

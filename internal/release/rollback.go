@@ -59,12 +59,13 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
+	r.cfg.warmDiscovery(false)
 	var (
-		prod       *Production
-		viaGateway bool
+		prod                *Production
+		viaGateway, unsized bool
 	)
-	err := r.lockTarget(ctx, n, to, func(ctx context.Context, target record, tn Names) error {
-		s, err := r.switchFor(n, target, tn)
+	err := r.lockTarget(ctx, n, to, func(ctx context.Context, target record, tn Names, hist []record) error {
+		s, err := r.switchFor(n, target, tn, hist)
 		if err != nil {
 			return err
 		}
@@ -73,7 +74,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			return err
 		}
 		r.cfg.log.Info("rolled back", "production", n.ProductionRelease, "to revision", target.Version, "sha", target.SHA)
-		viaGateway = s.viaGateway
+		viaGateway, unsized = s.viaGateway, s.unsized
 		prod, err = productionOf(n, rel)
 		return err
 	})
@@ -84,7 +85,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		route: n, done: "rolled back " + n.ProductionRelease,
 		await: r.Wait && viaGateway, unserved: "production may not be served",
 		verify: r.Verify, url: prod.URL, sha: prod.SHA,
-		settle: true, drain: r.DrainDelay,
+		settle: !unsized, drain: r.DrainDelay,
 	})
 	if err != nil {
 		return nil, err
@@ -93,24 +94,24 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 }
 
 // pick reads production's history (fresh: consistently) and picks the
-// revision to roll back to and its commit.
-func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (record, Names, error) {
+// revision to roll back to and its commit; it returns the history too.
+func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (record, Names, []record, error) {
 	hist, err := r.cfg.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, fresh)
 	if err != nil {
-		return record{}, Names{}, err
+		return record{}, Names{}, nil, err
 	}
 	if len(hist) == 0 {
-		return record{}, Names{}, errNoProduction(n)
+		return record{}, Names{}, nil, errNoProduction(n)
 	}
 	target, err := pickRevision(hist, to)
 	if err != nil {
-		return record{}, Names{}, err
+		return record{}, Names{}, nil, err
 	}
 	tn, err := n.WithSHA(target.SHA)
 	if err != nil {
-		return record{}, Names{}, fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
+		return record{}, Names{}, nil, fmt.Errorf("revision %d records commit %q: %w", target.Version, target.SHA, err)
 	}
-	return target, tn, nil
+	return target, tn, hist, nil
 }
 
 // lockTarget runs fn under production's lock, then that of the target's
@@ -126,19 +127,24 @@ func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (re
 // given back and the right one taken. That commit's Lease is watched from
 // the start, so a killed rollback's two locks expire together for the
 // next one (lease.Locker.LookAhead).
-func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(context.Context, record, Names) error) error {
+func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(context.Context, record, Names, []record) error) error {
 	lctx := ctx
-	_, hint, hintErr := r.pick(ctx, n, to, cached)
+	_, hint, _, hintErr := r.pick(ctx, n, to, cached)
 	if hintErr == nil {
 		var stop func()
-		lctx, stop = r.cfg.locker.LookAhead(ctx, lease.Name{Namespace: hint.Namespace, Name: hint.Release})
+		// Production's Lease is read from the start too, while its
+		// namespace is checked (withProductionLock); both are written only
+		// in the order every operation takes them.
+		lctx, stop = r.cfg.locker.LookAhead(ctx,
+			lease.Name{Namespace: n.ProductionNamespace, Name: n.ProductionRelease},
+			lease.Name{Namespace: hint.Namespace, Name: hint.Release})
 		defer stop()
 	}
 	return r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
 		tn := hint
 		if hintErr != nil {
 			var err error
-			if _, tn, err = r.pick(ctx, n, to, consistent); err != nil {
+			if _, tn, _, err = r.pick(ctx, n, to, consistent); err != nil {
 				return err
 			}
 		}
@@ -148,7 +154,7 @@ func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(c
 				// The cached read's commit could not be locked (its
 				// namespace gone since): the consistent read may name
 				// another.
-				if _, ftn, perr := r.pick(ctx, n, to, consistent); perr == nil && ftn.Release != tn.Release {
+				if _, ftn, _, perr := r.pick(ctx, n, to, consistent); perr == nil && ftn.Release != tn.Release {
 					next = ftn
 				}
 			}
@@ -162,9 +168,9 @@ func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(c
 
 // underTargetLock runs fn under the lock of commit tn when the fresh read
 // under it still names tn; else it returns the commit it names.
-func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, fn func(context.Context, record, Names) error) (next Names, err error) {
+func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, fn func(context.Context, record, Names, []record) error) (next Names, err error) {
 	err = r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
-		target, ftn, err := r.pick(ctx, n, to, consistent)
+		target, ftn, hist, err := r.pick(ctx, n, to, consistent)
 		if err != nil {
 			return err
 		}
@@ -172,7 +178,7 @@ func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn N
 			next = ftn
 			return errRetarget
 		}
-		return fn(ctx, target, tn)
+		return fn(ctx, target, tn, hist)
 	})
 	return next, err
 }
@@ -187,13 +193,25 @@ var errRetarget = errors.New("production changed while its rollback took the loc
 // too) must be deployed and, on the gateway router (the revision's
 // manifest has the HTTPRoute, whatever router this run was given),
 // referenceable; each is sized up first with the overlay the revision was
-// promoted with.
-func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, error) {
+// promoted with. hist is production's history as read under the locks,
+// which the switch opens the release with.
+func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record) (*switchover, error) {
 	cfg, err := r.cfg.helm(n.ProductionNamespace)
 	if err != nil {
 		return nil, err
 	}
+	// The target and the newest revision (which the switch opens the
+	// release with) are read together.
+	var last *release.Release
+	newest := make(chan struct{})
+	go func() {
+		defer close(newest)
+		if len(hist) > 0 && hist[0].Version != target.Version {
+			last, _ = getRelease(cfg, n.ProductionRelease, hist[0].Version) // else read again
+		}
+	}()
 	rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
+	<-newest
 	if err != nil {
 		return nil, fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
 	}
@@ -205,7 +223,7 @@ func (r *Rollback) switchFor(n Names, target record, tn Names) (*switchover, err
 		route: n, commits: []Names{tn}, live: target.SHA,
 		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
 		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
-		to:   rel, history: r.MaxHistory, viaGateway: route != nil,
+		to:   rel, history: r.MaxHistory, viaGateway: route != nil, records: hist, last: last,
 	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)

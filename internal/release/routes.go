@@ -38,9 +38,17 @@ type productionRoute struct {
 // every commit production's history names (at most maxHistory), a few
 // GETs at a time: shipper's role has no cluster-wide Ingress list.
 func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]productionRoute, error) {
-	hist, err := c.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, cached)
-	if err != nil {
-		return nil, err
+	return c.routesOf(ctx, n, live, nil)
+}
+
+// routesOf is routes in the namespaces of the commits hist names (nil:
+// production's history as listed now).
+func (c *Configuration) routesOf(ctx context.Context, n Names, live string, hist []record) ([]productionRoute, error) {
+	if hist == nil {
+		var err error
+		if hist, err = c.records(ctx, n.ProductionNamespace, "name="+n.ProductionRelease, cached); err != nil {
+			return nil, err
+		}
 	}
 	targets := map[string]bool{}
 	if live != "" {
@@ -98,7 +106,26 @@ func (c *Configuration) routes(ctx context.Context, n Names, live string) ([]pro
 // router, or rolled back to a revision of it) a production HTTPRoute that
 // Helm failed to delete is the stray, and the live Ingress stays.
 func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest string) error {
+	return c.sweepRoutesOf(ctx, n, live, manifest, nil)
+}
+
+// sweepRoutesOf is sweepRoutes looking in the namespaces of the commits
+// hist names besides live's (nil: production's history as listed now): a
+// switch gives the records it opened the release with, listed under the
+// lock before its revision, whose commit is live.
+func (c *Configuration) sweepRoutesOf(ctx context.Context, n Names, live, manifest string, hist []record) error {
+	// The HTTPRoute and the Ingresses are read together.
+	var (
+		routes []productionRoute
+		rerr   error
+		read   = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		routes, rerr = c.routesOf(ctx, n, live, hist)
+	}()
 	route, err := c.productionHTTPRoute(ctx, n)
+	<-read
 	if err != nil {
 		return err
 	}
@@ -111,7 +138,9 @@ func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest
 		if err := c.reconcileHTTPRoute(ctx, route, want); err != nil {
 			return err
 		}
-		live = "" // none of the Ingresses is the live route
+		for i := range routes {
+			routes[i].Live = false // none of the Ingresses is the live route
+		}
 	case route != nil:
 		gw, err := c.gateways()
 		if err != nil {
@@ -123,9 +152,8 @@ func (c *Configuration) sweepRoutes(ctx context.Context, n Names, live, manifest
 		}
 		c.log.Warn("removed a stray production HTTPRoute: the deployed revision routes with an Ingress", "route", route.Namespace+"/"+route.Name)
 	}
-	routes, err := c.routes(ctx, n, live)
-	if err != nil {
-		return err
+	if rerr != nil {
+		return rerr
 	}
 	for _, r := range routes {
 		if r.Live {

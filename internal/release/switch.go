@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -63,18 +65,30 @@ type switchover struct {
 	plan    *plan
 	to      *release.Release
 	history int
+	// records, when set, are the route release's records as the caller
+	// listed them, consistently under its lock (a rollback's pick): the
+	// switch opens the release with them instead of listing them again;
+	// last, when set, its newest revision as read under it.
+	records []record
+	last    *release.Release
 	// viaGateway: the route is an HTTPRoute, which needs each commit's
 	// ReferenceGrant.
 	viaGateway bool
+	// unsized: no commit was listed at production size under the locks
+	// and the switch sized none up, so none is left to settle (land).
+	unsized bool
 }
 
 // switchRoute checks, sizes up, switches and sweeps (see above), and
 // returns the route's revision after the switch.
 func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*release.Release, error) {
-	if err := c.checkSwitch(ctx, s, consistent); err != nil {
+	pre := c.prefetch(ctx, s)
+	err := c.checkSwitch(ctx, s, consistent)
+	pre.wait()
+	if err != nil {
 		return nil, err
 	}
-	if err := c.sizeUpAll(ctx, s); err != nil {
+	if err := c.sizeUpAll(ctx, s, pre.sized); err != nil {
 		return nil, err
 	}
 	// From here the switch runs to its end even if the job is cancelled:
@@ -84,7 +98,10 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 		return nil, err
 	}
 	defer cancel()
-	r, err := c.openRelease(ctx, s.route.ProductionNamespace, s.route.ProductionRelease)
+	if pre.recsErr != nil {
+		return nil, fmt.Errorf("reading release %q: %w", s.route.ProductionRelease, pre.recsErr)
+	}
+	r, err := c.openReleaseOf(ctx, s.route.ProductionNamespace, s.route.ProductionRelease, slices.Clone(pre.recs), s.last)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +114,9 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 	if err != nil {
 		return nil, err
 	}
-	return rel, c.sweepRoutes(ctx, s.route, s.live, rel.Manifest)
+	// The route's records as listed before the switch, and its revision's.
+	hist := append(slices.Clone(r.records), record{Version: rel.Version, SHA: rel.Labels[LabelSHA]})
+	return rel, c.sweepRoutesOf(ctx, s.route, s.live, rel.Manifest, hist)
 }
 
 // checkSwitch refuses, before anything changes, a switch to a commit that
@@ -123,24 +142,44 @@ func (c *Configuration) checkSwitch(ctx context.Context, s *switchover, fresh bo
 	return nil
 }
 
-// requireServing is checkSwitch's check of one commit.
+// requireServing is checkSwitch's check of one commit: its reads sent at
+// once, the first refusal in this order the answer.
 func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Names, fresh bool) error {
-	rec, err := c.deployedCommit(ctx, cn, fresh)
-	if err != nil {
+	checks := []func() error{func() error {
+		rec, err := c.deployedCommit(ctx, cn, fresh)
+		if err == nil && s.plan != nil && s.route.routeRole == RoleProduction {
+			err = requireCurrent(rec, cn)
+		}
 		return err
-	}
-	if s.plan != nil && s.route.routeRole == RoleProduction {
-		if err := requireCurrent(rec, cn); err != nil {
-			return err
-		}
-	}
+	}}
 	if s.plan != nil {
-		if err := c.requireNamespace(ctx, cn); err != nil {
-			return err
-		}
+		checks = append(checks, func() error { return c.requireNamespaceOf(ctx, cn, fresh) })
 	}
 	if s.viaGateway {
-		return c.requireGrant(ctx, cn)
+		checks = append(checks, func() error { return c.requireGrant(ctx, cn) })
+	}
+	return firstRefusal(checks)
+}
+
+// firstRefusal runs checks, reads each, at once and returns the first
+// error in their order: what running them one after the other until one
+// fails returns.
+func firstRefusal(checks []func() error) error {
+	errs := make([]error, len(checks))
+	var wg sync.WaitGroup
+	for i, check := range checks[1:] {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i+1] = check()
+		}()
+	}
+	errs[0] = checks[0]()
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -149,9 +188,22 @@ func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Na
 // before it routes to them: each ready at that size, or nothing is
 // switched. A commit's Lease beyond the first is taken after it (the
 // route's lock keeps two switches from taking them in the other order).
-func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
+func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover, sized *sizedList) error {
 	if s.size == nil {
 		return nil
+	}
+	if sized != nil {
+		// The common case, no production size: the list (one GET) says
+		// whether the commit may be at production size from an earlier
+		// promote (sizeUp); an empty list also means none is left to
+		// settle after the switch.
+		if sized.err != nil {
+			return sized.err
+		}
+		if len(sized.shas) == 0 {
+			s.unsized = true
+			return nil
+		}
 	}
 	for i, cn := range s.commits {
 		up := func(ctx context.Context) error { return c.sizeUp(ctx, cn, *s.size, s.why) }
@@ -168,6 +220,50 @@ func (c *Configuration) sizeUpAll(ctx context.Context, s *switchover) error {
 	return nil
 }
 
+// prefetched are reads a switch makes under its locks that need no
+// answer of another: sent together with the checks (checkSwitch), their
+// answers taken in the order the switch reads them.
+type prefetched struct {
+	wg sync.WaitGroup
+	// sized is the list of commits at production size, for a switch of
+	// one commit without production size (nil: not read).
+	sized *sizedList
+	// recs are the route release's records (s.records when the caller
+	// gave them), for openReleaseOf.
+	recs    []record
+	recsErr error
+}
+
+// sizedList is the list of commits at production size as read.
+type sizedList struct {
+	shas []string
+	err  error
+}
+
+// prefetch sends the reads of s that prefetched holds.
+func (c *Configuration) prefetch(ctx context.Context, s *switchover) *prefetched {
+	pre := &prefetched{recs: s.records}
+	if s.size != nil && s.size.none() && len(s.commits) == 1 {
+		pre.sized = &sizedList{}
+		pre.wg.Add(1)
+		go func() {
+			defer pre.wg.Done()
+			pre.sized.shas, pre.sized.err = c.sizedCommits(ctx, s.route)
+		}()
+	}
+	if pre.recs == nil {
+		pre.wg.Add(1)
+		go func() {
+			defer pre.wg.Done()
+			pre.recs, pre.recsErr = c.records(ctx, s.route.ProductionNamespace, "name="+s.route.ProductionRelease, consistent)
+		}()
+	}
+	return pre
+}
+
+// wait waits for the reads prefetch sent.
+func (p *prefetched) wait() { p.wg.Wait() }
+
 // rollbackTo is Helm's rollback of release r to revision to, keeping
 // history revisions (0: all), the history pruned from the records' labels
 // first. It returns the revision Helm recorded, without reading it back:
@@ -182,7 +278,10 @@ func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to *rele
 	rb.Version = to.Version
 	rb.MaxHistory = 0 // pruned above
 	rb.Timeout = helmTimeout(ctx)
-	if err := rb.Run(r.name); err != nil {
+	forget := r.know(to)
+	err := rb.Run(r.name)
+	forget()
+	if err != nil {
 		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to.Version, err)
 	}
 	rel := *to
