@@ -111,7 +111,11 @@ func TestProtectedPreviews(t *testing.T) {
 	if app.Ports[0].Name != "app" || gt.Ports[0].Name != "http" || gt.Ports[0].ContainerPort != release.GatePort {
 		t.Errorf("ports: app %+v, gate %+v; want the gate's named http (%d), the app's app", app.Ports, gt.Ports, release.GatePort)
 	}
+	// --domain even before production exists: the commit may be promoted,
+	// and production's host is the login host, which sends browsers back
+	// to the app's hosts under it only.
 	if !slices.Contains(gt.Args, fmt.Sprintf("--public-listen=:%d", release.GatePublicPort)) || !slices.Contains(gt.Args, "--sha="+shaA[:8]) ||
+		!slices.Contains(gt.Args, "--domain=example.com") ||
 		len(gt.Ports) != 2 || gt.Ports[1].Name != "public" {
 		t.Errorf("gate args %q, ports %+v: want its public listener (production's, --protect previews) and the commit", gt.Args, gt.Ports)
 	}

@@ -135,10 +135,12 @@ func protectionValues(n Names, hosts Hosts, p *Protection, loginHost bool) map[s
 	}
 	v := map[string]any{
 		"enabled": true, "image": p.Image, "port": GatePort, "public": p.Mode == ProtectPreviews, "publicPort": GatePublicPort,
-		"secret": gateSecretName(n), "scheme": cmpOr(hosts.Scheme, "https"), "loginHost": "", "domain": "",
+		"secret": gateSecretName(n), "scheme": cmpOr(hosts.Scheme, "https"), "loginHost": "", "domain": hosts.Domain,
 	}
+	// The domain always: a commit promoted later is the login host, whose
+	// gate sends a browser back only to the app's hosts under it.
 	if prod, err := hosts.Production(n); err == nil && loginHost && hosts.Domain != "" {
-		v["loginHost"], v["domain"] = prod, hosts.Domain
+		v["loginHost"] = prod
 	}
 	return v
 }
