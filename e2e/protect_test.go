@@ -108,13 +108,15 @@ func protectInABrowser(t *testing.T, c *cluster, password, prod string) {
 	})
 	tab.Screenshot("app.png")
 	say(t, "Chromium, the right password: %s shows %q", url, text)
-	if code := tab.Open("http://" + hostB + "/version"); code != http.StatusOK || tab.Text() != shaB[:8] {
+	if code := tab.Open("http://" + hostB + "/version"); code != http.StatusOK || strings.TrimSpace(tab.Text()) != shaB[:8] {
 		t.Errorf("preview B's /version after the login: HTTP %d %q", code, tab.Text())
 	}
 	// The other preview: the login page hops to production's host, where
 	// the session is, and back with a ticket: no second login.
 	tab.Open("http://" + hostC + "/version")
-	if _, text := tab.Wait("preview C without a second login", func(url, text string) bool { return strings.HasPrefix(url, "http://"+hostC+"/") && text == shaC[:8] }); text != shaC[:8] {
+	if _, text := tab.Wait("preview C without a second login", func(url, text string) bool {
+		return strings.HasPrefix(url, "http://"+hostC+"/") && strings.TrimSpace(text) == shaC[:8]
+	}); strings.TrimSpace(text) != shaC[:8] {
 		t.Errorf("preview C shows %q", text)
 	}
 	say(t, "Chromium, preview C after B's login: no second login, /version %s", shaC[:8])
