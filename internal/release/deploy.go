@@ -43,6 +43,10 @@ type Deploy struct {
 	// alias only to a commit at least as new as the one it serves
 	// (alias.go). Zero: the time of the commit's first deploy.
 	CommitTime time.Time
+	// Migrate, when set, runs before the commit's pods roll out, with its
+	// environment (its database's): a shell command, or a JSON array
+	// (migrate.go, MigrateArgv).
+	Migrate string
 }
 
 // NewDeploy returns a Deploy that waits for the commit's pods.
@@ -59,7 +63,11 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	if err != nil {
 		return nil, Image{}, err
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env)
+	argv, err := d.migrateArgv()
+	if err != nil {
+		return nil, Image{}, err
+	}
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, withMigrate(ctx, d.Values, argv), img, d.Credentials != nil, env)
 	return p, img, err
 }
 
@@ -232,7 +240,7 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 	if err != nil {
 		return nil, err
 	}
-	rel, err := d.cfg.installOrUpgrade(ctx, r, p, carried)
+	rel, err := d.installMigrating(ctx, n, r, p, carried)
 	if err != nil || !d.Wait {
 		return rel, err
 	}
