@@ -279,11 +279,16 @@ func jobFinished(j *batchv1.Job) string {
 	return ""
 }
 
-// jobPods are the pods of Job name in ns, newest first.
+// jobPods are the pods of the Jobs named name in ns, newest first.
 func (c *Configuration) jobPods(ctx context.Context, ns, name string) ([]corev1.Pod, error) {
-	pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + name})
+	return c.podsOf(ctx, ns, batchv1.JobNameLabel+"="+name)
+}
+
+// podsOf are the pods of ns that selector selects, newest first.
+func (c *Configuration) podsOf(ctx context.Context, ns, selector string) ([]corev1.Pod, error) {
+	pods, err := c.client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
-		return nil, fmt.Errorf("listing the pods of job %s/%s: %w", ns, name, err)
+		return nil, fmt.Errorf("listing the pods of %s in %s: %w", selector, ns, err)
 	}
 	sort.Slice(pods.Items, func(i, j int) bool {
 		return pods.Items[j].CreationTimestamp.Before(&pods.Items[i].CreationTimestamp)
@@ -305,7 +310,8 @@ func (c *Configuration) migrationFailure(ctx context.Context, ns, name, where st
 	if e.Reason == "" {
 		e.Reason = "did not finish in time"
 	}
-	pods, err := c.jobPods(ctx, ns, name)
+	// This run's pods: a pod of an earlier Job of the name may linger.
+	pods, err := c.podsOf(ctx, ns, batchv1.ControllerUidLabel+"="+string(j.UID))
 	if err != nil || len(pods) == 0 {
 		e.Reason += " (no pod)"
 		return e
