@@ -153,3 +153,31 @@ func TestMigrationJobsAreHeldAsDeployments(t *testing.T) {
 		t.Errorf("project 101's token deletes its Job: %v", err)
 	}
 }
+
+// TestPromoteRefusesThePreviewsDatabase: with the database settings, a
+// promote job without production's K8S_SECRET_DATABASE_URL is exit 2, one
+// line naming it, and changes nothing (production would otherwise run on
+// the commit's preview database).
+func TestPromoteRefusesThePreviewsDatabase(t *testing.T) {
+	env := testenv.Get(t)
+	appName := uniqueName("pdb")
+	sha := "9d8c7b6a11111111111111111111111111111111"
+	const adminPassword = "never-shown-admin-pw"
+	e := with(gitlabEnv(t, env, appName, sha), "SHIPPER_DATABASE_URL", "postgres://admin:"+adminPassword+"@127.0.0.1:1/postgres", "SHIPPER_DATABASE_TEMPLATE", "tpl")
+	r := runBinary(t, e, "promote")
+	if r.code != 2 || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, "K8S_SECRET_DATABASE_URL") ||
+		strings.Contains(r.stderr+r.stdout, adminPassword) {
+		t.Errorf("promote without production's DATABASE_URL: exit %d\n%s", r.code, r.stderr)
+	}
+	admin, err := env.AdminClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.CoreV1().Namespaces().Get(context.Background(), appName+"-production", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the refused promote made production's namespace: %v", err)
+	}
+	r = runBinary(t, with(e, "K8S_SECRET_DATABASE_URL", "", "SHIPPER_MIGRATE", "[nope"), "promote")
+	if r.code != 2 {
+		t.Errorf("promote --migrate that does not parse: exit %d\n%s", r.code, r.stderr)
+	}
+}
