@@ -295,7 +295,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress, apps, network, in-cluster or gitlab-ci-local); make e2e runs
+	// (gateway, ingress, apps, network, database, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
@@ -323,6 +323,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run("network", func(t *testing.T) {
 			say(t, "\n## NetworkPolicies enforced (kube-router's firewall): project B's pods cannot reach project A's preview, the router's can (ingress router)")
 			network(t, &g)
+		})
+	}
+	if only == "" || only == "database" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("database", func(t *testing.T) {
+			say(t, "\n## a database per commit: the Node.js app's /visits on PostgreSQL, --migrate, production's own database (ingress router)")
+			database(t, &g)
 		})
 	}
 	if only == "" || only == "in-cluster" {
