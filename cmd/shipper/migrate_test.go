@@ -40,15 +40,7 @@ func TestMigrationJobsAreHeldAsDeployments(t *testing.T) {
 		"--migrate", `["/app/migrate", "up"]`}, &stdout, &stderr); code != 0 {
 		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
 	}
-	var chartJob *batchv1.Job
-	for _, doc := range strings.Split(stdout.String(), "\n---") {
-		if strings.Contains(doc, "\nkind: Job\n") {
-			chartJob = new(batchv1.Job)
-			if err := yaml.Unmarshal([]byte(doc), chartJob); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	chartJob := rendered[batchv1.Job](t, stdout.String(), "Job")
 	if chartJob == nil {
 		t.Fatalf("shipper render --migrate printed no Job:\n%s", stdout.String())
 	}
@@ -180,4 +172,19 @@ func TestPromoteRefusesThePreviewsDatabase(t *testing.T) {
 	if r.code != 2 {
 		t.Errorf("promote --migrate that does not parse: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// rendered is the last object of kind in a rendering, nil when none.
+func rendered[T any](t *testing.T, manifest, kind string) *T {
+	t.Helper()
+	var out *T
+	for _, doc := range strings.Split(manifest, "\n---") {
+		if strings.Contains(doc, "\nkind: "+kind+"\n") {
+			out = new(T)
+			if err := yaml.Unmarshal([]byte(doc), out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return out
 }
