@@ -195,6 +195,7 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 		return nil, err
 	}
 	d.cfg.log.Info("migrating the commit's database before its pods roll out", "job", migrateJobName(n))
+	start := time.Now()
 	rel, err = d.cfg.installOrUpgrade(ctx, r, p, carried)
 	if err == nil {
 		return rel, nil
@@ -203,7 +204,7 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 	if rerr != nil {
 		secrets = d.Secrets
 	}
-	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", secretValues(secrets)); me != nil {
+	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", secretValues(secrets), start); me != nil {
 		return rel, me
 	}
 	return rel, err
@@ -296,14 +297,15 @@ func (c *Configuration) podsOf(ctx context.Context, ns, selector string) ([]core
 	return pods.Items, nil
 }
 
-// migrationFailure reads why Job name in ns failed, with its pod's last
-// log lines, secrets masked; nil when there is no such Job (the error
-// was not the migration's).
-func (c *Configuration) migrationFailure(ctx context.Context, ns, name, where string, secrets []string) *MigrationError {
+// migrationFailure reads why Job name in ns, made since, failed, with its
+// pod's last log lines, secrets masked; nil when there is no such Job, or
+// it succeeded (the error was not the migration's).
+func (c *Configuration) migrationFailure(ctx context.Context, ns, name, where string, secrets []string, since time.Time) *MigrationError {
 	ctx, cancel := undoContext(ctx)
 	defer cancel()
 	j, err := c.client.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
+	// Creation times are whole seconds.
+	if err != nil || j.CreationTimestamp.Time.Before(since.Truncate(time.Second)) || jobFinished(j) == "Complete" {
 		return nil
 	}
 	e := &MigrationError{Where: where, Namespace: ns, Job: name, Reason: jobFinished(j)}
@@ -412,6 +414,7 @@ func (c *Configuration) migrateProduction(ctx context.Context, n Names, argv []s
 		},
 	}
 	c.log.Info("migrating production's database before the switch", "job", productionMigrateJob, "namespace", n.Namespace)
+	start := time.Now()
 	if _, err := c.client.BatchV1().Jobs(n.Namespace).Create(ctx, job, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating job %s/%s: %s", n.Namespace, productionMigrateJob, apierrors.ReasonForError(err))
 	}
@@ -420,7 +423,7 @@ func (c *Configuration) migrateProduction(ctx context.Context, n Names, argv []s
 		c.log.Info("production's database migrated", "job", productionMigrateJob)
 		return nil
 	}
-	if me := c.migrationFailure(ctx, n.Namespace, productionMigrateJob, "production's", secretValues(secrets)); me != nil {
+	if me := c.migrationFailure(ctx, n.Namespace, productionMigrateJob, "production's", secretValues(secrets), start); me != nil {
 		if errors.Is(werr, context.DeadlineExceeded) || errors.Is(werr, context.Canceled) {
 			me.Reason = "did not finish in time: " + me.Reason
 		}
