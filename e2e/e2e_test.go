@@ -303,7 +303,7 @@ func TestPipelineOnARealNode(t *testing.T) {
 		}
 	}
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
-	// (gateway, ingress, apps, network, protect, in-cluster or gitlab-ci-local); make e2e runs
+	// (gateway, ingress, apps, network, protect, database, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.
 	only := os.Getenv("SHIPPER_E2E_RUN")
 	for _, r := range routers {
@@ -339,6 +339,14 @@ func TestPipelineOnARealNode(t *testing.T) {
 		t.Run("protect", func(t *testing.T) {
 			say(t, "\n## a protected preview: shipper-gate in front of the app (ingress router)")
 			protect(t, &g)
+		})
+	}
+	if only == "" || only == "database" {
+		g := base
+		g.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
+		t.Run("database", func(t *testing.T) {
+			say(t, "\n## a database per commit: the Node.js app's /visits on PostgreSQL, --migrate, production's own database (ingress router)")
+			database(t, &g)
 		})
 	}
 	if only == "" || only == "in-cluster" {

@@ -47,6 +47,7 @@ var flagChecks = map[string]func(c *cli.Context, name string) error{
 		return ifSet(c.String(name), database.CheckTemplate)
 	},
 	"database-host": func(c *cli.Context, name string) error { return ifSet(c.String(name), database.CheckHost) },
+	"migrate":       func(c *cli.Context, name string) error { _, err := release.MigrateArgv(c.String(name)); return err },
 }
 
 // ifSet is check of s, unless s is empty.

@@ -38,6 +38,7 @@ Example:
 			secretPrefixFlag(),
 			waitFlag(),
 			dotenvFlag(),
+			migrateFlag(),
 		}, protectFlags(), verifyFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action:       clusterAction(commitNames, runDeploy),
@@ -76,6 +77,7 @@ func newDeploy(c *cli.Context, cfg *release.Configuration, n release.Names) (*re
 	}
 	d.Hosts, d.Values, d.Wait, d.Verify = hosts(c, false), vals, c.Bool("wait"), verify(c)
 	d.Hosts.AliasTemplate = c.String("alias-host")
+	d.Migrate = c.String("migrate")
 	if d.CommitTime, err = commitTime(c); err != nil {
 		return nil, "", err
 	}

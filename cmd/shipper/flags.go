@@ -188,6 +188,13 @@ func databaseFlags() []cli.Flag {
 	}
 }
 
+// migrateFlag is deploy's (the commit's database, a Helm hook Job before
+// its pods roll out), render's, and promote's (production's database,
+// before the switch): internal/release/migrate.go.
+func migrateFlag() cli.Flag {
+	return &cli.StringFlag{Name: "migrate", Usage: "command run with the commit's image and its database's environment before it serves: deploy against the commit's database, promote against production's (DATABASE_URL of the production secret variables); a shell command (the image needs /bin/sh) or a JSON array [\"/app/migrate\", \"up\"] run as it is; never printed", EnvVars: []string{"SHIPPER_MIGRATE"}}
+}
+
 // flags joins flag sets.
 func flags(sets ...[]cli.Flag) []cli.Flag {
 	var out []cli.Flag

@@ -29,7 +29,8 @@ Examples:
 			waitFlag(),
 			drainDelayFlag(),
 			secretPrefixFlag(),
-		}, verifyFlags(), hostFlags(), chartFlags(), globalFlags()),
+			migrateFlag(),
+		}, verifyFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(commitNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			p, err := newPromote(c, cfg)
@@ -61,6 +62,7 @@ func newPromote(c *cli.Context, cfg *release.Configuration) (*release.Promote, e
 	p := release.NewPromote(cfg)
 	p.Hosts, p.Values, p.Wait, p.Verify = hosts(c, true), vals, c.Bool("wait"), verify(c)
 	p.Weight, p.DrainDelay = c.Int("weight"), c.Duration("drain-delay")
+	p.Migrate = c.String("migrate")
 	if p.Secrets, p.SecretPrefix, err = secretVariables(c); err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ Example:
 			secretPrefixFlag(),
 			&cli.BoolFlag{Name: "pull-secret", Usage: "render as if pull credentials were given"},
 			pullUserFlag(),
+			migrateFlag(),
 		}, protectFlags(), hostFlags(), chartFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: func(c *cli.Context) error {

@@ -27,7 +27,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"sigs.k8s.io/yaml"
 
 	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
@@ -60,15 +59,7 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "5e6f7081", "--domain", "example.com", "--image", "r.example.com/a:1"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
 	}
-	var chartDeployment *appsv1.Deployment
-	for _, doc := range strings.Split(stdout.String(), "\n---") {
-		if strings.Contains(doc, "\nkind: Deployment\n") {
-			chartDeployment = new(appsv1.Deployment)
-			if err := yaml.Unmarshal([]byte(doc), chartDeployment); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	chartDeployment := rendered[appsv1.Deployment](t, stdout.String(), "Deployment")
 	if chartDeployment == nil {
 		t.Fatalf("shipper render printed no Deployment:\n%s", stdout.String())
 	}

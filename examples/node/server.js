@@ -1,10 +1,12 @@
 // shipper's Node.js sample app, the twin of examples/hello: "/" answers a
 // random Docker-style name (distracted_clarke), "/version" the short commit
-// SHA from APP_VERSION, and every response carries "env: node-<version>".
-// Standard library only, so the image needs no node_modules.
+// SHA from APP_VERSION, "/visits" counts visits in its DATABASE_URL, and
+// every response carries "env: node-<version>". Standard library only
+// (pg.js speaks PostgreSQL's protocol), so the image needs no node_modules.
 'use strict';
 
 const http = require('node:http');
+const { query } = require('./pg');
 
 const adjectives = ['admiring', 'brave', 'busy', 'clever', 'distracted', 'eager', 'ecstatic', 'elegant',
   'focused', 'gallant', 'happy', 'hopeful', 'jolly', 'keen', 'laughing', 'modest', 'nostalgic', 'peaceful',
@@ -29,9 +31,25 @@ function handler(req, res) {
     res.end(`${randomName()}\n`);
   } else if (path === '/version') {
     res.end(`${process.env.APP_VERSION || 'unknown'}\n`);
+  } else if (path === '/visits') {
+    visits(res);
   } else {
     res.writeHead(404).end('not found\n');
   }
+}
+
+// visits counts a visit in the commit's database (DATABASE_URL, which
+// shipper gives each preview: shipper deploy --database-url) and answers
+// how many it holds; the table is the migration's (migrate.js).
+function visits(res) {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    res.writeHead(503).end('no database (DATABASE_URL)\n');
+    return;
+  }
+  query(url, 'INSERT INTO visits DEFAULT VALUES', 'SELECT count(*) FROM visits').then(
+    (rows) => res.end(`${rows[0][0]}\n`),
+    (err) => res.writeHead(500).end(`database: ${err.message}\n`));
 }
 
 module.exports = { handler, randomName };

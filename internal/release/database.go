@@ -36,8 +36,9 @@ import (
 // The engine never sees Kubernetes and the release code never sees SQL:
 // another engine is a new database.Engine, nothing here changes.
 // Production is not given a database: a promoted commit's pods run with
-// production's own Secret (promote's K8S_SECRET_DATABASE_URL), the
-// preview's database stays the preview's.
+// production's own Secret (promote's K8S_SECRET_DATABASE_URL, which
+// promote requires with the database settings: migrate.go's checkMigrate),
+// the preview's database stays the preview's.
 
 // WithDatabase gives every commit a database of its own on db.
 func WithDatabase(db database.Engine) Option { return func(c *Configuration) { c.db = db } }

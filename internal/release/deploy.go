@@ -46,6 +46,10 @@ type Deploy struct {
 	// Protection puts the gate in front of the commit (protection.go);
 	// nil or ProtectNone: none.
 	Protection *Protection
+	// Migrate, when set, runs before the commit's pods roll out, with its
+	// environment (its database's): a shell command, or a JSON array
+	// (migrate.go, MigrateArgv).
+	Migrate string
 }
 
 // NewDeploy returns a Deploy that waits for the commit's pods.
@@ -59,6 +63,10 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 		return nil, Image{}, err
 	}
 	env, err := d.checkEnv()
+	if err != nil {
+		return nil, Image{}, err
+	}
+	argv, err := d.migrateArgv()
 	if err != nil {
 		return nil, Image{}, err
 	}
@@ -86,9 +94,9 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	case d.Protection.on():
 		return nil, Image{}, &UsageError{Input: "--protect", Value: string(d.Protection.Mode), Rule: "the chart (--chart) has no protection block to run the gate with: use shipper's chart, add the block (charts/preview-app), or --protect none"}
 	}
-	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, d.Values, img, d.Credentials != nil, env, prot)
+	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, withMigrate(ctx, d.Values, argv), img, d.Credentials != nil, env, prot)
 	if err == nil {
-		p.labels[LabelProtect] = string(cmpOr(string(d.Protection.mode()), string(ProtectNone)))
+		p.labels[LabelProtect] = cmpOr(string(d.Protection.mode()), string(ProtectNone))
 	}
 	return p, img, err
 }
@@ -265,7 +273,7 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 		return nil, err
 	}
 	wasProtected := r.lastProtected()
-	rel, err := d.cfg.installOrUpgrade(ctx, r, p, carried)
+	rel, err := d.installMigrating(ctx, n, r, p, carried)
 	if err == nil && d.Wait {
 		err = d.awaitServing(ctx, dp, rel, serving)
 	}

@@ -21,7 +21,9 @@
 //	Deploy.Run         prepare: begin -> plan -> namespace (+ RoleBinding);
 //	                   install: [live? production Lease] -> Lease -> pull
 //	                   secret -> open the release (repair pending) ->
-//	                   install|upgrade (the live block carried, sizing.go)
+//	                   [--migrate: a killed run's Job stopped] ->
+//	                   install|upgrade (the live block carried, sizing.go;
+//	                   the chart's migration hook first, migrate.go)
 //	                   -> wait + diagnose (kube.Rollout) [-> undo];
 //	                   [a ref] -> move the alias: available -> alias Lease
 //	                   -> commit Lease -> newer than the commit the alias
@@ -29,7 +31,8 @@
 //	Promote.Run        validate -> prepare: begin -> [canary: live commit]
 //	                   -> plan -> checks (cached) -> production namespace;
 //	                   switch: production Lease -> commit Lease -> the
-//	                   switch (switch.go: fresh checks -> size up ->
+//	                   switch (switch.go: fresh checks -> [--migrate:
+//	                   production's database, migrate.go] -> size up ->
 //	                   uninterruptible: upgrade <app>-production (ingress:
 //	                   Ingress in the commit's namespace, created before the
 //	                   old is deleted; gateway: one HTTPRoute in its own
@@ -89,7 +92,9 @@
 // router.go the Gateway API router; routes.go production's routing
 // objects; switch.go the one switch of a route (promote, canary step,
 // rollback, alias move) and what follows it; alias.go branch aliases;
-// sizing.go production size; prune.go retention; verify.go --verify;
+// sizing.go production size; migrate.go --migrate's Jobs (the chart's
+// hook, promote's against production's database); database.go the
+// per-commit databases; prune.go retention; verify.go --verify;
 // check.go the invariants; lock.go the Locker and uninterruptible. Reaching the cluster (kube.Options),
 // retrying what passes and waiting for a Deployment are internal/kube's;
 // taking, renewing and giving up a Lease is internal/lease's.

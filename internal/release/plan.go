@@ -165,7 +165,7 @@ func (p *plan) validate(ctx context.Context) error {
 		}
 		return &UsageError{Input: "values", Value: strings.ReplaceAll(err.Error(), "\n", " "), Rule: "the chart refused them"}
 	}
-	p.manifest = rel.Manifest
+	p.manifest = rel.Manifest + hookManifests(rel.Hooks)
 	return nil
 }
 

@@ -49,6 +49,10 @@ type Promote struct {
 	// DrainDelay is how long the outgoing commit keeps its production size
 	// after the switch (DefaultDrainDelay); Run returns after it.
 	DrainDelay time.Duration
+	// Migrate, when set, runs against production's database (Secrets'
+	// DATABASE_URL) under production's lock before the switch; a failure
+	// switches nothing (migrate.go).
+	Migrate string
 }
 
 // NewPromote returns a Promote that waits for the Gateway and sizes the
@@ -109,7 +113,10 @@ func (p *Promote) validate() error {
 	if p.canary() && p.cfg.router() != RouterGateway {
 		return &UsageError{Input: "--weight", Value: strconv.Itoa(p.Weight), Rule: "a canary needs the gateway router (--router gateway): Ingress has no portable weights"}
 	}
-	return CheckSecretNames(p.Secrets, p.SecretPrefix)
+	if err := CheckSecretNames(p.Secrets, p.SecretPrefix); err != nil {
+		return err
+	}
+	return p.checkMigrate()
 }
 
 // promotion is a promote as prepared: the commit n, the one that serves
@@ -154,6 +161,7 @@ func (p *Promote) prepare(ctx context.Context, n Names) (*promotion, error) {
 		size: &sizing{overlay: productionOverlay(p.Values), secrets: p.Secrets}, why: why,
 		viaGateway: p.cfg.router() == RouterGateway,
 	}
+	pr.sw.migrate = p.migration(n)
 	if err := p.cfg.checkSwitch(ctx, pr.sw, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}

@@ -378,6 +378,9 @@ func (c *Configuration) restoreSecret(ctx context.Context, n Names, name string,
 func (c *Configuration) upgradeValues(ctx context.Context, r *helmRelease, n Names, rel *release.Release, live map[string]any, description string) (*release.Release, error) {
 	vals := maps.Clone(rel.Config)
 	vals["live"] = live
+	// A values-only change runs no migration: the chart's hook would run
+	// the commit's again (production's is promote's, migrate.go).
+	delete(vals, "migrate")
 	p, err := c.newPlanChart(ctx, n, n.Release, n.Namespace, "", "", rel.Chart, vals)
 	if err != nil {
 		return nil, err

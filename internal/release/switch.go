@@ -27,6 +27,8 @@ import (
 //	          run rendered, its namespace live and this project's and, on
 //	          the gateway router, the Gateway this run names; on a route
 //	          that is an HTTPRoute, its ReferenceGrant
+//	migrate   promote --migrate: production's database, by a Job of the
+//	          commit's image (migrate.go), or nothing is switched
 //	size up   each of them to production size, or nothing is switched
 //	          (production only; sizing.go)
 //	switch    the Helm operation: an upgrade to the plan, or Helm's
@@ -77,6 +79,9 @@ type switchover struct {
 	// unsized: no commit was listed at production size under the locks
 	// and the switch sized none up, so none is left to settle (land).
 	unsized bool
+	// migrate, when set, migrates production's database after the fresh
+	// checks and before the size-up (promote --migrate, migrate.go).
+	migrate func(context.Context) error
 }
 
 // switchRoute checks, sizes up, switches and sweeps (see above), and
@@ -87,6 +92,11 @@ func (c *Configuration) switchRoute(ctx context.Context, s *switchover) (*releas
 	pre.wait()
 	if err != nil {
 		return nil, err
+	}
+	if s.migrate != nil {
+		if err := s.migrate(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.sizeUpAll(ctx, s, pre.sized); err != nil {
 		return nil, err

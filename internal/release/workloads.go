@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
@@ -100,7 +101,7 @@ func (s Settings) emptyDirMax() (string, resource.Quantity) {
 }
 
 // checkWorkloads refuses (a usage error: exit 2) a rendered manifest whose
-// Deployments policy shipper-workloads would refuse, before anything in
+// Deployments or Jobs (hooks) policy shipper-workloads would refuse, before anything in
 // the cluster changes; a chart of the user's (--chart) renders anything.
 func (c *Configuration) checkWorkloads(ctx context.Context, manifest string) error {
 	s, err := c.settings(ctx)
@@ -113,15 +114,29 @@ func (c *Configuration) checkWorkloads(ctx context.Context, manifest string) err
 			APIVersion string `json:"apiVersion"`
 			Kind       string `json:"kind"`
 		}
-		if yaml.Unmarshal([]byte(doc), &head) != nil || head.Kind != "Deployment" || head.APIVersion != "apps/v1" {
+		if yaml.Unmarshal([]byte(doc), &head) != nil {
 			continue
 		}
-		var d appsv1.Deployment
-		if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
-			continue // Helm's install reports it
+		var pod *corev1.PodSpec
+		var name string
+		switch {
+		case head.Kind == "Deployment" && head.APIVersion == "apps/v1":
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal([]byte(doc), &d); err != nil {
+				continue // Helm's install reports it
+			}
+			pod, name = &d.Spec.Template.Spec, d.Name
+		case head.Kind == "Job" && head.APIVersion == "batch/v1": // a hook (migrate.yaml)
+			var j batchv1.Job
+			if err := yaml.Unmarshal([]byte(doc), &j); err != nil {
+				continue
+			}
+			pod, name = &j.Spec.Template.Spec, j.Name
+		default:
+			continue
 		}
-		for _, p := range s.WorkloadProblems(&d.Spec.Template.Spec) {
-			problems = append(problems, "Deployment "+d.Name+": "+p)
+		for _, p := range s.WorkloadProblems(pod) {
+			problems = append(problems, head.Kind+" "+name+": "+p)
 		}
 	}
 	if len(problems) == 0 {

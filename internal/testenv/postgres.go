@@ -54,7 +54,16 @@ func (p *Postgres) Open(db string) (*sql.DB, error) { return sql.Open("postgres"
 // StartPostgres runs initdb and postgres on a free port, as the postgres
 // user when this process is root (initdb refuses root), and returns once
 // the superuser can log in.
-func StartPostgres(ctx context.Context) (_ *Postgres, err error) {
+func StartPostgres(ctx context.Context) (*Postgres, error) { return StartPostgresFor(ctx, false) }
+
+// NodeGateway is the host's address on the real node's bridge (cni0),
+// which the node's pods reach the host at.
+const NodeGateway = "10.244.0.1"
+
+// StartPostgresFor is StartPostgres, listening also on NodeGateway with
+// password logins from the node's pods (clusterCIDR) when pods is set:
+// for the e2e's apps. Start the Env's node first: it makes the bridge.
+func StartPostgresFor(ctx context.Context, pods bool) (_ *Postgres, err error) {
 	if _, err := os.Stat(filepath.Join(PostgresBin, "postgres")); err != nil {
 		return nil, fmt.Errorf("no PostgreSQL 15 (hack/deps.sh test installs Debian's postgresql): %w", err)
 	}
@@ -92,6 +101,21 @@ func StartPostgres(ctx context.Context) (_ *Postgres, err error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("initdb: %w: %s", err, out)
 	}
+	listen := "127.0.0.1"
+	if pods {
+		listen += "," + NodeGateway
+		hba, err := os.OpenFile(filepath.Join(data, "pg_hba.conf"), os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		_, err = fmt.Fprintf(hba, "host all all %s scram-sha-256\n", clusterCIDR)
+		if cerr := hba.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	var lastErr error
 	for range startAttempts {
 		ports, err := freePorts(1)
@@ -100,7 +124,7 @@ func StartPostgres(ctx context.Context) (_ *Postgres, err error) {
 		}
 		// Durability off: the data is thrown away.
 		proc, err := startProcessAs(dir, "postgres", cred, filepath.Join(PostgresBin, "postgres"), "-D", data,
-			"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(ports[0]), "-k", data,
+			"-c", "listen_addresses="+listen, "-p", strconv.Itoa(ports[0]), "-k", data,
 			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
 		if err != nil {
 			return nil, err
