@@ -383,7 +383,7 @@ func TestProjectTokensKeepProjectsApart(t *testing.T) {
 		}
 	}
 	if _, err := a.CoreV1().Services(nsA).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
-		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 80}}}}, dry); err != nil {
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "x"}, Ports: []corev1.ServicePort{{Port: 80}}}}, dry); err != nil {
 		t.Errorf("a ClusterIP Service in its own namespace: %v", err)
 	}
 }

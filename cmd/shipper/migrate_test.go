@@ -37,7 +37,7 @@ func TestMigrationJobsAreHeldAsDeployments(t *testing.T) {
 	// The chart's migration Job, as shipper renders it.
 	var stdout, stderr strings.Builder
 	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "6a7b8c9d", "--domain", "example.com", "--image", "r.example.com/a:1",
-		"--migrate", `["/app/migrate", "up"]`}, &stdout, &stderr); code != 0 {
+		"--migrate", `["/app/migrate", "up"]`, "--protect", "none"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
 	}
 	chartJob := rendered[batchv1.Job](t, stdout.String(), "Job")

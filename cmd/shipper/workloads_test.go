@@ -54,9 +54,11 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 	// quota and LimitRange, without which no Deployment is admitted).
 	app, ns, _, _ := deployedFor(t, env, "202", "wl", "5e6f7081aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 
-	// The chart's Deployment, as shipper renders it, with a secret env.
+	// The chart's Deployment, as shipper renders it, with a secret env,
+	// protected: the gate beside the app passes the same policies.
 	var stdout, stderr strings.Builder
-	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "5e6f7081", "--domain", "example.com", "--image", "r.example.com/a:1"}, &stdout, &stderr); code != 0 {
+	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "5e6f7081", "--domain", "example.com", "--image", "r.example.com/a:1",
+		"--gate-image", "r.example.com/tools/shipper:1"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
 	}
 	chartDeployment := rendered[appsv1.Deployment](t, stdout.String(), "Deployment")
