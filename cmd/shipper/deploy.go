@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/gate"
 	"github.com/shipper-dev/shipper/internal/image"
 	"github.com/shipper-dev/shipper/internal/release"
 )
@@ -95,6 +96,11 @@ func protectFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "protect", Value: string(release.ProtectPreviews), Usage: "which hosts need a login: previews (and branch aliases; production public), all, or none", EnvVars: []string{"SHIPPER_PROTECT"}},
 		&cli.StringFlag{Name: "gate-image", Usage: "the image of the gate protected pods run: shipper's job image, which holds shipper-gate", EnvVars: []string{"SHIPPER_GATE_IMAGE", "CI_JOB_IMAGE"}},
+		&cli.StringFlag{Name: "oidc-issuer", Usage: "protected hosts also sign in with this OpenID Connect provider, https://gitlab.example.com (its client secret from " + gate.OIDCSecretVar + ")", EnvVars: []string{"SHIPPER_OIDC_ISSUER"}},
+		&cli.StringFlag{Name: "oidc-client-id", Usage: "the gate's application ID at --oidc-issuer", EnvVars: []string{"SHIPPER_OIDC_CLIENT_ID"}},
+		&cli.StringFlag{Name: "oidc-groups", Usage: "the groups whose members get in, paths separated by commas (acme/web,acme/qa)", EnvVars: []string{"SHIPPER_OIDC_GROUPS"}},
+		&cli.BoolFlag{Name: "oidc-allow-any-user", Usage: "let in anyone --oidc-issuer signs in instead of --oidc-groups (on gitlab.com: anyone with an account)", EnvVars: []string{"SHIPPER_OIDC_ALLOW_ANY_USER"}},
+		&cli.StringFlag{Name: "oidc-name", Usage: "the provider's name on the login page's button (default GitLab)", EnvVars: []string{"SHIPPER_OIDC_NAME"}},
 	}
 }
 
@@ -106,8 +112,14 @@ func protection(c *cli.Context) (*release.Protection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &release.Protection{Mode: mode, Image: c.String("gate-image"),
-		Password: os.Getenv(gatePasswordVar), Bypass: os.Getenv(gateBypassVar)}, nil
+	p := &release.Protection{Mode: mode, Image: c.String("gate-image"),
+		Password: os.Getenv(gatePasswordVar), Bypass: os.Getenv(gateBypassVar)}
+	if c.String("oidc-issuer") != "" || c.String("oidc-client-id") != "" || c.String("oidc-groups") != "" || c.Bool("oidc-allow-any-user") {
+		p.OIDC = &release.ProtectionOIDC{Issuer: c.String("oidc-issuer"), ClientID: c.String("oidc-client-id"),
+			Groups: c.String("oidc-groups"), Name: c.String("oidc-name"), AllowAnyUser: c.Bool("oidc-allow-any-user")}
+		p.OIDCSecret = os.Getenv(gate.OIDCSecretVar)
+	}
+	return p, nil
 }
 
 // secretsFromEnv are the variables of environ named prefix+NAME, as NAME:

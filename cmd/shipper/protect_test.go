@@ -45,8 +45,10 @@ func TestProtectedPreviews(t *testing.T) {
 	const (
 		pw1, pw2 = "first-preview-password-4711", "second-preview-password-0815"
 		bypass   = "automation-bypass-secret-9999"
-		shaA     = "1a1a1a1a00000000000000000000000000000000"
-		shaB     = "2b2b2b2b00000000000000000000000000000000"
+		// oidcSecret is the client secret of the gate's GitLab application.
+		oidcSecret = "oidc-client-secret-value-2468"
+		shaA       = "1a1a1a1a00000000000000000000000000000000"
+		shaB       = "2b2b2b2b00000000000000000000000000000000"
 	)
 	tok := projectToken(t, env, "103")
 	appName := uniqueName("prot")
@@ -87,6 +89,10 @@ func TestProtectedPreviews(t *testing.T) {
 		{"a bad gate image", with(protected, "SHIPPER_GATE_IMAGE", "Registry/Shipper"), "--gate-image"},
 		{"a short bypass", with(protected, "SHIPPER_PROTECTION_BYPASS", "short-bypass"), "SHIPPER_PROTECTION_BYPASS"},
 		{"a short password", with(protected, "SHIPPER_PREVIEW_PASSWORD", "1234567"), "SHIPPER_PREVIEW_PASSWORD"},
+		{"an http OIDC issuer", with(protected, "SHIPPER_OIDC_ISSUER", "http://gitlab.example.com", "SHIPPER_OIDC_CLIENT_ID", "app-id",
+			"SHIPPER_OIDC_GROUPS", "acme/web", "SHIPPER_OIDC_CLIENT_SECRET", oidcSecret), "--oidc-issuer"},
+		{"OIDC letting in nobody chosen", with(protected, "SHIPPER_OIDC_ISSUER", "https://gitlab.example.com", "SHIPPER_OIDC_CLIENT_ID", "app-id",
+			"SHIPPER_OIDC_CLIENT_SECRET", oidcSecret), "--oidc-groups"},
 	} {
 		r := runBinary(t, at(tc.env, shaA), "deploy")
 		if r.code != exitUsage || !strings.Contains(r.stderr, tc.want) {
@@ -155,10 +161,24 @@ func TestProtectedPreviews(t *testing.T) {
 		t.Error("the commit's gate Secret is not a copy of the app's")
 	}
 
-	// A second commit with a new password: the same key, and the first
-	// commit's copy gets the new password too (its sessions end).
-	mustRun(at(with(protected, "SHIPPER_PREVIEW_PASSWORD", pw2), shaB), "package")
-	mustRun(at(with(protected, "SHIPPER_PREVIEW_PASSWORD", pw2), shaB), "deploy")
+	// A second commit with a new password and sign-in with GitLab: the
+	// same key, and the first commit's copy gets the new password too (its
+	// sessions end); the client secret is the app's like the password.
+	withOIDC := with(protected, "SHIPPER_PREVIEW_PASSWORD", pw2, "SHIPPER_OIDC_ISSUER", "https://gitlab.example.com",
+		"SHIPPER_OIDC_CLIENT_ID", "app-id", "SHIPPER_OIDC_GROUPS", "acme/web", "SHIPPER_OIDC_CLIENT_SECRET", oidcSecret)
+	mustRun(at(withOIDC, shaB), "package")
+	mustRun(at(withOIDC, shaB), "deploy")
+	depB, err := admin.AppsV1().Deployments(nsB).Get(ctx, nsB, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := depB.Spec.Template.Spec.Containers[1].Args; !slices.Contains(args, "--oidc-issuer=https://gitlab.example.com") ||
+		!slices.Contains(args, "--oidc-groups=acme/web") || strings.Contains(strings.Join(args, " "), oidcSecret) {
+		t.Errorf("gate args %q: want the sign-in flags, never the secret", args)
+	}
+	if got := secretData(prod, "shipper-gate"); got["oidc-client-secret"] != oidcSecret {
+		t.Error("the app's gate Secret has not the OIDC client secret")
+	}
 	for _, ns := range []string{nsA, nsB} {
 		if got := secretData(ns, ns+"-gate"); got["key"] != appKey["key"] || got["password"] != pw2 {
 			t.Errorf("%s: same key %t, new password %t; want both", ns, got["key"] == appKey["key"], got["password"] == pw2)
@@ -248,14 +268,14 @@ func TestProtectedPreviews(t *testing.T) {
 		}
 		for _, r := range recs.Items {
 			rel := helmRecord(t, r)
-			for _, s := range []string{pw1, pw2, bypass, appKey["key"], rotated["key"]} {
+			for _, s := range []string{pw1, pw2, bypass, oidcSecret, appKey["key"], rotated["key"]} {
 				if strings.Contains(rel, s) {
 					t.Errorf("Helm record %s/%s holds a secret", ns, r.Name)
 				}
 			}
 		}
 	}
-	for _, s := range []string{pw1, pw2, bypass} {
+	for _, s := range []string{pw1, pw2, bypass, oidcSecret} {
 		if strings.Contains(output.String(), s) {
 			t.Error("a job's output holds a secret")
 		}

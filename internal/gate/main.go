@@ -38,6 +38,9 @@ const (
 	KeyFile      = "key"
 	PasswordFile = "password"
 	BypassFile   = "bypass"
+	// OIDCSecretFile is the client secret of --oidc-issuer (read at
+	// start: a new one takes a restart of the gate).
+	OIDCSecretFile = "oidc-client-secret"
 )
 
 // reloadEvery is how often a gate with --secrets-dir reads its files
@@ -220,7 +223,20 @@ func Main(ctx context.Context, name string, args []string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	if cfg.OIDC, err = o.oidc.config(getenv); err != nil {
+	oidcEnv := getenv
+	if o.secretsDir != "" {
+		oidcEnv = func(k string) string {
+			if k != OIDCSecretVar {
+				return getenv(k)
+			}
+			b, err := os.ReadFile(filepath.Join(o.secretsDir, OIDCSecretFile))
+			if err != nil {
+				return getenv(k)
+			}
+			return string(b)
+		}
+	}
+	if cfg.OIDC, err = o.oidc.config(oidcEnv); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))

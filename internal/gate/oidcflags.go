@@ -2,6 +2,7 @@ package gate
 
 import (
 	"flag"
+	"io"
 	"net"
 	"net/url"
 	"regexp"
@@ -31,6 +32,27 @@ func (o *oidcOptions) register(fs *flag.FlagSet, getenv func(string) string) {
 	fs.StringVar(&o.groups, "oidc-groups", env("SHIPPER_OIDC_GROUPS", ""), "the groups whose members get in, paths separated by commas (acme/web,acme/qa)")
 	fs.BoolVar(&o.anyUser, "oidc-allow-any-user", env("SHIPPER_OIDC_ALLOW_ANY_USER", "") == "true", "let in anyone --oidc-issuer signs in instead of --oidc-groups (on gitlab.com: anyone with an account)")
 	fs.StringVar(&o.name, "oidc-name", env("SHIPPER_OIDC_NAME", "GitLab"), "the provider's name on the login page's button")
+}
+
+// CheckOIDC checks the gate's sign-in flags args (--oidc-*) with secret
+// as the client secret, as the gate will at its start: a deploy refuses
+// them before anything changes.
+func CheckOIDC(args []string, secret string) error {
+	var o oidcOptions
+	fs := flag.NewFlagSet("gate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	none := func(string) string { return "" }
+	o.register(fs, none)
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	_, err := o.config(func(k string) string {
+		if k == OIDCSecretVar {
+			return secret
+		}
+		return ""
+	})
+	return err
 }
 
 // groupPath is a GitLab group's full path.

@@ -74,6 +74,33 @@ type Protection struct {
 	// Password and Bypass, when set, become the app's (see above); ""
 	// keeps the app's.
 	Password, Bypass string
+	// OIDC, when set, lets people in with an OpenID Connect provider
+	// (GitLab: a group's members); its client secret is the app's like
+	// the password (OIDCSecret, "" keeps the app's).
+	OIDC       *ProtectionOIDC
+	OIDCSecret string
+}
+
+// ProtectionOIDC is the gate's sign-in with a provider: the gate's own
+// --oidc-* flags (internal/gate), which a deploy checks as the gate will.
+type ProtectionOIDC struct {
+	Issuer, ClientID, Groups, Name string
+	AllowAnyUser                   bool
+}
+
+// args are o's gate flags.
+func (o *ProtectionOIDC) args() []string {
+	a := []string{"--oidc-issuer=" + o.Issuer, "--oidc-client-id=" + o.ClientID}
+	if o.Groups != "" {
+		a = append(a, "--oidc-groups="+o.Groups)
+	}
+	if o.AllowAnyUser {
+		a = append(a, "--oidc-allow-any-user")
+	}
+	if o.Name != "" {
+		a = append(a, "--oidc-name="+o.Name)
+	}
+	return a
 }
 
 // LabelProtect, on a commit's release records, is its Protect mode.
@@ -114,6 +141,14 @@ func (p *Protection) check() error {
 	if p.Bypass != "" && len(p.Bypass) < 20 {
 		return &UsageError{Input: "SHIPPER_PROTECTION_BYPASS", Value: NotShown, Rule: "must be 20 characters or more: head -c 24 /dev/urandom | base64"}
 	}
+	if p.OIDC != nil {
+		// A deploy that does not bring the secret keeps the app's, which
+		// the gate reads; only a first one must bring it.
+		secret := cmpOr(p.OIDCSecret, "(kept)")
+		if err := gate.CheckOIDC(p.OIDC.args(), secret); err != nil {
+			return &UsageError{Input: "sign-in with OpenID Connect", Value: NotShown, Rule: err.Error()}
+		}
+	}
 	return nil
 }
 
@@ -142,6 +177,13 @@ func protectionValues(n Names, hosts Hosts, p *Protection, loginHost bool) map[s
 	if prod, err := hosts.Production(n); err == nil && loginHost && hosts.Domain != "" {
 		v["loginHost"] = prod
 	}
+	if p.OIDC != nil {
+		args := []any{}
+		for _, a := range p.OIDC.args() {
+			args = append(args, a)
+		}
+		v["oidcArgs"] = args
+	}
 	return v
 }
 
@@ -159,6 +201,9 @@ func (c *Configuration) applyGate(ctx context.Context, n Names, p *Protection) e
 	data, err := c.appGate(ctx, n, p)
 	if err != nil {
 		return err
+	}
+	if p.OIDC != nil && data[gate.OIDCSecretFile] == "" {
+		return &UsageError{Input: "SHIPPER_OIDC_CLIENT_SECRET", Value: NotShown, Rule: "is empty, and the app has none yet: set it (masked) to the secret of the gate's application at --oidc-issuer"}
 	}
 	_, err = c.applyEnvSecretNamed(ctx, n, gateSecretName(n), data)
 	return err
@@ -190,7 +235,7 @@ func (c *Configuration) appGate(ctx context.Context, n Names, p *Protection) (ma
 			if _, err := rand.Read(key); err != nil {
 				return err
 			}
-			data = map[string]string{gate.KeyFile: string(key), gate.PasswordFile: p.Password, gate.BypassFile: p.Bypass}
+			data = map[string]string{gate.KeyFile: string(key), gate.PasswordFile: p.Password, gate.BypassFile: p.Bypass, gate.OIDCSecretFile: p.OIDCSecret}
 			_, err = api.Create(ctx, gateSecretObject(n, n.ProductionNamespace, appGateSecret, data), metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				return apierrors.NewConflict(corev1.Resource("secrets"), appGateSecret, err) // made meanwhile: read it
@@ -208,7 +253,7 @@ func (c *Configuration) appGate(ctx context.Context, n Names, p *Protection) (ma
 			data[k] = string(v)
 		}
 		changed = false
-		for file, given := range map[string]string{gate.PasswordFile: p.Password, gate.BypassFile: p.Bypass} {
+		for file, given := range map[string]string{gate.PasswordFile: p.Password, gate.BypassFile: p.Bypass, gate.OIDCSecretFile: p.OIDCSecret} {
 			if given != "" && subtle.ConstantTimeCompare([]byte(given), []byte(data[file])) != 1 {
 				data[file], changed = given, true
 			}
