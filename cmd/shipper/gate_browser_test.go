@@ -74,10 +74,10 @@ func TestGateInABrowser(t *testing.T) {
 	if to, _ := url.Parse(hop); to.Query().Get("to") != "http://"+preview1+"/" {
 		t.Errorf("the login page is at %s, want the login host's, back to preview 1", hop)
 	}
-	// The form is the login host's: it names the app, and the commit
-	// production runs (not the preview's; the address names that).
+	// The form is the login host's: it names the app and the preview it
+	// opens (not the commit production runs).
 	text := tab.WaitText("Password")
-	for _, want := range []string{"This preview is protected", "App shop, commit 0c0ffee0."} {
+	for _, want := range []string{"This preview is protected", "App shop: sign in to open " + preview1 + "."} {
 		if !strings.Contains(text, want) {
 			t.Errorf("login page: no %q in\n%s", want, text)
 		}

@@ -18,7 +18,8 @@ h1{font-size:1.3rem}code{background:#eee;padding:.1rem .3rem}p.err{color:#b00}
 input,button,a.button{font:inherit;padding:.4rem;margin:.2rem 0}
 a.button{display:inline-block;border:1px solid #888;border-radius:4px;color:inherit;text-decoration:none}</style></head>
 <body><h1>This preview is protected</h1>
-<p>App <code>{{.App}}</code>, commit <code>{{.Commit}}</code>.</p>
+{{if .Opening}}<p>App <code>{{.App}}</code>: sign in to open <code>{{.Opening}}</code>.</p>
+{{else}}<p>App <code>{{.App}}</code>, commit <code>{{.Commit}}</code>.</p>{{end}}
 {{with .Message}}<p class="err" id="message">{{.}}</p>{{end}}
 {{if .SSO}}<p><a href="{{.SSO}}">Sign in</a> to open it.</p>
 {{else}}{{with .OIDC}}<p><a class="button" id="oidc" href="{{.Start}}">Sign in with {{.Name}}</a></p>
@@ -50,8 +51,14 @@ func (g *Gate) pageNext(w http.ResponseWriter, r *http.Request, status int, mess
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Frame-Options", "DENY")
 	formAction := "'self'"
+	// On the login host, in the hop from a preview: the page names the
+	// preview it opens, not the commit this host serves.
+	opening := ""
 	if origin := g.hopOrigin(localPath(next)); origin != "" {
 		formAction += " " + origin
+		if u, err := url.Parse(origin); err == nil {
+			opening = u.Host
+		}
 	}
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action "+formAction+"; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
@@ -67,6 +74,6 @@ func (g *Gate) pageNext(w http.ResponseWriter, r *http.Request, status int, mess
 	}
 	_ = loginPage.Execute(w, map[string]any{
 		"App": g.cfg.App, "Commit": short, "Message": message, "Form": g.cfg.Password != "",
-		"Action": LoginPath, "Next": localPath(next), "SSO": sso, "OIDC": provider,
+		"Action": LoginPath, "Next": localPath(next), "SSO": sso, "OIDC": provider, "Opening": opening,
 	})
 }
