@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -96,7 +97,7 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	}
 	p, err := d.cfg.previewPlan(ctx, n, d.Hosts, withMigrate(ctx, d.Values, argv), img, d.Credentials != nil, env, prot)
 	if err == nil {
-		p.labels[LabelProtect] = cmpOr(string(d.Protection.mode()), string(ProtectNone))
+		p.labels[LabelProtect] = cmp.Or(string(d.Protection.mode()), string(ProtectNone))
 	}
 	return p, img, err
 }

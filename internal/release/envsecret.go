@@ -67,12 +67,7 @@ func (c *Configuration) applyEnvSecretNamed(ctx context.Context, n Names, name s
 		WithData(data)
 	got, err := api.Apply(ctx, ac, metav1.ApplyOptions{FieldManager: "shipper", Force: true})
 	if err != nil {
-		// The error names the Secret, never its content: an apiserver's
-		// answer is cut to its reason; a connection error holds no data.
-		if _, ok := err.(apierrors.APIStatus); ok {
-			return "", fmt.Errorf("writing secret %s/%s: %s (%d)", n.Namespace, name, apierrors.ReasonForError(err), err.(apierrors.APIStatus).Status().Code)
-		}
-		return "", fmt.Errorf("writing secret %s/%s: %w", n.Namespace, name, err)
+		return "", secretErr(n.Namespace, name, err)
 	}
 	return got.ResourceVersion, nil
 }

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -144,7 +145,7 @@ func (p *Protection) check() error {
 	if p.OIDC != nil {
 		// A deploy that does not bring the secret keeps the app's, which
 		// the gate reads; only a first one must bring it.
-		secret := cmpOr(p.OIDCSecret, "(kept)")
+		secret := cmp.Or(p.OIDCSecret, "(kept)")
 		if err := gate.CheckOIDC(p.OIDC.args(), secret); err != nil {
 			return &UsageError{Input: "sign-in with OpenID Connect", Value: NotShown, Rule: err.Error()}
 		}
@@ -170,7 +171,7 @@ func protectionValues(n Names, hosts Hosts, p *Protection, loginHost bool) map[s
 	}
 	v := map[string]any{
 		"enabled": true, "image": p.Image, "port": GatePort, "public": p.Mode == ProtectPreviews, "publicPort": GatePublicPort,
-		"secret": gateSecretName(n), "scheme": cmpOr(hosts.Scheme, "https"), "loginHost": "", "domain": hosts.Domain,
+		"secret": gateSecretName(n), "scheme": cmp.Or(hosts.Scheme, "https"), "loginHost": "", "domain": hosts.Domain,
 	}
 	// The domain always: a commit promoted later is the login host, whose
 	// gate sends a browser back only to the app's hosts under it.
@@ -185,13 +186,6 @@ func protectionValues(n Names, hosts Hosts, p *Protection, loginHost bool) map[s
 		v["oidcArgs"] = args
 	}
 	return v
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // applyGate writes commit n's gate Secret (p on) from the app's, which it
@@ -373,7 +367,9 @@ func secretData(data map[string]string) map[string][]byte {
 	return out
 }
 
-// secretErr names a Secret and the apiserver's reason, never its content.
+// secretErr names a Secret and the apiserver's reason, never its content:
+// an apiserver's answer is cut to its reason; a connection error holds no
+// data.
 func secretErr(ns, name string, err error) error {
 	if err == nil {
 		return nil
