@@ -52,14 +52,14 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
 	SHIPPER_BENCH_DATABASE=1 $(GO) test -run '^$$' -bench CloneVsDump -benchtime 3x ./internal/database
-	$(GO) test -run '^$$' -bench GateLatency -benchtime 3x ./cmd/shipper
-	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./cmd/shipper
-	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./cmd/shipper
-	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./cmd/shipper
+	$(GO) test -run '^$$' -bench GateLatency -benchtime 3x ./integration
+	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./integration
+	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./integration
+	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./integration
 
 stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (docs/reliability.md)
 	hack/deps.sh test
-	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./cmd/shipper
+	SHIPPER_STRESS_TRIALS=$${SHIPPER_STRESS_TRIALS:-30} SHIPPER_STRESS_RACE_TRIALS=$${SHIPPER_STRESS_RACE_TRIALS:-50} $(GO) test -count=1 -v -timeout 90m -run 'TestStress' ./integration
 
 demo: build ## the whole pipeline on a real local node, printed step by step (DEMO_KEEP=1 keeps it up)
 	hack/deps.sh test node image runtimes npm browser

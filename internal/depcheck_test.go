@@ -53,3 +53,37 @@ func TestImportDirection(t *testing.T) {
 		}
 	}
 }
+
+// TestWhereTestsLive keeps the layout of docs/development.md, "Where tests
+// live": integration/ reaches shipper only through the binaries it builds,
+// so it has no code of its own and no package imports it; cmd/shipper's
+// tests call package main in process and start no harness (a test that
+// needs the control plane runs the binary, in integration/).
+func TestWhereTestsLive(t *testing.T) {
+	const (
+		integration = "github.com/shipper-dev/shipper/integration"
+		cli         = "github.com/shipper-dev/shipper/cmd/shipper"
+		testenv     = "github.com/shipper-dev/shipper/internal/testenv"
+	)
+	out, err := exec.Command("go", "list", "-f",
+		`{{.ImportPath}}|{{join .GoFiles " "}}|{{join .Imports " "}} {{join .TestImports " "}} {{join .XTestImports " "}}`,
+		"github.com/shipper-dev/shipper/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		pkg, rest, _ := strings.Cut(line, "|")
+		files, imports, _ := strings.Cut(rest, "|")
+		if pkg == integration && files != "doc.go" {
+			t.Errorf("%s has code of its own (%s): its tests run the binary; code they share belongs in internal/", pkg, files)
+		}
+		for _, imp := range strings.Fields(imports) {
+			if imp == integration {
+				t.Errorf("%s imports %s, which holds only tests", pkg, integration)
+			}
+			if pkg == cli && imp == testenv {
+				t.Errorf("%s's tests import %s: a test that needs the control plane runs the binary, in integration/", pkg, testenv)
+			}
+		}
+	}
+}

@@ -93,7 +93,7 @@ func TestAppNamesThatLookLikeAPreviewAreRefused(t *testing.T) {
 
 // TestHostAllowed: what an app may route under the cluster's settings. The
 // same question asked of the apiserver's policy (deploy/rbac/hosts.yaml)
-// is TestAHostBelongsToOneApp in cmd/shipper.
+// is TestAHostBelongsToOneApp in integration/.
 func TestHostAllowed(t *testing.T) {
 	s := Settings{Found: true, Data: map[string]string{
 		"domains":    "example.com, preview.example.com",

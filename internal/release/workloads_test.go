@@ -12,7 +12,7 @@ import (
 
 // TestWorkloadProblems: shipper's copy of policy shipper-workloads
 // (deploy/rbac/workloads.yaml), which refuses a chart's Deployment with
-// exit 2 before anything changes; cmd/shipper's
+// exit 2 before anything changes; integration's
 // TestWorkloadsStayOnTheirNodes holds it to the apiserver's answers.
 func TestWorkloadProblems(t *testing.T) {
 	q := func(s string) *resource.Quantity { v := resource.MustParse(s); return &v }

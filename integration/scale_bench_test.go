@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -118,7 +118,7 @@ func BenchmarkScale(b *testing.B) {
 	}
 	shipper := binary(b)
 	work := b.TempDir()
-	chart, err := filepath.Abs("../../charts/preview-app")
+	chart, err := filepath.Abs("../charts/preview-app")
 	if err != nil {
 		b.Fatal(err)
 	}

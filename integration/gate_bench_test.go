@@ -1,12 +1,10 @@
-package main
+package integration
 
 import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,13 +26,7 @@ func BenchmarkGateLatency(b *testing.B) {
 	defer app.Close()
 	// shipper-gate, the binary a protected preview's pod runs, built as
 	// `make build` builds it.
-	gateBin := filepath.Join(b.TempDir(), "shipper-gate")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", gateBin, "../shipper-gate")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("building shipper-gate: %v\n%s", err, out)
-	}
-	cmd, addr := startGateCommand(b, []string{gateBin}, nil, nil, "--app", "myapp", "--sha", "7c77eb36", "--upstream", app.URL)
+	cmd, addr := startGateCommand(b, []string{gateBinary(b)}, nil, nil, "--app", "myapp", "--sha", "7c77eb36", "--upstream", app.URL)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	const requests = 2000
 	load := func(target string, bypass bool) []time.Duration {

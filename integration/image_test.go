@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"archive/tar"
@@ -39,7 +39,7 @@ func TestJobImage(t *testing.T) {
 	build := func(extra ...string) string {
 		t.Helper()
 		cmd := exec.Command("hack/image.sh")
-		cmd.Dir = "../.."
+		cmd.Dir = ".."
 		cmd.Env = append(append(os.Environ(), "IMAGE="+repo, "VERSION=v0.0.0-test",
 			"SHIPPER_REGISTRY_USER="+env.Registry.Username, "SHIPPER_REGISTRY_PASSWORD="+env.Registry.Password), extra...)
 		out, err := cmd.Output()

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"encoding/base64"
@@ -78,7 +78,7 @@ func BenchmarkPackage200MB(b *testing.B) {
 	}
 	work := b.TempDir()
 	shipper := filepath.Join(work, "shipper")
-	if out, err := exec.Command("go", "build", "-o", shipper, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", shipper, "../cmd/shipper").CombinedOutput(); err != nil {
 		b.Fatalf("building shipper: %v\n%s", err, out)
 	}
 	tree := filepath.Join(work, "tree")

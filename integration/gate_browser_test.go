@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"crypto/rand"
@@ -199,7 +199,7 @@ func (a *browserApp) start(t *testing.T, password, loginHost string, extra ...st
 	}))
 	t.Cleanup(app.Close)
 	var stderr strings.Builder // read after Wait only
-	cmd, addr := startGateArgs(t, &stderr, []string{gatePasswordVar + "=" + password},
+	cmd, addr := startGateArgs(t, &stderr, []string{gate.PasswordVar + "=" + password},
 		append([]string{"--app", "shop", "--sha", a.sha, "--upstream", app.URL, "--login-host", loginHost, "--domain", "example.com"}, extra...)...)
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()

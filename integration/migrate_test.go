@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Migrations (--migrate) are Jobs a project's token creates: what the
 // policies refuse in a Deployment's pods they refuse in a Job's, a Job
@@ -35,14 +35,14 @@ func TestMigrationJobsAreHeldAsDeployments(t *testing.T) {
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
 
 	// The chart's migration Job, as shipper renders it.
-	var stdout, stderr strings.Builder
-	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "6a7b8c9d", "--domain", "example.com", "--image", "r.example.com/a:1",
-		"--migrate", `["/app/migrate", "up"]`, "--protect", "none"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
+	r := runBinary(t, nil, "render", "--app", app, "--sha", "6a7b8c9d", "--domain", "example.com", "--image", "r.example.com/a:1",
+		"--migrate", `["/app/migrate", "up"]`, "--protect", "none")
+	if r.code != 0 {
+		t.Fatalf("shipper render: exit %d: %s", r.code, r.stderr)
 	}
-	chartJob := rendered[batchv1.Job](t, stdout.String(), "Job")
+	chartJob := rendered[batchv1.Job](t, r.stdout, "Job")
 	if chartJob == nil {
-		t.Fatalf("shipper render --migrate printed no Job:\n%s", stdout.String())
+		t.Fatalf("shipper render --migrate printed no Job:\n%s", r.stdout)
 	}
 	job := func(edit func(*corev1.PodSpec)) *batchv1.Job {
 		j := chartJob.DeepCopy()

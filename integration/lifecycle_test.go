@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"bytes"
@@ -50,7 +50,7 @@ var testSettings = map[string]string{
 func shipperToken(t *testing.T, env *testenv.Env) *rest.Config {
 	t.Helper()
 	leastPrivilege.once.Do(func() {
-		if leastPrivilege.err = env.Apply(context.Background(), "../../deploy/rbac-shared"); leastPrivilege.err == nil {
+		if leastPrivilege.err = env.Apply(context.Background(), "../deploy/rbac-shared"); leastPrivilege.err == nil {
 			leastPrivilege.err = env.ApplySettings(context.Background(), testSettings)
 		}
 	})

@@ -1,4 +1,4 @@
-package main
+package integration
 
 // TestWorkloadsStayOnTheirNodes: a hostile review found that project
 // 202's token wrote, in its own namespace, Deployments whose pods ran at
@@ -56,14 +56,14 @@ func TestWorkloadsStayOnTheirNodes(t *testing.T) {
 
 	// The chart's Deployment, as shipper renders it, with a secret env,
 	// protected: the gate beside the app passes the same policies.
-	var stdout, stderr strings.Builder
-	if code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "5e6f7081", "--domain", "example.com", "--image", "r.example.com/a:1",
-		"--gate-image", "r.example.com/tools/shipper:1"}, &stdout, &stderr); code != 0 {
-		t.Fatalf("shipper render: exit %d: %s", code, stderr.String())
+	r := runBinary(t, nil, "render", "--app", app, "--sha", "5e6f7081", "--domain", "example.com", "--image", "r.example.com/a:1",
+		"--gate-image", "r.example.com/tools/shipper:1")
+	if r.code != 0 {
+		t.Fatalf("shipper render: exit %d: %s", r.code, r.stderr)
 	}
-	chartDeployment := rendered[appsv1.Deployment](t, stdout.String(), "Deployment")
+	chartDeployment := rendered[appsv1.Deployment](t, r.stdout, "Deployment")
 	if chartDeployment == nil {
-		t.Fatalf("shipper render printed no Deployment:\n%s", stdout.String())
+		t.Fatalf("shipper render printed no Deployment:\n%s", r.stdout)
 	}
 	chartDeployment.Namespace = ns
 	chartDeployment.Spec.Template.Spec.Containers[0].Env = append(chartDeployment.Spec.Template.Spec.Containers[0].Env,

@@ -1,75 +1,13 @@
-package main
+package integration
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
-
-var built struct {
-	once sync.Once
-	path string
-	err  error
-}
-
-// binary builds the shipper binary once per test run: these tests run the
-// real executable, as a GitLab job does.
-func binary(t testing.TB) string {
-	t.Helper()
-	built.once.Do(func() {
-		dir, err := os.MkdirTemp("", "shipper-bin-")
-		if err != nil {
-			built.err = err
-			return
-		}
-		built.path = filepath.Join(dir, "shipper")
-		// As `make build` ships it: static, stripped (the benchmarks
-		// measure this binary's memory, which its size changes).
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", built.path, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			built.err = err
-			t.Logf("%s", out)
-		}
-	})
-	if built.err != nil {
-		t.Fatalf("building shipper: %v", built.err)
-	}
-	return built.path
-}
-
-type result struct {
-	code           int
-	stdout, stderr string
-}
-
-// runBinary runs shipper with only the given environment (plus PATH and
-// HOME), the way a CI job passes its variables.
-func runBinary(t *testing.T, env map[string]string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binary(t), args...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
-}
 
 func TestPackageWithGitLabVariables(t *testing.T) {
 	env := testenv.Get(t)

@@ -1,4 +1,4 @@
-package main
+package integration
 
 import (
 	"context"
@@ -924,7 +924,7 @@ func TestUpgradeEmptiesTheOldGroupBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	current, err := os.ReadFile("../../deploy/rbac/clusterrolebinding.yaml")
+	current, err := os.ReadFile("../deploy/rbac/clusterrolebinding.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

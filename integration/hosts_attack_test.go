@@ -1,4 +1,4 @@
-package main
+package integration
 
 // TestHostOwnershipUnderAttack: a hostile review of 71e0c08 ("A host
 // belongs to one app") probed policy shipper-hosts (deploy/rbac/hosts.yaml)
@@ -187,10 +187,10 @@ func TestHostOwnershipUnderAttack(t *testing.T) {
 		if err := os.WriteFile(values, []byte("ingress:\n  annotations:\n    cert-manager.io/common-name: shop.example.com\n  tls:\n    enabled: true\n    clusterIssuer: internal-ca\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		var stdout, stderr strings.Builder
-		code := run(ctx, []string{"shipper", "render", "--app", app, "--sha", "3c4d5e6f", "--domain", "example.com", "--image", "r.example.com/a:1", "--values", values}, &stdout, &stderr)
-		rendered := strings.Contains(stdout.String(), "cert-manager.io/common-name")
-		t.Logf("shipper render --values (common-name): exit %d, annotation rendered %v, stderr %q", code, rendered, stderr.String())
+		r := runBinary(t, nil, "render", "--app", app, "--sha", "3c4d5e6f", "--domain", "example.com", "--image", "r.example.com/a:1", "--values", values)
+		code := r.code
+		rendered := strings.Contains(r.stdout, "cert-manager.io/common-name")
+		t.Logf("shipper render --values (common-name): exit %d, annotation rendered %v, stderr %q", code, rendered, r.stderr)
 		if !apierrors.IsForbidden(err) || rendered || code != 2 {
 			t.Errorf("an Ingress whose certificate would be for shop.example.com (common name) is admitted (%v) / rendered from values (%v)", err == nil, rendered)
 		}
