@@ -200,11 +200,11 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 	if err == nil {
 		return rel, nil
 	}
-	secrets, rerr := d.cfg.envSecretData(ctx, n)
+	env, rerr := d.cfg.envSecretData(ctx, n)
 	if rerr != nil {
-		secrets = d.Secrets
+		env = d.Secrets
 	}
-	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", secretValues(secrets), start); me != nil {
+	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", d.cfg.secretsOf(env), start); me != nil {
 		return rel, me
 	}
 	return rel, err
@@ -214,6 +214,28 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 func secretValues(m map[string]string) []string {
 	out := make([]string, 0, len(m))
 	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// publicDatabaseVars are the variables of a commit's database that hold
+// no secret: where the server is and whose the database is (libpq's
+// names, docs/database.md). A migration's log that names them stays
+// readable; the password and DATABASE_URL are masked.
+var publicDatabaseVars = []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE"}
+
+// secretsOf are the values a failed migration's log must not show, from
+// env, what the commit's env Secret holds: every K8S_SECRET_* variable's,
+// and of the database's variables (WithDatabase) those that are secret.
+// Without per-commit databases a variable named PGHOST is the user's own
+// secret variable, masked as any other.
+func (c *Configuration) secretsOf(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		if c.db != nil && slices.Contains(c.db.Vars(), k) && slices.Contains(publicDatabaseVars, k) {
+			continue
+		}
 		out = append(out, v)
 	}
 	return out
@@ -358,14 +380,15 @@ const migrateLogLines = 20
 // urlPassword is a URL's password: scheme://user:PASSWORD@.
 var urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
 
-// minSecretLen: shorter values (a port, "true") are not masked, as they
-// would mask every such string of the log and tell little.
+// minSecretLen: shorter secret values (a K8S_SECRET_ flag "true") are
+// not masked, as they would mask every such string of the log and tell
+// little (GitLab masks no variable under 8 characters either).
 const minSecretLen = 6
 
-// maskSecrets replaces in s each of secrets (the values of the
-// environment the migration ran with) and the password of any URL with
-// "(secret)". A migration tool may print its DATABASE_URL; the error goes
-// to the job's log.
+// maskSecrets replaces in s each of secrets (the secret values of the
+// environment the migration ran with: secretsOf) and the password of any
+// URL with "(secret)". A migration tool may print its DATABASE_URL; the
+// error goes to the job's log.
 func maskSecrets(s string, secrets []string) string {
 	sorted := slices.Clone(secrets)
 	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
