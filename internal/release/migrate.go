@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -241,9 +242,9 @@ func (c *Configuration) secretsOf(env map[string]string) []string {
 	return out
 }
 
-// stopJob deletes Job name in ns when it is still running (any: all) and
-// waits until its pods are gone, so a run of the same migration never
-// overlaps a killed job's. A finished Job is left for Helm's
+// stopJob deletes Job name in ns when it is still running (any: all, said
+// only of one running) and waits until its pods are gone, so a run of the
+// same migration never overlaps a killed job's. A finished Job is left for Helm's
 // before-hook-creation (its logs readable until then).
 func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) error {
 	jobs := c.client.BatchV1().Jobs(ns)
@@ -254,10 +255,13 @@ func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) 
 	if err != nil {
 		return fmt.Errorf("reading job %s/%s: %w", ns, name, err)
 	}
-	if !all && jobFinished(j) != "" && j.DeletionTimestamp == nil {
+	done := jobFinished(j) != "" && j.DeletionTimestamp == nil
+	if !all && done {
 		return nil
 	}
-	c.log.Warn("stopping a migration a killed job left", "job", name, "namespace", ns)
+	if !done {
+		c.log.Warn("stopping a migration a killed job left", "job", name, "namespace", ns)
+	}
 	err = jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting job %s/%s: %w", ns, name, err)
@@ -283,6 +287,26 @@ func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) 
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// stopMigrations stops the migrations of commit n that a killed deploy or
+// promote left running, before its delete drops the database they run on
+// (one list of n's Jobs, the common case finding none running). The
+// caller holds n's Lease.
+func (c *Configuration) stopMigrations(ctx context.Context, n Names) error {
+	jobs, err := c.client.BatchV1().Jobs(n.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the jobs of %s: %w", n.Namespace, err)
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if (j.Name == migrateJobName(n) || j.Name == productionMigrateJob) && jobFinished(j) == "" {
+			if err := c.stopJob(ctx, n.Namespace, j.Name, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // jobFinished is the reason of Job j's Complete or Failed condition, ""
@@ -515,23 +539,14 @@ func migrationPodOf(d *appsv1.Deployment) *corev1.PodSpec {
 	}
 }
 
-// productionDatabaseVar is the variable production's database comes
-// from, among production's secret variables.
-const productionDatabaseVar = "DATABASE_URL"
-
 // checkMigrate refuses, before anything is read: with per-commit
 // databases (WithDatabase), production without a DATABASE_URL of its own
-// (its pods would keep the preview's Secret, and so the commit's preview
-// database); --migrate that does not parse, or with no production secret
-// variables to migrate with.
+// (productiondb.go); --migrate that does not parse, or with no production
+// secret variables to migrate with.
 func (p *Promote) checkMigrate() error {
-	prefix := p.SecretPrefix
-	if prefix == "" {
-		prefix = "K8S_SECRET_"
-	}
-	if p.cfg.db != nil && p.Secrets[productionDatabaseVar] == "" {
-		return &UsageError{Input: "secret variable", Value: prefix + productionDatabaseVar, Rule: "is not set for production: with per-commit databases (--database-url) production needs a database of its own, else it would run on the commit's preview database; " +
-			"set " + prefix + productionDatabaseVar + " (masked, protected, scoped to the production environment) to production's database"}
+	prefix := cmp.Or(p.SecretPrefix, "K8S_SECRET_")
+	if err := p.cfg.requireProductionDatabase(p.Secrets, prefix); err != nil {
+		return err
 	}
 	argv, err := MigrateArgv(p.Migrate)
 	if err != nil || argv == nil {
