@@ -46,7 +46,9 @@ import (
 // migration does not run on for ever), restartPolicy Never. A Job left
 // running by a killed job is deleted, and its pod waited for until gone,
 // before the next run starts one, under the same locks: two runs of one
-// migration never overlap. A failure is a *MigrationError with the last
+// migration never overlap; a delete of the commit stops it before it drops
+// the database. A promote killed after its migration migrates again when
+// run again (nothing records that one ran: the command is idempotent). A failure is a *MigrationError with the last
 // log lines of the Job's pod, every secret value of the environment it
 // ran with (and any URL's password) masked.
 
