@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/shipper-dev/shipper/internal/database"
-	"github.com/shipper-dev/shipper/internal/release"
 	"github.com/shipper-dev/shipper/internal/testenv"
 )
 
@@ -84,20 +83,8 @@ func cliDatabase(t *testing.T, pg *testenv.Postgres, role, password, template st
 // invariants hold (no database left without its commit), and once every
 // killed commit is deleted no database or role of theirs is left.
 func TestStressKill9Database(t *testing.T) {
-	pg := testenv.GetPostgres(t)
 	ctx := context.Background()
-	admin := cliDatabase(t, pg, "stress_admin", "stress-admin-pw", "stress_tpl")
-	a := newStressApp(t, "dbkill")
-	a.vars = with(a.vars, "SHIPPER_DATABASE_URL", admin, "SHIPPER_DATABASE_TEMPLATE", "stress_tpl")
-	engine, err := database.Open(database.Config{URL: admin, Template: "stress_tpl"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := release.NewConfiguration(a.env.AdminConfig(), release.WithProject(release.Project{ID: a.vars["CI_PROJECT_ID"]}), release.WithDatabase(engine))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.check = release.NewStatus(cfg)
+	a, engine := newDatabaseStressApp(t, "dbkill")
 	cs, err := a.env.AdminClient()
 	if err != nil {
 		t.Fatal(err)

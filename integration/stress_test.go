@@ -62,6 +62,9 @@ type stressApp struct {
 	vars  map[string]string
 	check *release.Status
 	names release.Names
+	// more, when set, are a case's own invariants, checked with the
+	// app's (stress_migrate_test.go: migration Jobs).
+	more func() []string
 }
 
 func newStressApp(t *testing.T, prefix string) *stressApp {
@@ -133,6 +136,11 @@ func (a *stressApp) invariants(when string) {
 	}
 	for _, p := range problems {
 		a.t.Errorf("%s: %s", when, p)
+	}
+	if a.more != nil {
+		for _, p := range a.more() {
+			a.t.Errorf("%s: %s", when, p)
+		}
 	}
 }
 

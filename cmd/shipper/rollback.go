@@ -28,7 +28,7 @@ A rollback returns to a revision with the host it was promoted with: with
 			waitFlag(),
 			drainDelayFlag(),
 			secretPrefixFlag(),
-		}, verifyFlags(), hostFlags(), globalFlags()),
+		}, verifyFlags(), hostFlags(), databaseFlags(), globalFlags()),
 		OnUsageError: onUsageError,
 		Action: clusterAction(appNames, func(ctx context.Context, c *cli.Context, cfg *release.Configuration, n release.Names) error {
 			want, err := productionURL(c, n)

@@ -173,10 +173,14 @@ func (d *Delete) locked(ctx context.Context, n Names, out *Deleted, production b
 	})
 }
 
-// uninstall drops the commit's database (database.go), removes the Helm
+// uninstall stops a migration a killed job left running (migrate.go),
+// drops the commit's database (database.go), removes the Helm
 // release (so `helm list -A` stops showing it at once) and then the
 // namespace, which takes the pull secret and lease.
 func (c *Configuration) uninstall(ctx context.Context, n Names) error {
+	if err := c.stopMigrations(ctx, n); err != nil {
+		return err
+	}
 	if err := c.dropDatabase(ctx, n); err != nil {
 		return err
 	}

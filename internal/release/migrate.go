@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -45,7 +46,9 @@ import (
 // migration does not run on for ever), restartPolicy Never. A Job left
 // running by a killed job is deleted, and its pod waited for until gone,
 // before the next run starts one, under the same locks: two runs of one
-// migration never overlap. A failure is a *MigrationError with the last
+// migration never overlap; a delete of the commit stops it before it drops
+// the database. A promote killed after its migration migrates again when
+// run again (nothing records that one ran: the command is idempotent). A failure is a *MigrationError with the last
 // log lines of the Job's pod, every secret value of the environment it
 // ran with (and any URL's password) masked.
 
@@ -200,11 +203,11 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 	if err == nil {
 		return rel, nil
 	}
-	secrets, rerr := d.cfg.envSecretData(ctx, n)
+	env, rerr := d.cfg.envSecretData(ctx, n)
 	if rerr != nil {
-		secrets = d.Secrets
+		env = d.Secrets
 	}
-	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", secretValues(secrets), start); me != nil {
+	if me := d.cfg.migrationFailure(ctx, n.Namespace, migrateJobName(n), "the commit's", d.cfg.secretsOf(env), start); me != nil {
 		return rel, me
 	}
 	return rel, err
@@ -219,9 +222,31 @@ func secretValues(m map[string]string) []string {
 	return out
 }
 
-// stopJob deletes Job name in ns when it is still running (any: all) and
-// waits until its pods are gone, so a run of the same migration never
-// overlaps a killed job's. A finished Job is left for Helm's
+// publicDatabaseVars are the variables of a commit's database that hold
+// no secret: where the server is and whose the database is (libpq's
+// names, docs/database.md). A migration's log that names them stays
+// readable; the password and DATABASE_URL are masked.
+var publicDatabaseVars = []string{"PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSSLMODE"}
+
+// secretsOf are the values a failed migration's log must not show, from
+// env, what the commit's env Secret holds: every K8S_SECRET_* variable's,
+// and of the database's variables (WithDatabase) those that are secret.
+// Without per-commit databases a variable named PGHOST is the user's own
+// secret variable, masked as any other.
+func (c *Configuration) secretsOf(env map[string]string) []string {
+	out := make([]string, 0, len(env))
+	for k, v := range env {
+		if c.db != nil && slices.Contains(c.db.Vars(), k) && slices.Contains(publicDatabaseVars, k) {
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// stopJob deletes Job name in ns when it is still running (any: all, said
+// only of one running) and waits until its pods are gone, so a run of the
+// same migration never overlaps a killed job's. A finished Job is left for Helm's
 // before-hook-creation (its logs readable until then).
 func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) error {
 	jobs := c.client.BatchV1().Jobs(ns)
@@ -232,10 +257,13 @@ func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) 
 	if err != nil {
 		return fmt.Errorf("reading job %s/%s: %w", ns, name, err)
 	}
-	if !all && jobFinished(j) != "" && j.DeletionTimestamp == nil {
+	done := jobFinished(j) != "" && j.DeletionTimestamp == nil
+	if !all && done {
 		return nil
 	}
-	c.log.Warn("stopping a migration a killed job left", "job", name, "namespace", ns)
+	if !done {
+		c.log.Warn("stopping a migration a killed job left", "job", name, "namespace", ns)
+	}
 	err = jobs.Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("deleting job %s/%s: %w", ns, name, err)
@@ -261,6 +289,26 @@ func (c *Configuration) stopJob(ctx context.Context, ns, name string, all bool) 
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// stopMigrations stops the migrations of commit n that a killed deploy or
+// promote left running, before its delete drops the database they run on
+// (one list of n's Jobs, the common case finding none running). The
+// caller holds n's Lease.
+func (c *Configuration) stopMigrations(ctx context.Context, n Names) error {
+	jobs, err := c.client.BatchV1().Jobs(n.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("listing the jobs of %s: %w", n.Namespace, err)
+	}
+	for i := range jobs.Items {
+		j := &jobs.Items[i]
+		if (j.Name == migrateJobName(n) || j.Name == productionMigrateJob) && jobFinished(j) == "" {
+			if err := c.stopJob(ctx, n.Namespace, j.Name, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // jobFinished is the reason of Job j's Complete or Failed condition, ""
@@ -358,14 +406,15 @@ const migrateLogLines = 20
 // urlPassword is a URL's password: scheme://user:PASSWORD@.
 var urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@`)
 
-// minSecretLen: shorter values (a port, "true") are not masked, as they
-// would mask every such string of the log and tell little.
+// minSecretLen: shorter secret values (a K8S_SECRET_ flag "true") are
+// not masked, as they would mask every such string of the log and tell
+// little (GitLab masks no variable under 8 characters either).
 const minSecretLen = 6
 
-// maskSecrets replaces in s each of secrets (the values of the
-// environment the migration ran with) and the password of any URL with
-// "(secret)". A migration tool may print its DATABASE_URL; the error goes
-// to the job's log.
+// maskSecrets replaces in s each of secrets (the secret values of the
+// environment the migration ran with: secretsOf) and the password of any
+// URL with "(secret)". A migration tool may print its DATABASE_URL; the
+// error goes to the job's log.
 func maskSecrets(s string, secrets []string) string {
 	sorted := slices.Clone(secrets)
 	sort.Slice(sorted, func(i, j int) bool { return len(sorted[i]) > len(sorted[j]) })
@@ -492,23 +541,14 @@ func migrationPodOf(d *appsv1.Deployment) *corev1.PodSpec {
 	}
 }
 
-// productionDatabaseVar is the variable production's database comes
-// from, among production's secret variables.
-const productionDatabaseVar = "DATABASE_URL"
-
 // checkMigrate refuses, before anything is read: with per-commit
 // databases (WithDatabase), production without a DATABASE_URL of its own
-// (its pods would keep the preview's Secret, and so the commit's preview
-// database); --migrate that does not parse, or with no production secret
-// variables to migrate with.
+// (productiondb.go); --migrate that does not parse, or with no production
+// secret variables to migrate with.
 func (p *Promote) checkMigrate() error {
-	prefix := p.SecretPrefix
-	if prefix == "" {
-		prefix = "K8S_SECRET_"
-	}
-	if p.cfg.db != nil && p.Secrets[productionDatabaseVar] == "" {
-		return &UsageError{Input: "secret variable", Value: prefix + productionDatabaseVar, Rule: "is not set for production: with per-commit databases (--database-url) production needs a database of its own, else it would run on the commit's preview database; " +
-			"set " + prefix + productionDatabaseVar + " (masked, protected, scoped to the production environment) to production's database"}
+	prefix := cmp.Or(p.SecretPrefix, "K8S_SECRET_")
+	if err := p.cfg.requireProductionDatabase(p.Secrets, prefix); err != nil {
+		return err
 	}
 	argv, err := MigrateArgv(p.Migrate)
 	if err != nil || argv == nil {

@@ -126,6 +126,42 @@ func TestMaskSecrets(t *testing.T) {
 	}
 }
 
+// TestMigrationLogsMaskSecretsOnly: a failed migration's log lines mask
+// the commit Secret's secret values (its K8S_SECRET_* variables, the
+// database's password and URL) and keep what is no secret (the database's
+// name, host, port and user), which tells what the migration reached.
+func TestMigrationLogsMaskSecretsOnly(t *testing.T) {
+	engine, err := database.Open(database.Config{URL: "postgres://admin:pw@127.0.0.1:1/postgres?sslmode=require", Template: "tpl"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const password, apiKey = "Zq8vR2pLk4Wn7TxB", "s3cret-api-key-4711"
+	env := map[string]string{
+		"DATABASE_URL": "postgres://myapp-7c77eb36:" + password + "@db.internal:5432/myapp-7c77eb36?sslmode=require",
+		"PGHOST":       "db.internal", "PGPORT": "5432", "PGDATABASE": "myapp-7c77eb36", "PGUSER": "myapp-7c77eb36",
+		"PGPASSWORD": password, "PGSSLMODE": "require", "API_KEY": apiKey,
+	}
+	log := "connecting to database myapp-7c77eb36 on db.internal:5432 as myapp-7c77eb36 (sslmode require)\n" +
+		"password " + password + " rejected; calling the API with " + apiKey + "\n" +
+		"DATABASE_URL=postgres://myapp-7c77eb36:" + password + "@db.internal:5432/myapp-7c77eb36?sslmode=require"
+	got := maskSecrets(log, offline(t, WithDatabase(engine)).secretsOf(env))
+	for _, s := range []string{password, apiKey} {
+		if strings.Contains(got, s) {
+			t.Errorf("a secret is left:\n%s", got)
+		}
+	}
+	for _, s := range []string{"database myapp-7c77eb36 on db.internal:5432 as myapp-7c77eb36 (sslmode require)", "DATABASE_URL=(secret)"} {
+		if !strings.Contains(got, s) {
+			t.Errorf("masked what is no secret: %q is gone from\n%s", s, got)
+		}
+	}
+	// Without per-commit databases a PGHOST is the user's own secret
+	// variable (K8S_SECRET_PGHOST).
+	if got := maskSecrets("host db.internal", offline(t).secretsOf(map[string]string{"PGHOST": "db.internal"})); got != "host (secret)" {
+		t.Errorf("the user's secret variable PGHOST: %q, want it masked", got)
+	}
+}
+
 // TestPromoteRefusesProductionOnAPreviewDatabase: with per-commit
 // databases, promote without production's DATABASE_URL is bad input, and
 // so is --migrate without production's secret variables.

@@ -56,6 +56,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := CheckSecretNames(r.Secrets, r.SecretPrefix); err != nil {
 		return nil, err
 	}
+	if err := r.cfg.requireProductionDatabase(r.Secrets, r.SecretPrefix); err != nil {
+		return nil, err
+	}
 	if err := r.cfg.beginApp(ctx, n); err != nil {
 		return nil, err
 	}
@@ -67,6 +70,10 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	err := r.lockTarget(ctx, n, to, func(ctx context.Context, target record, tn Names, hist []record) error {
 		s, err := r.switchFor(n, target, tn, hist)
 		if err != nil {
+			return err
+		}
+		// Production's database (productiondb.go), before any change.
+		if err := r.cfg.checkCommitDatabase(ctx, r.Secrets, r.SecretPrefix, s.commits...); err != nil {
 			return err
 		}
 		rel, err := r.cfg.switchRoute(ctx, s)
