@@ -1,4 +1,4 @@
-package main
+package integration
 
 // Migrations (--migrate) under kill -9 and races. The harness runs no job
 // controller, kubelet or garbage collector: jobSim plays them for the
