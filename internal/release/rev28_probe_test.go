@@ -4,11 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"os"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/lib/pq"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/shipper-dev/shipper/internal/database"
+	"github.com/shipper-dev/shipper/internal/release"
 )
 
 // openProbe skips a probe of a finding whose fix is another branch's
@@ -80,4 +84,63 @@ func dbExec(url, q string) error {
 	defer db.Close()
 	_, err = db.Exec(q)
 	return err
+}
+
+// TestProbeKilledPromoteMigrationStoppedByTheNextPromote: a promote
+// --migrate of commit A killed during its migration leaves A's Job
+// migrate-production running against production's database (until its
+// deadline, the killed job's --timeout). A promote --migrate of another
+// commit B must not run production's migration beside it: it stops A's
+// Job first, as the next promote of A would.
+func TestProbeKilledPromoteMigrationStoppedByTheNextPromote(t *testing.T) {
+	f := newDeployFixture(t)
+	nsA, nsB := f.app+"-"+shaA[:8], f.app+"-"+shaB[:8]
+	f.deployReady(t, shaA)
+	f.deployReady(t, shaB)
+	simulate(t, f.cs, nsA, nsA, rolloutReady)
+	simulate(t, f.cs, nsB, nsB, rolloutReady)
+	var hangs, succeeds atomic.Int32
+	hangs.Store(int32(jobHangs))
+	succeeds.Store(int32(jobSucceeds))
+	simulateJobs(t, f.cs, nsA, &hangs)
+	simulateJobs(t, f.cs, nsB, &succeeds)
+	migrate := func(p *release.Promote) {
+		p.Migrate = `["/app/migrate", "up"]`
+		p.Secrets, p.SecretPrefix = map[string]string{"DATABASE_URL": "postgres://prod:prod-password-0815@db.internal/prod"}, "K8S_SECRET_"
+		p.DrainDelay = 0
+	}
+	promote := func(ctx context.Context, sha string) error {
+		n, err := release.NewNames(f.app, sha)
+		if err != nil {
+			return err
+		}
+		p := release.NewPromote(f.cfg)
+		p.Hosts = release.Hosts{Domain: "example.com"}
+		migrate(p)
+		_, err = p.Run(ctx, n)
+		return err
+	}
+	// promote A, killed while its migration runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- promote(ctx, shaA) }()
+	for {
+		j, err := f.cs.BatchV1().Jobs(nsA).Get(context.Background(), "migrate-production", metav1.GetOptions{})
+		if err == nil && j.Status.Active == 1 {
+			t.Logf("A's migration runs, deadline %ds", *j.Spec.ActiveDeadlineSeconds)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the killed promote of A succeeded")
+	}
+	if err := promote(context.Background(), shaB); err != nil {
+		t.Fatalf("promote B --migrate: %v", err)
+	}
+	j, err := f.cs.BatchV1().Jobs(nsA).Get(context.Background(), "migrate-production", metav1.GetOptions{})
+	if err == nil && j.DeletionTimestamp == nil && j.Status.Active > 0 {
+		t.Errorf("promote B --migrate migrated production while the killed promote A's migration (job %s/%s) still ran, and left it running", nsA, j.Name)
+	}
 }
