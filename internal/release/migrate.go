@@ -439,6 +439,9 @@ func (c *Configuration) migrateProduction(ctx context.Context, n Names, argv []s
 	if err := c.stopJob(ctx, n.Namespace, productionMigrateJob, true); err != nil {
 		return err
 	}
+	if err := c.stopProductionMigrations(ctx, n); err != nil {
+		return err
+	}
 	secret := productionMigrateSecretName(n)
 	if _, err := c.applyEnvSecretNamed(ctx, n, secret, secrets); err != nil {
 		return err
@@ -479,6 +482,29 @@ func (c *Configuration) migrateProduction(ctx context.Context, n Names, argv []s
 		return me
 	}
 	return werr
+}
+
+// stopProductionMigrations stops the production migration a killed
+// promote of another commit of n's app left running (its Job in that
+// commit's namespace runs until its deadline): production's database is
+// migrated by one Job at a time. Every production migration runs under
+// production's Lease, which the caller holds: one still running is a
+// killed job's.
+func (c *Configuration) stopProductionMigrations(ctx context.Context, n Names) error {
+	nss, err := c.previewNamespaces(ctx, n)
+	if err != nil {
+		return err
+	}
+	for i := range nss {
+		ns := &nss[i]
+		if ns.Name == n.Namespace || projectOf(ns).ID != c.project.ID {
+			continue
+		}
+		if err := c.stopJob(ctx, ns.Name, productionMigrateJob, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // awaitJob waits until Job name in ns completes; its failure, or ctx's
