@@ -19,7 +19,9 @@ import (
 // the loops skip what the role already owns.
 func (p *Postgres) handOver(ctx context.Context, admin *sql.DB, c Commit) error {
 	name := pq.QuoteIdentifier(c.Name)
-	if _, err := admin.ExecContext(ctx, "REVOKE ALL ON DATABASE "+name+" FROM PUBLIC; "+
+	// Connections are allowed again after a drop that failed half way
+	// (dropDatabase).
+	if _, err := admin.ExecContext(ctx, "REVOKE ALL ON DATABASE "+name+" FROM PUBLIC; ALTER DATABASE "+name+" ALLOW_CONNECTIONS true; "+
 		"COMMENT ON DATABASE "+name+" IS "+pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String())); err != nil {
 		return fmt.Errorf("handing database %q to its role: %w", c.Name, err)
 	}

@@ -96,6 +96,8 @@ const (
 	duplicateDatabase = "42P04"
 	objectInUse       = "55006" // the template has sessions
 	undefinedDatabase = "3D000"
+	// WITH (FORCE) refused to end a session
+	insufficientPrivilege = "42501"
 )
 
 func isCode(err error, code string) bool {
@@ -197,7 +199,7 @@ func (p *Postgres) Drop(ctx context.Context, c Commit) (bool, error) {
 	}
 	name := pq.QuoteIdentifier(c.Name)
 	if s.db {
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, db, c.Name); err != nil {
 			return false, fmt.Errorf("dropping database %q: %w", c.Name, err)
 		}
 	}

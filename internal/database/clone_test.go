@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shipper-dev/shipper/internal/database"
 )
@@ -79,4 +80,64 @@ func walBytesSince(t *testing.T, s *server, lsn string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestDropEndsAnAutovacuumWorker drops a database while an autovacuum
+// worker runs in it, a process that has no role: WITH (FORCE) refuses to
+// end it for an admin that is not a superuser.
+func TestDropEndsAnAutovacuumWorker(t *testing.T) {
+	s := getServer(t)
+	ctx := context.Background()
+	// A worker that starts within a second and crawls (1 unit of work
+	// every 100 ms).
+	settings := []string{"autovacuum_naptime = '1s'", "autovacuum_vacuum_cost_delay = 100", "autovacuum_vacuum_cost_limit = 1",
+		"autovacuum_vacuum_threshold = 0", "autovacuum_vacuum_scale_factor = 0"}
+	var set, reset []string
+	for _, v := range settings {
+		set = append(set, "ALTER SYSTEM SET "+v)
+		reset = append(reset, "ALTER SYSTEM RESET "+strings.Fields(v)[0])
+	}
+	if err := s.pg.ExecAll(ctx, "postgres", append(set, "SELECT pg_reload_conf()")...); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.pg.ExecAll(ctx, "postgres", append(reset, "SELECT pg_reload_conf()")...) })
+	e := s.engine(t, nil)
+	c := commit("autovac", "a0a0a0a0")
+	env := ensure(t, e, c)
+	mustQuery(t, env["DATABASE_URL"], "CREATE TABLE churn AS SELECT g FROM generate_series(1, 100000) g; DELETE FROM churn; SELECT 'ok'")
+	worker := func() string {
+		return mustQuery(t, s.pg.AdminURL("postgres"), "SELECT count(*)::text FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' AND datname = '"+c.Name+"'")
+	}
+	for i := 0; worker() == "0"; i++ {
+		if i == 150 {
+			t.Fatal("no autovacuum worker came to the commit's database in 15 s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := e.Drop(ctx, c); err != nil {
+		t.Fatalf("Drop with an autovacuum worker in the database: %v", err)
+	}
+	if got := mustQuery(t, s.pg.AdminURL("postgres"), "SELECT count(*)::text FROM pg_database WHERE datname = '"+c.Name+"'"); got != "0" {
+		t.Errorf("the database is still there")
+	}
+}
+
+// TestEnsureReopensADatabaseADropLeftClosed: a drop that failed after
+// closing connections (dropDatabase) leaves the database closed; the next
+// deploy opens it again.
+func TestEnsureReopensADatabaseADropLeftClosed(t *testing.T) {
+	s := getServer(t)
+	e := s.engine(t, nil)
+	c := commit("reopen", "c1c1c1c1")
+	env := ensure(t, e, c)
+	if err := s.pg.ExecAll(context.Background(), "postgres", `ALTER DATABASE "`+c.Name+`" ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	env, err := e.Ensure(context.Background(), c, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustQuery(t, env["DATABASE_URL"], "SELECT count(*)::text FROM visits"); got != "1" {
+		t.Errorf("visits: %s rows, want the template's 1", got)
+	}
 }
