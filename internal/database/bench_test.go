@@ -38,8 +38,9 @@ import (
 //	        the two after 64 MB of another database's pages were dirtied
 //	        (-dirty: what FILE_COPY's checkpoints then write); pg_dump-psql
 //
-// SHIPPER_BENCH_DATABASE_LOG=1 logs every statement's duration in the
-// server's log (its path is printed).
+// SHIPPER_BENCH_DATABASE_LOG=FILE logs every statement's duration, each
+// connection and checkpoint, in the server's log, copied to
+// FILE.throwaway and FILE.durable at the end.
 func BenchmarkCloneVsDump(b *testing.B) {
 	if os.Getenv("SHIPPER_BENCH_DATABASE") == "" {
 		b.Skip("set SHIPPER_BENCH_DATABASE=1: fills templates of 10 and 100 MB (and 1 GB with SHIPPER_BENCH_DATABASE_GB=1)")
@@ -84,9 +85,19 @@ func startBenchServer(b *testing.B, durable bool) *benchServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if os.Getenv("SHIPPER_BENCH_DATABASE_LOG") != "" {
-		sqlRun(b, pg, "postgres", "ALTER SYSTEM SET log_min_duration_statement = 0", "ALTER SYSTEM SET log_checkpoints = on", "SELECT pg_reload_conf()")
-		b.Logf("statements' durations: %s", filepath.Join(pg.Dir, "postgres.log"))
+	if to := os.Getenv("SHIPPER_BENCH_DATABASE_LOG"); to != "" {
+		sqlRun(b, pg, "postgres", "ALTER SYSTEM SET log_min_duration_statement = 0", "ALTER SYSTEM SET log_checkpoints = on",
+			"ALTER SYSTEM SET log_connections = on", "SELECT pg_reload_conf()")
+		// Before the server's directory goes (cleanups run last first).
+		b.Cleanup(func() {
+			log, err := os.ReadFile(filepath.Join(pg.Dir, "postgres.log"))
+			if err == nil {
+				err = os.WriteFile(fmt.Sprintf("%s.%s", to, map[bool]string{true: "durable", false: "throwaway"}[durable]), log, 0o644)
+			}
+			if err != nil {
+				b.Error(err)
+			}
+		})
 	}
 	return &benchServer{pg: pg, admin: admin, durable: durable}
 }
