@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -41,7 +39,7 @@ func BenchmarkDeployToServing(b *testing.B) {
 		rounds = n
 	}
 	ctx := context.Background()
-	c := startNode(b)
+	c := startNode(b, b.Logf)
 	c.router = routers[slices.IndexFunc(routers, func(r router) bool { return r.name == "ingress" })]
 	c.app = "bench"
 	pg, err := testenv.StartPostgresFor(ctx, true)
@@ -170,44 +168,4 @@ func (c *cluster) deployToServing(sha string) (serving, exited time.Duration, st
 func median(ds []time.Duration) time.Duration {
 	s := slices.Sorted(slices.Values(ds))
 	return s[len(s)/2]
-}
-
-// startNode starts the real node as TestPipelineOnARealNode does, with
-// shipper and examples/hello built, and returns its cluster, no router
-// chosen.
-func startNode(tb testing.TB) cluster {
-	ctx := context.Background()
-	env, err := testenv.Start(ctx, testenv.Options{Node: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(env.Stop)
-	work := tb.TempDir()
-	c := cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"),
-		kubeconfig: filepath.Join(work, "shipper.kubeconfig")}
-	if err := env.Apply(ctx, "../deploy/rbac-shared"); err != nil {
-		tb.Fatalf("applying deploy/rbac-shared: %v", err)
-	}
-	if err := env.ApplySettings(ctx, map[string]string{"domains": routers[0].domain + " " + routers[1].domain}); err != nil {
-		tb.Fatal(err)
-	}
-	token, err := env.Token(ctx, "shipper-system", "shipper")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := testenv.WriteKubeconfig(c.kubeconfig, token, "shipper"); err != nil {
-		tb.Fatal(err)
-	}
-	c.token = token
-	for _, args := range [][]string{
-		{"-o", c.shipper, "../cmd/shipper"},
-		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},
-	} {
-		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, args...)...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			tb.Fatalf("go build %v: %v\n%s", args, err, out)
-		}
-	}
-	return c
 }
