@@ -41,11 +41,14 @@ func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
 }
 
 // strategy is the STRATEGY clause of the copy: Config.Strategy, or for
-// StrategyAuto the one for the template's size. Before PostgreSQL 15
-// there is no clause: FILE_COPY is the server's one way.
+// StrategyAuto the one for the template's size (a size the admin may not
+// read, of a template it does not own, counts as small: WAL_LOG, the
+// server's default). Before PostgreSQL 15 there is no clause: FILE_COPY
+// is the server's one way.
 func (p *Postgres) strategy(ctx context.Context, db *sql.DB) (string, error) {
 	var version, size int64
-	err := db.QueryRowContext(ctx, "SELECT current_setting('server_version_num')::int, CASE WHEN $1 THEN pg_database_size($2) ELSE 0 END",
+	err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int,
+		CASE WHEN $1 AND has_database_privilege($2, 'CONNECT') THEN pg_database_size($2) ELSE 0 END`,
 		p.cfg.Strategy == StrategyAuto, p.template).Scan(&version, &size)
 	switch {
 	case isCode(err, undefinedDatabase):

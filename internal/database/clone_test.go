@@ -141,3 +141,21 @@ func TestEnsureReopensADatabaseADropLeftClosed(t *testing.T) {
 		t.Errorf("visits: %s rows, want the template's 1", got)
 	}
 }
+
+// TestAutoCopiesATemplateWhoseSizeTheAdminCannotRead: a template the
+// admin does not own, marked IS_TEMPLATE and closed to PUBLIC, is copied
+// (WAL_LOG, the server's default) though pg_database_size is refused.
+func TestAutoCopiesATemplateWhoseSizeTheAdminCannotRead(t *testing.T) {
+	s := getServer(t)
+	if err := s.pg.ExecAll(context.Background(), "postgres", "CREATE DATABASE tpl_not_mine IS_TEMPLATE true", "REVOKE ALL ON DATABASE tpl_not_mine FROM PUBLIC"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = s.pg.ExecAll(context.Background(), "postgres", "ALTER DATABASE tpl_not_mine IS_TEMPLATE false", "DROP DATABASE tpl_not_mine")
+	})
+	e := s.engine(t, func(c *database.Config) { c.Template = "tpl_not_mine" })
+	env := ensure(t, e, commit("notmine", "e1e1e1e1"))
+	if got := mustQuery(t, env["DATABASE_URL"], "SELECT current_database()::text"); got != "notmine-e1e1e1e1" {
+		t.Errorf("connected to %q", got)
+	}
+}

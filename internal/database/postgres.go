@@ -96,7 +96,8 @@ const (
 	duplicateDatabase = "42P04"
 	objectInUse       = "55006" // the template has sessions
 	undefinedDatabase = "3D000"
-	// WITH (FORCE) refused to end a session
+	// DROP DATABASE ... WITH (FORCE) of a database an autovacuum worker
+	// is in, by an admin that is not a superuser
 	insufficientPrivilege = "42501"
 )
 
