@@ -16,7 +16,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik kube-router
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build image tools check-installs test test-unit lint bench stress demo e2e devenv clean
+.PHONY: help build image tools check-installs test test-unit lint bench bench-node stress demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -51,11 +51,16 @@ bench: ## benchmarks on the real apiserver and registry (release engine vs helm;
 	hack/deps.sh test bench
 	hack/tools.sh $(BENCH_TOOLS)
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20x ./internal/...
-	SHIPPER_BENCH_DATABASE=1 $(GO) test -run '^$$' -bench CloneVsDump -benchtime 3x ./internal/database
+	SHIPPER_BENCH_DATABASE=1 $(GO) test -run '^$$' -bench CloneVsDump -benchtime 3x -timeout 60m ./internal/database
 	$(GO) test -run '^$$' -bench GateLatency -benchtime 3x ./integration
 	$(GO) test -run '^$$' -bench Package200MB -benchtime 2x ./integration
 	$(GO) test -run '^$$' -bench Prune200 -benchtime 1x -timeout 30m ./integration
 	$(GO) test -run '^$$' -bench Scale -benchtime 1x -timeout 60m ./integration
+
+bench-node: ## deploy-to-serving with a per-commit database against without, on the real node (root; run as flock /tmp/shipper-node.lock make bench-node)
+	hack/deps.sh test node image
+	hack/tools.sh $(NODE_TOOLS)
+	$(GO) test -tags e2e -run '^$$' -bench DeployToServing -benchtime 1x -timeout 30m ./e2e
 
 stress: tools ## the stress suite at full count: kill -9 and races, invariants checked after each case (docs/reliability.md)
 	hack/deps.sh test

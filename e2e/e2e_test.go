@@ -261,47 +261,56 @@ func (c *cluster) eventually(t *testing.T, host, path string, wantCode int, want
 	}
 }
 
-func TestPipelineOnARealNode(t *testing.T) {
+// startNode starts the real node, applies deploy/rbac-shared and the
+// base domains, writes a kubeconfig of shipper's ServiceAccount and builds
+// shipper and examples/hello; it returns the cluster, no router chosen.
+// say reports the steps.
+func startNode(tb testing.TB, say func(format string, args ...any)) cluster {
+	ctx := context.Background()
 	start := time.Now()
-	env, err := testenv.Start(context.Background(), testenv.Options{Node: true})
+	env, err := testenv.Start(ctx, testenv.Options{Node: true})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(env.Stop)
-	say(t, "cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
-
-	work := t.TempDir()
-	base := cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"),
+	tb.Cleanup(env.Stop)
+	say("cold start of etcd, apiserver, registry, containerd, kubelet, kube-proxy, controllers and Traefik: %v", time.Since(start))
+	work := tb.TempDir()
+	c := cluster{env: env, shipper: filepath.Join(work, "shipper"), hello: filepath.Join(work, "hello"),
 		kubeconfig: filepath.Join(work, "shipper.kubeconfig")}
-	c := &base
-	if err := env.Apply(context.Background(), "../deploy/rbac-shared"); err != nil {
-		t.Fatalf("applying deploy/rbac-shared: %v", err)
+	if err := env.Apply(ctx, "../deploy/rbac-shared"); err != nil {
+		tb.Fatalf("applying deploy/rbac-shared: %v", err)
 	}
 	// The cluster's base domains (deploy/rbac/hosts.yaml), as an admin
 	// writes them once.
 	domains := map[string]string{"domains": routers[0].domain + " " + routers[1].domain}
-	if err := env.ApplySettings(context.Background(), domains); err != nil {
-		t.Fatal(err)
+	if err := env.ApplySettings(ctx, domains); err != nil {
+		tb.Fatal(err)
 	}
-	token, err := env.Token(context.Background(), "shipper-system", "shipper")
+	token, err := env.Token(ctx, "shipper-system", "shipper")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := testenv.WriteKubeconfig(c.kubeconfig, token, "shipper"); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	c.token = token
-	say(t, "kubectl apply -k deploy/rbac-shared: shipper runs as ServiceAccount shipper-system/shipper; base domains %s", domains["domains"])
-	for _, b := range [][]string{
+	say("kubectl apply -k deploy/rbac-shared: shipper runs as ServiceAccount shipper-system/shipper; base domains %s", domains["domains"])
+	for _, args := range [][]string{
 		{"-o", c.shipper, "../cmd/shipper"},
 		{"-o", filepath.Join(c.hello, "hello"), "../examples/hello"},
 	} {
-		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, b...)...)
+		cmd := exec.Command("go", append([]string{"build", "-trimpath"}, args...)...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %v: %v\n%s", b, err, out)
+			tb.Fatalf("go build %v: %v\n%s", args, err, out)
 		}
 	}
+	return c
+}
+
+func TestPipelineOnARealNode(t *testing.T) {
+	base := startNode(t, func(format string, args ...any) { say(t, format, args...) })
+	c := &base
 	// SHIPPER_E2E_RUN narrows the run to one part while working on it
 	// (gateway, ingress, apps, network, protect, database, in-cluster or gitlab-ci-local); make e2e runs
 	// them all.

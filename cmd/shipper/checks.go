@@ -46,8 +46,9 @@ var flagChecks = map[string]func(c *cli.Context, name string) error{
 	"database-template": func(c *cli.Context, name string) error {
 		return ifSet(c.String(name), database.CheckTemplate)
 	},
-	"database-host": func(c *cli.Context, name string) error { return ifSet(c.String(name), database.CheckHost) },
-	"migrate":       func(c *cli.Context, name string) error { _, err := release.MigrateArgv(c.String(name)); return err },
+	"database-host":     func(c *cli.Context, name string) error { return ifSet(c.String(name), database.CheckHost) },
+	"database-strategy": func(c *cli.Context, name string) error { return database.CheckStrategy(c.String(name)) },
+	"migrate":           func(c *cli.Context, name string) error { _, err := release.MigrateArgv(c.String(name)); return err },
 }
 
 // ifSet is check of s, unless s is empty.

@@ -53,6 +53,7 @@ var badFlags = []struct {
 	{"database-url", "postgres://admin:s3cr3t@db:bad-port/postgres", "--database-url"},
 	{"database-template", strings.Repeat("t", 64), "--database-template"},
 	{"database-host", "db:70000", "--database-host"},
+	{"database-strategy", "FILE_COPY", "--database-strategy"},
 	// package's own
 	{"context", "/nonexistent/app", "build context"},
 	{"workdir", "relative", "workdir"},

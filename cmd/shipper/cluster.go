@@ -64,7 +64,7 @@ func databaseEngine(c *cli.Context) (database.Engine, error) {
 // openDatabase is the engine of the database flags (it connects to
 // nothing).
 func openDatabase(c *cli.Context) (database.Engine, error) {
-	return database.Open(database.Config{URL: c.String("database-url"), Template: c.String("database-template"), Host: c.String("database-host")})
+	return database.Open(database.Config{URL: c.String("database-url"), Template: c.String("database-template"), Host: c.String("database-host"), Strategy: c.String("database-strategy")})
 }
 
 // configuration builds the engine's Configuration: connected to the

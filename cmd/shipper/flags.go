@@ -5,6 +5,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/shipper-dev/shipper/internal/database"
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
@@ -185,6 +186,7 @@ func databaseFlags() []cli.Flag {
 		&cli.StringFlag{Name: "database-url", Usage: "admin connection postgres://USER:PASSWORD@HOST:PORT/DB of the server each commit gets a database on (never printed; a masked, protected variable); none: no databases", EnvVars: []string{"SHIPPER_DATABASE_URL"}},
 		&cli.StringFlag{Name: "database-template", Usage: "the database each commit's database is a copy of (CREATE DATABASE ... TEMPLATE)", EnvVars: []string{"SHIPPER_DATABASE_TEMPLATE"}},
 		&cli.StringFlag{Name: "database-host", Usage: "HOST[:PORT] the pods reach the server at, when not --database-url's", EnvVars: []string{"SHIPPER_DATABASE_HOST"}},
+		&cli.StringFlag{Name: "database-strategy", Value: database.StrategyAuto, Usage: "how the template is copied: auto (file_copy from a 64 MB template, wal_log below), wal_log or file_copy (PostgreSQL 15's CREATE DATABASE ... STRATEGY)", EnvVars: []string{"SHIPPER_DATABASE_STRATEGY"}},
 	}
 }
 

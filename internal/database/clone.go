@@ -15,7 +15,11 @@ import (
 // refused: it is tried again until Config.CloneWait, and then the error
 // names the sessions.
 func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
-	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template)
+	strategy, err := p.strategy(ctx, db)
+	if err != nil {
+		return err
+	}
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template) + strategy
 	deadline := time.Now().Add(p.cfg.CloneWait)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		_, err := db.ExecContext(ctx, q)
@@ -34,6 +38,29 @@ func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
 		case <-time.After(delay):
 		}
 	}
+}
+
+// strategy is the STRATEGY clause of the copy: Config.Strategy, or for
+// StrategyAuto the one for the template's size (a size the admin may not
+// read, of a template it does not own, counts as small: WAL_LOG, the
+// server's default). Before PostgreSQL 15 there is no clause: FILE_COPY
+// is the server's one way.
+func (p *Postgres) strategy(ctx context.Context, db *sql.DB) (string, error) {
+	var version, size int64
+	err := db.QueryRowContext(ctx, `SELECT current_setting('server_version_num')::int,
+		CASE WHEN $1 AND has_database_privilege($2, 'CONNECT') THEN pg_database_size($2) ELSE 0 END`,
+		p.cfg.Strategy == StrategyAuto, p.template).Scan(&version, &size)
+	switch {
+	case isCode(err, undefinedDatabase):
+		return "", fmt.Errorf("copying template %q: there is no such database on the server (--database-template)", p.template)
+	case err != nil:
+		return "", fmt.Errorf("reading the size of template %q: %w", p.template, err)
+	case version < 150000:
+		return "", nil
+	case p.cfg.Strategy == StrategyFileCopy, p.cfg.Strategy == StrategyAuto && size >= p.fileCopyFrom:
+		return " STRATEGY FILE_COPY", nil
+	}
+	return " STRATEGY WAL_LOG", nil
 }
 
 // sessions names the sessions open on database name: process, role,

@@ -1,6 +1,7 @@
 package database
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -62,6 +63,34 @@ type Config struct {
 	// CloneWait bounds how long Ensure waits for a template with open
 	// sessions (default 20s); the context's deadline still applies.
 	CloneWait time.Duration
+	// Strategy is how the template is copied (SHIPPER_DATABASE_STRATEGY):
+	// StrategyAuto (""), StrategyWALLog or StrategyFileCopy.
+	Strategy string
+}
+
+// The ways to copy a template, PostgreSQL 15's CREATE DATABASE ...
+// STRATEGY. WAL_LOG copies block by block through the write-ahead log;
+// FILE_COPY copies the files, with a checkpoint before and after.
+const (
+	// StrategyAuto is FILE_COPY from a template of AutoFileCopyBytes or
+	// more, WAL_LOG below: the copy the benchmarks found faster at each
+	// size (docs/benchmarks.md).
+	StrategyAuto     = "auto"
+	StrategyWALLog   = "wal_log"
+	StrategyFileCopy = "file_copy"
+)
+
+// AutoFileCopyBytes is the template size from which StrategyAuto copies
+// files.
+const AutoFileCopyBytes = 64 << 20
+
+// CheckStrategy refuses a Config.Strategy that is none of the three.
+func CheckStrategy(s string) error {
+	switch s {
+	case "", StrategyAuto, StrategyWALLog, StrategyFileCopy:
+		return nil
+	}
+	return &ConfigError{Input: "--database-strategy", Rule: "must be auto, wal_log or file_copy"}
 }
 
 // DefaultCloneWait is Config.CloneWait's default.
@@ -78,6 +107,10 @@ func Open(cfg Config) (Engine, error) {
 	if cfg.CloneWait <= 0 {
 		cfg.CloneWait = DefaultCloneWait
 	}
+	if err := CheckStrategy(cfg.Strategy); err != nil {
+		return nil, err
+	}
+	cfg.Strategy = cmp.Or(cfg.Strategy, StrategyAuto)
 	switch u.Scheme {
 	case "postgres", "postgresql":
 		return newPostgres(cfg, u)

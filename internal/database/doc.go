@@ -38,11 +38,14 @@
 // sent as a SCRAM verifier (scram.go) so the server's statement log never
 // holds it, and grants it to the admin role (so the admin can hand over the
 // clone's objects and later drop them). The clone is CREATE DATABASE ...
-// OWNER role TEMPLATE template; CONNECT is revoked from PUBLIC, so one
+// OWNER role TEMPLATE template STRATEGY WAL_LOG or FILE_COPY
+// (Config.Strategy; by default by the template's size, clone.go); CONNECT
+// is revoked from PUBLIC, so one
 // preview's role cannot open another's database; the objects copied from
 // the template (schemas, tables, views, sequences, functions, types) are
 // handed to the role (owner.go), so the app and its migrations can change
 // them. A template with open sessions cannot be copied: Ensure waits up to
-// Config.CloneWait, then names the sessions (clone.go). The settings'
-// checks and the pods' variables are pgconfig.go's.
+// Config.CloneWait, then names the sessions (clone.go). Drop ends the
+// database's sessions, an autovacuum worker's too (drop.go). The
+// settings' checks and the pods' variables are pgconfig.go's.
 package database

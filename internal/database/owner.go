@@ -19,32 +19,23 @@ import (
 // the loops skip what the role already owns.
 func (p *Postgres) handOver(ctx context.Context, admin *sql.DB, c Commit) error {
 	name := pq.QuoteIdentifier(c.Name)
-	for _, q := range []string{
-		"REVOKE ALL ON DATABASE " + name + " FROM PUBLIC",
-		"COMMENT ON DATABASE " + name + " IS " + pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String()),
-	} {
-		if _, err := admin.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("handing database %q to its role: %w", c.Name, err)
-		}
+	// Connections are allowed again after a drop that failed half way
+	// (dropDatabase).
+	if _, err := admin.ExecContext(ctx, "REVOKE ALL ON DATABASE "+name+" FROM PUBLIC; ALTER DATABASE "+name+" ALLOW_CONNECTIONS true; "+
+		"COMMENT ON DATABASE "+name+" IS "+pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String())); err != nil {
+		return fmt.Errorf("handing database %q to its role: %w", c.Name, err)
 	}
+	// ALTER ... OWNER changes only the catalogs of the database it runs
+	// in: a second connection, to the clone, is the one way.
 	db, err := p.open(c.Name)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	// The role's name reaches the DO block as a setting of the
-	// transaction: a literal inside the block's dollar quotes could end
-	// them ("a$shipper$b").
-	tx, err := db.BeginTx(ctx, nil)
-	if err == nil {
-		defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-		if _, err = tx.ExecContext(ctx, "SELECT set_config('shipper.owner', $1, true)", c.Name); err == nil {
-			if _, err = tx.ExecContext(ctx, handOverSQL); err == nil {
-				err = tx.Commit()
-			}
-		}
-	}
-	if err != nil {
+	// One round trip, one transaction. The role's name reaches the DO
+	// block as a setting of the transaction: a literal inside the block's
+	// dollar quotes could end them ("a$shipper$b").
+	if _, err := db.ExecContext(ctx, "SELECT set_config('shipper.owner', "+pq.QuoteLiteral(c.Name)+", true); "+handOverSQL); err != nil {
 		return fmt.Errorf("handing the objects of database %q to its role: %w", c.Name, err)
 	}
 	return nil

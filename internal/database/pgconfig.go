@@ -26,7 +26,7 @@ func newPostgres(cfg Config, u *url.URL) (*Postgres, error) {
 	if admin.Database == cfg.Template {
 		return nil, &ConfigError{Input: "--database-template", Rule: "is the database of --database-url: a template with a session open cannot be copied; connect to another (postgres)"}
 	}
-	p := &Postgres{cfg: cfg, admin: admin, template: cfg.Template, sslMode: u.Query().Get("sslmode")}
+	p := &Postgres{cfg: cfg, admin: admin, template: cfg.Template, sslMode: u.Query().Get("sslmode"), fileCopyFrom: AutoFileCopyBytes}
 	p.podHost, p.podPort = u.Hostname(), cmp.Or(u.Port(), "5432")
 	if cfg.Host != "" {
 		h, port, err := splitHost(cfg.Host)

@@ -23,6 +23,9 @@ type Postgres struct {
 	podPort  string
 	sslMode  string // the URL's sslmode, passed on to the pods ("" none)
 	template string
+	// fileCopyFrom is the template size from which StrategyAuto copies
+	// files: AutoFileCopyBytes, lowered by tests.
+	fileCopyFrom int64
 }
 
 // open connects as the admin to database db ("" the URL's).
@@ -92,6 +95,10 @@ const (
 	duplicateObject   = "42710" // CREATE ROLE of an existing role
 	duplicateDatabase = "42P04"
 	objectInUse       = "55006" // the template has sessions
+	undefinedDatabase = "3D000"
+	// DROP DATABASE ... WITH (FORCE) of a database an autovacuum worker
+	// is in, by an admin that is not a superuser
+	insufficientPrivilege = "42501"
 )
 
 func isCode(err error, code string) bool {
@@ -137,47 +144,38 @@ func (p *Postgres) Ensure(ctx context.Context, c Commit, previous map[string]str
 	return p.env(c.Name, password), nil
 }
 
-// ensureRole creates c's role with its mark in one transaction, or sets
-// the password of the existing one, and makes the admin a member (to hand
-// the clone's objects over, and to drop them later).
+// ensureRole creates c's role with its mark, or sets the password of the
+// existing one, and makes the admin a member (to hand the clone's objects
+// over, and to drop them later). Each is one round trip: statements sent
+// together run as one transaction, so the role never exists without its
+// mark.
 func (p *Postgres) ensureRole(ctx context.Context, db *sql.DB, c Commit, exists bool, password string) error {
 	verifier, err := scramVerifier(password)
 	if err != nil {
 		return err
 	}
 	role := pq.QuoteIdentifier(c.Name)
+	grant := "GRANT " + role + " TO CURRENT_USER"
 	if !exists {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return fmt.Errorf("creating role %q: %w", c.Name, err)
-		}
-		defer tx.Rollback() //nolint:errcheck // after Commit, a no-op
-		_, err = tx.ExecContext(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD "+pq.QuoteLiteral(verifier))
-		if err == nil {
-			_, err = tx.ExecContext(ctx, "COMMENT ON ROLE "+role+" IS "+pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String()))
-		}
-		if err == nil {
-			err = tx.Commit()
-		}
-		switch {
-		case isCode(err, duplicateObject):
-			// Made meanwhile (the caller's lock was lost): judged again.
-			s, err := inspect(ctx, db, c.Name)
+		_, err := db.ExecContext(ctx, "CREATE ROLE "+role+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD "+pq.QuoteLiteral(verifier)+"; "+
+			"COMMENT ON ROLE "+role+" IS "+pq.QuoteLiteral(mark{App: c.App, SHA: c.SHA, Project: c.Project}.String())+"; "+grant)
+		if !isCode(err, duplicateObject) {
 			if err != nil {
-				return err
+				return fmt.Errorf("creating role %q: %w", c.Name, err)
 			}
-			if err := s.ours(c); err != nil {
-				return err
-			}
-		case err != nil:
-			return fmt.Errorf("creating role %q: %w", c.Name, err)
+			return nil
+		}
+		// Made meanwhile (the caller's lock was lost): judged again.
+		s, err := inspect(ctx, db, c.Name)
+		if err != nil {
+			return err
+		}
+		if err := s.ours(c); err != nil {
+			return err
 		}
 	}
-	if _, err := db.ExecContext(ctx, "ALTER ROLE "+role+" PASSWORD "+pq.QuoteLiteral(verifier)); err != nil {
+	if _, err := db.ExecContext(ctx, "ALTER ROLE "+role+" PASSWORD "+pq.QuoteLiteral(verifier)+"; "+grant); err != nil {
 		return fmt.Errorf("setting the password of role %q: %w", c.Name, err)
-	}
-	if _, err := db.ExecContext(ctx, "GRANT "+role+" TO CURRENT_USER"); err != nil {
-		return fmt.Errorf("granting role %q to the admin: %w", c.Name, err)
 	}
 	return nil
 }
@@ -202,7 +200,7 @@ func (p *Postgres) Drop(ctx context.Context, c Commit) (bool, error) {
 	}
 	name := pq.QuoteIdentifier(c.Name)
 	if s.db {
-		if _, err := db.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+		if err := dropDatabase(ctx, db, c.Name); err != nil {
 			return false, fmt.Errorf("dropping database %q: %w", c.Name, err)
 		}
 	}

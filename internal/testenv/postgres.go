@@ -63,7 +63,19 @@ const NodeGateway = "10.244.0.1"
 // StartPostgresFor is StartPostgres, listening also on NodeGateway with
 // password logins from the node's pods (clusterCIDR) when pods is set:
 // for the e2e's apps. Start the Env's node first: it makes the bridge.
-func StartPostgresFor(ctx context.Context, pods bool) (_ *Postgres, err error) {
+func StartPostgresFor(ctx context.Context, pods bool) (*Postgres, error) {
+	return startPostgres(ctx, pods, false)
+}
+
+// StartDurablePostgres is StartPostgres with PostgreSQL's own durability
+// settings (fsync, synchronous_commit and full_page_writes on, initdb's
+// files synced): a server as production runs it, for the benchmarks whose
+// figures depend on it (a clone's checkpoints and WAL). Stop it when done.
+func StartDurablePostgres(ctx context.Context) (*Postgres, error) {
+	return startPostgres(ctx, false, true)
+}
+
+func startPostgres(ctx context.Context, pods, durable bool) (_ *Postgres, err error) {
 	if _, err := os.Stat(filepath.Join(PostgresBin, "postgres")); err != nil {
 		return nil, fmt.Errorf("no PostgreSQL 15 (hack/deps.sh test installs Debian's postgresql): %w", err)
 	}
@@ -94,8 +106,15 @@ func StartPostgresFor(ctx context.Context, pods bool) (_ *Postgres, err error) {
 	if err := writeOwned(pwfile, p.Password+"\n", cred); err != nil {
 		return nil, err
 	}
-	initdb := exec.CommandContext(ctx, filepath.Join(PostgresBin, "initdb"), "-D", data, "-U", p.Admin, "--pwfile", pwfile,
-		"--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync")
+	initArgs := []string{"-D", data, "-U", p.Admin, "--pwfile", pwfile, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C"}
+	// Durability off: the data is thrown away.
+	settings := []string{"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"}
+	if durable {
+		settings = nil
+	} else {
+		initArgs = append(initArgs, "--no-sync")
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(PostgresBin, "initdb"), initArgs...)
 	initdb.Dir = dir
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
 	if out, err := initdb.CombinedOutput(); err != nil {
@@ -122,10 +141,9 @@ func StartPostgresFor(ctx context.Context, pods bool) (_ *Postgres, err error) {
 		if err != nil {
 			return nil, err
 		}
-		// Durability off: the data is thrown away.
-		proc, err := startProcessAs(dir, "postgres", cred, filepath.Join(PostgresBin, "postgres"), "-D", data,
-			"-c", "listen_addresses="+listen, "-p", strconv.Itoa(ports[0]), "-k", data,
-			"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
+		args := append([]string{"-D", data, "-c", "listen_addresses=" + listen, "-p", strconv.Itoa(ports[0]), "-k", data,
+			"-c", "max_connections=200"}, settings...)
+		proc, err := startProcessAs(dir, "postgres", cred, filepath.Join(PostgresBin, "postgres"), args...)
 		if err != nil {
 			return nil, err
 		}
