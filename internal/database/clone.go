@@ -13,13 +13,16 @@ import (
 // clone copies the template as database name, owned by the role name.
 // While the template has sessions (someone connected to it) the copy is
 // refused: it is tried again until Config.CloneWait, and then the error
-// names the sessions.
+// names the sessions. The copy is made closed (ALLOW_CONNECTIONS false):
+// CREATE DATABASE grants CONNECT to PUBLIC, which handOver revokes before
+// it opens the database, so a job killed in between leaves nothing any
+// other role on the server can open.
 func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
 	strategy, err := p.strategy(ctx, db)
 	if err != nil {
 		return err
 	}
-	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template) + strategy
+	q := "CREATE DATABASE " + pq.QuoteIdentifier(name) + " OWNER " + pq.QuoteIdentifier(name) + " TEMPLATE " + pq.QuoteIdentifier(p.template) + strategy + " ALLOW_CONNECTIONS false"
 	deadline := time.Now().Add(p.cfg.CloneWait)
 	for delay := 100 * time.Millisecond; ; delay = min(2*delay, time.Second) {
 		_, err := db.ExecContext(ctx, q)

@@ -159,3 +159,40 @@ func TestAutoCopiesATemplateWhoseSizeTheAdminCannotRead(t *testing.T) {
 		t.Errorf("connected to %q", got)
 	}
 }
+
+// TestACopyIsClosedUntilItIsHandedOver: CREATE DATABASE gives PUBLIC
+// CONNECT, and the hand-over revokes it in a later statement. The copy is
+// made closed (ALLOW_CONNECTIONS false), so a job killed between the two
+// leaves no database another preview's role could open; the next deploy
+// opens it to its own role only.
+func TestACopyIsClosedUntilItIsHandedOver(t *testing.T) {
+	s := getServer(t)
+	e := s.engine(t, nil)
+	ctx := context.Background()
+	c, other := commit("closed", "c0c0c0c0"), commit("closed", "0e0e0e0e")
+	env := ensure(t, e, c)
+	otherEnv := ensure(t, e, other)
+	// The job is killed after the copy: drop the database only, copy again.
+	if err := s.pg.ExecAll(ctx, "postgres", `DROP DATABASE "`+c.Name+`"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := database.Clone(ctx, e, c.Name); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustQuery(t, s.pg.AdminURL("postgres"), "SELECT datallowconn::text FROM pg_database WHERE datname = '"+c.Name+"'"); got != "false" {
+		t.Errorf("a copy not yet handed over allows connections: %s", got)
+	}
+	intruder := s.pg.URL(otherEnv["PGUSER"], otherEnv["PGPASSWORD"], c.Name)
+	if _, err := query(t, intruder, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "not currently accepting connections") {
+		t.Errorf("another preview's role connecting to a copy not yet handed over: %v, want it refused as closed", err)
+	}
+	if _, err := e.Ensure(ctx, c, env); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustQuery(t, env["DATABASE_URL"], "SELECT count(*)::text FROM visits"); got != "1" {
+		t.Errorf("visits: %s rows, want the template's 1", got)
+	}
+	if _, err := query(t, intruder, "SELECT 1"); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("another preview's role connecting to the commit's database once handed over: %v, want permission denied", err)
+	}
+}

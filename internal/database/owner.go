@@ -35,7 +35,16 @@ func (p *Postgres) handOver(ctx context.Context, admin *sql.DB, c Commit) error 
 	// One round trip, one transaction. The role's name reaches the DO
 	// block as a setting of the transaction: a literal inside the block's
 	// dollar quotes could end them ("a$shipper$b").
-	if _, err := db.ExecContext(ctx, "SELECT set_config('shipper.owner', "+pq.QuoteLiteral(c.Name)+", true); "+handOverSQL); err != nil {
+	//
+	// The search path is pg_catalog alone for that transaction. The role
+	// owns this database and its schema public, and may set the
+	// database's own search_path (ALTER DATABASE ... SET): a function or
+	// operator it made there that matches the block's argument types more
+	// closely than pg_catalog's (an =(oid, regclass)) would otherwise run
+	// as the admin. Set in the transaction, not as a startup parameter of
+	// the connection, so a pooler in front of the server (PgBouncer
+	// refuses unknown startup parameters) changes nothing.
+	if _, err := db.ExecContext(ctx, "SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true), pg_catalog.set_config('shipper.owner', "+pq.QuoteLiteral(c.Name)+", true); "+handOverSQL); err != nil {
 		return fmt.Errorf("handing the objects of database %q to its role: %w", c.Name, err)
 	}
 	return nil

@@ -3,7 +3,6 @@ package release_test
 import (
 	"context"
 	"database/sql"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,27 +14,18 @@ import (
 	"github.com/shipper-dev/shipper/internal/release"
 )
 
-// openProbe skips a probe of a finding whose fix is another branch's
-// (internal/database) unless SHIPPER_OPEN_PROBES=1: it fails until then.
-func openProbe(t *testing.T) {
-	t.Helper()
-	if os.Getenv("SHIPPER_OPEN_PROBES") != "1" {
-		t.Skip("an open finding of the review of issue 28 (fix in internal/database); SHIPPER_OPEN_PROBES=1 runs it")
-	}
-}
-
-// TestProbeHandOverRunsThePreviewsOperators: the code of a preview (its
+// TestAPreviewsOperatorsNeverRunAsTheAdmin: the code of a preview (its
 // app or its migration, with the DATABASE_URL of its Secret) owns its
-// database and its schema public, which is on the search_path of the
-// admin's connection that hands the clone's objects over on every
-// deploy. An operator <>(oid, regrole) there is a closer match than
-// pg_catalog's <>(oid, oid) for the hand-over's "nspowner NOT IN
-// (target, 'pg_database_owner'::regrole)": the next deploy of the commit
-// runs the preview's function as the admin, which here gives the
-// preview's role CREATEROLE (on PostgreSQL 15, the reach of the admin:
-// every non-superuser role, pg_read_all_data).
-func TestProbeHandOverRunsThePreviewsOperators(t *testing.T) {
-	openProbe(t)
+// database and its schema public, and may set the database's
+// search_path. The admin's connection hands the clone's objects over on
+// every deploy; an operator =(oid, regclass) in public is a closer match
+// than pg_catalog's for the hand-over's "d.classid =
+// 'pg_namespace'::regclass", so without a search path of pg_catalog alone
+// the next deploy runs the preview's function as the admin, which here
+// gives the preview's role CREATEROLE (on PostgreSQL 15, the reach of the
+// admin: every non-superuser role, pg_read_all_data). Found by the hostile
+// review of issue 28.
+func TestAPreviewsOperatorsNeverRunAsTheAdmin(t *testing.T) {
 	pg, admin := dbServer(t)
 	ctx := context.Background()
 	engine, err := database.Open(database.Config{URL: admin, Template: "tpl"})
@@ -57,7 +47,8 @@ BEGIN
 	BEGIN EXECUTE 'ALTER ROLE ' || ` + role + ` || ' CREATEROLE'; EXCEPTION WHEN OTHERS THEN INSERT INTO public.ran VALUES (SQLERRM); END;
 	RETURN a OPERATOR(pg_catalog.=) b::oid;
 END $f$;
-CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.eq_hijack)`
+CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.eq_hijack);
+ALTER DATABASE ` + pq.QuoteIdentifier(c.Name) + ` SET search_path = public, pg_catalog`
 	if err := dbExec(pg.URL(env["PGUSER"], env["PGPASSWORD"], env["PGDATABASE"]), plant); err != nil {
 		t.Fatalf("the preview's role planting its operator: %v", err)
 	}
@@ -65,7 +56,9 @@ CREATE OPERATOR public.= (LEFTARG = oid, RIGHTARG = regclass, FUNCTION = public.
 		t.Fatalf("re-deploy's Ensure: %v", err)
 	}
 	ran, _ := dbQuery(pg.URL(env["PGUSER"], env["PGPASSWORD"], env["PGDATABASE"]), "SELECT string_agg(DISTINCT who, ', ') FROM public.ran")
-	t.Logf("the preview's operator ran as: %q", ran)
+	if ran != "" {
+		t.Errorf("the preview's operator ran during a re-deploy, as %q", ran)
+	}
 	got, err := dbQuery(pg.AdminURL("postgres"), "SELECT rolcreaterole::text FROM pg_roles WHERE rolname = "+pq.QuoteLiteral(c.Name))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +85,7 @@ func dbExec(url, q string) error {
 // deadline, the killed job's --timeout). A promote --migrate of another
 // commit B must not run production's migration beside it: it stops A's
 // Job first, as the next promote of A would.
-func TestProbeKilledPromoteMigrationStoppedByTheNextPromote(t *testing.T) {
+func TestAKilledPromotesMigrationIsStoppedByTheNextPromote(t *testing.T) {
 	f := newDeployFixture(t)
 	nsA, nsB := f.app+"-"+shaA[:8], f.app+"-"+shaB[:8]
 	f.deployReady(t, shaA)
