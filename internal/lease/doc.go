@@ -21,6 +21,8 @@
 //	                  the locks a context holds: whether one was lost, and a
 //	                  context that ignores the job's cancellation but still
 //	                  ends when a lock is lost
+//	Created           whether a Do made its Lease: no one held that lock
+//	                  before, so nothing done under it is there yet
 //
 // A Lease that cannot be taken at all (no right, a namespace being
 // deleted, an apiserver out of reach) is told from one another job holds

@@ -232,7 +232,7 @@ func (e *election) lead(leading context.Context) {
 		e.fnErr = err
 		return
 	}
-	fctx, cancel := context.WithCancel(withHeld(e.job, leading))
+	fctx, cancel := context.WithCancel(context.WithValue(withHeld(e.job, leading), createdKey{}, e.lock.wasCreated()))
 	defer cancel()
 	stop := context.AfterFunc(leading, cancel) // lease lost
 	defer stop()

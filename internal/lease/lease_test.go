@@ -125,18 +125,29 @@ func TestLockWritesItsLeaseOnceAndGivesItUpInOneRequest(t *testing.T) {
 
 	// A new Lease: read, created; released in one update. fn outlasts
 	// minRenewal (250 ms with the default 15 s lease) by little.
-	if err := c.Do(ctx, ns, "rel", func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil }); err != nil {
+	var created bool
+	if err := c.Do(ctx, ns, "rel", func(ctx context.Context) error {
+		created = Created(ctx)
+		time.Sleep(200 * time.Millisecond)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got := seen.take(); got != "GET POST PUT" {
 		t.Errorf("lease requests = %q, want %q (read, create, release)", got, "GET POST PUT")
 	}
+	if !created {
+		t.Error("Created = false for the lock that made its Lease, want true")
+	}
 	if h := holder(); h != "" {
 		t.Errorf("holder after release = %q, want none", h)
 	}
 	// An existing one: read, taken, released.
-	if err := c.Do(ctx, ns, "rel", func(context.Context) error { return nil }); err != nil {
+	if err := c.Do(ctx, ns, "rel", func(ctx context.Context) error { created = Created(ctx); return nil }); err != nil {
 		t.Fatal(err)
+	}
+	if created {
+		t.Error("Created = true for a lock whose Lease was there (given up by another), want false")
 	}
 	if got := seen.take(); got != "GET PUT PUT" {
 		t.Errorf("lease requests = %q, want %q (read, take, release)", got, "GET PUT PUT")

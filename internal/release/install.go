@@ -222,7 +222,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		if err != nil {
 			return rel, err
 		}
-		return rel, c.confirmRecorded(ctx, r.cfg, rel)
+		return rel, c.confirmRecorded(ctx, r, rel)
 	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", r.last.Version)
 	up := action.NewUpgrade(r.cfg)
@@ -242,7 +242,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	if err != nil {
 		return rel, err
 	}
-	return rel, c.confirmRecorded(ctx, r.cfg, rel)
+	return rel, c.confirmRecorded(ctx, r, rel)
 }
 
 // revert returns commit n's release to revision to after a change that
@@ -275,9 +275,15 @@ func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // confirmRecorded makes sure the stored record of rel says what Helm
 // returned. Helm's install and upgrade log and ignore an error writing the
 // final status (an apiserver restarting at that moment), which leaves the
-// release "pending-install" although it is deployed; the record is read
-// back (one GET) and written again, with retries, when it disagrees.
-func (c *Configuration) confirmRecorded(ctx context.Context, cfg *action.Configuration, rel *release.Release) error {
+// release "pending-install" although it is deployed. When the apiserver
+// answered that write without error (r.recorded), the record holds it;
+// else it is read back (one GET) and written again, with retries, when it
+// disagrees.
+func (c *Configuration) confirmRecorded(ctx context.Context, r *helmRelease, rel *release.Release) error {
+	if r.recorded(rel) {
+		return nil
+	}
+	cfg := r.cfg
 	return retry.OnError(kube.TransientBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
 		stored, err := cfg.Releases.Get(rel.Name, rel.Version)
 		if err != nil {
