@@ -145,6 +145,9 @@ type helmRelease struct {
 	namespace, name string
 	last            *release.Release
 	records         []record
+	// fresh: opened under a Lease the operation made in a namespace it
+	// made (lease.Created), so nothing of the release is there yet.
+	fresh bool
 }
 
 // openRelease opens release name in namespace for a Helm write under its
@@ -171,6 +174,15 @@ func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name strin
 	}
 	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver}
 	return &helmRelease{cfg: cfg, namespace: namespace, name: name, last: last, records: recs}, nil
+}
+
+// freshRecords are the records of a release opened fresh (see
+// helmRelease): none, known without a list; else nil, to be listed.
+func freshRecords(fresh bool) []record {
+	if fresh {
+		return []record{}
+	}
+	return nil
 }
 
 // deployedVersion is the release's newest deployed revision, 0 when none
