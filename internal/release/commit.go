@@ -45,7 +45,13 @@ type Commit struct {
 // whose latest revision is not deployed (failed, or pending), and returns
 // the record of the revision the commit runs.
 func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool) (*record, error) {
-	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
+	return c.deployedCommitOf(ctx, n, fresh, nil)
+}
+
+// deployedCommitOf is deployedCommit with the records as read, when sent
+// early (nil: read now).
+func (c *Configuration) deployedCommitOf(ctx context.Context, n Names, fresh bool, read *early[[]record]) (*record, error) {
+	recs, err := read.get(func() ([]record, error) { return c.records(ctx, n.Namespace, "name="+n.Release, fresh) })
 	if err != nil {
 		return nil, err
 	}
