@@ -104,6 +104,17 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string, prod *early[*r
 	return p, img, err
 }
 
+// deployPlan is a deploy's plan and image, as plan makes them.
+type deployPlan struct {
+	plan *plan
+	img  Image
+}
+
+func (d *Deploy) deployPlan(ctx context.Context, n Names, image string, prod *early[*record]) (deployPlan, error) {
+	p, img, err := d.plan(ctx, n, image, prod)
+	return deployPlan{plan: p, img: img}, err
+}
+
 // Render returns the manifests Run would apply for commit n, without a
 // cluster, as `helm template` does.
 func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, error) {
@@ -184,9 +195,17 @@ func (r *deployReads) send(ctx context.Context, c *Configuration, n Names) {
 }
 
 // prepare plans the deploy of n into dp, checks what the cluster can
-// answer before anything changes, and makes the commit's namespace.
+// answer before anything changes, and makes the commit's namespace. The
+// plan is made (rendered, its values checked) while the ownership checks
+// and the early reads are answered, and taken after them as before: made
+// again for the rare commit whose SHA the resolution lengthens (a short
+// SHA of a commit deployed with its full one).
 func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image string) error {
-	n, found, err := d.cfg.beginCommit(ctx, n, writing, func() { dp.early.send(ctx, d.cfg, n) })
+	planned, plannedFor := (*early[deployPlan])(nil), n
+	n, found, err := d.cfg.beginCommit(ctx, n, writing, func() {
+		dp.early.send(ctx, d.cfg, n)
+		planned = readEarly(func() (deployPlan, error) { return d.deployPlan(ctx, n, image, dp.early.prod) })
+	})
 	if err != nil {
 		return err
 	}
@@ -196,9 +215,14 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 	}
 	d.cfg.warmDiscovery(true)
 	dp.n = n
-	if dp.plan, dp.img, err = d.plan(ctx, n, image, dp.early.prod); err != nil {
+	if n.SHA != plannedFor.SHA {
+		planned = nil
+	}
+	made, err := planned.get(func() (deployPlan, error) { return d.deployPlan(ctx, n, image, dp.early.prod) })
+	if err != nil {
 		return err
 	}
+	dp.plan, dp.img = made.plan, made.img
 	if n.Ref != "" {
 		if dp.alias, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
 			return err
