@@ -203,8 +203,8 @@ func (r *deployReads) send(ctx context.Context, c *Configuration, n Names) {
 func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image string) error {
 	planned, plannedFor := (*early[deployPlan])(nil), n
 	n, found, err := d.cfg.beginCommit(ctx, n, writing, func() {
-		dp.early.send(ctx, d.cfg, n)
-		planned = readEarly(func() (deployPlan, error) { return d.deployPlan(ctx, n, image, dp.early.prod) })
+		dp.early.send(ctx, d.cfg, plannedFor)
+		planned = readEarly(func() (deployPlan, error) { return d.deployPlan(ctx, plannedFor, image, dp.early.prod) })
 	})
 	if err != nil {
 		return err
