@@ -136,6 +136,18 @@ func (c *Configuration) pruneHistory(ctx context.Context, recs []record, keep, a
 	}
 }
 
+// pruneHistoryAside is pruneHistory sent while the caller goes on (with
+// the Helm action that adds a revision, which reads none of the revisions
+// pruned: the newest, the deployed one and also stay); wait waits for it.
+func (c *Configuration) pruneHistoryAside(ctx context.Context, recs []record, keep, also int) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.pruneHistory(ctx, recs, keep, also)
+	}()
+	return func() { <-done }
+}
+
 // helmRelease is one release as an operation that holds its lock finds
 // it: Helm's configuration for its namespace, its last revision (nil when
 // it has none) and its records, newest first, a revision left pending
@@ -244,13 +256,14 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	}
 	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
-	c.pruneHistory(ctx, r.records, maxHistory-1, 0)
-	up.MaxHistory = 0 // pruned above
+	pruned := c.pruneHistoryAside(ctx, r.records, maxHistory-1, 0)
+	up.MaxHistory = 0 // pruned aside
 	up.Timeout = helmTimeout(ctx)
 	up.Description = p.description
 	forget := r.know()
 	rel, err := up.RunWithContext(ctx, p.release, p.chart, values)
 	forget()
+	pruned()
 	if err != nil {
 		return rel, err
 	}

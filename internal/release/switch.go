@@ -309,16 +309,18 @@ func (p *prefetched) wait() { p.wg.Wait() }
 // values, manifest, labels) and returns the error of its final write,
 // which records it deployed.
 func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to *release.Release, history int) (*release.Release, error) {
+	pruned := func() {}
 	if history > 0 {
-		c.pruneHistory(ctx, r.records, history-1, to.Version)
+		pruned = c.pruneHistoryAside(ctx, r.records, history-1, to.Version)
 	}
 	rb := action.NewRollback(r.cfg)
 	rb.Version = to.Version
-	rb.MaxHistory = 0 // pruned above
+	rb.MaxHistory = 0 // pruned aside
 	rb.Timeout = helmTimeout(ctx)
 	forget := r.know(to)
 	err := rb.Run(r.name)
 	forget()
+	pruned()
 	if err != nil {
 		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to.Version, err)
 	}
