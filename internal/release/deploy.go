@@ -141,7 +141,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 		return nil, err
 	}
 	n, p := dp.n, dp.plan
-	rel, err := d.install(ctx, dp)
+	rel, err := d.install(dp)
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
 	}
@@ -297,8 +297,9 @@ func (d *Deploy) requireAliasMovable(ctx context.Context, dp *deployment) error 
 // the live commit changes what production serves: it holds production's
 // lock too, taken first as every operation does, and the commit's Lease
 // is watched from the start, so a killed deploy's two locks expire
-// together for the next one (lease.Locker.LookAhead).
-func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release, error) {
+// together for the next one (lease.Locker.LookAhead). It runs in the
+// run's context with that Lease's election started (dp.lock.ctx).
+func (d *Deploy) install(dp *deployment) (*release.Release, error) {
 	var rel *release.Release
 	run := func(ctx context.Context) error {
 		return d.cfg.locker.Do(ctx, dp.n.Namespace, dp.n.Release, func(ctx context.Context) (err error) {
@@ -306,7 +307,7 @@ func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release,
 			return err
 		})
 	}
-	ctx = dp.lock.ctx
+	ctx := dp.lock.ctx
 	if !dp.wasLive {
 		err := run(ctx)
 		return rel, err

@@ -180,7 +180,7 @@ func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Na
 		if fresh {
 			read = s.early.recordsOf(cn.Release)
 		}
-		rec, err := c.deployedCommitOf(ctx, cn, fresh, read)
+		rec, err := c.deployedCommit(ctx, cn, fresh, read)
 		if err == nil && s.plan != nil && s.route.routeRole == RoleProduction {
 			err = requireCurrent(rec, cn)
 		}
