@@ -29,6 +29,10 @@ func (p *Postgres) clone(ctx context.Context, db *sql.DB, name string) error {
 		switch {
 		case err == nil, isCode(err, duplicateDatabase):
 			return nil
+		case isCode(err, uniqueViolation) && time.Now().Before(deadline):
+			// A killed job's copy of the same name, still running on the
+			// server, committed first: the next try finds it (42P04), or
+			// makes it if that one rolled back.
 		case !isCode(err, objectInUse):
 			return fmt.Errorf("copying template %q as database %q: %w", p.template, name, err)
 		case time.Now().Add(delay).After(deadline):

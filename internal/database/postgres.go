@@ -95,6 +95,9 @@ const (
 	duplicateObject   = "42710" // CREATE ROLE of an existing role
 	duplicateDatabase = "42P04"
 	objectInUse       = "55006" // the template has sessions
+	// uniqueViolation: another CREATE DATABASE of the same name (a killed
+	// job's, still running on the server) committed while this one ran.
+	uniqueViolation   = "23505"
 	undefinedDatabase = "3D000"
 	// DROP DATABASE ... WITH (FORCE) of a database an autovacuum worker
 	// is in, by an admin that is not a superuser

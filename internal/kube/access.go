@@ -24,6 +24,18 @@ func WhoAmI(ctx context.Context, client kubernetes.Interface) (string, error) {
 	return r.Status.UserInfo.Username, nil
 }
 
+// Allowed asks the apiserver's authorizer once whether client's
+// credentials may make the request ra describes
+// (SelfSubjectAccessReview). An error says nothing either way.
+func Allowed(ctx context.Context, client kubernetes.Interface, ra authorizationv1.ResourceAttributes) (bool, error) {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
+	r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+	if err != nil {
+		return false, err
+	}
+	return r.Status.Allowed, nil
+}
+
 // AwaitBinding waits until the apiserver's authorizer has seen a binding
 // of ClusterRole role just made (its RBAC cache follows a watch, a few
 // milliseconds behind), so that the request ra describes, sent next, is

@@ -17,6 +17,7 @@
 //	                    round and fails early, with a *RolloutError naming
 //	                    pod, reason and the Container's last log lines
 //	WhoAmI              who the credentials are (SelfSubjectReview)
+//	Allowed             one SelfSubjectAccessReview: may the credentials do it
 //	AwaitBinding        SelfSubjectAccessReview, polled until the authorizer
 //	                    has seen a RoleBinding just made
 //

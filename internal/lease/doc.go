@@ -7,7 +7,9 @@
 //	Locker.Do         runs fn holding the Lease <Prefix><name> in a
 //	                  namespace; fn's context ends when the job's does or
 //	                  the Lease is lost; the Lease is given up after fn
-//	                  returns, by the Locker itself (giveUp)
+//	                  returns, by the Locker itself (giveUp), a nested
+//	                  lock's alongside the lock it is nested in, whose Do
+//	                  waits for it
 //	Locker.DoAll      Do on several Leases of one namespace, nested in the
 //	                  order given, each watched from the start
 //	Locker.LookAhead  starts the elections of Leases taken later, nested in
@@ -21,6 +23,8 @@
 //	                  the locks a context holds: whether one was lost, and a
 //	                  context that ignores the job's cancellation but still
 //	                  ends when a lock is lost
+//	Created           whether a Do made its Lease: no one held that lock
+//	                  before, so nothing done under it is there yet
 //
 // A Lease that cannot be taken at all (no right, a namespace being
 // deleted, an apiserver out of reach) is told from one another job holds

@@ -23,6 +23,18 @@ func heldBy(ctx context.Context) []context.Context {
 	return held
 }
 
+// createdKey marks a Do's fn context whose Lease that Do created.
+type createdKey struct{}
+
+// Created reports whether the innermost lock ctx holds (the Do whose fn
+// was given ctx) was taken by creating its Lease: no operation had held
+// that lock before, in that namespace's life (a Lease goes only with its
+// namespace; giving one up keeps it).
+func Created(ctx context.Context) bool {
+	created, _ := ctx.Value(createdKey{}).(bool)
+	return created
+}
+
 // Lost returns why a lock ctx holds (a Do's fn context) was lost, nil
 // while every one is held.
 func Lost(ctx context.Context) error {

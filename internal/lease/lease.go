@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -93,7 +94,21 @@ func (l *Locker) Do(ctx context.Context, namespace, name string, fn func(context
 	select {
 	case <-e.started:
 		<-e.done
-		l.giveUp(e.lock, namespace, l.Prefix+name, e.id)
+		// Nested in another Do's fn, the Lease is given up alongside that
+		// lock's, which waits for it: the Leases an operation holds go in
+		// one round trip, where one after the other took one each.
+		giveUp := func() { l.giveUp(e.lock, namespace, l.Prefix+name, e.id) }
+		if outer, ok := ctx.Value(givingUpKey{}).(*sync.WaitGroup); ok {
+			outer.Add(1)
+			go func() {
+				defer outer.Done()
+				giveUp()
+				e.givingUp.Wait()
+			}()
+			return e.fnErr
+		}
+		giveUp()
+		e.givingUp.Wait()
 		return e.fnErr
 	default:
 		// A lock that failed was not won: its last request failed (one
@@ -128,6 +143,11 @@ func (l *Locker) DoAll(ctx context.Context, namespace string, names []string, fn
 	})
 }
 
+// givingUpKey carries, in a Do's fn context, the give-ups of the locks
+// taken in fn, sent as their Do returned: that Do waits for them once it
+// has sent its own.
+type givingUpKey struct{}
+
 // election is client-go's leader election for one Lease, running from
 // elect on: it reads the Lease at once, but writes it (takes the lock)
 // only once Do has asked for it.
@@ -141,7 +161,8 @@ type election struct {
 
 	job           context.Context // Do's ctx and fn, set before asked is closed
 	fn            func(context.Context) error
-	started, done chan struct{} // fn about to run (or refused), and returned
+	givingUp      sync.WaitGroup // the give-ups of the locks taken in fn
+	started, done chan struct{}  // fn about to run (or refused), and returned
 	fnErr         error
 	renewDeadline time.Duration
 	describe      string // namespace/<Prefix><name>
@@ -232,7 +253,8 @@ func (e *election) lead(leading context.Context) {
 		e.fnErr = err
 		return
 	}
-	fctx, cancel := context.WithCancel(withHeld(e.job, leading))
+	fctx := context.WithValue(withHeld(e.job, leading), createdKey{}, e.lock.wasCreated())
+	fctx, cancel := context.WithCancel(context.WithValue(fctx, givingUpKey{}, &e.givingUp))
 	defer cancel()
 	stop := context.AfterFunc(leading, cancel) // lease lost
 	defer stop()

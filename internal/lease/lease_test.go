@@ -125,18 +125,29 @@ func TestLockWritesItsLeaseOnceAndGivesItUpInOneRequest(t *testing.T) {
 
 	// A new Lease: read, created; released in one update. fn outlasts
 	// minRenewal (250 ms with the default 15 s lease) by little.
-	if err := c.Do(ctx, ns, "rel", func(context.Context) error { time.Sleep(200 * time.Millisecond); return nil }); err != nil {
+	var created bool
+	if err := c.Do(ctx, ns, "rel", func(ctx context.Context) error {
+		created = Created(ctx)
+		time.Sleep(200 * time.Millisecond)
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if got := seen.take(); got != "GET POST PUT" {
 		t.Errorf("lease requests = %q, want %q (read, create, release)", got, "GET POST PUT")
 	}
+	if !created {
+		t.Error("Created = false for the lock that made its Lease, want true")
+	}
 	if h := holder(); h != "" {
 		t.Errorf("holder after release = %q, want none", h)
 	}
 	// An existing one: read, taken, released.
-	if err := c.Do(ctx, ns, "rel", func(context.Context) error { return nil }); err != nil {
+	if err := c.Do(ctx, ns, "rel", func(ctx context.Context) error { created = Created(ctx); return nil }); err != nil {
 		t.Fatal(err)
+	}
+	if created {
+		t.Error("Created = true for a lock whose Lease was there (given up by another), want false")
 	}
 	if got := seen.take(); got != "GET PUT PUT" {
 		t.Errorf("lease requests = %q, want %q (read, take, release)", got, "GET PUT PUT")
@@ -472,5 +483,49 @@ func TestARefusalOutlivesTheRequestItsGiveUpCut(t *testing.T) {
 	l.note(cut, fmt.Errorf("Get %q: %w", "https://apiserver/leases/shipper-x", context.Canceled), time.Now())
 	if err := l.failure(); !apierrors.IsForbidden(err) {
 		t.Errorf("failure() = %v, want the refusal", err)
+	}
+}
+
+// TestLockNestedLocksAreGivenUpTogether: the Leases of nested locks are
+// given up in one round trip, the inner one's alongside the outer one's,
+// and the outer Do returns only once both are. Each give-up is held up
+// here (the inner one's 400 ms, the outer one's 300): one after the other
+// took 700 ms.
+func TestLockNestedLocksAreGivenUpTogether(t *testing.T) {
+	env, cs, ns := scratchNamespace(t)
+	rc := env.AdminConfig()
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			switch {
+			case req.Method != http.MethodPut:
+			case strings.HasSuffix(req.URL.Path, "/leases/shipper-inner"):
+				time.Sleep(400 * time.Millisecond)
+			case strings.HasSuffix(req.URL.Path, "/leases/shipper-outer"):
+				time.Sleep(300 * time.Millisecond)
+			}
+			return rt.RoundTrip(req)
+		})
+	})
+	c := newLocker(t, rc, 0)
+	ctx := context.Background()
+	var ended time.Time
+	err := c.Do(ctx, ns, "outer", func(ctx context.Context) error {
+		return c.Do(ctx, ns, "inner", func(context.Context) error { ended = time.Now(); return nil })
+	})
+	took := time.Since(ended)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"shipper-outer", "shipper-inner"} {
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" {
+			t.Errorf("%s: holder %q once Do returned, want none", name, h)
+		}
+	}
+	if took >= 600*time.Millisecond {
+		t.Errorf("giving up both Leases took %v, want about the slower give-up (400 ms), not both one after the other (700 ms)", took)
 	}
 }

@@ -35,6 +35,8 @@ type watchedLock struct {
 	minRenewal time.Duration
 	written    *resourcelock.LeaderElectionRecord
 	wroteAt    time.Time
+	// created: the write that took the lock made the Lease (Created).
+	created bool
 
 	// asked is closed once Do asks for the lock: until then the
 	// Lease is read but not written (LookAhead).
@@ -79,8 +81,20 @@ func (l *watchedLock) Create(ctx context.Context, ler resourcelock.LeaderElectio
 	}
 	if err == nil {
 		l.wrote(ler)
+		l.mu.Lock()
+		l.created = true
+		l.mu.Unlock()
 	}
 	return err
+}
+
+// wasCreated reports whether this lock made its Lease. client-go's
+// election wins by the write that succeeds first and stops there, so
+// when it won, a Create that succeeded was that write.
+func (l *watchedLock) wasCreated() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.created
 }
 
 // Update writes the record, except a renewal that follows the last write

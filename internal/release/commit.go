@@ -43,9 +43,10 @@ type Commit struct {
 
 // deployedCommit refuses a commit whose preview release is missing or
 // whose latest revision is not deployed (failed, or pending), and returns
-// the record of the revision the commit runs.
-func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool) (*record, error) {
-	recs, err := c.records(ctx, n.Namespace, "name="+n.Release, fresh)
+// the record of the revision the commit runs; read, when sent, is the
+// read of its records (nil: read now).
+func (c *Configuration) deployedCommit(ctx context.Context, n Names, fresh bool, read *early[[]record]) (*record, error) {
+	recs, err := read.get(func() ([]record, error) { return c.records(ctx, n.Namespace, "name="+n.Release, fresh) })
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,8 @@ type Configuration struct {
 	// next look before any lock (getNamespace).
 	seen sync.Map // name -> seenNamespace
 
-	settingsOnce sync.Once
+	settingsMu   sync.Mutex
+	settingsRead bool
 	settingsVal  Settings
 	settingsErr  error
 }

@@ -9,6 +9,7 @@ import (
 
 	"helm.sh/helm/v3/pkg/release"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/shipper-dev/shipper/internal/lease"
 )
@@ -57,8 +58,9 @@ type Deploy struct {
 func NewDeploy(cfg *Configuration) *Deploy { return &Deploy{cfg: cfg, Wait: true} }
 
 // plan is the release Run installs for commit n running image
-// ("repo:tag" or "repo@sha256:...").
-func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image, error) {
+// ("repo:tag" or "repo@sha256:..."); prod, when sent, is the cached read
+// of production's record (prepare sends it early).
+func (d *Deploy) plan(ctx context.Context, n Names, image string, prod *early[*record]) (*plan, Image, error) {
 	img, err := ParseImage(image)
 	if err != nil {
 		return nil, Image{}, err
@@ -78,7 +80,7 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	// there is a production (offline, Render: none known).
 	login := false
 	if d.Protection.on() && d.cfg.online() == nil {
-		if login, err = d.cfg.hasProduction(ctx, n); err != nil {
+		if login, err = d.cfg.hasProduction(ctx, n, prod); err != nil {
 			return nil, Image{}, err
 		}
 	}
@@ -102,10 +104,21 @@ func (d *Deploy) plan(ctx context.Context, n Names, image string) (*plan, Image,
 	return p, img, err
 }
 
+// deployPlan is a deploy's plan and image, as plan makes them.
+type deployPlan struct {
+	plan *plan
+	img  Image
+}
+
+func (d *Deploy) deployPlan(ctx context.Context, n Names, image string, prod *early[*record]) (deployPlan, error) {
+	p, img, err := d.plan(ctx, n, image, prod)
+	return deployPlan{plan: p, img: img}, err
+}
+
 // Render returns the manifests Run would apply for commit n, without a
 // cluster, as `helm template` does.
 func (d *Deploy) Render(ctx context.Context, n Names, image string) (string, error) {
-	p, _, err := d.plan(ctx, n, image)
+	p, _, err := d.plan(ctx, n, image, nil)
 	if err != nil {
 		return "", err
 	}
@@ -122,12 +135,13 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	}
 	ctx, cancel := withTimeout(ctx, d.Timeout)
 	defer cancel()
-	dp, err := d.prepare(ctx, n, image)
-	if err != nil {
+	dp := &deployment{lock: lockAhead{ctx: ctx}}
+	defer dp.lock.stop()
+	if err := d.prepare(ctx, dp, n, image); err != nil {
 		return nil, err
 	}
 	n, p := dp.n, dp.plan
-	rel, err := d.install(ctx, dp)
+	rel, err := d.install(dp)
 	if err != nil {
 		return nil, fmt.Errorf("deploying %s: %w", n.Release, err)
 	}
@@ -145,42 +159,80 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 }
 
 // deployment is a deploy as prepared: the commit, its plan and image, the
-// plan of its branch's alias (nil without a ref), and whether production
-// served the commit when it was planned.
+// plan of its branch's alias (nil without a ref), whether production
+// served the commit when it was planned and whether this deploy made its
+// namespace; lock is the commit's lock, looked ahead at once the
+// namespace is there (prepare), and the reads sent early.
 type deployment struct {
 	n       Names
 	plan    *plan
 	img     Image
 	alias   *plan
 	wasLive bool
+	created bool
+	lock    lockAhead
+	early   deployReads
 }
 
-// prepare plans the deploy of n, checks what the cluster can answer
-// before anything changes, and makes the commit's namespace.
-func (d *Deploy) prepare(ctx context.Context, n Names, image string) (*deployment, error) {
-	n, found, err := d.cfg.beginCommit(ctx, n, writing)
+// deployReads are the reads of prepare's checks, sent with the ownership
+// checks (beginCommit): production's record as cached (is there a
+// production, does it serve the commit) and, on the ingress router,
+// what requireRoutable reads. Nil: not sent.
+type deployReads struct {
+	prod    *early[*record]
+	route   *early[*gwv1.HTTPRoute]
+	aliases *early[[]servingAlias]
+}
+
+// send sends the reads of n's deploy.
+func (r *deployReads) send(ctx context.Context, c *Configuration, n Names) {
+	go func() { _, _ = c.settings(ctx) }() // read once, whoever asks first
+	r.prod = readEarly(func() (*record, error) { return c.productionRecord(ctx, n, cached) })
+	if c.router() != RouterGateway {
+		r.route = readEarly(func() (*gwv1.HTTPRoute, error) { return c.productionHTTPRoute(ctx, n) })
+		r.aliases = readEarly(func() ([]servingAlias, error) { return c.aliasRoutesTo(ctx, n) })
+	}
+}
+
+// prepare plans the deploy of n into dp, checks what the cluster can
+// answer before anything changes, and makes the commit's namespace. The
+// plan is made (rendered, its values checked) while the ownership checks
+// and the early reads are answered, and taken after them as before: made
+// again for the rare commit whose SHA the resolution lengthens (a short
+// SHA of a commit deployed with its full one).
+func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image string) error {
+	planned, plannedFor := (*early[deployPlan])(nil), n
+	n, found, err := d.cfg.beginCommit(ctx, n, writing, func() {
+		dp.early.send(ctx, d.cfg, plannedFor)
+		planned = readEarly(func() (deployPlan, error) { return d.deployPlan(ctx, plannedFor, image, dp.early.prod) })
+	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !found && len(n.SHA) < shortSHALen {
-		return nil, &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
+		return &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
 			"names no deployed commit, and a new one needs at least %d characters (GitLab's CI_COMMIT_SHORT_SHA has 8; CI_COMMIT_SHA all 40)", shortSHALen)}
 	}
 	d.cfg.warmDiscovery(true)
-	dp := &deployment{n: n}
-	if dp.plan, dp.img, err = d.plan(ctx, n, image); err != nil {
-		return nil, err
+	dp.n = n
+	if n.SHA != plannedFor.SHA {
+		planned = nil
 	}
+	made, err := planned.get(func() (deployPlan, error) { return d.deployPlan(ctx, n, image, dp.early.prod) })
+	if err != nil {
+		return err
+	}
+	dp.plan, dp.img = made.plan, made.img
 	if n.Ref != "" {
 		if dp.alias, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := d.requireRoutable(ctx, n, dp.plan); err != nil {
-		return nil, err
+	if err := d.requireRoutable(ctx, n, dp.plan, dp.early); err != nil {
+		return err
 	}
 	if err := d.requireAliasMovable(ctx, dp); err != nil {
-		return nil, err
+		return err
 	}
 	labels := map[string]string{LabelSHA: n.Short}
 	annotations := map[string]string{AnnotationURL: dp.plan.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
@@ -190,13 +242,36 @@ func (d *Deploy) prepare(ctx context.Context, n Names, image string) (*deploymen
 	if !d.CommitTime.IsZero() {
 		annotations[AnnotationCommitTime] = d.CommitTime.UTC().Format(time.RFC3339)
 	}
-	if err := d.cfg.ensureNamespace(ctx, n.Namespace, n, RolePreview, labels, annotations); err != nil {
-		return nil, err
+	// The commit's Lease is read while the namespace's isolation objects
+	// are written (it needs the role the namespace's binding grants).
+	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func() {
+		dp.lock.start(d.cfg.locker, lease.Name{Namespace: n.Namespace, Name: n.Release})
+	})
+	if err != nil {
+		return err
 	}
-	if dp.wasLive, err = d.cfg.isLive(ctx, n, cached); err != nil {
-		return nil, err
+	rec, err := dp.early.prod.get(func() (*record, error) { return d.cfg.productionRecord(ctx, n, cached) })
+	dp.wasLive = rec != nil && rec.SHA == n.Short
+	return err
+}
+
+// lockAhead is a lock's election started before the lock is taken
+// (lease.Locker.LookAhead): ctx carries it to the Do that takes it.
+type lockAhead struct {
+	ctx  context.Context
+	done func()
+}
+
+// start starts the election of lock n.
+func (l *lockAhead) start(locker *lease.Locker, n lease.Name) {
+	l.ctx, l.done = locker.LookAhead(l.ctx, n)
+}
+
+// stop ends the election if no Do took it over.
+func (l *lockAhead) stop() {
+	if l.done != nil {
+		l.done()
 	}
-	return dp, nil
 }
 
 // requireAliasMovable checks what the alias move will need before
@@ -222,8 +297,9 @@ func (d *Deploy) requireAliasMovable(ctx context.Context, dp *deployment) error 
 // the live commit changes what production serves: it holds production's
 // lock too, taken first as every operation does, and the commit's Lease
 // is watched from the start, so a killed deploy's two locks expire
-// together for the next one (lease.Locker.LookAhead).
-func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release, error) {
+// together for the next one (lease.Locker.LookAhead). It runs in the
+// run's context with that Lease's election started (dp.lock.ctx).
+func (d *Deploy) install(dp *deployment) (*release.Release, error) {
 	var rel *release.Release
 	run := func(ctx context.Context) error {
 		return d.cfg.locker.Do(ctx, dp.n.Namespace, dp.n.Release, func(ctx context.Context) (err error) {
@@ -231,6 +307,7 @@ func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release,
 			return err
 		})
 	}
+	ctx := dp.lock.ctx
 	if !dp.wasLive {
 		err := run(ctx)
 		return rel, err
@@ -246,7 +323,12 @@ func (d *Deploy) install(ctx context.Context, dp *deployment) (*release.Release,
 // route.
 func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Release, error) {
 	n, p := dp.n, dp.plan
-	if err := d.applySecrets(ctx, dp); err != nil {
+	// A namespace this deploy made, under a Lease it made: no operation
+	// has held the commit's lock there, so what is only written under it
+	// (the env Secret, the release's records, a migration Job) is not
+	// there yet, and nothing is read or removed for it.
+	fresh := dp.created && lease.Created(ctx)
+	if err := d.applySecrets(ctx, dp, fresh); err != nil {
 		return nil, err
 	}
 	// Confirmed under both locks with a fresh read, so a rollback since
@@ -261,10 +343,11 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 			return nil, err
 		}
 	}
-	r, err := d.cfg.openRelease(ctx, n.Namespace, n.Release)
+	r, err := d.cfg.openReleaseOf(ctx, n.Namespace, n.Release, freshRecords(fresh), nil)
 	if err != nil {
 		return nil, err
 	}
+	r.fresh = fresh
 	serving := 0 // the revision production serves, to undo to
 	if live {
 		serving = r.deployedVersion()
@@ -287,8 +370,9 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 }
 
 // applySecrets writes the commit's image pull secret and its secret
-// environment, whose version the pods' template names.
-func (d *Deploy) applySecrets(ctx context.Context, dp *deployment) error {
+// environment, whose version the pods' template names. fresh: no env
+// Secret can be there (installLocked), none to remove.
+func (d *Deploy) applySecrets(ctx context.Context, dp *deployment, fresh bool) error {
 	if d.Credentials != nil {
 		if err := d.cfg.applyPullSecret(ctx, dp.n.Namespace, dp.img.Repository, *d.Credentials); err != nil {
 			return err
@@ -298,6 +382,9 @@ func (d *Deploy) applySecrets(ctx context.Context, dp *deployment) error {
 		if err := d.cfg.applyGate(ctx, dp.n, d.Protection); err != nil {
 			return err
 		}
+	}
+	if fresh && len(d.Secrets) == 0 && d.cfg.db == nil {
+		return nil
 	}
 	version, err := d.applyEnv(ctx, dp.n)
 	if err != nil {
@@ -365,11 +452,11 @@ func (d *Deploy) moveAlias(ctx context.Context, dp *deployment) (*Alias, error) 
 // sends requests to (live or canary), or an alias's HTTPRoute does, is
 // not re-deployed without its grant (the ingress router): the host would
 // answer 500 for it.
-func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan) error {
+func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan, reads deployReads) error {
 	if p.hasReferenceGrant() {
 		return d.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil)
 	}
-	route, err := d.cfg.productionHTTPRoute(ctx, n)
+	route, err := reads.route.get(func() (*gwv1.HTTPRoute, error) { return d.cfg.productionHTTPRoute(ctx, n) })
 	if err != nil {
 		return err
 	}
@@ -377,7 +464,7 @@ func (d *Deploy) requireRoutable(ctx context.Context, n Names, p *plan) error {
 		return &UsageError{Input: "--router", Value: string(d.cfg.router()), Rule: fmt.Sprintf(
 			"production's HTTPRoute sends requests to commit %s: deploy it with --router gateway (this router would remove its ReferenceGrant, and production would answer 500)", n.Short)}
 	}
-	aliases, err := d.cfg.aliasRoutesTo(ctx, n)
+	aliases, err := reads.aliases.get(func() ([]servingAlias, error) { return d.cfg.aliasRoutesTo(ctx, n) })
 	if err != nil || len(aliases) == 0 {
 		return err
 	}
@@ -391,9 +478,10 @@ func (c *Configuration) isLive(ctx context.Context, n Names, fresh bool) (bool, 
 	return rec != nil && rec.SHA == n.Short, err
 }
 
-// hasProduction reports whether n's app has a production release.
-func (c *Configuration) hasProduction(ctx context.Context, n Names) (bool, error) {
-	rec, err := c.productionRecord(ctx, n, cached)
+// hasProduction reports whether n's app has a production release; read,
+// when sent, is the cached read of its record.
+func (c *Configuration) hasProduction(ctx context.Context, n Names, read *early[*record]) (bool, error) {
+	rec, err := read.get(func() (*record, error) { return c.productionRecord(ctx, n, cached) })
 	return rec != nil, err
 }
 

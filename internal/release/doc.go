@@ -18,7 +18,8 @@
 //	                   productionPlan, used by both Run and Render
 //	begin              names valid -> cluster -> app owned by this project ->
 //	                   SHA resolved to the commit's one release (every Run)
-//	Deploy.Run         prepare: begin -> plan -> namespace (+ RoleBinding);
+//	Deploy.Run         prepare: begin (the plan made meanwhile) -> plan ->
+//	                   namespace (+ RoleBinding);
 //	                   install: [live? production Lease] -> Lease -> pull
 //	                   secret -> open the release (repair pending) ->
 //	                   [--migrate: a killed run's Job stopped] ->
@@ -87,8 +88,9 @@
 // and how it is read; plan.go what a release will be; install.go Helm's
 // install/upgrade with pending repair, and the one undo of a commit's
 // release; known.go what Helm's actions read, answered from the revisions
-// shipper read under the lock; isolated.go the one read that finds an
-// existing namespace isolated; commit.go the checks on a commit;
+// shipper read under the lock; early.go a request sent before its answer
+// is needed, rollback_reads.go a rollback's two rounds of them;
+// isolated.go the one read that finds an existing namespace isolated; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing
 // objects; switch.go the one switch of a route (promote, canary step,
 // rollback, alias move) and what follows it; alias.go branch aliases;

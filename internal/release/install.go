@@ -136,6 +136,18 @@ func (c *Configuration) pruneHistory(ctx context.Context, recs []record, keep, a
 	}
 }
 
+// pruneHistoryAside is pruneHistory sent while the caller goes on (with
+// the Helm action that adds a revision, which reads none of the revisions
+// pruned: the newest, the deployed one and also stay); wait waits for it.
+func (c *Configuration) pruneHistoryAside(ctx context.Context, recs []record, keep, also int) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.pruneHistory(ctx, recs, keep, also)
+	}()
+	return func() { <-done }
+}
+
 // helmRelease is one release as an operation that holds its lock finds
 // it: Helm's configuration for its namespace, its last revision (nil when
 // it has none) and its records, newest first, a revision left pending
@@ -145,6 +157,9 @@ type helmRelease struct {
 	namespace, name string
 	last            *release.Release
 	records         []record
+	// fresh: opened under a Lease the operation made in a namespace it
+	// made (lease.Created), so nothing of the release is there yet.
+	fresh bool
 }
 
 // openRelease opens release name in namespace for a Helm write under its
@@ -171,6 +186,15 @@ func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name strin
 	}
 	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver}
 	return &helmRelease{cfg: cfg, namespace: namespace, name: name, last: last, records: recs}, nil
+}
+
+// freshRecords are the records of a release opened fresh (see
+// helmRelease): none, known without a list; else nil, to be listed.
+func freshRecords(fresh bool) []record {
+	if fresh {
+		return []record{}
+	}
+	return nil
 }
 
 // deployedVersion is the release's newest deployed revision, 0 when none
@@ -222,7 +246,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		if err != nil {
 			return rel, err
 		}
-		return rel, c.confirmRecorded(ctx, r.cfg, rel)
+		return rel, c.confirmRecorded(ctx, r, rel)
 	}
 	c.log.Info("upgrading", "release", p.release, "namespace", p.namespace, "from", r.last.Version)
 	up := action.NewUpgrade(r.cfg)
@@ -232,17 +256,18 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	}
 	up.Namespace, up.Labels = p.namespace, labels
 	up.SkipSchemaValidation, up.DisableOpenAPIValidation = true, true
-	c.pruneHistory(ctx, r.records, maxHistory-1, 0)
-	up.MaxHistory = 0 // pruned above
+	pruned := c.pruneHistoryAside(ctx, r.records, maxHistory-1, 0)
+	up.MaxHistory = 0 // pruned aside
 	up.Timeout = helmTimeout(ctx)
 	up.Description = p.description
 	forget := r.know()
 	rel, err := up.RunWithContext(ctx, p.release, p.chart, values)
 	forget()
+	pruned()
 	if err != nil {
 		return rel, err
 	}
-	return rel, c.confirmRecorded(ctx, r.cfg, rel)
+	return rel, c.confirmRecorded(ctx, r, rel)
 }
 
 // revert returns commit n's release to revision to after a change that
@@ -275,9 +300,15 @@ func undoContext(ctx context.Context) (context.Context, context.CancelFunc) {
 // confirmRecorded makes sure the stored record of rel says what Helm
 // returned. Helm's install and upgrade log and ignore an error writing the
 // final status (an apiserver restarting at that moment), which leaves the
-// release "pending-install" although it is deployed; the record is read
-// back (one GET) and written again, with retries, when it disagrees.
-func (c *Configuration) confirmRecorded(ctx context.Context, cfg *action.Configuration, rel *release.Release) error {
+// release "pending-install" although it is deployed. When the apiserver
+// answered that write without error (r.recorded), the record holds it;
+// else it is read back (one GET) and written again, with retries, when it
+// disagrees.
+func (c *Configuration) confirmRecorded(ctx context.Context, r *helmRelease, rel *release.Release) error {
+	if r.recorded(rel) {
+		return nil
+	}
+	cfg := r.cfg
 	return retry.OnError(kube.TransientBackoff, func(err error) bool { return ctx.Err() == nil }, func() error {
 		stored, err := cfg.Releases.Get(rel.Name, rel.Version)
 		if err != nil {

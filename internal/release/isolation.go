@@ -267,12 +267,20 @@ func (iso *isolation) objects(ns string) (*networkingv1.NetworkPolicy, *corev1.R
 // ensureIsolation makes namespace ns's NetworkPolicy, ResourceQuota and
 // LimitRange, or brings existing ones to the settings (a namespace made
 // before them, or settings changed since). created says ns was just made:
-// nothing to read then. The quota comes first: the apiserver admits a
-// project's Deployment only in a namespace that has it (isolation.yaml).
+// nothing to read then. The quota comes before the NetworkPolicy: the
+// apiserver admits a project's Deployment only in a namespace that has it
+// (isolation.yaml), and the NetworkPolicy, written last, says by its
+// stamp that the other two were written (keepIsolated). The quota and the
+// LimitRange go out together; their answers are taken in that order.
 func (c *Configuration) ensureIsolation(ctx context.Context, ns string, iso *isolation, created bool) error {
 	np, rq, lr := iso.objects(ns)
 	metav1.SetMetaDataAnnotation(&np.ObjectMeta, AnnotationIsolation, isolationStamp(np, rq, lr))
 	q, l, p := c.client.CoreV1().ResourceQuotas(ns), c.client.CoreV1().LimitRanges(ns), c.client.NetworkingV1().NetworkPolicies(ns)
+	limits := readEarly(func() (struct{}, error) {
+		return struct{}{}, ensureObject(ctx, created, lr, l.Get, l.Create, l.Update,
+			setSpec(lr.Spec, func(o *corev1.LimitRange) *corev1.LimitRangeSpec { return &o.Spec }))
+	})
+	defer func() { _, _ = limits.get(nil) }() // not left writing past a refusal
 	steps := []struct {
 		what string
 		fn   func() error
@@ -282,8 +290,8 @@ func (c *Configuration) ensureIsolation(ctx context.Context, ns string, iso *iso
 				setSpec(rq.Spec, func(o *corev1.ResourceQuota) *corev1.ResourceQuotaSpec { return &o.Spec }))
 		}},
 		{"LimitRange", func() error {
-			return ensureObject(ctx, created, lr, l.Get, l.Create, l.Update,
-				setSpec(lr.Spec, func(o *corev1.LimitRange) *corev1.LimitRangeSpec { return &o.Spec }))
+			_, err := limits.get(nil)
+			return err
 		}},
 		{"NetworkPolicy", func() error {
 			return ensureObject(ctx, created, np, p.Get, p.Create, p.Update, stamped(np))

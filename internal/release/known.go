@@ -33,6 +33,63 @@ type knownDriver struct {
 	name   string
 	held   []knownRelease
 	other  bool // a deployed revision not held: DeployedAll is read
+	// wrote is the last write of each record (by key): the status
+	// written and the driver's answer (recorded).
+	wrote map[string]knownWrite
+}
+
+// knownWrite is one write of a record: the status it wrote, and whether
+// the apiserver said it was stored.
+type knownWrite struct {
+	status release.Status
+	err    error
+}
+
+// Create is the driver's, remembered (recorded).
+func (d *knownDriver) Create(key string, rls *release.Release) error {
+	err := d.Driver.Create(key, rls)
+	d.remember(key, rls, err)
+	return err
+}
+
+// Update is the driver's, remembered (recorded).
+func (d *knownDriver) Update(key string, rls *release.Release) error {
+	err := d.Driver.Update(key, rls)
+	d.remember(key, rls, err)
+	return err
+}
+
+func (d *knownDriver) remember(key string, rls *release.Release, err error) {
+	w := knownWrite{err: err}
+	if rls.Info != nil {
+		w.status = rls.Info.Status
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.wrote == nil {
+		d.wrote = map[string]knownWrite{}
+	}
+	d.wrote[key] = w
+}
+
+// recorded reports whether the last write of rel's record, through this
+// driver, stored rel's status: the apiserver answered it without error.
+// Helm's install and upgrade log and drop an error of that final write
+// (confirmRecorded): this says when there was none.
+func (r *helmRelease) recorded(rel *release.Release) bool {
+	d, ok := r.cfg.Releases.Driver.(*knownDriver)
+	if !ok || rel == nil || rel.Info == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w, ok := d.wrote[releaseKey(rel.Name, rel.Version)]
+	return ok && w.err == nil && w.status == rel.Info.Status
+}
+
+// releaseKey is the key of a release's revision in Helm's storage.
+func releaseKey(name string, version int) string {
+	return "sh.helm.release.v1." + name + ".v" + strconv.Itoa(version)
 }
 
 // knownRelease is a revision read whole with its record's labels.
@@ -137,7 +194,7 @@ func (d *knownDriver) Get(key string) (*release.Release, error) {
 		if !active {
 			break
 		}
-		if key == "sh.helm.release.v1."+name+".v"+strconv.Itoa(k.rel.Version) {
+		if key == releaseKey(name, k.rel.Version) {
 			return copyRelease(k.rel), nil
 		}
 	}

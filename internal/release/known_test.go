@@ -1,6 +1,7 @@
 package release
 
 import (
+	"errors"
 	"strconv"
 	"testing"
 
@@ -94,4 +95,47 @@ func TestKnownDriverAnswersAsTheStore(t *testing.T) {
 		t.Errorf("History of another release = %d revisions, %v; want the store's 5", len(hist), err)
 	}
 	forget()
+}
+
+// failingDriver refuses every Update, as an apiserver restarting when
+// Helm writes a revision's final status.
+type failingDriver struct{ driver.Driver }
+
+func (failingDriver) Update(string, *release.Release) error { return errors.New("connection refused") }
+
+// TestKnownDriverSaysWhatWasRecorded: a revision counts as recorded when
+// its last write stored the status Helm returned; a write the apiserver
+// refused, or one of another status, leaves confirmRecorded to read it
+// back.
+func TestKnownDriverSaysWhatWasRecorded(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		driver driver.Driver
+		status release.Status // of the release Helm returns
+		want   bool
+	}{
+		{"stored", driver.NewMemory(), release.StatusDeployed, true},
+		{"refused", failingDriver{driver.NewMemory()}, release.StatusDeployed, false},
+		{"another status", driver.NewMemory(), release.StatusFailed, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := storage.Init(tc.driver)
+			store.Driver = &knownDriver{Driver: store.Driver}
+			r := &helmRelease{cfg: &action.Configuration{Releases: store}, name: "app-1"}
+			rel := &release.Release{Name: "app-1", Namespace: "app-1", Version: 1, Info: &release.Info{Status: release.StatusPendingInstall}}
+			if err := store.Create(rel); err != nil {
+				t.Fatal(err)
+			}
+			if r.recorded(rel) != true {
+				t.Error("recorded after the create = false, want true")
+			}
+			rel.Info.Status = release.StatusDeployed
+			_ = store.Update(rel) // Helm logs and drops its error
+			returned := *rel
+			returned.Info = &release.Info{Status: tc.status}
+			if got := r.recorded(&returned); got != tc.want {
+				t.Errorf("recorded = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -185,17 +185,22 @@ func (e *MigrationError) Error() string {
 
 // installMigrating is installOrUpgrade of commit n's plan p with its
 // migration hook (deploy --migrate): a Job a killed deploy left running is
-// stopped first, and a failure of the hook is a *MigrationError. The
-// caller holds the commit's Lease.
+// stopped first (none in a release opened fresh), and a failure of the
+// hook is a *MigrationError. The caller holds the commit's Lease.
 func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, p *plan, carried map[string]any) (rel *release.Release, err error) {
 	if d.Migrate == "" {
+		if r.fresh {
+			return d.cfg.installOrUpgrade(ctx, r, p, carried)
+		}
 		if err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false); err != nil && !apierrors.IsForbidden(err) {
 			return nil, err
 		}
 		return d.cfg.installOrUpgrade(ctx, r, p, carried)
 	}
-	if err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false); err != nil {
-		return nil, err
+	if !r.fresh {
+		if err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false); err != nil {
+			return nil, err
+		}
 	}
 	d.cfg.log.Info("migrating the commit's database before its pods roll out", "job", migrateJobName(n))
 	start := time.Now()

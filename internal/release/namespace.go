@@ -41,6 +41,16 @@ const (
 // an existing one is shipper's for this app. Pod Security "restricted" is
 // enforced, as the chart's defaults comply with it.
 func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string) error {
+	_, err := c.ensureNamespaceThen(ctx, ns, n, role, labels, annotations, func() {})
+	return err
+}
+
+// ensureNamespaceThen is ensureNamespace that calls bound once shipper's
+// role is bound in ns, found or made (the namespace is this app's), and
+// before its isolation objects are checked or written: what reads ns
+// with the token's rights there may go out from then on. created reports
+// whether this call made ns.
+func (c *Configuration) ensureNamespaceThen(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string, bound func()) (created bool, err error) {
 	want := map[string]string{
 		LabelManagedBy:                       ManagedBy,
 		LabelApp:                             n.AppPart,
@@ -59,7 +69,7 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 	// The settings are checked before anything changes (exit 2).
 	iso, err := c.isolationSettings(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	// GET first: a namespace usually exists already (production, a
 	// re-deployed commit), and a GET is one request where a refused POST
@@ -74,24 +84,26 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 		if err == nil {
 			c.log.Info("created namespace", "namespace", ns)
 			if err := c.grantNamespaceRole(ctx, ns); err != nil {
-				return err
+				return true, err
 			}
-			return c.ensureIsolation(ctx, ns, iso, true)
+			bound()
+			return true, c.ensureIsolation(ctx, ns, iso, true)
 		}
 		if apierrors.IsAlreadyExists(err) { // another job created it meanwhile
 			got, err = c.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("ensuring namespace %q: %w", ns, err)
+		return false, fmt.Errorf("ensuring namespace %q: %w", ns, err)
 	}
 	if err := c.owned(got, n); err != nil {
-		return err
+		return false, err
 	}
 	if got.DeletionTimestamp != nil {
-		return fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
+		return false, fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
 	}
-	return c.keepIsolated(ctx, ns, iso)
+	bound()
+	return false, c.keepIsolated(ctx, ns, iso)
 }
 
 // mergeStrings returns a and b in one new map; b wins.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -88,7 +89,15 @@ func (c *Configuration) production(ctx context.Context, n Names) (*Production, e
 // which must exist: a Lease cannot be created in a missing namespace, and
 // a missing production namespace means there is no production yet.
 func (c *Configuration) withProductionLock(ctx context.Context, n Names, fn func(context.Context) error) error {
-	ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{})
+	return c.withProductionLockOf(ctx, n, nil, fn)
+}
+
+// withProductionLockOf is withProductionLock with production's namespace
+// as read, when sent early (nil: read now).
+func (c *Configuration) withProductionLockOf(ctx context.Context, n Names, read *early[*corev1.Namespace], fn func(context.Context) error) error {
+	ns, err := read.get(func() (*corev1.Namespace, error) {
+		return c.client.CoreV1().Namespaces().Get(ctx, n.ProductionNamespace, metav1.GetOptions{})
+	})
 	if apierrors.IsNotFound(err) {
 		return errNoProduction(n)
 	}

@@ -129,8 +129,11 @@ const (
 
 // beginApp is the first step of every operation on n's app: valid names, a
 // cluster, and an app this project owns. Nothing is written before it.
-func (c *Configuration) beginApp(ctx context.Context, n Names) error {
-	return c.begin(ctx, n, writing)
+// alongside, when given, is called once n is valid and the cluster
+// configured, before the ownership checks are sent: reads the operation
+// sends early, with them (early.go).
+func (c *Configuration) beginApp(ctx context.Context, n Names, alongside ...func()) error {
+	return c.begin(ctx, n, writing, alongside...)
 }
 
 // beginRead is beginApp for an operation that only reads the app.
@@ -138,12 +141,15 @@ func (c *Configuration) beginRead(ctx context.Context, n Names) error {
 	return c.begin(ctx, n, reading)
 }
 
-func (c *Configuration) begin(ctx context.Context, n Names, a access) error {
+func (c *Configuration) begin(ctx context.Context, n Names, a access, alongside ...func()) error {
 	if err := n.check(false); err != nil {
 		return err
 	}
 	if err := c.online(); err != nil {
 		return err
+	}
+	for _, f := range alongside {
+		f()
 	}
 	if a == reading && c.project.ID == "" {
 		return c.requireOwnToken(ctx)
@@ -153,13 +159,22 @@ func (c *Configuration) begin(ctx context.Context, n Names, a access) error {
 
 // beginCommit is beginApp for an operation on commit n, which it resolves
 // (resolveCommit): the Names it returns name the one release of that
-// commit.
-func (c *Configuration) beginCommit(ctx context.Context, n Names, a access) (Names, bool, error) {
+// commit. The commit's namespace is read with the ownership checks, and
+// alongside is called then too (beginApp).
+func (c *Configuration) beginCommit(ctx context.Context, n Names, a access, alongside ...func()) (Names, bool, error) {
 	if err := n.check(true); err != nil {
 		return n, false, err
 	}
-	if err := c.begin(ctx, n, a); err != nil {
+	var ns *early[*corev1.Namespace]
+	if len(n.SHA) >= shortSHALen {
+		alongside = append(alongside, func() {
+			ns = readEarly(func() (*corev1.Namespace, error) {
+				return c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+			})
+		})
+	}
+	if err := c.begin(ctx, n, a, alongside...); err != nil {
 		return n, false, err
 	}
-	return c.resolveCommit(ctx, n)
+	return c.resolveCommit(ctx, n, ns)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -26,10 +27,13 @@ import (
 //
 // The result carries the longer of the two SHAs, so a deploy given the
 // short SHA of a commit deployed with its full one keeps COMMIT_SHA whole.
-// found reports whether the commit has a namespace.
-func (c *Configuration) resolveCommit(ctx context.Context, n Names) (_ Names, found bool, _ error) {
+// found reports whether the commit has a namespace; read, when sent, is
+// the read of it (beginCommit sends it early).
+func (c *Configuration) resolveCommit(ctx context.Context, n Names, read *early[*corev1.Namespace]) (_ Names, found bool, _ error) {
 	if len(n.SHA) >= shortSHALen {
-		ns, err := c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+		ns, err := read.get(func() (*corev1.Namespace, error) {
+			return c.client.CoreV1().Namespaces().Get(ctx, n.Namespace, metav1.GetOptions{})
+		})
 		if apierrors.IsNotFound(err) {
 			c.seen.Store(n.Namespace, seenNamespace{at: time.Now()})
 			return n, false, nil

@@ -59,7 +59,9 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 	if err := r.cfg.requireProductionDatabase(r.Secrets, r.SecretPrefix); err != nil {
 		return nil, err
 	}
-	if err := r.cfg.beginApp(ctx, n); err != nil {
+	var start rollbackStart
+	defer start.stop()
+	if err := r.cfg.beginApp(ctx, n, func() { start.send(ctx, r, n, to) }); err != nil {
 		return nil, err
 	}
 	r.cfg.warmDiscovery(false)
@@ -67,8 +69,8 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 		prod                *Production
 		viaGateway, unsized bool
 	)
-	err := r.lockTarget(ctx, n, to, func(ctx context.Context, target record, tn Names, hist []record) error {
-		s, err := r.switchFor(n, target, tn, hist)
+	err := r.lockTarget(ctx, n, to, &start, func(ctx context.Context, target record, tn Names, hist []record, reads *rollbackReads) error {
+		s, err := r.switchFor(n, target, tn, hist, reads)
 		if err != nil {
 			return err
 		}
@@ -125,7 +127,9 @@ func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (re
 // commit (the order every operation takes them: no delete or deploy of it
 // meanwhile), with the target read fresh under both.
 //
-// The target is first read from the watch cache, so that both Leases are
+// The target is first read from the watch cache (start, sent with the
+// ownership checks, as are the read of production's namespace and of its
+// Lease), so that both Leases are
 // written before the decisive consistent read, made under both: a
 // consistent list right after a Lease write waits for the watch cache's
 // progress notification (internal/lease, watched.go), and a second one
@@ -134,29 +138,29 @@ func (r *Rollback) pick(ctx context.Context, n Names, to string, fresh bool) (re
 // given back and the right one taken. That commit's Lease is watched from
 // the start, so a killed rollback's two locks expire together for the
 // next one (lease.Locker.LookAhead).
-func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(context.Context, record, Names, []record) error) error {
-	lctx := ctx
-	_, hint, _, hintErr := r.pick(ctx, n, to, cached)
+func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, start *rollbackStart, fn rollbackFunc) error {
+	lctx := start.lockCtx(ctx)
+	guess, hintErr := start.pick.get(func() (*rollbackGuess, error) { return r.guess(ctx, n, to) })
 	if hintErr == nil {
 		var stop func()
-		// Production's Lease is read from the start too, while its
-		// namespace is checked (withProductionLock); both are written only
-		// in the order every operation takes them.
-		lctx, stop = r.cfg.locker.LookAhead(ctx,
-			lease.Name{Namespace: n.ProductionNamespace, Name: n.ProductionRelease},
-			lease.Name{Namespace: hint.Namespace, Name: hint.Release})
+		// Both Leases are written only in the order every operation takes
+		// them (production's Lease is read from the start: start).
+		lctx, stop = r.cfg.locker.LookAhead(lctx, lease.Name{Namespace: guess.tn.Namespace, Name: guess.tn.Release})
 		defer stop()
 	}
-	return r.cfg.withProductionLock(lctx, n, func(ctx context.Context) error {
-		tn := hint
+	return r.cfg.withProductionLockOf(lctx, n, start.ns, func(ctx context.Context) error {
+		var tn Names
 		if hintErr != nil {
 			var err error
 			if _, tn, _, err = r.pick(ctx, n, to, consistent); err != nil {
 				return err
 			}
+		} else {
+			tn = guess.tn
 		}
 		for tries := 0; ; tries++ {
-			next, err := r.underTargetLock(ctx, n, to, tn, fn)
+			next, err := r.underTargetLock(ctx, n, to, tn, guess, fn)
+			guess = nil // the reads it sends serve the first try only
 			if next.Release == "" && err != nil && tries == 0 {
 				// The cached read's commit could not be locked (its
 				// namespace gone since): the consistent read may name
@@ -174,9 +178,12 @@ func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, fn func(c
 }
 
 // underTargetLock runs fn under the lock of commit tn when the fresh read
-// under it still names tn; else it returns the commit it names.
-func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, fn func(context.Context, record, Names, []record) error) (next Names, err error) {
+// under it still names tn; else it returns the commit it names. guess,
+// when set, is what the cached read picked: what the switch reads of it is
+// sent with the fresh read (rollbackGuess.send).
+func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, guess *rollbackGuess, fn rollbackFunc) (next Names, err error) {
 	err = r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
+		reads := guess.send(ctx, r.cfg, n)
 		target, ftn, hist, err := r.pick(ctx, n, to, consistent)
 		if err != nil {
 			return err
@@ -185,10 +192,15 @@ func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn N
 			next = ftn
 			return errRetarget
 		}
-		return fn(ctx, target, tn, hist)
+		return fn(ctx, target, tn, hist, reads)
 	})
 	return next, err
 }
+
+// rollbackFunc is what a rollback runs under its locks: the target
+// revision and its commit, production's history as read under them, and
+// the reads sent with it.
+type rollbackFunc func(ctx context.Context, target record, tn Names, hist []record, reads *rollbackReads) error
 
 // errRetarget: the target commit read from the watch cache was not the one
 // the consistent read under the locks names.
@@ -201,23 +213,27 @@ var errRetarget = errors.New("production changed while its rollback took the loc
 // manifest has the HTTPRoute, whatever router this run was given),
 // referenceable; each is sized up first with the overlay the revision was
 // promoted with. hist is production's history as read under the locks,
-// which the switch opens the release with.
-func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record) (*switchover, error) {
+// which the switch opens the release with; reads, the reads sent with it.
+func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record, reads *rollbackReads) (*switchover, error) {
 	cfg, err := r.cfg.helm(n.ProductionNamespace)
 	if err != nil {
 		return nil, err
 	}
 	// The target and the newest revision (which the switch opens the
-	// release with) are read together.
+	// release with) are read together, or were with the history.
 	var last *release.Release
 	newest := make(chan struct{})
 	go func() {
 		defer close(newest)
 		if len(hist) > 0 && hist[0].Version != target.Version {
-			last, _ = getRelease(cfg, n.ProductionRelease, hist[0].Version) // else read again
+			last, _ = reads.revision(hist[0].Version).get(func() (*release.Release, error) {
+				return getRelease(cfg, n.ProductionRelease, hist[0].Version)
+			}) // else read again
 		}
 	}()
-	rel, err := cfg.Releases.Get(n.ProductionRelease, target.Version)
+	rel, err := reads.revision(target.Version).get(func() (*release.Release, error) {
+		return getRelease(cfg, n.ProductionRelease, target.Version)
+	})
 	<-newest
 	if err != nil {
 		return nil, fmt.Errorf("reading revision %d of %s: %w", target.Version, n.ProductionRelease, err)
@@ -231,6 +247,7 @@ func (r *Rollback) switchFor(n Names, target record, tn Names, hist []record) (*
 		size: &sizing{overlay: productionOverlay(rel.Config), secrets: r.Secrets},
 		why:  fmt.Sprintf("rollback to production revision %d", target.Version),
 		to:   rel, history: r.MaxHistory, viaGateway: route != nil, records: hist, last: last,
+		early: reads.forSwitch(),
 	}
 	if target.Canary != "" {
 		cn, err := n.WithSHA(target.Canary)

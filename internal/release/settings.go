@@ -40,22 +40,28 @@ func (s Settings) List(key string) []string {
 	})
 }
 
-// settings reads the settings ConfigMap once for the Configuration's life.
-// NotFound and Forbidden give the zero Settings: a cluster without the
-// ConfigMap, or manifests older than it, is not an error.
+// settings reads the settings ConfigMap once for the Configuration's life;
+// a caller that asks while it is read waits for that answer. NotFound and
+// Forbidden give the zero Settings: a cluster without the ConfigMap, or
+// manifests older than it, is not an error. A read cut by its caller's
+// context is not kept: an operation that ended while its read was sent
+// early (a deploy refused first) leaves the next one to read again.
 func (c *Configuration) settings(ctx context.Context) (Settings, error) {
-	c.settingsOnce.Do(func() {
-		if c.client == nil {
-			return
-		}
-		cm, err := c.client.CoreV1().ConfigMaps(SettingsNamespace).Get(ctx, SettingsName, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
-		case err != nil:
-			c.settingsErr = fmt.Errorf("reading the cluster's shipper settings (ConfigMap %s/%s): %w", SettingsNamespace, SettingsName, err)
-		default:
-			c.settingsVal = Settings{Found: true, Data: cm.Data}
-		}
-	})
+	c.settingsMu.Lock()
+	defer c.settingsMu.Unlock()
+	if c.settingsRead || c.client == nil {
+		return c.settingsVal, c.settingsErr
+	}
+	cm, err := c.client.CoreV1().ConfigMaps(SettingsNamespace).Get(ctx, SettingsName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err), apierrors.IsForbidden(err):
+	case err != nil && ctx.Err() != nil:
+		return Settings{}, fmt.Errorf("reading the cluster's shipper settings (ConfigMap %s/%s): %w", SettingsNamespace, SettingsName, err)
+	case err != nil:
+		c.settingsErr = fmt.Errorf("reading the cluster's shipper settings (ConfigMap %s/%s): %w", SettingsNamespace, SettingsName, err)
+	default:
+		c.settingsVal = Settings{Found: true, Data: cm.Data}
+	}
+	c.settingsRead = true
 	return c.settingsVal, c.settingsErr
 }

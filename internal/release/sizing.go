@@ -546,7 +546,7 @@ func (c *Configuration) staleSizes(ctx context.Context, n Names) ([]string, erro
 // size), without a cluster. The Secret of production's variables is named,
 // not rendered: shipper writes it at the size-up.
 func (d *Deploy) RenderLive(ctx context.Context, n Names, image string, p *Promote) (string, error) {
-	pl, _, err := d.plan(ctx, n, image)
+	pl, _, err := d.plan(ctx, n, image, nil)
 	if err != nil {
 		return "", err
 	}

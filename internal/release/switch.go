@@ -82,6 +82,26 @@ type switchover struct {
 	// migrate, when set, migrates production's database after the fresh
 	// checks and before the size-up (promote --migrate, migrate.go).
 	migrate func(context.Context) error
+	// early, when set, are reads of the switch sent before it, under its
+	// locks (a rollback's, with its history: rollbackGuess.send).
+	early *switchReads
+}
+
+// switchReads are reads of a switch sent early: the release records of
+// one commit it brings in (requireServing's fresh check) and the list of
+// commits at production size (prefetch).
+type switchReads struct {
+	commit  string // the release whose records were read
+	records *early[[]record]
+	sized   *early[[]string]
+}
+
+// recordsOf is the read of release name's records, nil when none was sent.
+func (sr *switchReads) recordsOf(name string) *early[[]record] {
+	if sr == nil || sr.commit != name {
+		return nil
+	}
+	return sr.records
 }
 
 // switchRoute checks, sizes up, switches and sweeps (see above), and
@@ -156,7 +176,11 @@ func (c *Configuration) checkSwitch(ctx context.Context, s *switchover, fresh bo
 // once, the first refusal in this order the answer.
 func (c *Configuration) requireServing(ctx context.Context, s *switchover, cn Names, fresh bool) error {
 	checks := []func() error{func() error {
-		rec, err := c.deployedCommit(ctx, cn, fresh)
+		var read *early[[]record]
+		if fresh {
+			read = s.early.recordsOf(cn.Release)
+		}
+		rec, err := c.deployedCommit(ctx, cn, fresh, read)
 		if err == nil && s.plan != nil && s.route.routeRole == RoleProduction {
 			err = requireCurrent(rec, cn)
 		}
@@ -256,9 +280,13 @@ func (c *Configuration) prefetch(ctx context.Context, s *switchover) *prefetched
 	if s.size != nil && s.size.none() && len(s.commits) == 1 {
 		pre.sized = &sizedList{}
 		pre.wg.Add(1)
+		var read *early[[]string]
+		if s.early != nil {
+			read = s.early.sized
+		}
 		go func() {
 			defer pre.wg.Done()
-			pre.sized.shas, pre.sized.err = c.sizedCommits(ctx, s.route)
+			pre.sized.shas, pre.sized.err = read.get(func() ([]string, error) { return c.sizedCommits(ctx, s.route) })
 		}()
 	}
 	if pre.recs == nil {
@@ -281,16 +309,18 @@ func (p *prefetched) wait() { p.wg.Wait() }
 // values, manifest, labels) and returns the error of its final write,
 // which records it deployed.
 func (c *Configuration) rollbackTo(ctx context.Context, r *helmRelease, to *release.Release, history int) (*release.Release, error) {
+	pruned := func() {}
 	if history > 0 {
-		c.pruneHistory(ctx, r.records, history-1, to.Version)
+		pruned = c.pruneHistoryAside(ctx, r.records, history-1, to.Version)
 	}
 	rb := action.NewRollback(r.cfg)
 	rb.Version = to.Version
-	rb.MaxHistory = 0 // pruned above
+	rb.MaxHistory = 0 // pruned aside
 	rb.Timeout = helmTimeout(ctx)
 	forget := r.know(to)
 	err := rb.Run(r.name)
 	forget()
+	pruned()
 	if err != nil {
 		return nil, fmt.Errorf("helm rollback of %s to revision %d: %w", r.name, to.Version, err)
 	}
