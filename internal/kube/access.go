@@ -38,24 +38,30 @@ func Allowed(ctx context.Context, client kubernetes.Interface, ra authorizationv
 
 // AwaitBinding waits until the apiserver's authorizer has seen a binding
 // of ClusterRole role just made (its RBAC cache follows a watch, a few
-// milliseconds behind), so that the request ra describes, sent next, is
-// not refused. SelfSubjectAccessReview asks the authorizer itself; at most
-// a few seconds, then the requests that follow say what is wrong. It
-// fails only when ctx ends.
-func AwaitBinding(ctx context.Context, client kubernetes.Interface, role string, ra authorizationv1.ResourceAttributes) error {
-	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 3*time.Second, true, func(ctx context.Context) (bool, error) {
-		r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+// milliseconds behind), so that the requests ras describe, sent next, are
+// not refused. SelfSubjectAccessReview asks the authorizer itself, for
+// each request in turn: one the token may already make through another
+// grant says nothing about the binding, so every request sent at once
+// after it is asked about. At most a few seconds in all, then the
+// requests that follow say what is wrong. It fails only when ctx ends.
+func AwaitBinding(ctx context.Context, client kubernetes.Interface, role string, ras ...authorizationv1.ResourceAttributes) error {
+	budget, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, ra := range ras {
+		review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &ra}}
+		err := wait.PollUntilContextCancel(budget, 50*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			r, err := client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+			if err != nil {
+				return false, nil
+			}
+			// RBAC names the role once it has seen the binding: a denial
+			// that names it (`clusterrole.rbac.authorization.k8s.io
+			// "<role>" not found`) will not change by waiting.
+			return r.Status.Allowed || strings.Contains(r.Status.Reason, role), nil
+		})
 		if err != nil {
-			return false, nil
+			return ctx.Err() // nil once the budget is spent
 		}
-		// RBAC names the role once it has seen the binding: a denial that
-		// names it (`clusterrole.rbac.authorization.k8s.io "<role>" not
-		// found`) will not change by waiting.
-		return r.Status.Allowed || strings.Contains(r.Status.Reason, role), nil
-	})
-	if err != nil && ctx.Err() != nil {
-		return ctx.Err()
 	}
 	return nil
 }

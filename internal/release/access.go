@@ -70,11 +70,19 @@ func (c *Configuration) grantNamespaceRole(ctx context.Context, ns string) error
 		c.log.Debug("not binding the namespace role", "namespace", ns, "error", err)
 		return nil
 	}
-	// The next request, the Lease, must not meet an authorizer that has
-	// not seen the binding yet: unless the token may make it without the
-	// binding (an admin's), asked while the binding is written.
+	// The next requests, the Lease and the isolation objects (the quota
+	// and the LimitRange at once), must not meet an authorizer that has
+	// not seen the binding yet. The Lease is asked about, and so is a
+	// Secret, a right every version of the role grants: a token may have
+	// Leases from another grant (everywhere), which says nothing of the
+	// binding. (Not the quota: the role of manifests older than the
+	// isolation objects does not grant it, and would be waited for in
+	// vain.) Not at all when the token may do anything there without the
+	// binding (an admin's), asked while it is written.
 	lease := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "coordination.k8s.io", Resource: "leases"}
-	already := readEarly(func() (bool, error) { return kube.Allowed(ctx, c.client, lease) })
+	secret := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Resource: "secrets"}
+	anything := authorizationv1.ResourceAttributes{Namespace: ns, Verb: "*", Group: "*", Resource: "*"}
+	already := readEarly(func() (bool, error) { return kube.Allowed(ctx, c.client, anything) })
 	rb := &rbacv1.RoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "shipper", Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy}},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: NamespaceRole},
@@ -87,7 +95,7 @@ func (c *Configuration) grantNamespaceRole(ctx context.Context, ns string) error
 		if ok, _ := already.get(nil); ok {
 			return nil
 		}
-		return kube.AwaitBinding(ctx, c.client, NamespaceRole, lease)
+		return kube.AwaitBinding(ctx, c.client, NamespaceRole, lease, secret)
 	case apierrors.IsAlreadyExists(err):
 	case apierrors.IsForbidden(err):
 		c.log.Debug("could not bind the namespace role; going on with the token's own rights", "namespace", ns, "error", err)

@@ -216,7 +216,10 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 	d.cfg.warmDiscovery(true)
 	dp.n = n
 	if n.SHA != plannedFor.SHA {
-		planned = nil
+		// The plan, and the aliases routing to the namespace the given SHA
+		// named (a 7-character one names another than its commit's), are
+		// made again for the resolved commit.
+		planned, dp.early.aliases = nil, nil
 	}
 	made, err := planned.get(func() (deployPlan, error) { return d.deployPlan(ctx, n, image, dp.early.prod) })
 	if err != nil {

@@ -639,6 +639,12 @@ func TestGatewayBranchAlias(t *testing.T) {
 	if _, err := d.Run(ctx, names(t, f.app, shaB), f.image); !release.IsUsage(err) || !strings.Contains(err.Error(), "alias of branch main") {
 		t.Errorf("re-deploy of the aliased commit with the ingress router: %v, want refused", err)
 	}
+	// So is one given the commit's 7-character SHA: the alias routes are
+	// checked against the namespace it resolves to, not the one its short
+	// SHA would name (the reads sent before it is resolved).
+	if _, err := d.Run(ctx, names(t, f.app, shaB[:7]), f.image); !release.IsUsage(err) || !strings.Contains(err.Error(), "alias of branch main") {
+		t.Errorf("re-deploy of the aliased commit by its 7-character SHA with the ingress router: %v, want refused", err)
+	}
 	if _, err := f.deleteCommit(shaB, "main"); err != nil {
 		t.Fatalf("delete B --with-alias: %v", err)
 	}
