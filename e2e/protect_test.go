@@ -35,6 +35,9 @@ func protect(t *testing.T, base *cluster) {
 	c.run(t, sha, "package")
 	host := strings.TrimPrefix(c.run(t, sha, "deploy"), "http://")
 
+	// Traefik serves a new Ingress a moment after deploy returns (this
+	// part deploys without --verify): until then it answers 404.
+	c.eventually(t, host, "/version", http.StatusUnauthorized, "")
 	code, body, _ := c.request(host, "/version", nil, nil)
 	say(t, "\n$ curl -H 'Host: %s' http://%s/version\n%d (the login page: %q)", host, c.addr(), code, firstLine(body, "This preview is protected"))
 	if code != http.StatusUnauthorized || !strings.Contains(body, "This preview is protected") || !strings.Contains(body, c.app) {
@@ -87,6 +90,8 @@ func protectInABrowser(t *testing.T, c *cluster, password, prod string) {
 	hostB := strings.TrimPrefix(c.run(t, shaB, "deploy"), "http://")
 	c.run(t, shaC, "package")
 	hostC := strings.TrimPrefix(c.run(t, shaC, "deploy"), "http://")
+	c.eventually(t, hostB, "/version", http.StatusUnauthorized, "")
+	c.eventually(t, hostC, "/version", http.StatusUnauthorized, "")
 	b := testenv.StartBrowser(t, testenv.BrowserOptions{Resolve: map[string]string{"*." + c.router.domain: c.addr()}})
 
 	tab := b.NewContext(t)
