@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -188,19 +189,16 @@ func (e *MigrationError) Error() string {
 // stopped first (none in a release opened fresh), and a failure of the
 // hook is a *MigrationError. The caller holds the commit's Lease.
 func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, p *plan, carried map[string]any) (rel *release.Release, err error) {
-	if d.Migrate == "" {
-		if r.fresh {
-			return d.cfg.installOrUpgrade(ctx, r, p, carried)
-		}
-		if err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false); err != nil && !apierrors.IsForbidden(err) {
-			return nil, err
-		}
-		return d.cfg.installOrUpgrade(ctx, r, p, carried)
-	}
 	if !r.fresh {
-		if err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false); err != nil {
+		// Without --migrate a token without Job rights (manifests from
+		// before migrations) still deploys: there is no Job to stop.
+		err := d.cfg.stopJob(ctx, n.Namespace, migrateJobName(n), false)
+		if err != nil && (d.Migrate != "" || !apierrors.IsForbidden(err)) {
 			return nil, err
 		}
+	}
+	if d.Migrate == "" {
+		return d.cfg.installOrUpgrade(ctx, r, p, carried)
 	}
 	d.cfg.log.Info("migrating the commit's database before its pods roll out", "job", migrateJobName(n))
 	start := time.Now()
@@ -216,15 +214,6 @@ func (d *Deploy) installMigrating(ctx context.Context, n Names, r *helmRelease, 
 		return rel, me
 	}
 	return rel, err
-}
-
-// secretValues are m's values.
-func secretValues(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
 }
 
 // publicDatabaseVars are the variables of a commit's database that hold
@@ -480,7 +469,7 @@ func (c *Configuration) migrateProduction(ctx context.Context, n Names, argv []s
 		c.log.Info("production's database migrated", "job", productionMigrateJob)
 		return nil
 	}
-	if me := c.migrationFailure(ctx, n.Namespace, productionMigrateJob, "production's", secretValues(secrets), start); me != nil {
+	if me := c.migrationFailure(ctx, n.Namespace, productionMigrateJob, "production's", slices.Collect(maps.Values(secrets)), start); me != nil {
 		if errors.Is(werr, context.DeadlineExceeded) || errors.Is(werr, context.Canceled) {
 			me.Reason = "did not finish in time: " + me.Reason
 		}
