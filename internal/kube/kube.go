@@ -119,9 +119,10 @@ func (o Options) RESTConfig() (*rest.Config, error) {
 	}
 	cfg.UserAgent = "shipper"
 	// Innermost the trace, so that each attempt of a retried request is
-	// counted and logged.
+	// counted and logged (its time on the wire: after firstConn's wait).
+	first := newFirstConn()
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
-		return &retryTransport{next: &traceTransport{next: rt, count: o.Requests, log: o.Log}, backoff: TransientBackoff, log: o.Log}
+		return &retryTransport{next: first.wrap(&traceTransport{next: rt, count: o.Requests, log: o.Log}), backoff: TransientBackoff, log: o.Log}
 	})
 	return cfg, nil
 }

@@ -41,10 +41,29 @@ func (l *Locker) LookAhead(ctx context.Context, locks ...Name) (context.Context,
 		left := a.elections
 		a.elections = nil
 		a.mu.Unlock()
-		for _, e := range left {
-			e.stop() // never asked, so never written
+		for n, e := range left {
+			e.stop()
 			<-e.ended
+			select {
+			case <-e.started: // taken (Take), but no Do came: given up
+				l.giveUp(e.lock, n.Namespace, l.Prefix+n.Name, e.id)
+			default: // never written
+			}
 		}
+	}
+}
+
+// Take lets the election LookAhead started for lock n in ctx take the
+// lock now, before the Do that runs under it: for the first lock an
+// operation takes, which no lock taken before it orders, so that its
+// write goes out with the operation's own writes before that Do (a
+// deploy makes a new namespace's isolation objects meanwhile) instead
+// of after them. Do then runs fn at once if the lock was won; LookAhead's
+// end gives up a lock taken that no Do came for. Without such an
+// election, Take does nothing.
+func (l *Locker) Take(ctx context.Context, n Name) {
+	if e := l.startedAhead(ctx, n, false); e != nil {
+		e.takeNow()
 	}
 }
 

@@ -79,6 +79,7 @@ func (l *Locker) Do(ctx context.Context, namespace, name string, fn func(context
 	}
 	e.job, e.fn = ctx, fn
 	close(e.asked)
+	e.takeNow()
 	// A job cancelled while it waits for the lock stops waiting.
 	stopWaiting := context.AfterFunc(ctx, func() {
 		select {
@@ -150,13 +151,15 @@ type givingUpKey struct{}
 
 // election is client-go's leader election for one Lease, running from
 // elect on: it reads the Lease at once, but writes it (takes the lock)
-// only once Do has asked for it.
+// only once Do has asked for it, or Take let it.
 type election struct {
 	id    string
 	lock  *watchedLock
 	retry time.Duration
 	stop  context.CancelFunc // ends the election: fn done, or given up
 	asked chan struct{}      // closed by Do, after setting job and fn
+	take  chan struct{}      // closed once the Lease may be written: by Do, or Take
+	taken sync.Once          // closes take
 	ended chan struct{}      // closed once the election has ended
 
 	job           context.Context // Do's ctx and fn, set before asked is closed
@@ -178,14 +181,14 @@ func (l *Locker) elect(ctx context.Context, n Name) (*election, error) {
 	leaseDuration, renewDeadline, retryPeriod := l.timings()
 	e := &election{
 		id: id, retry: retryPeriod, renewDeadline: renewDeadline,
-		asked: make(chan struct{}), ended: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
+		asked: make(chan struct{}), take: make(chan struct{}), ended: make(chan struct{}), started: make(chan struct{}), done: make(chan struct{}),
 		describe: n.Namespace + "/" + l.Prefix + n.Name,
 	}
 	e.lock = &watchedLock{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: n.Namespace, Name: l.Prefix + n.Name},
 		Client:     l.Client,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}, minRenewal: retryPeriod / 2, asked: e.asked}
+	}, minRenewal: retryPeriod / 2, asked: e.take}
 	leCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stop = stop
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
@@ -236,12 +239,22 @@ func (e *election) stopOnFailure() {
 	}
 }
 
+// takeNow lets the election write the Lease.
+func (e *election) takeNow() { e.taken.Do(func() { close(e.take) }) }
+
 // lead runs fn once the lock is won: the Lease is written only after Do
-// has set job and fn (watchedLock.asked).
+// has set job and fn (watchedLock.asked), or Take let it be, and then fn
+// waits for Do.
 func (e *election) lead(leading context.Context) {
 	close(e.started)
 	defer close(e.done)
 	defer e.stop()
+	select {
+	case <-e.asked:
+	case <-leading.Done(): // given up before its Do (LookAhead's end), or lost
+		e.fnErr = context.Cause(leading)
+		return
+	}
 	// Cancelled as the lease was won, or given up (the job's end, a lock
 	// that failed) while client-go was winning it: fn never runs without
 	// the lock.

@@ -529,3 +529,75 @@ func TestLockNestedLocksAreGivenUpTogether(t *testing.T) {
 		t.Errorf("giving up both Leases took %v, want about the slower give-up (400 ms), not both one after the other (700 ms)", took)
 	}
 }
+
+// TestLockTakenAheadOfItsDo: Take lets a looked-ahead election write its
+// Lease before its Do (a deploy's lock, taken while the namespace's
+// isolation objects are written); the Do then runs fn under it, with
+// Created as for a Lease its Do made. A lock taken ahead that no Do
+// comes for (the operation failed first) is given up when LookAhead
+// ends, not left to expire.
+func TestLockTakenAheadOfItsDo(t *testing.T) {
+	cs, ns, _, c := observedLocker(t, 10*time.Second)
+	ctx := context.Background()
+	holder := func(name string) string {
+		t.Helper()
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-"+name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return "(none)"
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ptr.Deref(l.Spec.HolderIdentity, "")
+	}
+	waitHeld := func(name string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for h := holder(name); h == "" || h == "(none)"; h = holder(name) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Lease %s not taken ahead of its Do within 5 s (holder %q)", name, h)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	lock := Name{ns, "ahead"}
+	lctx, stop := c.LookAhead(ctx, lock)
+	c.Take(lctx, lock)
+	waitHeld("ahead") // before any Do
+	var created bool
+	ran := false
+	if err := c.Do(lctx, ns, "ahead", func(ctx context.Context) error {
+		ran, created = true, Created(ctx)
+		if h := holder("ahead"); h == "" || h == "(none)" {
+			t.Errorf("fn runs while the Lease has holder %q", h)
+		}
+		return nil
+	}); err != nil || !ran {
+		t.Fatalf("Do after Take: ran=%v err=%v", ran, err)
+	}
+	stop()
+	if !created {
+		t.Errorf("Created = false for a Lease made by the election taken ahead")
+	}
+	if h := holder("ahead"); h != "" {
+		t.Errorf("after Do, holder = %q, want the Lease given up", h)
+	}
+
+	// Taken ahead, no Do: LookAhead's end gives it up.
+	lock = Name{ns, "orphan"}
+	lctx, stop = c.LookAhead(ctx, lock)
+	c.Take(lctx, lock)
+	waitHeld("orphan")
+	stop()
+	if h := holder("orphan"); h != "" {
+		t.Errorf("a lock taken ahead that no Do came for: holder %q after LookAhead's end, want it given up", h)
+	}
+
+	// Take without a looked-ahead election does nothing.
+	c.Take(ctx, Name{ns, "none"})
+	time.Sleep(200 * time.Millisecond)
+	if h := holder("none"); h != "(none)" {
+		t.Errorf("Take without LookAhead wrote Lease none (holder %q)", h)
+	}
+}

@@ -174,14 +174,6 @@ func (c *Configuration) warmDiscovery(version bool) {
 	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
 }
 
-// reachedClient is Helm's kube client without its reachability check,
-// which each action begins with (a GET of /version): by the time shipper
-// runs a Helm action it has had the apiserver's answers to several
-// requests, and a cluster gone since fails the action's next request.
-type reachedClient struct{ *kube.Client }
-
-func (reachedClient) IsReachable() error { return nil }
-
 // capabilities are the cluster's version and APIs for Helm's rendering,
 // read once from the Configuration's cached discovery, which the REST
 // mapper shares: Helm's own (getCapabilities) invalidates that cache

@@ -213,7 +213,6 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 		return &UsageError{Input: "commit SHA", Value: n.SHA, Rule: fmt.Sprintf(
 			"names no deployed commit, and a new one needs at least %d characters (GitLab's CI_COMMIT_SHORT_SHA has 8; CI_COMMIT_SHA all 40)", shortSHALen)}
 	}
-	d.cfg.warmDiscovery(true)
 	dp.n = n
 	if n.SHA != plannedFor.SHA {
 		// The plan, and the aliases routing to the namespace the given SHA
@@ -226,6 +225,11 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 		return err
 	}
 	dp.plan, dp.img = made.plan, made.img
+	// Helm's install needs discovery (its REST mapping, the capabilities it
+	// renders with) only under the lock: read while the namespace is
+	// made, not alongside the plan, whose CPU (the schema, the render)
+	// the first writes wait for.
+	d.cfg.warmDiscovery(true)
 	if n.Ref != "" {
 		if dp.alias, err = d.cfg.aliasPlan(ctx, n, d.Hosts, d.Values); err != nil {
 			return err
@@ -245,16 +249,22 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 	if !d.CommitTime.IsZero() {
 		annotations[AnnotationCommitTime] = d.CommitTime.UTC().Format(time.RFC3339)
 	}
-	// The commit's Lease is read while the namespace's isolation objects
-	// are written (it needs the role the namespace's binding grants).
-	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func() {
-		dp.lock.start(d.cfg.locker, lease.Name{Namespace: n.Namespace, Name: n.Release})
-	})
+	rec, err := dp.early.prod.get(func() (*record, error) { return d.cfg.productionRecord(ctx, n, cached) })
 	if err != nil {
 		return err
 	}
-	rec, err := dp.early.prod.get(func() (*record, error) { return d.cfg.productionRecord(ctx, n, cached) })
 	dp.wasLive = rec != nil && rec.SHA == n.Short
+	// The commit's Lease is read while the namespace's isolation objects
+	// are written (it needs the role the namespace's binding grants), and
+	// taken then too when it is the only lock the deploy takes: a commit
+	// production serves takes production's first (install).
+	lock := lease.Name{Namespace: n.Namespace, Name: n.Release}
+	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func() {
+		dp.lock.start(d.cfg.locker, lock)
+		if !dp.wasLive {
+			d.cfg.locker.Take(dp.lock.ctx, lock)
+		}
+	})
 	return err
 }
 

@@ -184,7 +184,7 @@ func (c *Configuration) openReleaseOf(ctx context.Context, namespace, name strin
 	if err != nil {
 		return nil, err
 	}
-	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver}
+	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver, write: &recordWriter{secrets: c.client.CoreV1().Secrets(namespace)}}
 	return &helmRelease{cfg: cfg, namespace: namespace, name: name, last: last, records: recs}, nil
 }
 

@@ -27,6 +27,9 @@ import (
 // record's labels, Get the release's own).
 type knownDriver struct {
 	driver.Driver
+	// write, when set, writes the records (recordwrite.go); else the
+	// driver does.
+	write *recordWriter
 
 	mu     sync.Mutex
 	active bool // else every read goes to the driver
@@ -45,16 +48,26 @@ type knownWrite struct {
 	err    error
 }
 
-// Create is the driver's, remembered (recorded).
+// Create is the driver's (or write's), remembered (recorded).
 func (d *knownDriver) Create(key string, rls *release.Release) error {
-	err := d.Driver.Create(key, rls)
+	var err error
+	if d.write != nil {
+		err = d.write.create(key, rls)
+	} else {
+		err = d.Driver.Create(key, rls)
+	}
 	d.remember(key, rls, err)
 	return err
 }
 
-// Update is the driver's, remembered (recorded).
+// Update is the driver's (or write's), remembered (recorded).
 func (d *knownDriver) Update(key string, rls *release.Release) error {
-	err := d.Driver.Update(key, rls)
+	var err error
+	if d.write != nil {
+		err = d.write.update(key, rls)
+	} else {
+		err = d.Driver.Update(key, rls)
+	}
 	d.remember(key, rls, err)
 	return err
 }
