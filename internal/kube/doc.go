@@ -10,7 +10,10 @@
 //	                    what passes (transient.go: refused connections,
 //	                    lost reads, a 5xx on a read; TransientBackoff), and
 //	                    innermost counts and logs each request sent
-//	                    (trace.go: Requests, method + path + status only)
+//	                    (trace.go: Requests, method + path + status only);
+//	                    requests sent before the first connection wait
+//	                    for it, so one TLS handshake serves them all
+//	                    (firstconn.go)
 //	Unreachable         an error that means "no cluster", not "operation failed"
 //	Rollout.Wait        polls a Deployment until `kubectl rollout status`
 //	                    says done; looks at the pods of Rollout.Selector each

@@ -17,6 +17,10 @@
 //	                  all expire together; each is read at once but written
 //	                  only when its Do asks (watchedLock.asked), so the
 //	                  order locks are taken in is unchanged
+//	Locker.Take       lets such an election write its Lease before its
+//	                  Do, for an operation's first lock (a deploy's,
+//	                  taken while the namespace is isolated); LookAhead's
+//	                  end gives up one taken that no Do came for
 //	Locker.Holder     who holds a Lease now, for a caller that must spare
 //	                  what a running job works on
 //	Lost, Uninterruptible

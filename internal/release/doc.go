@@ -88,7 +88,10 @@
 // and how it is read; plan.go what a release will be; install.go Helm's
 // install/upgrade with pending repair, and the one undo of a commit's
 // release; known.go what Helm's actions read, answered from the revisions
-// shipper read under the lock; early.go a request sent before its answer
+// shipper read under the lock; recordwrite.go Helm's records written in
+// its Secrets driver's format, compressed faster; kubeclient.go Helm's
+// kube client as shipper runs it (no reachability check, a release's
+// Service, workloads and routes created at once); early.go a request sent before its answer
 // is needed, rollback_reads.go a rollback's two rounds of them;
 // isolated.go the one read that finds an existing namespace isolated; commit.go the checks on a commit;
 // router.go the Gateway API router; routes.go production's routing

@@ -145,14 +145,34 @@ func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, name
 // capabilities: a chart that renders offline but fails against the cluster
 // (a `lookup`, a kubeVersion constraint) fails there, before Helm creates
 // anything, but after shipper made the namespace.
+//
+// The schema check and the render run at once (two cores: the render
+// no longer waits for the schema's compilation, the plan's larger half);
+// the schema's refusal is still the one reported. Not for a chart with
+// subcharts: Helm's render prunes the disabled ones from the chart
+// (ProcessDependencies) while the check walks them.
 func (p *plan) validate(ctx context.Context) error {
 	merged, err := chartutil.CoalesceValues(p.chart, p.values)
 	if err != nil {
 		return &UsageError{Input: "values", Value: firstLine(err.Error()), Rule: "must be a YAML map"}
 	}
-	if err := checkSchema(p.chart, merged); err != nil {
+	check := func() (struct{}, error) { return struct{}{}, checkSchema(p.chart, merged) }
+	var schema *early[struct{}]
+	if len(p.chart.Dependencies()) == 0 && len(p.chart.Metadata.Dependencies) == 0 {
+		schema = readEarly(check)
+	} else if _, err := check(); err != nil {
 		return err
 	}
+	err = p.render(ctx)
+	if _, serr := schema.get(func() (struct{}, error) { return struct{}{}, nil }); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// render renders the plan's chart offline, as `helm template` does, into
+// p.manifest.
+func (p *plan) render(ctx context.Context) error {
 	in := action.NewInstall(new(action.Configuration))
 	in.ClientOnly, in.DryRun, in.Replace = true, true, true
 	in.ReleaseName, in.Namespace = p.release, p.namespace
