@@ -601,3 +601,54 @@ func TestLockTakenAheadOfItsDo(t *testing.T) {
 		t.Errorf("Take without LookAhead wrote Lease none (holder %q)", h)
 	}
 }
+
+// TestLockTakenAheadGivenUpWhenItsWriteWasCut: a lock taken ahead (Take)
+// whose Lease write the apiserver applied but whose answer the end of
+// LookAhead cut (a deploy that failed, or was cancelled, while its
+// namespace's isolation objects and this write were in flight) is given
+// up all the same: the election never saw itself win, but the Lease names
+// it, and the next operation would wait out the whole lease (15 s).
+func TestLockTakenAheadGivenUpWhenItsWriteWasCut(t *testing.T) {
+	env, cs, ns := scratchNamespace(t)
+	rc := env.AdminConfig()
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err != nil || req.Method != http.MethodPost || !strings.Contains(req.URL.Path, "/leases") {
+				return resp, err
+			}
+			// Applied; its answer is slow to come back.
+			select {
+			case <-req.Context().Done():
+				resp.Body.Close()
+				return nil, req.Context().Err()
+			case <-time.After(2 * time.Second):
+				return resp, nil
+			}
+		})
+	})
+	c := newLocker(t, rc, 10*time.Second)
+	ctx := context.Background()
+	lock := Name{ns, "cut"}
+	lctx, stop := c.LookAhead(ctx, lock)
+	c.Take(lctx, lock)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-cut", metav1.GetOptions{})
+		if err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lease not written within 5 s of Take: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop() // the write's answer still on its way
+	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-cut", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" {
+		t.Errorf("after LookAhead's end the Lease taken ahead is still held by %q (for %ds), want it given up", h, ptr.Deref(l.Spec.LeaseDurationSeconds, 0))
+	}
+}
