@@ -652,3 +652,45 @@ func TestLockTakenAheadGivenUpWhenItsWriteWasCut(t *testing.T) {
 		t.Errorf("after LookAhead's end the Lease taken ahead is still held by %q (for %ds), want it given up", h, ptr.Deref(l.Spec.LeaseDurationSeconds, 0))
 	}
 }
+
+// TestLockTakenAheadLostBeforeItsDo: a lock taken ahead (Take) that is
+// lost before its Do comes (another holder wrote the Lease, renewals
+// failed past the renew deadline) fails that Do saying the lock was lost,
+// as one lost while fn runs does, not with a bare "context canceled" that
+// reads as a cancelled job; fn never runs.
+func TestLockTakenAheadLostBeforeItsDo(t *testing.T) {
+	_, cs, ns := scratchNamespace(t)
+	env := testenv.Get(t)
+	c := newLocker(t, env.AdminConfig(), 3*time.Second) // renew deadline 2 s
+	ctx := context.Background()
+	lock := Name{ns, "lost"}
+	lctx, stop := c.LookAhead(ctx, lock)
+	defer stop()
+	c.Take(lctx, lock)
+	leases := cs.CoordinationV1().Leases(ns)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := leases.Get(ctx, "shipper-lost", metav1.GetOptions{})
+		if err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+			// Taken over behind its back, for longer than the test.
+			now := metav1.NewMicroTime(time.Now())
+			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = ptr.To("other"), ptr.To[int32](60), &now
+			if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lease not taken and overwritten within 5 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // past the renew deadline
+	ran := false
+	err := c.Do(lctx, ns, "lost", func(context.Context) error { ran = true; return nil })
+	if ran {
+		t.Error("fn ran under a lock lost before its Do")
+	}
+	if err == nil || !strings.Contains(err.Error(), "lost the lock") {
+		t.Errorf("Do after the lock taken ahead was lost: %v, want it to say the lock was lost", err)
+	}
+}
