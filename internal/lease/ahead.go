@@ -44,8 +44,13 @@ func (l *Locker) LookAhead(ctx context.Context, locks ...Name) (context.Context,
 		for n, e := range left {
 			e.stop()
 			<-e.ended
+			// Taken (Take) but no Do came: given up. Not only when the
+			// election saw itself win (started): a write cut by stop may
+			// have applied unanswered, or client-go may return from a won
+			// election before its leading callback runs. giveUp reads the
+			// Lease first then, and leaves one it does not hold.
 			select {
-			case <-e.started: // taken (Take), but no Do came: given up
+			case <-e.take:
 				l.giveUp(e.lock, n.Namespace, l.Prefix+n.Name, e.id)
 			default: // never written
 			}

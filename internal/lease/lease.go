@@ -251,8 +251,8 @@ func (e *election) lead(leading context.Context) {
 	defer e.stop()
 	select {
 	case <-e.asked:
-	case <-leading.Done(): // given up before its Do (LookAhead's end), or lost
-		e.fnErr = context.Cause(leading)
+	case <-leading.Done(): // given up before its Do (LookAhead's end: no Do reads this), or lost
+		e.fnErr = e.lost(context.Cause(leading))
 		return
 	}
 	// Cancelled as the lease was won, or given up (the job's end, a lock
@@ -273,9 +273,14 @@ func (e *election) lead(leading context.Context) {
 	defer stop()
 	e.fnErr = e.fn(fctx)
 	if leading.Err() != nil && e.job.Err() == nil && e.fnErr != nil {
-		e.fnErr = fmt.Errorf("lost the lock %s, which could not be renewed within %s (the next run repairs what this one left): %w",
-			e.describe, e.renewDeadline, e.fnErr)
+		e.fnErr = e.lost(e.fnErr)
 	}
+}
+
+// lost is err of a job whose lock was lost.
+func (e *election) lost(err error) error {
+	return fmt.Errorf("lost the lock %s, which could not be renewed within %s (the next run repairs what this one left): %w",
+		e.describe, e.renewDeadline, err)
 }
 
 // giveUp gives up the Lease lock holds: in one request against the Lease

@@ -601,3 +601,96 @@ func TestLockTakenAheadOfItsDo(t *testing.T) {
 		t.Errorf("Take without LookAhead wrote Lease none (holder %q)", h)
 	}
 }
+
+// TestLockTakenAheadGivenUpWhenItsWriteWasCut: a lock taken ahead (Take)
+// whose Lease write the apiserver applied but whose answer the end of
+// LookAhead cut (a deploy that failed, or was cancelled, while its
+// namespace's isolation objects and this write were in flight) is given
+// up all the same: the election never saw itself win, but the Lease names
+// it, and the next operation would wait out the whole lease (15 s).
+func TestLockTakenAheadGivenUpWhenItsWriteWasCut(t *testing.T) {
+	env, cs, ns := scratchNamespace(t)
+	rc := env.AdminConfig()
+	rc.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err != nil || req.Method != http.MethodPost || !strings.Contains(req.URL.Path, "/leases") {
+				return resp, err
+			}
+			// Applied; its answer is slow to come back.
+			select {
+			case <-req.Context().Done():
+				resp.Body.Close()
+				return nil, req.Context().Err()
+			case <-time.After(2 * time.Second):
+				return resp, nil
+			}
+		})
+	})
+	c := newLocker(t, rc, 10*time.Second)
+	ctx := context.Background()
+	lock := Name{ns, "cut"}
+	lctx, stop := c.LookAhead(ctx, lock)
+	c.Take(lctx, lock)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-cut", metav1.GetOptions{})
+		if err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lease not written within 5 s of Take: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop() // the write's answer still on its way
+	l, err := cs.CoordinationV1().Leases(ns).Get(ctx, "shipper-cut", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" {
+		t.Errorf("after LookAhead's end the Lease taken ahead is still held by %q (for %ds), want it given up", h, ptr.Deref(l.Spec.LeaseDurationSeconds, 0))
+	}
+}
+
+// TestLockTakenAheadLostBeforeItsDo: a lock taken ahead (Take) that is
+// lost before its Do comes (another holder wrote the Lease, renewals
+// failed past the renew deadline) fails that Do saying the lock was lost,
+// as one lost while fn runs does, not with a bare "context canceled" that
+// reads as a cancelled job; fn never runs.
+func TestLockTakenAheadLostBeforeItsDo(t *testing.T) {
+	_, cs, ns := scratchNamespace(t)
+	env := testenv.Get(t)
+	c := newLocker(t, env.AdminConfig(), 3*time.Second) // renew deadline 2 s
+	ctx := context.Background()
+	lock := Name{ns, "lost"}
+	lctx, stop := c.LookAhead(ctx, lock)
+	defer stop()
+	c.Take(lctx, lock)
+	leases := cs.CoordinationV1().Leases(ns)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, err := leases.Get(ctx, "shipper-lost", metav1.GetOptions{})
+		if err == nil && ptr.Deref(l.Spec.HolderIdentity, "") != "" {
+			// Taken over behind its back, for longer than the test.
+			now := metav1.NewMicroTime(time.Now())
+			l.Spec.HolderIdentity, l.Spec.LeaseDurationSeconds, l.Spec.RenewTime = ptr.To("other"), ptr.To[int32](60), &now
+			if _, err := leases.Update(ctx, l, metav1.UpdateOptions{}); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lease not taken and overwritten within 5 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(3 * time.Second) // past the renew deadline
+	ran := false
+	err := c.Do(lctx, ns, "lost", func(context.Context) error { ran = true; return nil })
+	if ran {
+		t.Error("fn ran under a lock lost before its Do")
+	}
+	if err == nil || !strings.Contains(err.Error(), "lost the lock") {
+		t.Errorf("Do after the lock taken ahead was lost: %v, want it to say the lock was lost", err)
+	}
+}

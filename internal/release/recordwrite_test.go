@@ -93,9 +93,11 @@ func TestRecordsAreHelmsSecrets(t *testing.T) {
 }
 
 // TestLargeRecordsCompressedAsHelmDoes: above recordCompactAbove a record
-// is compressed at the best level, so a chart whose records fit in a
-// Secret under Helm's driver fit under shipper's; below it the default
-// level is close to the best.
+// is compressed as Helm's driver compresses it, so a chart whose records
+// fit in a Secret under Helm's driver fit under shipper's (klauspost's
+// best level came out 0.6% larger than the standard library's here: a
+// record just under 1 MiB for Helm was over it for shipper); below it
+// the default level is close to the best.
 func TestLargeRecordsCompressedAsHelmDoes(t *testing.T) {
 	var b strings.Builder
 	for i := 0; b.Len() < 4<<20; i++ {
@@ -115,19 +117,26 @@ func TestLargeRecordsCompressedAsHelmDoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	best, err := gzipLevel(js, gzip.BestCompression)
+	// What Helm's own driver stores for it.
+	key := releaseKey(rel.Name, rel.Version)
+	theirs := fake.NewClientset()
+	if err := driver.NewSecrets(theirs.CoreV1().Secrets(rel.Namespace)).Create(key, rel); err != nil {
+		t.Fatal(err)
+	}
+	helms, err := theirs.CoreV1().Secrets(rel.Namespace).Get(context.Background(), key, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := base64.StdEncoding.EncodedLen(len(def)); n <= recordCompactAbove || len(best) >= len(def) {
-		t.Fatalf("fixture: %d bytes at the default level (want above %d), %d at the best", n, recordCompactAbove, len(best))
+	want := len(helms.Data["release"])
+	if n := base64.StdEncoding.EncodedLen(len(def)); n <= recordCompactAbove || want >= n {
+		t.Fatalf("fixture: %d bytes at the default level (want above %d), %d by Helm's driver", n, recordCompactAbove, want)
 	}
 	got, err := encodeRecord(rel)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := base64.StdEncoding.EncodedLen(len(best)); len(got) != want {
-		t.Errorf("a %d-byte record encoded to %d bytes, want the best level's %d", len(js), len(got), want)
+	if len(got) > want {
+		t.Errorf("a %d-byte record encoded to %d bytes, Helm's driver's to %d", len(js), len(got), want)
 	}
 	small, err := encodeRecord(recordFixture("kind: Service\n"))
 	if err != nil {
