@@ -5,6 +5,9 @@ import (
 	"sync"
 
 	"helm.sh/helm/v3/pkg/kube"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/cli-runtime/pkg/resource"
 )
 
 // reachedClient is Helm's kube client without its reachability check,
@@ -17,25 +20,51 @@ type reachedClient struct{ *kube.Client }
 func (reachedClient) IsReachable() error { return nil }
 
 // createdTogether are the kinds an install creates at once when they come
-// one after the other in Helm's install order (Service, the workloads,
-// the HPA, Ingress; HTTPRoute, which Helm orders with the kinds it does
-// not know, after them). Helm's client creates one kind after another,
+// one after the other in Helm's install order: the Service, the routes to
+// it (Ingress; HTTPRoute, which Helm orders with the kinds it does not
+// know, after them) and the workloads whose pods take no service links
+// (podsWithoutServiceLinks). Helm's client creates one kind after another,
 // waiting for each (kube.Client.Create); for these the apiserver needs no
-// order: a Deployment's pods do not wait for its Service, nor an Ingress
-// or an HTTPRoute for either (their controllers watch). A preview's
-// install was three rounds one after the other, the Service's the
-// slowest (its cluster IP is allocated); it is one. What a chart may
+// order: an Ingress or an HTTPRoute does not wait for its Service (their
+// controllers watch), nor a Deployment's pods, except for the
+// <SERVICE>_SERVICE_HOST variables Kubernetes gives only the pods created
+// after the Service: a workload whose pods may take them keeps Helm's
+// order after it. A preview's install was three rounds one after the
+// other, the Service's the slowest (its cluster IP is allocated); it is
+// one (shipper's chart sets enableServiceLinks: false). What a chart may
 // need first (namespaces, CRDs, ServiceAccounts, Secrets, ConfigMaps,
 // RBAC, volumes) keeps Helm's order before them, and what may act on
-// them (webhooks, APIServices, custom resources) after.
-var createdTogether = map[string]bool{
-	"Service": true, "DaemonSet": true, "ReplicaSet": true, "Deployment": true,
-	"HorizontalPodAutoscaler": true, "StatefulSet": true, "Ingress": true, "HTTPRoute": true,
+// them or wait for them (HPAs, webhooks, APIServices, custom resources)
+// after.
+var createdTogether = map[string]bool{"Service": true, "Ingress": true, "HTTPRoute": true}
+
+// workloads are the kinds with a pod template at spec.template.
+var workloads = map[string]bool{"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true}
+
+// together reports whether info's object may be created at once with
+// the Service and routes around it.
+func together(info *resource.Info) bool {
+	kind := info.Object.GetObjectKind().GroupVersionKind().Kind
+	if createdTogether[kind] {
+		return true
+	}
+	return workloads[kind] && podsWithoutServiceLinks(info.Object)
+}
+
+// podsWithoutServiceLinks reports whether obj's pod template sets
+// enableServiceLinks: false (Kubernetes' default is true).
+func podsWithoutServiceLinks(obj runtime.Object) bool {
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		return false
+	}
+	links, found, err := unstructured.NestedBool(u, "spec", "template", "spec", "enableServiceLinks")
+	return found && err == nil && !links
 }
 
 // Create is Helm's kube.Client.Create in waves: each run of consecutive
-// resources of one kind, or of kinds createdTogether, is created at
-// once, each resource by Helm's own Create (its retry on conflict
+// resources of one kind, or of resources created together (together),
+// is created at once, each resource by Helm's own Create (its retry on conflict
 // included), and the next wave waits for it. As Helm's, every wave is
 // sent even when one failed, and the errors are returned together.
 func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error) {
@@ -63,14 +92,17 @@ func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error)
 // Create sends one after the other.
 func createWaves(resources kube.ResourceList) []kube.ResourceList {
 	var waves []kube.ResourceList
-	prev := ""
+	// The wave being filled: of resources created together, or Helm's
+	// wave of one kind.
+	waveKind, waveTogether := "", false
 	for _, info := range resources {
-		kind := info.Object.GetObjectKind().GroupVersionKind().Kind
-		if len(waves) == 0 || !(kind == prev || createdTogether[kind] && createdTogether[prev]) {
+		kind, with := info.Object.GetObjectKind().GroupVersionKind().Kind, together(info)
+		join := len(waves) > 0 && (waveTogether && with || !waveTogether && kind == waveKind)
+		if !join {
 			waves = append(waves, nil)
+			waveKind, waveTogether = kind, with
 		}
 		waves[len(waves)-1] = append(waves[len(waves)-1], info)
-		prev = kind
 	}
 	return waves
 }
