@@ -36,13 +36,15 @@ func (c *Configuration) requireProductionDatabase(secrets map[string]string, pre
 
 // checkCommitDatabase is the cluster's check for each commit production is
 // about to route to: none may run production on a preview database of its
-// own. The caller holds production's lock and the commits'.
-func (c *Configuration) checkCommitDatabase(ctx context.Context, secrets map[string]string, prefix string, commits ...Names) error {
+// own. The caller holds production's lock and the commits'. sent are the
+// reads of commits' env Secrets sent early under those locks, by release
+// (a rollback's, with its fresh read of the history); nil: none.
+func (c *Configuration) checkCommitDatabase(ctx context.Context, secrets map[string]string, prefix string, sent envReads, commits ...Names) error {
 	if secrets[productionDatabaseVar] != "" {
 		return nil
 	}
 	for _, n := range commits {
-		env, err := c.envSecretData(ctx, n)
+		env, err := sent[n.Release].get(func() (map[string]string, error) { return c.envSecretData(ctx, n) })
 		if err != nil {
 			return err
 		}
@@ -52,6 +54,10 @@ func (c *Configuration) checkCommitDatabase(ctx context.Context, secrets map[str
 	}
 	return nil
 }
+
+// envReads are reads of commits' env Secrets (envSecretData) sent early,
+// by release.
+type envReads map[string]*early[map[string]string]
 
 // noProductionDatabase is the refusal of both checks: why, and the fix.
 func noProductionDatabase(prefix, why string) error {

@@ -165,7 +165,7 @@ func (p *Promote) prepare(ctx context.Context, n Names) (*promotion, error) {
 	if err := p.cfg.checkSwitch(ctx, pr.sw, cached); err != nil {
 		return nil, fmt.Errorf("promoting %s: %w", n.Release, err)
 	}
-	if err := p.cfg.checkCommitDatabase(ctx, p.Secrets, p.SecretPrefix, n); err != nil {
+	if err := p.cfg.checkCommitDatabase(ctx, p.Secrets, p.SecretPrefix, nil, n); err != nil {
 		return nil, err
 	}
 	if err := p.cfg.ensureNamespace(ctx, n.ProductionNamespace, n, RoleProduction, nil, nil); err != nil {

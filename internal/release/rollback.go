@@ -75,7 +75,7 @@ func (r *Rollback) Run(ctx context.Context, n Names, to string) (*Production, er
 			return err
 		}
 		// Production's database (productiondb.go), before any change.
-		if err := r.cfg.checkCommitDatabase(ctx, r.Secrets, r.SecretPrefix, s.commits...); err != nil {
+		if err := r.cfg.checkCommitDatabase(ctx, r.Secrets, r.SecretPrefix, reads.envs(), s.commits...); err != nil {
 			return err
 		}
 		rel, err := r.cfg.switchRoute(ctx, s)
@@ -183,7 +183,7 @@ func (r *Rollback) lockTarget(ctx context.Context, n Names, to string, start *ro
 // sent with the fresh read (rollbackGuess.send).
 func (r *Rollback) underTargetLock(ctx context.Context, n Names, to string, tn Names, guess *rollbackGuess, fn rollbackFunc) (next Names, err error) {
 	err = r.cfg.locker.Do(ctx, tn.Namespace, tn.Release, func(ctx context.Context) error {
-		reads := guess.send(ctx, r.cfg, n)
+		reads := guess.send(ctx, r.cfg, n, r.Secrets[productionDatabaseVar] == "")
 		target, ftn, hist, err := r.pick(ctx, n, to, consistent)
 		if err != nil {
 			return err

@@ -72,10 +72,11 @@ func (r *Rollback) guess(ctx context.Context, n Names, to string) (*rollbackGues
 
 // send sends, under both locks, what the switch to the guessed revision
 // reads: that revision and the newest, the records of its commit
-// (requireServing) and the list of commits at production size. Nil for
-// a nil g, or when production's Helm configuration cannot be made (the
-// switch then says why).
-func (g *rollbackGuess) send(ctx context.Context, c *Configuration, n Names) *rollbackReads {
+// (requireServing) and the list of commits at production size, and with
+// env its commit's env Secret (checkCommitDatabase, when the job has no
+// production database of its own). Nil for a nil g, or when production's
+// Helm configuration cannot be made (the switch then says why).
+func (g *rollbackGuess) send(ctx context.Context, c *Configuration, n Names, env bool) *rollbackReads {
 	if g == nil {
 		return nil
 	}
@@ -93,6 +94,10 @@ func (g *rollbackGuess) send(ctx context.Context, c *Configuration, n Names) *ro
 		return c.records(ctx, g.tn.Namespace, "name="+g.tn.Release, consistent)
 	})
 	rd.sw.sized = readEarly(func() ([]string, error) { return c.sizedCommits(ctx, n) })
+	if env {
+		tn := g.tn
+		rd.env = envReads{tn.Release: readEarly(func() (map[string]string, error) { return c.envSecretData(ctx, tn) })}
+	}
 	return rd
 }
 
@@ -100,6 +105,15 @@ func (g *rollbackGuess) send(ctx context.Context, c *Configuration, n Names) *ro
 type rollbackReads struct {
 	revs map[int]*early[*release.Release]
 	sw   *switchReads
+	env  envReads
+}
+
+// envs are the env Secret reads sent, nil when none.
+func (rd *rollbackReads) envs() envReads {
+	if rd == nil {
+		return nil
+	}
+	return rd.env
 }
 
 // revision is the read of revision v, nil when none was sent.
