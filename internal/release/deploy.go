@@ -241,6 +241,18 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 	if err := d.requireAliasMovable(ctx, dp); err != nil {
 		return err
 	}
+	return d.makeNamespace(ctx, dp)
+}
+
+// makeNamespace makes (or checks) the commit's namespace of a deploy
+// prepared, with its labels and annotations, and whether production
+// serves the commit (dp.wasLive: which locks install takes). The commit's
+// Lease is read while the namespace's isolation objects are written (it
+// needs the role the namespace's binding grants), and taken then too
+// when it is the only lock the deploy takes: a commit production serves
+// takes production's first (install).
+func (d *Deploy) makeNamespace(ctx context.Context, dp *deployment) error {
+	n := dp.n
 	labels := map[string]string{LabelSHA: n.Short}
 	annotations := map[string]string{AnnotationURL: dp.plan.url, AnnotationSHA: n.SHA, AnnotationFirstDeploy: time.Now().UTC().Format(time.RFC3339Nano)}
 	if n.Ref != "" {
@@ -254,10 +266,6 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 		return err
 	}
 	dp.wasLive = rec != nil && rec.SHA == n.Short
-	// The commit's Lease is read while the namespace's isolation objects
-	// are written (it needs the role the namespace's binding grants), and
-	// taken then too when it is the only lock the deploy takes: a commit
-	// production serves takes production's first (install).
 	lock := lease.Name{Namespace: n.Namespace, Name: n.Release}
 	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func() {
 		dp.lock.start(d.cfg.locker, lock)
