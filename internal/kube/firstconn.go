@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 )
 
 // firstConn holds back the requests a client sends before it has a
@@ -21,12 +22,15 @@ import (
 // connection is made: GotConn, or the first request's end if it got none
 // (each request then dials as before).
 type firstConn struct {
-	mu      sync.Mutex
-	started bool
+	started atomic.Bool   // the first request has gone
+	opened  sync.Once     // closes ready
 	ready   chan struct{} // closed once the first request has a connection, or gave up
 }
 
 func newFirstConn() *firstConn { return &firstConn{ready: make(chan struct{})} }
+
+// open lets the requests held back go.
+func (f *firstConn) open() { f.opened.Do(func() { close(f.ready) }) }
 
 // wrap is next with f's wait in front of it.
 func (f *firstConn) wrap(next http.RoundTripper) http.RoundTripper {
@@ -40,27 +44,16 @@ type firstConnTransport struct {
 
 func (t *firstConnTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f := t.f
+	if f.started.CompareAndSwap(false, true) {
+		defer f.open()
+		trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { f.open() }}
+		// Both the caller's trace, if any, and this one are called.
+		return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	}
 	select {
 	case <-f.ready:
 		return t.next.RoundTrip(req)
-	default:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
 	}
-	f.mu.Lock()
-	first := !f.started
-	f.started = true
-	f.mu.Unlock()
-	if !first {
-		select {
-		case <-f.ready:
-			return t.next.RoundTrip(req)
-		case <-req.Context().Done():
-			return nil, req.Context().Err()
-		}
-	}
-	var once sync.Once
-	open := func() { once.Do(func() { close(f.ready) }) }
-	defer open()
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { open() }}
-	// Both the caller's trace, if any, and this one are called.
-	return t.next.RoundTrip(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
 }
