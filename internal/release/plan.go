@@ -156,15 +156,15 @@ func (p *plan) validate(ctx context.Context) error {
 	if err != nil {
 		return &UsageError{Input: "values", Value: firstLine(err.Error()), Rule: "must be a YAML map"}
 	}
-	check := func() (struct{}, error) { return struct{}{}, checkSchema(p.chart, merged) }
-	var schema *early[struct{}]
-	if len(p.chart.Dependencies()) == 0 && len(p.chart.Metadata.Dependencies) == 0 {
-		schema = readEarly(check)
-	} else if _, err := check(); err != nil {
-		return err
+	if len(p.chart.Dependencies()) > 0 || len(p.chart.Metadata.Dependencies) > 0 {
+		if err := checkSchema(p.chart, merged); err != nil {
+			return err
+		}
+		return p.render(ctx)
 	}
+	schema := readEarly(func() (struct{}, error) { return struct{}{}, checkSchema(p.chart, merged) })
 	err = p.render(ctx)
-	if _, serr := schema.get(func() (struct{}, error) { return struct{}{}, nil }); serr != nil {
+	if _, serr := schema.get(nil); serr != nil {
 		return serr
 	}
 	return err
