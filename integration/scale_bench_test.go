@@ -238,6 +238,10 @@ func BenchmarkScale(b *testing.B) {
 			run(append([]string{shipper, "promote", "--sha", one}, global...))
 		}
 		have = n
+		if dir := os.Getenv("SHIPPER_BENCH_HOLD"); dir != "" && n == last {
+			scaleHold(b, dir, env, work, rows)
+			return
+		}
 		b.Run(fmt.Sprintf("previews=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				for _, r := range rows {
@@ -319,4 +323,57 @@ func scalePrune(b *testing.B, env *testenv.Env, cs kubernetes.Interface, shipper
 	b.ReportMetric(helmSec*1000, "prune200-helm-ms")
 	b.ReportMetric(float64(counted), "prune200-requests")
 	b.ReportMetric(peak, "prune200-peak-MiB")
+}
+
+// scaleHoldRuns is how many commands of each row and side a held fixture
+// has ready: the deploy rows deploy a new commit each run.
+const scaleHoldRuns = 500
+
+// scaleHold keeps the filled fixture for a timer of the caller's choice
+// (SHIPPER_BENCH_HOLD=DIR): paired series of whole processes on a quiet
+// machine, which the benchmark's own back-to-back runs are not. It writes
+// into DIR the environment (env), the commands of every row and side, one
+// run a line (<row>.shipper, <row>.helm), and a runner, then waits until
+// DIR/stop exists. `sh DIR/run deploy.shipper` runs the next line of that
+// file; time it against `sh DIR/run deploy.helm`, both sides through the
+// same runner, for example with hyperfine or /usr/bin/time.
+func scaleHold(b *testing.B, dir string, env *testenv.Env, home string, rows []scaleOp) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	write := func(name, text string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	write("env", fmt.Sprintf("export HOME=%s PATH=/usr/bin:/bin KUBECONFIG=%s SHIPPER_DOMAIN=example.com SHIPPER_PROTECT=none\n",
+		home, env.Kubeconfig))
+	write("run", `#!/bin/sh
+# run ROW.SIDE: exec the next command of DIR/ROW.SIDE (one a line; a
+# counter per file in ROW.SIDE.n), in DIR/env's environment.
+d=$(dirname "$0"); f="$d/$1"
+n=$(cat "$f.n" 2>/dev/null || echo 1); echo $((n + 1)) >"$f.n"
+. "$d/env"
+exec $(sed -n "${n}p" "$f")
+`)
+	for _, r := range rows {
+		for side, argv := range map[string]func(int) []string{"shipper": r.shipper, "helm": r.helm} {
+			var lines strings.Builder
+			for i := range scaleHoldRuns {
+				line := strings.Join(argv(i), " ")
+				if strings.ContainsAny(line, "'\"\\$`*?[") {
+					b.Fatalf("row %s: %q needs quoting, which the runner does not do", r.name, line)
+				}
+				lines.WriteString(line + "\n")
+			}
+			write(r.name+"."+side, lines.String())
+		}
+	}
+	b.Logf("fixture held: `sh %s/run ROW.SIDE` runs the next command; touch %s/stop to end", dir, dir)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "stop")); err == nil {
+			return
+		}
+		time.Sleep(time.Second)
+	}
 }
