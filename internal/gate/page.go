@@ -4,13 +4,17 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"sync"
 )
 
 // loginPage is what a browser without a session sees: which app and commit
 // it asked for, that it is protected, the button that signs in with the
 // provider (when there is one) and the password form (when the app has a
-// password). Nothing of the app is shown.
-var loginPage = template.Must(template.New("login").Parse(`<!doctype html>
+// password). Nothing of the app is shown. Parsed on first use: shipper's
+// CLI links this package and never serves the page, and every process
+// would parse it at start.
+var loginPage = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("login").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <meta name="robots" content="noindex">{{with .SSO}}<meta http-equiv="refresh" content="0;url={{.}}">{{end}}<title>{{.App}}: protected preview</title>
 <style>body{font:16px system-ui,sans-serif;max-width:26rem;margin:4rem auto;padding:0 1rem;color:#222}
@@ -30,6 +34,7 @@ a.button{display:inline-block;border:1px solid #888;border-radius:4px;color:inhe
 {{else if not .OIDC}}<p>Ask the team for a share link.</p>{{end}}{{end}}
 </body></html>
 `))
+})
 
 // page answers r with the login page and status.
 func (g *Gate) page(w http.ResponseWriter, r *http.Request, status int, message string) {
@@ -72,7 +77,7 @@ func (g *Gate) pageNext(w http.ResponseWriter, r *http.Request, status int, mess
 		start := url.URL{Path: OIDCStartPath, RawQuery: url.Values{"next": {localPath(next)}}.Encode()}
 		provider = map[string]string{"Name": g.oidc.cfg.Name, "Start": start.String()}
 	}
-	_ = loginPage.Execute(w, map[string]any{
+	_ = loginPage().Execute(w, map[string]any{
 		"App": g.cfg.App, "Commit": short, "Message": message, "Form": g.cfg.Password != "",
 		"Action": LoginPath, "Next": localPath(next), "SSO": sso, "OIDC": provider, "Opening": opening,
 	})
