@@ -152,7 +152,7 @@ func (c *Configuration) helm(namespace string) (*action.Configuration, error) {
 		return nil, err
 	}
 	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
-		cfg.KubeClient = reachedClient{kc}
+		cfg.KubeClient = reachedClient{Client: kc}
 	}
 	return cfg, nil
 }

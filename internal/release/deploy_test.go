@@ -352,6 +352,50 @@ func TestDeployRepairsPendingRelease(t *testing.T) {
 	}
 }
 
+// TestDeployAdoptsResourcesLeftWithoutARecord: a new commit's first record
+// is written beside its resources (recordaside.go), so a deploy killed in
+// that moment leaves them with no record. The next deploy of the commit
+// installs over them (Helm adopts what carries its release's annotations)
+// and records it; the objects are kept, not made again.
+func TestDeployAdoptsResourcesLeftWithoutARecord(t *testing.T) {
+	f := newDeployFixture(t)
+	ns := f.app + "-7c77eb36"
+	simulate(t, f.cs, ns, ns, rolloutReady)
+	if _, err := f.deploy(t, testSHA); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before, err := f.cs.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := metav1.ListOptions{LabelSelector: "owner=helm,name=" + ns}
+	if err := f.cs.CoreV1().Secrets(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, records); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.deploy(t, testSHA)
+	if err != nil {
+		t.Fatalf("deploy over resources without a record: %v", err)
+	}
+	if got.Revision != 1 || got.Status != "deployed" {
+		t.Errorf("deploy = revision %d %s, want revision 1 deployed", got.Revision, got.Status)
+	}
+	after, err := f.cs.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.UID != before.UID {
+		t.Errorf("the Deployment was made again (uid %s, was %s), want it adopted", after.UID, before.UID)
+	}
+	left, err := f.cs.CoreV1().Secrets(ns).List(ctx, records)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left.Items) != 1 || left.Items[0].Labels["status"] != "deployed" {
+		t.Errorf("records after the deploy: %d, want one, deployed", len(left.Items))
+	}
+}
+
 // TestDeployRefusesForeignNamespace: a namespace of the same name that
 // shipper did not create is left alone.
 func TestDeployRefusesForeignNamespace(t *testing.T) {

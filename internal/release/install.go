@@ -197,6 +197,21 @@ func freshRecords(fresh bool) []record {
 	return nil
 }
 
+// recordAside makes an install of a release opened fresh write its first
+// record beside its resources (recordaside.go); settle waits for that
+// write. Nothing changes for a release that was not opened fresh.
+func (r *helmRelease) recordAside() (settle func()) {
+	d, ok := r.cfg.Releases.Driver.(*knownDriver)
+	kc, isReached := r.cfg.KubeClient.(reachedClient)
+	if !r.fresh || !ok || !isReached || d.write == nil {
+		return func() {}
+	}
+	a := &recordAside{write: d.write, namespace: r.namespace}
+	d.aside, kc.aside = a, a
+	r.cfg.KubeClient = kc
+	return func() { _, _ = a.settle() }
+}
+
 // deployedVersion is the release's newest deployed revision, 0 when none
 // is.
 func (r *helmRelease) deployedVersion() int {
@@ -241,7 +256,9 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true
 		in.Timeout = helmTimeout(ctx)
 		forget := r.know()
+		settle := r.recordAside()
 		rel, err := in.RunWithContext(ctx, p.chart, values)
+		settle()
 		forget()
 		if err != nil {
 			return rel, err

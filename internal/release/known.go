@@ -1,6 +1,8 @@
 package release
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"strconv"
 	"sync"
@@ -30,6 +32,9 @@ type knownDriver struct {
 	// write, when set, writes the records (recordwrite.go); else the
 	// driver does.
 	write *recordWriter
+	// aside, when set, writes an install's first record beside its
+	// resources (recordaside.go).
+	aside *recordAside
 
 	mu     sync.Mutex
 	active bool // else every read goes to the driver
@@ -48,8 +53,21 @@ type knownWrite struct {
 	err    error
 }
 
-// Create is the driver's (or write's), remembered (recorded).
+// Create is the driver's (or write's), remembered (recorded); with
+// aside, held to be written beside the resources.
 func (d *knownDriver) Create(key string, rls *release.Release) error {
+	if d.aside != nil && d.write != nil {
+		draft, err := draftRecord(key, rls, "createdAt")
+		if err != nil {
+			return fmt.Errorf("create: failed to encode release %q: %w", rls.Name, err)
+		}
+		if d.aside.hold(draft) {
+			return nil
+		}
+		err = d.write.createDraft(draft)
+		d.remember(key, rls, err)
+		return err
+	}
 	var err error
 	if d.write != nil {
 		err = d.write.create(key, rls)
@@ -60,8 +78,20 @@ func (d *knownDriver) Create(key string, rls *release.Release) error {
 	return err
 }
 
-// Update is the driver's (or write's), remembered (recorded).
+// Update is the driver's (or write's), remembered (recorded). A record
+// written aside is waited for first; when its write failed, this one is
+// created in its place.
 func (d *knownDriver) Update(key string, rls *release.Release) error {
+	if d.aside != nil && d.write != nil {
+		if aside, err := d.aside.settle(); aside == key && err != nil {
+			err = d.write.create(key, rls)
+			if errors.Is(err, driver.ErrReleaseExists) { // stored after all
+				err = d.write.update(key, rls)
+			}
+			d.remember(key, rls, err)
+			return err
+		}
+	}
 	var err error
 	if d.write != nil {
 		err = d.write.update(key, rls)

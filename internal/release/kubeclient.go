@@ -15,7 +15,12 @@ import (
 // runs a Helm action it has had the apiserver's answers to several
 // requests, and a cluster gone since fails the action's next request.
 // Its Create sends a release's Service, workloads and routes at once.
-type reachedClient struct{ *kube.Client }
+type reachedClient struct {
+	*kube.Client
+	// aside, when set, is the record an install writes beside its
+	// resources (recordaside.go).
+	aside *recordAside
+}
 
 func (reachedClient) IsReachable() error { return nil }
 
@@ -68,6 +73,11 @@ func podsWithoutServiceLinks(obj runtime.Object) bool {
 // included), and the next wave waits for it. As Helm's, every wave is
 // sent even when one failed, and the errors are returned together.
 func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error) {
+	if c.aside != nil {
+		if err := c.aside.beside(resources); err != nil {
+			return nil, err
+		}
+	}
 	waves := createWaves(resources)
 	if len(waves) == len(resources) || len(resources) == 0 {
 		return c.Client.Create(resources) // nothing to create at once

@@ -131,14 +131,18 @@ func TestLargeRecordsCompressedAsHelmDoes(t *testing.T) {
 	if n := base64.StdEncoding.EncodedLen(len(def)); n <= recordCompactAbove || want >= n {
 		t.Fatalf("fixture: %d bytes at the default level (want above %d), %d by Helm's driver", n, recordCompactAbove, want)
 	}
-	got, err := encodeRecord(rel)
+	got, err := encodeRecord(js)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) > want {
 		t.Errorf("a %d-byte record encoded to %d bytes, Helm's driver's to %d", len(js), len(got), want)
 	}
-	small, err := encodeRecord(recordFixture("kind: Service\n"))
+	smallJS, err := json.Marshal(recordFixture("kind: Service\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := encodeRecord(smallJS)
 	if err != nil {
 		t.Fatal(err)
 	}
