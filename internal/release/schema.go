@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -31,7 +33,7 @@ const maxProblems = 10
 // rule it breaks, never the value: Helm's messages quote values ("'…'
 // does not match pattern"), and values hold secrets (env, --set).
 func checkSchema(ch *chart.Chart, vals map[string]any) error {
-	if chartutil.ValidateAgainstSchema(ch, vals) == nil {
+	if schemaAccepts(ch, vals) {
 		return nil
 	}
 	problems := schemaProblems(ch, vals, nil)
@@ -45,6 +47,100 @@ func checkSchema(ch *chart.Chart, vals map[string]any) error {
 	}
 	return &UsageError{Input: "values", Value: NotShown, Rule: strings.Join(problems, "; ") + " (the chart's values.schema.json)"}
 }
+
+// schemaAccepts is Helm's decision on vals (ValidateAgainstSchema: nil
+// or an error), made for a chart without subcharts whose schema refers
+// only to itself by a compiler whose patterns are compiled on first use
+// (lazyPatterns): Helm compiles each pattern of the schema twice (checking
+// the schema against its draft's, then compiling it), and with a fresh
+// process's regexp compilation that was most of the check's CPU, on the
+// path of a deploy's first writes. The decision is the same: the same
+// library, schema and values, and patterns refused as Helm's compiler
+// refuses them. Any other chart, or a schema this compiler cannot take
+// offline, is Helm's to decide.
+func schemaAccepts(ch *chart.Chart, vals map[string]any) bool {
+	if ch.Schema == nil || len(ch.Dependencies()) > 0 {
+		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
+	if err != nil || !localRefsOnly(doc) {
+		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+	}
+	c := jsonschema.NewCompiler()
+	c.UseRegexpEngine(lazyPatterns())
+	if err := c.AddResource(schemaURL, doc); err != nil {
+		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+	}
+	sch, err := c.Compile(schemaURL)
+	if err != nil {
+		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+	}
+	return sch.Validate(vals) == nil
+}
+
+// localRefsOnly reports whether every $ref of a schema document points
+// into the document itself ("#..."), and it names no other resource
+// ($id, $dynamicRef): what Helm's loaders (file, http, urn) would fetch.
+func localRefsOnly(doc any) bool {
+	switch v := doc.(type) {
+	case map[string]any:
+		for k, x := range v {
+			switch k {
+			case "$ref":
+				if s, ok := x.(string); !ok || !strings.HasPrefix(s, "#") {
+					return false
+				}
+			case "$id", "id", "$dynamicRef", "$recursiveRef", "$anchor", "$dynamicAnchor":
+				return false
+			}
+			if !localRefsOnly(x) {
+				return false
+			}
+		}
+	case []any:
+		for _, x := range v {
+			if !localRefsOnly(x) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// lazyPatterns is a regexp engine for one compilation: each pattern is
+// parsed when the schema names it, refused exactly when regexp.Compile
+// would refuse it (its errors are the parser's), and compiled once, when
+// a value is first matched against it. A schema names each pattern twice
+// (its draft's check of the schema, then the keyword), and a value meets
+// few of them.
+func lazyPatterns() jsonschema.RegexpEngine {
+	seen := map[string]*lazyPattern{}
+	var mu sync.Mutex
+	return func(expr string) (jsonschema.Regexp, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if p, ok := seen[expr]; ok {
+			return p, nil
+		}
+		if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
+			return nil, err
+		}
+		// Parsed without error: compiles.
+		p := &lazyPattern{expr: expr, re: sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })}
+		seen[expr] = p
+		return p, nil
+	}
+}
+
+// lazyPattern is a pattern parsed, compiled on its first match.
+type lazyPattern struct {
+	expr string
+	re   func() *regexp.Regexp
+}
+
+func (p *lazyPattern) String() string { return p.expr }
+
+func (p *lazyPattern) MatchString(s string) bool { return p.re().MatchString(s) }
 
 // schemaProblems lists what ch's schema, and its subcharts' (each on the
 // values under its name), refuse in vals, whose key path is at.

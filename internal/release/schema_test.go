@@ -1,10 +1,13 @@
 package release
 
 import (
+	"maps"
+	"regexp"
 	"strings"
 	"testing"
 
 	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
 )
 
 func TestKeyPath(t *testing.T) {
@@ -49,5 +52,95 @@ func TestCheckSchemaOfASubchart(t *testing.T) {
 	}
 	if err := checkSchema(parent, map[string]any{"db": map[string]any{"auth": map[string]any{"password": strings.Repeat("a", 20)}}}); err != nil {
 		t.Errorf("good values: %v", err)
+	}
+}
+
+// TestSchemaAcceptsAsHelmDoes: the check with patterns compiled on first
+// use decides as Helm's ValidateAgainstSchema on shipper's chart, for
+// values it accepts and values it refuses (a pattern, a type, an unknown
+// key, a line break), and on charts whose schema holds a pattern Go
+// cannot compile or refers outside itself (Helm's to decide).
+func TestSchemaAcceptsAsHelmDoes(t *testing.T) {
+	cfg, err := NewConfiguration(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cfg.Chart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := map[string]any{"app": "shop", "sha": "7c77eb36a1b2c3d4e5f60718293a4b5c6d7e8f90", "shortSha": "7c77eb36",
+		"image": map[string]any{"repository": "registry.example.com/group/shop", "tag": "7c77eb36"}}
+	with := func(k string, v any) map[string]any {
+		m := maps.Clone(base)
+		m[k] = v
+		return m
+	}
+	cases := map[string]map[string]any{
+		"shipper's values":    base,
+		"more replicas":       with("replicaCount", 3),
+		"bad app":             with("app", "Shop_"),
+		"app with line break": with("app", "shop\nx"),
+		"bad image":           with("image", map[string]any{"repository": "registry example.com/x", "tag": "v1"}),
+		"bad tag":             with("image", map[string]any{"repository": "r.example.com/x", "tag": "-v1"}),
+		"wrong type":          with("replicaCount", "three"),
+		"unknown key":         with("hostNetwork", true),
+		"env":                 with("env", map[string]any{"GREETING": "hello"}),
+		"bad env name":        with("env", map[string]any{"A B": "x"}),
+	}
+	refused := 0
+	for name, vals := range cases {
+		merged, err := chartutil.CoalesceValues(ch, vals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		helm := chartutil.ValidateAgainstSchema(ch, merged) == nil
+		if got := schemaAccepts(ch, merged); got != helm {
+			t.Errorf("%s: schemaAccepts = %v, Helm's ValidateAgainstSchema accepts = %v", name, got, helm)
+		}
+		if !helm {
+			refused++
+		}
+	}
+	if refused < 6 {
+		t.Errorf("only %d of the cases are refused by Helm: the table no longer tests refusals", refused)
+	}
+	for name, schema := range map[string]string{
+		"pattern Go cannot compile": `{"type":"object","properties":{"a":{"type":"string","pattern":"(x"}}}`,
+		"remote reference":          `{"type":"object","properties":{"a":{"$ref":"https://example.invalid/s.json"}}}`,
+		"pattern it compiles":       `{"type":"object","properties":{"a":{"type":"string","pattern":"^x+$"}}}`,
+	} {
+		c := &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "0.1.0"}, Schema: []byte(schema)}
+		for _, v := range []map[string]any{{"a": "xx"}, {"a": "y"}, {}} {
+			helm := chartutil.ValidateAgainstSchema(c, v) == nil
+			if got := schemaAccepts(c, v); got != helm {
+				t.Errorf("%s, values %v: schemaAccepts = %v, Helm accepts = %v", name, v, got, helm)
+			}
+		}
+	}
+}
+
+// TestLazyPatternsCompileOnFirstMatch: a pattern is parsed when named
+// (a bad one refused then, as regexp.Compile refuses it), the same
+// pattern named twice is one, and it is compiled only when matched.
+func TestLazyPatternsCompileOnFirstMatch(t *testing.T) {
+	engine := lazyPatterns()
+	if _, err := engine("(x"); err == nil {
+		t.Error("a pattern regexp.Compile refuses was taken")
+	}
+	if _, err := regexp.Compile("(x"); err == nil {
+		t.Fatal("regexp.Compile takes the pattern: choose another refused one")
+	}
+	a, err := engine("^a+$")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := engine("^a+$")
+	if a != b {
+		t.Error("the same pattern named twice made two")
+	}
+	p := a.(*lazyPattern)
+	if a.String() != "^a+$" || !p.MatchString("aaa") || p.MatchString("ab") {
+		t.Errorf("pattern %q matches wrongly", a)
 	}
 }
