@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"time"
 
 	"helm.sh/helm/v3/pkg/action"
@@ -199,17 +200,42 @@ func freshRecords(fresh bool) []record {
 
 // recordAside makes an install of a release opened fresh write its first
 // record beside its resources (recordaside.go); settle waits for that
-// write. Nothing changes for a release that was not opened fresh.
-func (r *helmRelease) recordAside() (settle func()) {
+// write and returns its error. Nothing changes for a release that was not
+// opened fresh.
+func (r *helmRelease) recordAside() (settle func() error) {
 	d, ok := r.cfg.Releases.Driver.(*knownDriver)
 	kc, isReached := r.cfg.KubeClient.(reachedClient)
 	if !r.fresh || !ok || !isReached || d.write == nil {
-		return func() {}
+		return func() error { return nil }
 	}
 	a := &recordAside{write: d.write, namespace: r.namespace}
 	d.aside, kc.aside = a, a
 	r.cfg.KubeClient = kc
-	return func() { _, _ = a.settle() }
+	return func() error {
+		_, err := a.settle()
+		return err
+	}
+}
+
+// unrecorded is an install whose first record, written beside its
+// resources, was refused, and whose outcome could not be created in its
+// place either: no record holds what Helm created, which is deleted (by
+// the manifest, as Helm's uninstall would), and the refusal returned. The
+// cluster is left as Helm's order, record first, would have left it: the
+// install stopped before any resource.
+func (r *helmRelease) unrecorded(rel *release.Release, cause error) error {
+	err := fmt.Errorf("storing the release's record: %w", cause)
+	if rel == nil || rel.Manifest == "" {
+		return err
+	}
+	resources, berr := r.cfg.KubeClient.Build(strings.NewReader(rel.Manifest), false)
+	if berr != nil {
+		return fmt.Errorf("%w; the resources created beside it could not be read back to delete them: %v", err, berr)
+	}
+	if _, errs := r.cfg.KubeClient.Delete(resources); len(errs) > 0 {
+		return fmt.Errorf("%w; deleting the resources created beside it: %v", err, errors.Join(errs...))
+	}
+	return err
 }
 
 // deployedVersion is the release's newest deployed revision, 0 when none
@@ -258,8 +284,11 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		forget := r.know()
 		settle := r.recordAside()
 		rel, err := in.RunWithContext(ctx, p.chart, values)
-		settle()
+		aside := settle()
 		forget()
+		if aside != nil && !r.recorded(rel) {
+			return rel, r.unrecorded(rel, aside)
+		}
 		if err != nil {
 			return rel, err
 		}

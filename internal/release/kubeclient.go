@@ -98,6 +98,18 @@ func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error)
 	return &kube.Result{Created: resources}, nil
 }
 
+// Update is Helm's, the record held sent first: an install that adopts
+// what it finds (existingResourceConflict; in a namespace made fresh, only
+// objects outside it) creates its resources here, not in Create.
+func (c reachedClient) Update(original, target kube.ResourceList, force bool) (*kube.Result, error) {
+	if c.aside != nil {
+		if err := c.aside.beside(nil); err != nil { // none: sent first
+			return nil, err
+		}
+	}
+	return c.Client.Update(original, target, force)
+}
+
 // createWaves splits resources, in Helm's install order, into the waves
 // Create sends one after the other.
 func createWaves(resources kube.ResourceList) []kube.ResourceList {

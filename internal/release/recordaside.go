@@ -29,7 +29,10 @@ import (
 //     them. A resource outside the namespace, which a delete would leave,
 //     is never created before the record (beside).
 //   - when the pending record's write fails, the outcome is created in its
-//     place (settle), and confirmRecorded sees to the rest.
+//     place (knownDriver.Update); when that fails too, no record holds the
+//     resources created beside it, and the install deletes them and fails
+//     with the write's error (helmRelease.unrecorded): the cluster as
+//     Helm's order would have left it.
 //
 // Records above recordCompactAbove keep Helm's order: the only records
 // that could approach a Secret's size limit are never created after the
@@ -63,8 +66,8 @@ func (a *recordAside) hold(d recordDraft) bool {
 
 // beside sends the record held, if any, as resources are about to be
 // created: while they are, when every one lives in the release's
-// namespace; else first, its error returned (Helm's order: nothing is
-// created without its record).
+// namespace; else (or for none: an Update's) first, its error returned
+// (Helm's order: nothing is created without its record).
 func (a *recordAside) beside(resources kube.ResourceList) error {
 	a.mu.Lock()
 	d := a.draft
@@ -76,7 +79,7 @@ func (a *recordAside) beside(resources kube.ResourceList) error {
 	if d == nil {
 		return nil
 	}
-	inside := true
+	inside := len(resources) > 0
 	for _, info := range resources {
 		if info.Mapping == nil || !info.Namespaced() || info.Namespace != a.namespace {
 			inside = false
@@ -84,6 +87,8 @@ func (a *recordAside) beside(resources kube.ResourceList) error {
 	}
 	if !inside {
 		a.send(*d)
+		a.mu.Lock()
+		defer a.mu.Unlock()
 		return a.err
 	}
 	go a.send(*d)

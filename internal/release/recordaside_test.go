@@ -1,9 +1,21 @@
 package release
 
 import (
+	"bytes"
 	"errors"
+	"io"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"helm.sh/helm/v3/pkg/action"
+	kubefake "helm.sh/helm/v3/pkg/kube/fake"
+	"helm.sh/helm/v3/pkg/storage"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes/scheme"
+	restfake "k8s.io/client-go/rest/fake"
 
 	"helm.sh/helm/v3/pkg/kube"
 	"helm.sh/helm/v3/pkg/release"
@@ -198,4 +210,104 @@ func TestLargeInstallRecordKeepsHelmsOrder(t *testing.T) {
 	if key, _ := f.a.settle(); key != "" {
 		t.Errorf("large record written aside (%q)", key)
 	}
+}
+
+// TestAdoptingInstallWritesItsRecordFirst: in a fresh namespace, Helm's
+// install that adopts an object outside it, left annotated for the release
+// (existingResourceConflict), creates its resources through
+// KubeClient.Update, not Create: the record held is stored before them, as
+// in Helm's order, or a kill in between would leave a new cluster-scoped
+// object that no record (and no namespace deletion) removes. Found by a
+// hostile review.
+func TestAdoptingInstallWritesItsRecordFirst(t *testing.T) {
+	f := newAsideFixture(t, nil)
+	close(f.release)
+	if err := f.d.Create(f.key, f.rel); err != nil {
+		t.Fatal(err)
+	}
+	var storedAtCreate atomic.Value
+	codec := scheme.Codecs.LegacyCodec(rbacv1.SchemeGroupVersion)
+	rc := &restfake.RESTClient{
+		NegotiatedSerializer: scheme.Codecs.WithoutConversion(),
+		GroupVersion:         rbacv1.SchemeGroupVersion,
+		Client: restfake.CreateHTTPClient(func(req *http.Request) (*http.Response, error) {
+			h := http.Header{"Content-Type": []string{runtime.ContentTypeJSON}}
+			switch req.Method {
+			case http.MethodGet:
+				st := &metav1.Status{Status: metav1.StatusFailure, Code: 404, Reason: metav1.StatusReasonNotFound, Details: &metav1.StatusDetails{}}
+				return &http.Response{StatusCode: 404, Header: h, Body: io.NopCloser(bytes.NewReader([]byte(runtime.EncodeOrDie(codec, st))))}, nil
+			default:
+				storedAtCreate.Store(f.stored(t))
+				body, _ := io.ReadAll(req.Body)
+				return &http.Response{StatusCode: 201, Header: h, Body: io.NopCloser(bytes.NewReader(body))}, nil
+			}
+		}),
+	}
+	cr := &rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"}, ObjectMeta: metav1.ObjectMeta{Name: "new-reader"}}
+	target := kube.ResourceList{&resource.Info{Client: rc, Name: "new-reader", Object: cr, Mapping: &meta.RESTMapping{
+		Resource: rbacv1.SchemeGroupVersion.WithResource("clusterroles"), GroupVersionKind: rbacv1.SchemeGroupVersion.WithKind("ClusterRole"), Scope: meta.RESTScopeRoot}}}
+	c := reachedClient{Client: &kube.Client{Log: func(string, ...any) {}}, aside: f.a}
+	if _, err := c.Update(kube.ResourceList{}, target, false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := storedAtCreate.Load().(string); got != "pending-install" {
+		t.Errorf("record when the cluster-scoped ClusterRole was created = %q, want pending-install (Helm's order)", got)
+	}
+}
+
+// TestRefusedInstallRecordUndoesItsResources: when the record written
+// beside the resources is refused, and the outcome cannot be created in
+// its place either (an admission policy on Secrets), what Helm created
+// beside it is deleted and the install fails with the refusal: the
+// cluster as Helm's order, record first, would have left it. (Before, the
+// refusal was dropped by Helm and the deploy failed 15 s later with
+// "release: not found", its pods running. Found by a hostile review.)
+func TestRefusedInstallRecordUndoesItsResources(t *testing.T) {
+	f := newAsideFixture(t, nil)
+	close(f.release)
+	f.cs.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("secrets"), "", errors.New("denied by policy no-secrets"))
+	})
+	kc := &deletingClient{}
+	r := &helmRelease{cfg: &action.Configuration{Releases: storage.Init(f.d), KubeClient: kc}, namespace: f.rel.Namespace, name: f.rel.Name}
+	if err := f.d.Create(f.key, f.rel); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.a.beside(kube.ResourceList{info("web", f.rel.Namespace, meta.RESTScopeNamespace)}); err != nil {
+		t.Fatalf("beside: %v", err)
+	}
+	f.rel.SetStatus(release.StatusDeployed, "Install complete")
+	if err := f.d.Update(f.key, f.rel); err == nil {
+		t.Fatal("the outcome's create was not refused")
+	}
+	_, aside := f.a.settle()
+	if aside == nil || r.recorded(f.rel) {
+		t.Fatalf("settle = %v, recorded = %v: want the refusal, and no record", aside, r.recorded(f.rel))
+	}
+	err := r.unrecorded(f.rel, aside)
+	if err == nil || !strings.Contains(err.Error(), "denied by policy") {
+		t.Errorf("unrecorded = %v, want the record's refusal", err)
+	}
+	if kc.built != f.rel.Manifest || kc.deleted != 1 {
+		t.Errorf("deleted %d resource lists built from %q, want the release's manifest's, once", kc.deleted, kc.built)
+	}
+}
+
+// deletingClient is a kube client that records what it is asked to build
+// and delete.
+type deletingClient struct {
+	kubefake.PrintingKubeClient
+	built   string
+	deleted int
+}
+
+func (c *deletingClient) Build(r io.Reader, _ bool) (kube.ResourceList, error) {
+	b, err := io.ReadAll(r)
+	c.built = string(b)
+	return kube.ResourceList{info("web", "", meta.RESTScopeNamespace)}, err
+}
+
+func (c *deletingClient) Delete(l kube.ResourceList) (*kube.Result, []error) {
+	c.deleted++
+	return &kube.Result{Deleted: l}, nil
 }

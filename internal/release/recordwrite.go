@@ -167,7 +167,10 @@ var recordGzips = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
 // gzipDefault is b gzipped at the default level by a reused compressor.
 func gzipDefault(b []byte) ([]byte, error) {
 	zw := recordGzips.Get().(*gzip.Writer)
-	defer recordGzips.Put(zw)
+	defer func() {
+		zw.Reset(io.Discard) // the pool keeps no record's bytes
+		recordGzips.Put(zw)
+	}()
 	var buf bytes.Buffer
 	zw.Reset(&buf)
 	if _, err := zw.Write(b); err != nil {
