@@ -58,7 +58,12 @@ func checkSchema(ch *chart.Chart, vals map[string]any) error {
 // library, schema and values, and patterns refused as Helm's compiler
 // refuses them. Any other chart, or a schema this compiler cannot take
 // offline, is Helm's to decide.
-func schemaAccepts(ch *chart.Chart, vals map[string]any) bool {
+func schemaAccepts(ch *chart.Chart, vals map[string]any) (ok bool) {
+	defer func() {
+		if recover() != nil { // Helm's recovers too: its to decide
+			ok = chartutil.ValidateAgainstSchema(ch, vals) == nil
+		}
+	}()
 	if ch.Schema == nil || len(ch.Dependencies()) > 0 {
 		return chartutil.ValidateAgainstSchema(ch, vals) == nil
 	}
@@ -81,17 +86,22 @@ func schemaAccepts(ch *chart.Chart, vals map[string]any) bool {
 // localRefsOnly reports whether every $ref of a schema document points
 // into the document itself ("#..."), and it names no other resource
 // ($id, $dynamicRef): what Helm's loaders (file, http, urn) would fetch.
+// A key of those names whose value is an object is a property or a
+// definition so named (shipper's schema defines "id"), not the keyword.
 func localRefsOnly(doc any) bool {
 	switch v := doc.(type) {
 	case map[string]any:
 		for k, x := range v {
+			_, isObject := x.(map[string]any)
 			switch k {
 			case "$ref":
 				if s, ok := x.(string); !ok || !strings.HasPrefix(s, "#") {
 					return false
 				}
 			case "$id", "id", "$dynamicRef", "$recursiveRef", "$anchor", "$dynamicAnchor":
-				return false
+				if !isObject {
+					return false
+				}
 			}
 			if !localRefsOnly(x) {
 				return false

@@ -1,11 +1,13 @@
 package release
 
 import (
+	"bytes"
 	"maps"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
 )
@@ -128,6 +130,7 @@ func TestLazyPatternsCompileOnFirstMatch(t *testing.T) {
 	if _, err := engine("(x"); err == nil {
 		t.Error("a pattern regexp.Compile refuses was taken")
 	}
+	//lint:ignore SA1000 a pattern Go refuses, on purpose
 	if _, err := regexp.Compile("(x"); err == nil {
 		t.Fatal("regexp.Compile takes the pattern: choose another refused one")
 	}
@@ -142,5 +145,35 @@ func TestLazyPatternsCompileOnFirstMatch(t *testing.T) {
 	p := a.(*lazyPattern)
 	if a.String() != "^a+$" || !p.MatchString("aaa") || p.MatchString("ab") {
 		t.Errorf("pattern %q matches wrongly", a)
+	}
+}
+
+// TestShippersSchemaTakesTheQuickCheck: the chart's schema refers only to
+// itself (its definition named "id" is not the keyword), so schemaAccepts
+// checks it with lazyPatterns, not through Helm's compiler.
+func TestShippersSchemaTakesTheQuickCheck(t *testing.T) {
+	cfg, err := NewConfiguration(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cfg.Chart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !localRefsOnly(doc) {
+		t.Error("shipper's schema is checked by Helm's compiler: localRefsOnly refuses it")
+	}
+	for _, s := range []string{`{"$id":"https://x.invalid/s"}`, `{"properties":{"a":{"$ref":"other.json"}}}`, `{"id":"urn:x"}`} {
+		d, err := jsonschema.UnmarshalJSON(strings.NewReader(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if localRefsOnly(d) {
+			t.Errorf("%s taken as referring only to itself", s)
+		}
 	}
 }
