@@ -56,23 +56,15 @@ type knownWrite struct {
 // Create is the driver's (or write's), remembered (recorded); with
 // aside, held to be written beside the resources.
 func (d *knownDriver) Create(key string, rls *release.Release) error {
-	if d.aside != nil && d.write != nil {
-		draft, err := draftRecord(key, rls, "createdAt")
-		if err != nil {
-			return fmt.Errorf("create: failed to encode release %q: %w", rls.Name, err)
-		}
-		if d.aside.hold(draft) {
-			return nil
-		}
-		err = d.write.createDraft(draft)
-		d.remember(key, rls, err)
-		return err
-	}
 	var err error
-	if d.write != nil {
-		err = d.write.create(key, rls)
-	} else {
+	if d.write == nil {
 		err = d.Driver.Create(key, rls)
+	} else if draft, derr := draftRecord(key, rls, "createdAt"); derr != nil {
+		err = fmt.Errorf("create: failed to encode release %q: %w", rls.Name, derr)
+	} else if d.aside != nil && d.aside.hold(draft) {
+		return nil
+	} else {
+		err = d.write.createDraft(draft)
 	}
 	d.remember(key, rls, err)
 	return err

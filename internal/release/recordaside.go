@@ -69,13 +69,7 @@ func (a *recordAside) hold(d recordDraft) bool {
 // namespace; else (or for none: an Update's) first, its error returned
 // (Helm's order: nothing is created without its record).
 func (a *recordAside) beside(resources kube.ResourceList) error {
-	a.mu.Lock()
-	d := a.draft
-	a.draft = nil
-	if d != nil {
-		a.key, a.sent = d.key, make(chan struct{})
-	}
-	a.mu.Unlock()
+	d, _ := a.take()
 	if d == nil {
 		return nil
 	}
@@ -95,6 +89,18 @@ func (a *recordAside) beside(resources kube.ResourceList) error {
 	return nil
 }
 
+// take takes the draft held, if any, for its caller to send (sent is
+// then made), and returns sent: nil while no record was taken.
+func (a *recordAside) take() (d *recordDraft, sent chan struct{}) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	d, a.draft = a.draft, nil
+	if d != nil {
+		a.key, a.sent = d.key, make(chan struct{})
+	}
+	return d, a.sent
+}
+
 // send writes d, answering sent.
 func (a *recordAside) send(d recordDraft) {
 	err := a.write.createDraft(d)
@@ -109,14 +115,7 @@ func (a *recordAside) send(d recordDraft) {
 // without resources), and returns the key of the record written aside
 // ("": none) and the write's error.
 func (a *recordAside) settle() (key string, err error) {
-	a.mu.Lock()
-	d := a.draft
-	a.draft = nil
-	if d != nil {
-		a.key, a.sent = d.key, make(chan struct{})
-	}
-	sent := a.sent
-	a.mu.Unlock()
+	d, sent := a.take()
 	if sent == nil {
 		return "", nil
 	}

@@ -171,15 +171,10 @@ func gzipDefault(b []byte) ([]byte, error) {
 		zw.Reset(io.Discard) // the pool keeps no record's bytes
 		recordGzips.Put(zw)
 	}()
-	var buf bytes.Buffer
-	zw.Reset(&buf)
-	if _, err := zw.Write(b); err != nil {
-		return nil, err
-	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return compress(b, func(w io.Writer) (io.WriteCloser, error) {
+		zw.Reset(w)
+		return zw, nil
+	})
 }
 
 // compress is b through the compressor newWriter makes.
