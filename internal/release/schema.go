@@ -59,28 +59,40 @@ func checkSchema(ch *chart.Chart, vals map[string]any) error {
 // refuses them. Any other chart, or a schema this compiler cannot take
 // offline, is Helm's to decide.
 func schemaAccepts(ch *chart.Chart, vals map[string]any) (ok bool) {
+	helms := func() bool { return chartutil.ValidateAgainstSchema(ch, vals) == nil }
 	defer func() {
 		if recover() != nil { // Helm's recovers too: its to decide
-			ok = chartutil.ValidateAgainstSchema(ch, vals) == nil
+			ok = helms()
 		}
 	}()
+	sch := quickSchema(ch)
+	if sch == nil {
+		return helms()
+	}
+	return sch.Validate(vals) == nil
+}
+
+// quickSchema is ch's schema compiled with lazyPatterns, or nil when
+// Helm's compiler decides (schemaAccepts): subcharts, a schema that
+// refers outside itself, or one this compiler does not take.
+func quickSchema(ch *chart.Chart) *jsonschema.Schema {
 	if ch.Schema == nil || len(ch.Dependencies()) > 0 {
-		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+		return nil
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
 	if err != nil || !localRefsOnly(doc) {
-		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+		return nil
 	}
 	c := jsonschema.NewCompiler()
 	c.UseRegexpEngine(lazyPatterns())
 	if err := c.AddResource(schemaURL, doc); err != nil {
-		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+		return nil
 	}
 	sch, err := c.Compile(schemaURL)
 	if err != nil {
-		return chartutil.ValidateAgainstSchema(ch, vals) == nil
+		return nil
 	}
-	return sch.Validate(vals) == nil
+	return sch
 }
 
 // localRefsOnly reports whether every $ref of a schema document points

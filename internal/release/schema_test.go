@@ -63,14 +63,7 @@ func TestCheckSchemaOfASubchart(t *testing.T) {
 // key, a line break), and on charts whose schema holds a pattern Go
 // cannot compile or refers outside itself (Helm's to decide).
 func TestSchemaAcceptsAsHelmDoes(t *testing.T) {
-	cfg, err := NewConfiguration(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := cfg.Chart()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := shippersChart(t)
 	base := map[string]any{"app": "shop", "sha": "7c77eb36a1b2c3d4e5f60718293a4b5c6d7e8f90", "shortSha": "7c77eb36",
 		"image": map[string]any{"repository": "registry.example.com/group/shop", "tag": "7c77eb36"}}
 	with := func(k string, v any) map[string]any {
@@ -152,20 +145,16 @@ func TestLazyPatternsCompileOnFirstMatch(t *testing.T) {
 // itself (its definition named "id" is not the keyword), so schemaAccepts
 // checks it with lazyPatterns, not through Helm's compiler.
 func TestShippersSchemaTakesTheQuickCheck(t *testing.T) {
-	cfg, err := NewConfiguration(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch, err := cfg.Chart()
-	if err != nil {
-		t.Fatal(err)
-	}
+	ch := shippersChart(t)
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !localRefsOnly(doc) {
 		t.Error("shipper's schema is checked by Helm's compiler: localRefsOnly refuses it")
+	}
+	if quickSchema(ch) == nil {
+		t.Error("shipper's schema is checked by Helm's compiler: quickSchema does not compile it")
 	}
 	for _, s := range []string{`{"$id":"https://x.invalid/s"}`, `{"properties":{"a":{"$ref":"other.json"}}}`, `{"id":"urn:x"}`} {
 		d, err := jsonschema.UnmarshalJSON(strings.NewReader(s))
@@ -176,4 +165,18 @@ func TestShippersSchemaTakesTheQuickCheck(t *testing.T) {
 			t.Errorf("%s taken as referring only to itself", s)
 		}
 	}
+}
+
+// shippersChart is the chart shipper deploys with no --chart.
+func shippersChart(t *testing.T) *chart.Chart {
+	t.Helper()
+	cfg, err := NewConfiguration(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := cfg.Chart()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
 }
