@@ -9,7 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "github.com/shipper-dev/shipper/internal/startgc" // first: see its doc
+	_ "github.com/shipper-dev/shipper/internal/hugeheap" // first: see its doc
+	_ "github.com/shipper-dev/shipper/internal/startgc"  // then this: see its doc
 )
 
 func main() {

@@ -1,0 +1,142 @@
+package hugeheap
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+)
+
+// TestReservationServesTheHeapFromHugePages: what init advised is where
+// the next allocations land, and touching them takes huge pages.
+func TestReservationServesTheHeapFromHugePages(t *testing.T) {
+	if advised[0] == 0 {
+		if wanted() {
+			t.Fatal("THP is \"madvise\" here and GODEBUG does not turn it off, yet init advised nothing")
+		}
+		t.Skip("nothing to advise: THP is not \"madvise\" here (/sys/kernel/mm/transparent_hugepage/enabled), or GODEBUG has disablethp=1")
+	}
+	if !Reserved() || advised[1]-advised[0] != Reserve {
+		t.Fatalf("reserved %v, advised %#x-%#x: want the %d MiB reserved advised", Reserved(), advised[0], advised[1], Reserve>>20)
+	}
+	hugePage := uintptr(pmdSize(t))
+	first := (advised[0] + hugePage - 1) &^ (hugePage - 1) // the first whole huge page
+	// What internal/startgc does when the first collection kept the reservation.
+	runtime.GC()
+
+	b := make([]byte, 16<<20)
+	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	// The reservation starts where the heap had room, mid huge page: the
+	// part below the first 2 MiB boundary is reused first, on small pages.
+	if p+uintptr(len(b)) < first+4*hugePage || p > first {
+		t.Fatalf("a fresh 16 MiB allocation is at %#x-%#x: want it to cover 4 huge pages from %#x, the first of the advised %#x-%#x", p, p+uintptr(len(b)), first, advised[0], advised[1])
+	}
+	for i := 0; i < len(b); i += 4096 {
+		b[i] = 1
+	}
+	flags, huge := mapping(t, first)
+	if !strings.Contains(" "+flags+" ", " hg ") {
+		t.Errorf("the mapping of %#x has VmFlags %q, without hg (MADV_HUGEPAGE)", first, flags)
+	}
+	if want := 4 * int(hugePage>>10); huge < want {
+		t.Errorf("the mapping of %#x has %d kB in huge pages after 4 huge pages of it were touched: want at least %d kB", first, huge, want)
+	}
+	runtime.KeepAlive(b)
+}
+
+// pmdSize is the kernel's transparent huge page size.
+func pmdSize(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || n <= 0 {
+		t.Fatalf("hpage_pmd_size %q", b)
+	}
+	return n
+}
+
+// mapping reads /proc/self/smaps for the mapping holding p: its VmFlags
+// and AnonHugePages (kB).
+func mapping(t *testing.T, p uintptr) (flags string, hugeKB int) {
+	t.Helper()
+	f, err := os.Open("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if lo, hi, ok := strings.Cut(strings.Fields(line)[0], "-"); ok && !strings.HasSuffix(line, ":") && !strings.Contains(lo, ":") {
+			a, err1 := strconv.ParseUint(lo, 16, 64)
+			b, err2 := strconv.ParseUint(hi, 16, 64)
+			if err1 == nil && err2 == nil {
+				in = uint64(p) >= a && uint64(p) < b
+				continue
+			}
+		}
+		if !in {
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "AnonHugePages:"); ok {
+			hugeKB, _ = strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+		if v, ok := strings.CutPrefix(line, "VmFlags:"); ok {
+			return strings.TrimSpace(v), hugeKB
+		}
+	}
+	t.Fatalf("no mapping in /proc/self/smaps holds %#x", p)
+	return "", 0
+}
+
+// TestGODEBUGDisableTHPLeavesTheHeapAlone: Go's own switch for keeping
+// the heap off huge pages keeps this package off it too.
+func TestGODEBUGDisableTHPLeavesTheHeapAlone(t *testing.T) {
+	if os.Getenv("HUGEHEAP_PRINT") != "" {
+		fmt.Printf("advised=%v\n", Reserved() && advised[0] != 0)
+		return
+	}
+	if !wanted() {
+		t.Skip("THP is not \"madvise\" here, or this test's GODEBUG has disablethp=1: nothing is advised either way")
+	}
+	for _, tc := range []struct {
+		godebug string
+		want    bool
+	}{{"", true}, {"disablethp=1", false}, {"madvdontneed=1,disablethp=1", false}, {"disablethp=0", true}} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestGODEBUGDisableTHPLeavesTheHeapAlone$")
+		cmd.Env = append(os.Environ(), "HUGEHEAP_PRINT=1", "GODEBUG="+tc.godebug)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("GODEBUG=%s: %v\n%s", tc.godebug, err, out)
+		}
+		if want := fmt.Sprintf("advised=%v\n", tc.want); !strings.HasPrefix(string(out), want) {
+			t.Errorf("GODEBUG=%s: the process printed %q, want %q first", tc.godebug, out, want)
+		}
+	}
+}
+
+func TestContains(t *testing.T) {
+	for _, tc := range []struct {
+		s, sub string
+		want   bool
+	}{
+		{"always [madvise] never\n", "[madvise]", true},
+		{"[always] madvise never\n", "[madvise]", false},
+		{"", "[madvise]", false},
+		{"x", "", true},
+		{"madvdontneed=1,disablethp=1", "disablethp=1", true},
+	} {
+		if got := contains(tc.s, tc.sub); got != tc.want {
+			t.Errorf("contains(%q, %q) = %v, want %v", tc.s, tc.sub, got, tc.want)
+		}
+	}
+}
