@@ -31,6 +31,7 @@
 // not shipper-gate, which runs for a pod's life with a small heap.
 package hugeheap
 
-// Reserve is how much of the heap is advised: a deploy's allocations with
-// room to spare; what is never touched costs no memory.
+// Reserve is how much the heap grows by and is advised: a deploy's
+// allocations with room to spare; what is never touched costs no memory.
+// The reservation itself is a huge page less.
 const Reserve = 64 << 20

@@ -19,22 +19,59 @@ func init() {
 	if !wanted() {
 		return
 	}
+	pad()
 	p := grow()
 	reserved = true
-	// The kernel backs with huge pages the whole aligned 2 MiB (on x86-64)
-	// of the range that nothing has touched yet; the rest stays on small
-	// pages.
-	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, p, Reserve, madviseHugePage); errno == 0 {
-		advised = [2]uintptr{p, p + Reserve}
+	// The heap grew by whole 4 MiB chunks from the end of the one the
+	// reservation starts in, and by more than the reservation: the rest is
+	// mapped and free above it, where what is allocated until it is freed
+	// goes. Advise that too. The kernel backs with huge pages each aligned
+	// 2 MiB of the range that nothing has touched yet.
+	end := (p + Reserve + chunk - 1) &^ (chunk - 1)
+	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, p, end-p, madviseHugePage); errno == 0 {
+		advised = [2]uintptr{p, end}
 	}
 }
 
-// grow allocates Reserve bytes and lets them go: its own frame, so that no
-// pointer to them outlives it.
+// pads hold the free pages between the heap's first allocations and the
+// next huge page boundary, never touched, so that the reservation starts
+// on the boundary: once it is freed the program's next allocations go to
+// its lowest pages, which would otherwise share a huge page with what was
+// allocated before and take small ones (500 faults in a deploy).
+var pads [2][]byte
+
+// pad allocates pads: a probe large enough to come from the heap's lowest
+// free pages (a smaller one may come from a processor's page cache), then
+// the rest of the way to the boundary.
+func pad() {
+	const probe = 128 << 10
+	pads[0] = make([]byte, probe)
+	q := uintptr(unsafe.Pointer(unsafe.SliceData(pads[0]))) + probe
+	gap := (q+hugePage-1)&^(hugePage-1) - q
+	if gap == 0 {
+		return
+	}
+	if gap < probe {
+		gap += hugePage
+	}
+	pads[1] = make([]byte, gap)
+}
+
+// hugePage is the size of a transparent huge page on x86-64 and arm64
+// with 4 KiB pages; elsewhere the pads only waste a little address space.
+const hugePage = 2 << 20
+
+// chunk is the unit in which Go's heap grows on 64-bit platforms (the
+// runtime's pallocChunkBytes).
+const chunk = 4 << 20
+
+// grow allocates the reservation and lets it go: its own frame, so that no
+// pointer to it outlives it. A huge page less than Reserve, so that the
+// heap grows by Reserve and leaves room above it.
 //
 //go:noinline
 func grow() uintptr {
-	b := make([]byte, Reserve)
+	b := make([]byte, Reserve-hugePage)
 	return uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 }
 

@@ -21,20 +21,28 @@ func TestReservationServesTheHeapFromHugePages(t *testing.T) {
 		}
 		t.Skip("nothing to advise: THP is not \"madvise\" here (/sys/kernel/mm/transparent_hugepage/enabled), or GODEBUG has disablethp=1")
 	}
-	if !Reserved() || advised[1]-advised[0] != Reserve {
-		t.Fatalf("reserved %v, advised %#x-%#x: want the %d MiB reserved advised", Reserved(), advised[0], advised[1], Reserve>>20)
+	if !Reserved() || advised[1]-advised[0] < Reserve || advised[1]%chunk != 0 {
+		t.Fatalf("reserved %v, advised %#x-%#x: want the %d MiB reserved advised, to the end of its heap chunk", Reserved(), advised[0], advised[1], Reserve>>20)
 	}
-	hugePage := uintptr(pmdSize(t))
+	// What the heap mapped above the reservation is advised too: the
+	// mapping holding its end is the one holding its start.
+	if flags, _ := mapping(t, advised[1]-1); !strings.Contains(" "+flags+" ", " hg ") {
+		t.Errorf("the mapping of the advised range's last byte %#x has VmFlags %q, without hg", advised[1]-1, flags)
+	}
+	if huge := uintptr(pmdSize(t)); huge != hugePage {
+		t.Skipf("this kernel's huge pages are %d KiB, not the %d KiB the pads align to", huge>>10, hugePage>>10)
+	}
+	if advised[0]%hugePage != 0 {
+		t.Errorf("the reservation starts at %#x, off a huge page boundary: the pads did not take the free pages below it", advised[0])
+	}
 	first := (advised[0] + hugePage - 1) &^ (hugePage - 1) // the first whole huge page
 	// What internal/startgc does when the first collection kept the reservation.
 	runtime.GC()
 
 	b := make([]byte, 16<<20)
 	p := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	// The reservation starts where the heap had room, mid huge page: the
-	// part below the first 2 MiB boundary is reused first, on small pages.
-	if p+uintptr(len(b)) < first+4*hugePage || p > first {
-		t.Fatalf("a fresh 16 MiB allocation is at %#x-%#x: want it to cover 4 huge pages from %#x, the first of the advised %#x-%#x", p, p+uintptr(len(b)), first, advised[0], advised[1])
+	if p < first || p+uintptr(len(b)) > advised[1] {
+		t.Fatalf("a fresh 16 MiB allocation is at %#x-%#x, outside the advised %#x-%#x", p, p+uintptr(len(b)), first, advised[1])
 	}
 	for i := 0; i < len(b); i += 4096 {
 		b[i] = 1
@@ -43,8 +51,8 @@ func TestReservationServesTheHeapFromHugePages(t *testing.T) {
 	if !strings.Contains(" "+flags+" ", " hg ") {
 		t.Errorf("the mapping of %#x has VmFlags %q, without hg (MADV_HUGEPAGE)", first, flags)
 	}
-	if want := 4 * int(hugePage>>10); huge < want {
-		t.Errorf("the mapping of %#x has %d kB in huge pages after 4 huge pages of it were touched: want at least %d kB", first, huge, want)
+	if want := 7 * int(hugePage>>10); huge < want {
+		t.Errorf("the mapping of %#x has %d kB in huge pages after 16 MiB in it were touched: want at least %d kB", first, huge, want)
 	}
 	runtime.KeepAlive(b)
 }
