@@ -124,13 +124,19 @@ func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, name
 		names: n, release: release, namespace: namespace, host: host, url: url,
 		chart: withAppVersion(ch, n.Short), values: vals, labels: c.releaseLabels(n),
 	}
+	// The host's check waits for the cluster's settings, read with the
+	// first requests; the values' check and the render need only the CPU
+	// and run meanwhile. A refused host is still the refusal reported.
+	var hostChecked *early[struct{}]
 	if host != "" { // "": a values-only change (sizing) keeps the release's host
-		if err := c.checkHost(ctx, n, host); err != nil {
-			return nil, err
-		}
+		hostChecked = readEarly(func() (struct{}, error) { return struct{}{}, c.checkHost(ctx, n, host) })
 	}
-	if err := p.validate(ctx); err != nil {
+	verr := p.validate(ctx)
+	if _, err := hostChecked.get(func() (struct{}, error) { return struct{}{}, nil }); err != nil {
 		return nil, err
+	}
+	if verr != nil {
+		return nil, verr
 	}
 	if err := c.checkWorkloads(ctx, p.manifest); err != nil {
 		return nil, err
