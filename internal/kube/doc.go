@@ -21,6 +21,9 @@
 //	                    pod, reason and the Container's last log lines
 //	WhoAmI              who the credentials are (SelfSubjectReview)
 //	Allowed             one SelfSubjectAccessReview: may the credentials do it
+//	ReadAhead           GETs sent at once ahead of a caller that sends them
+//	                    one after the other (Helm's existence checks): the
+//	                    later GET of a URL takes the answer, once
 //	AwaitBinding        SelfSubjectAccessReview, polled until the authorizer
 //	                    has seen a RoleBinding just made
 //

@@ -23,6 +23,7 @@ import (
 	gwclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/shipper-dev/shipper/internal/database"
+	shipkube "github.com/shipper-dev/shipper/internal/kube"
 	"github.com/shipper-dev/shipper/internal/lease"
 )
 
@@ -42,7 +43,8 @@ type Configuration struct {
 	routing  Routing
 	self     self
 	lease    time.Duration
-	locker   *lease.Locker   // nil offline
+	locker   *lease.Locker // nil offline
+	ahead    *shipkube.ReadAhead
 	db       database.Engine // nil: no per-commit databases (database.go)
 
 	gwOnce sync.Once
@@ -102,6 +104,8 @@ func NewConfiguration(rc *rest.Config, opts ...Option) (*Configuration, error) {
 	if c.rest.QPS == 0 && c.rest.RateLimiter == nil {
 		c.rest.QPS = -1
 	}
+	c.ahead = new(shipkube.ReadAhead) // Helm's existence checks, sent at once (checksAhead)
+	c.rest.Wrap(c.ahead.Wrap)
 	var err error
 	if c.client, err = kubernetes.NewForConfig(c.rest); err != nil {
 		return nil, err

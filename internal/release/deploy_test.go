@@ -11,6 +11,7 @@ import (
 
 	helmaction "helm.sh/helm/v3/pkg/action"
 	helmrelease "helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -364,6 +365,16 @@ func TestDeployAdoptsResourcesLeftWithoutARecord(t *testing.T) {
 	if _, err := f.deploy(t, testSHA); err != nil {
 		t.Fatal(err)
 	}
+	// Helm's existence check, a GET of each resource, took the answers of
+	// GETs sent ahead at once (checksAhead): 404s on a fresh install.
+	rel, err := f.helm(t, ns).Releases.Last(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources := int64(len(releaseutil.SplitManifests(rel.Manifest)))
+	if got := release.ChecksTakenAhead(f.cfg); got != resources {
+		t.Errorf("the fresh install's existence checks took %d answers sent ahead, want one for each of its %d resources", got, resources)
+	}
 	ctx := context.Background()
 	before, err := f.cs.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {
@@ -379,6 +390,10 @@ func TestDeployAdoptsResourcesLeftWithoutARecord(t *testing.T) {
 	}
 	if got.Revision != 1 || got.Status != "deployed" {
 		t.Errorf("deploy = revision %d %s, want revision 1 deployed", got.Revision, got.Status)
+	}
+	// The objects found (200s sent ahead) were Helm's to adopt.
+	if taken := release.ChecksTakenAhead(f.cfg); taken != 2*resources {
+		t.Errorf("the adopting install's existence checks took %d answers sent ahead in all, want %d", taken, 2*resources)
 	}
 	after, err := f.cs.AppsV1().Deployments(ns).Get(ctx, ns, metav1.GetOptions{})
 	if err != nil {

@@ -217,6 +217,18 @@ func (r *helmRelease) recordAside() (settle func() error) {
 	}
 }
 
+// sendChecksAhead makes r's install send its existence checks at once
+// (checksAhead); drop forgets what they read that was not taken.
+func (c *Configuration) sendChecksAhead(ctx context.Context, r *helmRelease) (drop func()) {
+	kc, ok := r.cfg.KubeClient.(reachedClient)
+	if !ok || c.ahead == nil {
+		return func() {}
+	}
+	kc.ahead = &checksAhead{ctx: ctx, r: c.ahead}
+	r.cfg.KubeClient = kc
+	return c.ahead.Forget
+}
+
 // unrecorded is an install whose first record, written beside its
 // resources, was refused, and whose outcome could not be created in its
 // place either: no record holds what Helm created, which is deleted (by
@@ -283,7 +295,9 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		in.Timeout = helmTimeout(ctx)
 		forget := r.know()
 		settle := r.recordAside()
+		dropAhead := c.sendChecksAhead(ctx, r)
 		rel, err := in.RunWithContext(ctx, p.chart, values)
+		dropAhead()
 		aside := settle()
 		forget()
 		if aside != nil && !r.recorded(rel) {

@@ -1,9 +1,12 @@
 package release
 
 import (
+	"context"
 	"errors"
+	"io"
 	"sync"
 
+	shipkube "github.com/shipper-dev/shipper/internal/kube"
 	"helm.sh/helm/v3/pkg/kube"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -20,9 +23,43 @@ type reachedClient struct {
 	// aside, when set, is the record an install writes beside its
 	// resources (recordaside.go).
 	aside *recordAside
+	// ahead, when set, sends an install's existence checks at once
+	// (checksAhead).
+	ahead *checksAhead
 }
 
 func (reachedClient) IsReachable() error { return nil }
+
+// checksAhead sends the GETs of Helm's existence check at once. Helm's
+// install builds its resources (Build), then checks, one resource after
+// the other, that none exists already or is its own to adopt
+// (existingResourceConflict), waiting for each GET before the next: three
+// round trips for a preview. The first Build of an install sends those
+// GETs ahead, together (kube.ReadAhead), and Helm's check takes their
+// answers. Its first Create drops what was not taken, so that no answer
+// read before a write is taken after it.
+type checksAhead struct {
+	ctx  context.Context
+	r    *shipkube.ReadAhead
+	once sync.Once
+}
+
+// Build is Helm's; the first of an install with ahead set sends its
+// resources' existence GETs ahead, built as Helm's resource.Helper builds
+// them.
+func (c reachedClient) Build(reader io.Reader, validate bool) (kube.ResourceList, error) {
+	resources, err := c.Client.Build(reader, validate)
+	if err != nil || c.ahead == nil {
+		return resources, err
+	}
+	c.ahead.once.Do(func() {
+		for _, info := range resources {
+			h := resource.NewHelper(info.Client, info.Mapping)
+			c.ahead.r.Send(c.ahead.ctx, h.RESTClient.Get().NamespaceIfScoped(info.Namespace, h.NamespaceScoped).Resource(h.Resource).Name(info.Name))
+		}
+	})
+	return resources, nil
+}
 
 // createdTogether are the kinds an install creates at once when they come
 // one after the other in Helm's install order: the Service, the routes to
@@ -73,6 +110,9 @@ func podsWithoutServiceLinks(obj runtime.Object) bool {
 // included), and the next wave waits for it. As Helm's, every wave is
 // sent even when one failed, and the errors are returned together.
 func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error) {
+	if c.ahead != nil {
+		c.ahead.r.Forget()
+	}
 	if c.aside != nil {
 		if err := c.aside.beside(resources); err != nil {
 			return nil, err

@@ -1,0 +1,151 @@
+package kube
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"k8s.io/client-go/rest"
+)
+
+// ReadAhead sends GETs before the code that needs their answers asks for
+// them, all at once, where that code asks one after the other: Helm's
+// install checks each resource it is about to create with a GET
+// (existingResourceConflict), waiting for each answer before the next
+// request. A GET sent ahead (Send) keeps its answer; the next GET of the
+// same URL through the same transport (Wrap) takes that answer instead of
+// going out. The caller sees what it would have seen had it sent its
+// request when the one ahead went: the same request, answered by the
+// apiserver, a few milliseconds earlier.
+//
+// Each answer is taken once, by the first GET of its URL; one that failed
+// on the way (no answer from the apiserver) is not taken: that GET goes
+// out itself, retried as any. Forget drops the answers nobody took. A
+// request count (Requests) is unchanged: the GET ahead is the one sent.
+//
+// client-go has no such cache, and Helm's check takes no client of the
+// caller's but the resource's REST client (resource.Helper), so the
+// answers wait here, in the transport every client of the rest.Config
+// shares.
+type ReadAhead struct {
+	mu      sync.Mutex
+	answers map[string]*aheadAnswer // by URL
+	taken   atomic.Int64
+}
+
+// aheadAnswer is the answer to a GET sent ahead, once done is closed.
+type aheadAnswer struct {
+	done   chan struct{}
+	status int
+	header http.Header
+	body   []byte
+	ok     bool // the apiserver answered
+}
+
+// aheadKey marks the context of a GET sent ahead.
+type aheadKey struct{}
+
+// Wrap is a rest.Config.Wrap transport middleware: GETs sent ahead keep
+// their answers there, and later GETs take them.
+func (r *ReadAhead) Wrap(next http.RoundTripper) http.RoundTripper {
+	return &aheadTransport{r: r, next: next}
+}
+
+// Send sends req, a GET built with the REST client the later caller
+// uses, now, and keeps its answer for the next GET of its URL. It does
+// not wait: the request is registered before Send returns, so a GET of
+// the same URL made after Send waits for this one's answer.
+func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) {
+	a := &aheadAnswer{done: make(chan struct{})}
+	key := req.URL().String()
+	r.mu.Lock()
+	if r.answers == nil {
+		r.answers = map[string]*aheadAnswer{}
+	}
+	if _, dup := r.answers[key]; dup {
+		r.mu.Unlock()
+		return
+	}
+	r.answers[key] = a
+	r.mu.Unlock()
+	go func() {
+		defer close(a.done)
+		// The answer is kept by the transport (RoundTrip); the decoded
+		// result is the later caller's to make.
+		_ = req.Do(context.WithValue(ctx, aheadKey{}, a))
+	}()
+}
+
+// Forget drops the answers not taken.
+func (r *ReadAhead) Forget() {
+	r.mu.Lock()
+	r.answers = nil
+	r.mu.Unlock()
+}
+
+// Taken is how many GETs took an answer sent ahead.
+func (r *ReadAhead) Taken() int64 { return r.taken.Load() }
+
+// take removes and returns the answer kept for key, if any.
+func (r *ReadAhead) take(key string) *aheadAnswer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.answers[key]
+	delete(r.answers, key)
+	return a
+}
+
+type aheadTransport struct {
+	r    *ReadAhead
+	next http.RoundTripper
+}
+
+func (t *aheadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet {
+		return t.next.RoundTrip(req)
+	}
+	if a, ok := req.Context().Value(aheadKey{}).(*aheadAnswer); ok {
+		return t.keep(req, a)
+	}
+	a := t.r.take(req.URL.String())
+	if a == nil {
+		return t.next.RoundTrip(req)
+	}
+	select {
+	case <-a.done:
+	case <-req.Context().Done():
+		return nil, req.Context().Err()
+	}
+	if !a.ok {
+		return t.next.RoundTrip(req)
+	}
+	t.r.taken.Add(1)
+	return &http.Response{
+		Status: strconv.Itoa(a.status) + " " + http.StatusText(a.status), StatusCode: a.status,
+		Proto: "HTTP/2.0", ProtoMajor: 2,
+		Header: a.header.Clone(), Body: io.NopCloser(bytes.NewReader(a.body)),
+		ContentLength: int64(len(a.body)), Request: req,
+	}, nil
+}
+
+// keep sends a GET ahead and keeps its answer in a, reading its body
+// whole (an object: the caller reads it whole too), and gives the sender
+// a copy.
+func (t *aheadTransport) keep(req *http.Request, a *aheadAnswer) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	a.status, a.header, a.body, a.ok = resp.StatusCode, resp.Header.Clone(), body, true
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	return resp, nil
+}

@@ -1,0 +1,187 @@
+package kube
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+)
+
+// aheadServer answers GET /api/v1/namespaces/NS/configmaps/NAME with the
+// count of GETs of that path so far (200) or, for a name "missing", 404;
+// release holds every answer until closed.
+type aheadServer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	gets    map[string]int
+	release chan struct{}
+	total   atomic.Int64
+}
+
+func newAheadServer(t *testing.T) *aheadServer {
+	s := &aheadServer{gets: map[string]int{}, release: make(chan struct{})}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.total.Add(1)
+		<-s.release
+		s.mu.Lock()
+		s.gets[r.Method+" "+r.URL.Path]++
+		n := s.gets[r.Method+" "+r.URL.Path]
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/v1/namespaces/ns/configmaps/missing" {
+			w.WriteHeader(http.StatusNotFound)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"x","annotations":{"n":"` + string(rune('0'+n)) + `"}}}`))
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func aheadClient(t *testing.T, url string, ra *ReadAhead) rest.Interface {
+	t.Helper()
+	cfg := &rest.Config{Host: url}
+	cfg.Wrap(ra.Wrap)
+	cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
+	cfg.APIPath = "/api"
+	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+	c, err := rest.RESTClientFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func get(c rest.Interface, name string) *rest.Request {
+	return c.Get().Namespace("ns").Resource("configmaps").Name(name)
+}
+
+// TestReadAheadAnswersTheLaterGETsOnce: GETs sent ahead go out at once,
+// the later GETs of their URLs take their answers (200 and 404 alike)
+// without a request of their own, each answer once, and a GET of another
+// URL goes out.
+func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
+	s := newAheadServer(t)
+	ra := new(ReadAhead)
+	c := aheadClient(t, s.URL, ra)
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "missing"} {
+		ra.Send(ctx, get(c, name))
+	}
+	// All three are on the wire before any is answered: sent at once.
+	deadline := time.Now().Add(5 * time.Second)
+	for s.total.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := s.total.Load(); n != 3 {
+		t.Fatalf("%d requests on the wire before any answer, want the 3 sent ahead", n)
+	}
+	close(s.release)
+
+	for _, name := range []string{"a", "b"} {
+		body, err := get(c, name).Do(ctx).Raw()
+		if err != nil {
+			t.Fatalf("GET %s: %v", name, err)
+		}
+		if want := `"n":"1"`; !contains(string(body), want) {
+			t.Errorf("GET %s answered %s, want the first answer (%s)", name, body, want)
+		}
+	}
+	if err := get(c, "missing").Do(ctx).Error(); !apierrors.IsNotFound(err) {
+		t.Errorf("GET missing: %v, want the 404 sent ahead", err)
+	}
+	if n, taken := s.total.Load(), ra.Taken(); n != 3 || taken != 3 {
+		t.Errorf("%d requests sent, %d answers taken: want 3 and 3", n, taken)
+	}
+	// Taken once: the next GET of a goes out, as does one never sent ahead.
+	body, err := get(c, "a").Do(ctx).Raw()
+	if err != nil || !contains(string(body), `"n":"2"`) {
+		t.Errorf("second GET of a: %s, %v: want a fresh answer (n 2)", body, err)
+	}
+	if _, err := get(c, "c").Do(ctx).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.total.Load(); n != 5 {
+		t.Errorf("%d requests sent, want 5", n)
+	}
+}
+
+// TestReadAheadForgotten: answers not taken before Forget are not taken
+// after it: the GET goes out (a write may have changed the object since).
+func TestReadAheadForgotten(t *testing.T) {
+	s := newAheadServer(t)
+	close(s.release)
+	ra := new(ReadAhead)
+	c := aheadClient(t, s.URL, ra)
+	ctx := context.Background()
+	ra.Send(ctx, get(c, "a"))
+	ra.Forget()
+	body, err := get(c, "a").Do(ctx).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.total.Load() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // the GET ahead may still be on its way
+	}
+	if ra.Taken() != 0 || s.total.Load() != 2 {
+		t.Errorf("after Forget: %d taken, %d requests (answer %s): want 0 and 2", ra.Taken(), s.total.Load(), body)
+	}
+}
+
+// TestReadAheadFailedGoesOut: a GET sent ahead that got no answer (its
+// context ended) is not taken: the later GET goes out itself.
+func TestReadAheadFailedGoesOut(t *testing.T) {
+	s := newAheadServer(t)
+	ra := new(ReadAhead)
+	c := aheadClient(t, s.URL, ra)
+	ahead, cancel := context.WithCancel(context.Background())
+	ra.Send(ahead, get(c, "a"))
+	cancel()
+	close(s.release)
+	body, err := get(c, "a").Do(context.Background()).Raw()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ra.Taken() != 0 {
+		t.Errorf("a failed GET sent ahead was taken (answer %s)", body)
+	}
+}
+
+// TestReadAheadOnlyGETs: a request of another method is never answered
+// from a GET sent ahead.
+func TestReadAheadOnlyGETs(t *testing.T) {
+	s := newAheadServer(t)
+	close(s.release)
+	ra := new(ReadAhead)
+	c := aheadClient(t, s.URL, ra)
+	ctx := context.Background()
+	ra.Send(ctx, get(c, "a"))
+	if err := c.Delete().Namespace("ns").Resource("configmaps").Name("a").Do(ctx).Error(); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	deletes := s.gets["DELETE /api/v1/namespaces/ns/configmaps/a"]
+	s.mu.Unlock()
+	if deletes != 1 {
+		t.Errorf("%d DELETEs reached the server, want 1", deletes)
+	}
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}
