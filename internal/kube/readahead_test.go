@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,6 +62,17 @@ func aheadClient(t *testing.T, url string, ra *ReadAhead) rest.Interface {
 	return c
 }
 
+// aheadSetup is a server, answering at once when answering, and a client
+// through a ReadAhead.
+func aheadSetup(t *testing.T, answering bool) (*aheadServer, *ReadAhead, rest.Interface) {
+	s := newAheadServer(t)
+	if answering {
+		close(s.release)
+	}
+	ra := new(ReadAhead)
+	return s, ra, aheadClient(t, s.URL, ra)
+}
+
 func get(c rest.Interface, name string) *rest.Request {
 	return c.Get().Namespace("ns").Resource("configmaps").Name(name)
 }
@@ -70,9 +82,7 @@ func get(c rest.Interface, name string) *rest.Request {
 // without a request of their own, each answer once, and a GET of another
 // URL goes out.
 func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
-	s := newAheadServer(t)
-	ra := new(ReadAhead)
-	c := aheadClient(t, s.URL, ra)
+	s, ra, c := aheadSetup(t, false)
 	ctx := context.Background()
 	for _, name := range []string{"a", "b", "missing"} {
 		ra.Send(ctx, get(c, name))
@@ -92,7 +102,7 @@ func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s: %v", name, err)
 		}
-		if want := `"n":"1"`; !contains(string(body), want) {
+		if want := `"n":"1"`; !strings.Contains(string(body), want) {
 			t.Errorf("GET %s answered %s, want the first answer (%s)", name, body, want)
 		}
 	}
@@ -104,7 +114,7 @@ func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
 	}
 	// Taken once: the next GET of a goes out, as does one never sent ahead.
 	body, err := get(c, "a").Do(ctx).Raw()
-	if err != nil || !contains(string(body), `"n":"2"`) {
+	if err != nil || !strings.Contains(string(body), `"n":"2"`) {
 		t.Errorf("second GET of a: %s, %v: want a fresh answer (n 2)", body, err)
 	}
 	if _, err := get(c, "c").Do(ctx).Raw(); err != nil {
@@ -118,10 +128,7 @@ func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
 // TestReadAheadForgotten: answers not taken before Forget are not taken
 // after it: the GET goes out (a write may have changed the object since).
 func TestReadAheadForgotten(t *testing.T) {
-	s := newAheadServer(t)
-	close(s.release)
-	ra := new(ReadAhead)
-	c := aheadClient(t, s.URL, ra)
+	s, ra, c := aheadSetup(t, true)
 	ctx := context.Background()
 	ra.Send(ctx, get(c, "a"))
 	ra.Forget()
@@ -141,9 +148,7 @@ func TestReadAheadForgotten(t *testing.T) {
 // TestReadAheadFailedGoesOut: a GET sent ahead that got no answer (its
 // context ended) is not taken: the later GET goes out itself.
 func TestReadAheadFailedGoesOut(t *testing.T) {
-	s := newAheadServer(t)
-	ra := new(ReadAhead)
-	c := aheadClient(t, s.URL, ra)
+	s, ra, c := aheadSetup(t, false)
 	ahead, cancel := context.WithCancel(context.Background())
 	ra.Send(ahead, get(c, "a"))
 	cancel()
@@ -160,10 +165,7 @@ func TestReadAheadFailedGoesOut(t *testing.T) {
 // TestReadAheadOnlyGETs: a request of another method is never answered
 // from a GET sent ahead.
 func TestReadAheadOnlyGETs(t *testing.T) {
-	s := newAheadServer(t)
-	close(s.release)
-	ra := new(ReadAhead)
-	c := aheadClient(t, s.URL, ra)
+	s, ra, c := aheadSetup(t, true)
 	ctx := context.Background()
 	ra.Send(ctx, get(c, "a"))
 	if err := c.Delete().Namespace("ns").Resource("configmaps").Name("a").Do(ctx).Error(); err != nil {
@@ -175,13 +177,4 @@ func TestReadAheadOnlyGETs(t *testing.T) {
 	if deletes != 1 {
 		t.Errorf("%d DELETEs reached the server, want 1", deletes)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
