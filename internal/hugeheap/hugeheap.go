@@ -26,12 +26,31 @@
 // fault.
 //
 // It does nothing elsewhere than on Linux, when THP is "always" (nothing to
-// do) or "never" (nothing to ask), and under GODEBUG=disablethp=1, Go's own
-// switch for keeping the heap off huge pages. Only cmd/shipper imports it:
-// not shipper-gate, which runs for a pod's life with a small heap.
+// do) or "never" (nothing to ask), under GODEBUG=disablethp=1, Go's own
+// switch for keeping the heap off huge pages, and for the commands that
+// run long (Long): a process that lives for hours returns memory to the
+// kernel a little at a time, which huge pages would undo. Only cmd/shipper
+// imports it: not shipper-gate, which runs for a pod's life.
 package hugeheap
 
 // Reserve is how much the heap grows by and is advised: a deploy's
 // allocations with room to spare; what is never touched costs no memory.
 // The reservation itself is a huge page less.
 const Reserve = 64 << 20
+
+// long are shipper's commands that run long or move much data: a proxy
+// for the life of a pod, a packaging of hundreds of megabytes, a prune of
+// hundreds of previews.
+var long = map[string]bool{"gate": true, "package": true, "prune": true}
+
+// Long reports whether a command line holds one of them: a word anywhere,
+// a flag's value too (then a short command is taken for a long one, and
+// runs as Go's default).
+func Long(args []string) bool {
+	for _, a := range args {
+		if long[a] {
+			return true
+		}
+	}
+	return false
+}

@@ -85,6 +85,9 @@ func wanted() bool {
 	if v, _ := syscall.Getenv("GODEBUG"); contains(v, "disablethp=1") {
 		return false
 	}
+	if Long(args()) {
+		return false
+	}
 	fd, err := syscall.Open("/sys/kernel/mm/transparent_hugepage/enabled", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
@@ -93,6 +96,38 @@ func wanted() bool {
 	var buf [64]byte
 	n, _ := syscall.Read(fd, buf[:])
 	return n > 0 && contains(string(buf[:n]), "[madvise]")
+}
+
+// args is the command line after the program's name, read from
+// /proc/self/cmdline: the os package, which holds it as os.Args, sorts
+// after this one.
+func args() []string {
+	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer syscall.Close(fd)
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if n <= 0 || err != nil {
+			break
+		}
+		b = append(b, buf[:n]...)
+	}
+	var out []string
+	start := 0
+	for i, c := range b {
+		if c == 0 {
+			out = append(out, string(b[start:i]))
+			start = i + 1
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out[1:]
 }
 
 // contains is strings.Contains, here without the strings package.

@@ -106,9 +106,10 @@ func mapping(t *testing.T, p uintptr) (flags string, hugeKB int) {
 	return "", 0
 }
 
-// TestGODEBUGDisableTHPLeavesTheHeapAlone: Go's own switch for keeping
-// the heap off huge pages keeps this package off it too.
-func TestGODEBUGDisableTHPLeavesTheHeapAlone(t *testing.T) {
+// TestHeapLeftAloneWhenAsked: Go's own switch for keeping the heap off
+// huge pages keeps this package off it too, and so does a command that
+// runs long (Long) on the command line.
+func TestHeapLeftAloneWhenAsked(t *testing.T) {
 	if os.Getenv("HUGEHEAP_PRINT") != "" {
 		fmt.Printf("advised=%v\n", Reserved() && advised[0] != 0)
 		return
@@ -118,16 +119,37 @@ func TestGODEBUGDisableTHPLeavesTheHeapAlone(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		godebug string
+		args    []string
 		want    bool
-	}{{"", true}, {"disablethp=1", false}, {"madvdontneed=1,disablethp=1", false}, {"disablethp=0", true}} {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestGODEBUGDisableTHPLeavesTheHeapAlone$")
+	}{
+		{"", nil, true}, {"disablethp=1", nil, false}, {"madvdontneed=1,disablethp=1", nil, false}, {"disablethp=0", nil, true},
+		{"", []string{"prune"}, false}, {"", []string{"--timeout", "1m", "gate"}, false}, {"", []string{"deploy"}, true},
+	} {
+		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHeapLeftAloneWhenAsked$", "--"}, tc.args...)...)
 		cmd.Env = append(os.Environ(), "HUGEHEAP_PRINT=1", "GODEBUG="+tc.godebug)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("GODEBUG=%s: %v\n%s", tc.godebug, err, out)
+			t.Fatalf("GODEBUG=%s %v: %v\n%s", tc.godebug, tc.args, err, out)
 		}
 		if want := fmt.Sprintf("advised=%v\n", tc.want); !strings.HasPrefix(string(out), want) {
-			t.Errorf("GODEBUG=%s: the process printed %q, want %q first", tc.godebug, out, want)
+			t.Errorf("GODEBUG=%s %v: the process printed %q, want %q first", tc.godebug, tc.args, out, want)
+		}
+	}
+}
+
+func TestLong(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"deploy", "--app", "web"}, false},
+		{[]string{"-v", "package", "--repository", "r"}, true},
+		{[]string{"gate"}, true},
+		{[]string{"prune", "--max-age", "72h"}, true},
+		{nil, false},
+	} {
+		if got := Long(tc.args); got != tc.want {
+			t.Errorf("Long(%q) = %v, want %v", tc.args, got, tc.want)
 		}
 	}
 }

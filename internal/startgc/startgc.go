@@ -36,11 +36,6 @@ import (
 // percent is the GOGC of short commands.
 const percent = 600
 
-// long are the commands left at Go's default: a proxy that runs for the
-// life of a pod, a packaging of hundreds of megabytes, a prune of
-// hundreds of previews.
-var long = map[string]bool{"gate": true, "package": true, "prune": true}
-
 func init() {
 	if hugeheap.Reserved() {
 		settle()
@@ -48,10 +43,8 @@ func init() {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return
 	}
-	for _, a := range os.Args[1:] {
-		if long[a] {
-			return // a word anywhere: a flag's value too; then the default
-		}
+	if hugeheap.Long(os.Args[1:]) {
+		return // the commands left at Go's default
 	}
 	debug.SetGCPercent(percent)
 }
