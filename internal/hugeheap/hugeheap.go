@@ -26,11 +26,18 @@
 // fault.
 //
 // It does nothing elsewhere than on Linux, when THP is "always" (nothing to
-// do) or "never" (nothing to ask), under GODEBUG=disablethp=1, Go's own
-// switch for keeping the heap off huge pages, and for the commands that
-// run long (Long): a process that lives for hours returns memory to the
-// kernel a little at a time, which huge pages would undo. Only cmd/shipper
-// imports it: not shipper-gate, which runs for a pod's life.
+// do) or "never" (nothing to ask), with huge pages of another size than 2
+// MiB, under GODEBUG=disablethp=1 (Go's own switch for keeping the heap
+// off huge pages: the way to turn this off), with GOGC or GOMEMLIMIT set,
+// under a limit on the address space or strict overcommit, where the
+// process may not take huge pages, and for the commands that run long
+// (Long): a process that lives for hours returns memory to the kernel a
+// little at a time, which huge pages would undo. A fault in an advised
+// range may compact memory to find a huge page (THP's "defrag" setting,
+// "madvise" by default): on a host whose memory is fragmented that can
+// cost more than it saves, and GODEBUG=disablethp=1 turns it off. Only
+// cmd/shipper imports the package: not shipper-gate, which runs for a
+// pod's life.
 package hugeheap
 
 // Reserve is how much the heap grows by and is advised: a deploy's

@@ -22,12 +22,13 @@ func init() {
 	pad()
 	p := grow()
 	reserved = true
-	// The heap grew by whole 4 MiB chunks from the end of the one the
-	// reservation starts in, and by more than the reservation: the rest is
-	// mapped and free above it, where what is allocated until it is freed
-	// goes. Advise that too. The kernel backs with huge pages each aligned
-	// 2 MiB of the range that nothing has touched yet.
-	end := (p + Reserve + chunk - 1) &^ (chunk - 1)
+	// The heap grew by Reserve from the end of the 4 MiB chunk the
+	// reservation starts in, a huge page more than the reservation: that
+	// page is mapped and free above it, where what is allocated until it
+	// is freed goes. Advise it too, and no further (the heap may have grown
+	// elsewhere). The kernel backs with huge pages each aligned 2 MiB of
+	// the range that nothing has touched yet.
+	end := (p + Reserve + hugePage - 1) &^ (hugePage - 1)
 	if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, p, end-p, madviseHugePage); errno == 0 {
 		advised = [2]uintptr{p, end}
 	}
@@ -58,12 +59,9 @@ func pad() {
 }
 
 // hugePage is the size of a transparent huge page on x86-64 and arm64
-// with 4 KiB pages; elsewhere the pads only waste a little address space.
+// with 4 KiB pages, the only size wanted takes: with larger ones (32 MiB
+// on 16 KiB pages) the first touch of the range would zero as much.
 const hugePage = 2 << 20
-
-// chunk is the unit in which Go's heap grows on 64-bit platforms (the
-// runtime's pallocChunkBytes).
-const chunk = 4 << 20
 
 // grow allocates the reservation and lets it go: its own frame, so that no
 // pointer to it outlives it. A huge page less than Reserve, so that the
@@ -80,31 +78,82 @@ func grow() uintptr {
 func Reserved() bool { return reserved }
 
 // wanted reports whether the kernel backs the heap with huge pages only
-// when asked, and Go was not told to keep it off them.
+// when asked and of the size pad aligns to, this process may take them,
+// and nothing says to leave the heap alone:
+//   - GODEBUG=disablethp=1, Go's own switch for keeping the heap off huge
+//     pages (the last setting of it wins, as for Go), or harddecommit=1
+//     (the runtime remaps freed memory, and the advice with it);
+//   - GOGC or GOMEMLIMIT set: collections the reservation's is not the
+//     first of, which internal/startgc could not tell;
+//   - a command that runs long (Long), or a command line not read;
+//   - a limit on the address space (the 64 MiB the heap grows by may be
+//     the last it has) or strict overcommit (they are charged to it);
+//   - THP disabled for the process (prctl PR_SET_THP_DISABLE, inherited).
 func wanted() bool {
-	if v, _ := syscall.Getenv("GODEBUG"); contains(v, "disablethp=1") {
+	v, _ := syscall.Getenv("GODEBUG")
+	if setting(v, "disablethp") == "1" || setting(v, "harddecommit") == "1" {
 		return false
 	}
-	if Long(args()) {
+	if v, _ := syscall.Getenv("GOGC"); v != "" {
 		return false
 	}
-	fd, err := syscall.Open("/sys/kernel/mm/transparent_hugepage/enabled", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if v, _ := syscall.Getenv("GOMEMLIMIT"); v != "" {
+		return false
+	}
+	if args, ok := args(); !ok || Long(args) {
+		return false
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_AS, &rl); err != nil || rl.Cur != ^uint64(0) {
+		return false
+	}
+	if r, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prGetTHPDisable, 0, 0); errno != 0 || r != 0 {
+		return false
+	}
+	return read("/sys/kernel/mm/transparent_hugepage/enabled", "[madvise]") &&
+		read("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "2097152\n") &&
+		!read("/proc/sys/vm/overcommit_memory", "2")
+}
+
+// prGetTHPDisable is PR_GET_THP_DISABLE, which the syscall package lacks.
+const prGetTHPDisable = 42
+
+// read reports whether the file at path (a few bytes of /sys or /proc)
+// holds want.
+func read(path, want string) bool {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
 	defer syscall.Close(fd)
 	var buf [64]byte
 	n, _ := syscall.Read(fd, buf[:])
-	return n > 0 && contains(string(buf[:n]), "[madvise]")
+	return n > 0 && contains(string(buf[:n]), want)
+}
+
+// setting is the value GODEBUG gives key, its last setting: "" if none.
+func setting(godebug, key string) string {
+	val, start := "", 0
+	for i := 0; i <= len(godebug); i++ {
+		if i < len(godebug) && godebug[i] != ',' {
+			continue
+		}
+		item := godebug[start:i]
+		start = i + 1
+		if len(item) > len(key) && item[:len(key)] == key && item[len(key)] == '=' {
+			val = item[len(key)+1:]
+		}
+	}
+	return val
 }
 
 // args is the command line after the program's name, read from
 // /proc/self/cmdline: the os package, which holds it as os.Args, sorts
 // after this one.
-func args() []string {
+func args() ([]string, bool) {
 	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil
+		return nil, false
 	}
 	defer syscall.Close(fd)
 	var b []byte
@@ -125,9 +174,9 @@ func args() []string {
 		}
 	}
 	if len(out) == 0 {
-		return nil
+		return nil, false
 	}
-	return out[1:]
+	return out[1:], true
 }
 
 // contains is strings.Contains, here without the strings package.

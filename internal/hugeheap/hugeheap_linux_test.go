@@ -21,8 +21,8 @@ func TestReservationServesTheHeapFromHugePages(t *testing.T) {
 		}
 		t.Skip("nothing to advise: THP is not \"madvise\" here (/sys/kernel/mm/transparent_hugepage/enabled), or GODEBUG has disablethp=1")
 	}
-	if !Reserved() || advised[1]-advised[0] < Reserve || advised[1]%chunk != 0 {
-		t.Fatalf("reserved %v, advised %#x-%#x: want the %d MiB reserved advised, to the end of its heap chunk", Reserved(), advised[0], advised[1], Reserve>>20)
+	if !Reserved() || advised[1]-advised[0] != Reserve {
+		t.Fatalf("reserved %v, advised %#x-%#x: want the %d MiB the heap grew by advised", Reserved(), advised[0], advised[1], Reserve>>20)
 	}
 	// What the heap mapped above the reservation is advised too: the
 	// mapping holding its end is the one holding its start.
@@ -121,18 +121,33 @@ func TestHeapLeftAloneWhenAsked(t *testing.T) {
 		godebug string
 		args    []string
 		want    bool
+		env     string // another variable set
+		ulimit  string // ulimit -v
 	}{
-		{"", nil, true}, {"disablethp=1", nil, false}, {"madvdontneed=1,disablethp=1", nil, false}, {"disablethp=0", nil, true},
-		{"", []string{"prune"}, false}, {"", []string{"--timeout", "1m", "gate"}, false}, {"", []string{"deploy"}, true},
+		{env: "GOGC=600"}, {env: "GOMEMLIMIT=1GiB"}, {ulimit: "100000000"}, {ulimit: "unlimited", want: true},
+		{want: true}, {godebug: "disablethp=1"}, {godebug: "madvdontneed=1,disablethp=1"}, {godebug: "disablethp=0", want: true},
+		{godebug: "disablethp=1,disablethp=0", want: true}, {godebug: "harddecommit=1"},
+		{args: []string{"prune"}}, {args: []string{"--timeout", "1m", "gate"}}, {args: []string{"deploy"}, want: true},
 	} {
 		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestHeapLeftAloneWhenAsked$", "--"}, tc.args...)...)
-		cmd.Env = append(os.Environ(), "HUGEHEAP_PRINT=1", "GODEBUG="+tc.godebug)
+		if tc.ulimit != "" {
+			cmd = exec.Command("sh", append([]string{"-c", `ulimit -v "$0" && exec "$@"`, tc.ulimit}, cmd.Args...)...)
+		}
+		cmd.Env = []string{"HUGEHEAP_PRINT=1", "GODEBUG=" + tc.godebug}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") && !strings.HasPrefix(kv, "GODEBUG=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if tc.env != "" {
+			cmd.Env = append(cmd.Env, tc.env)
+		}
 		out, err := cmd.CombinedOutput()
 		if err != nil {
-			t.Fatalf("GODEBUG=%s %v: %v\n%s", tc.godebug, tc.args, err, out)
+			t.Fatalf("GODEBUG=%s %s ulimit -v %s %v: %v\n%s", tc.godebug, tc.env, tc.ulimit, tc.args, err, out)
 		}
 		if want := fmt.Sprintf("advised=%v\n", tc.want); !strings.HasPrefix(string(out), want) {
-			t.Errorf("GODEBUG=%s %v: the process printed %q, want %q first", tc.godebug, tc.args, out, want)
+			t.Errorf("GODEBUG=%s %s ulimit -v %s %v: the process printed %q, want %q first", tc.godebug, tc.env, tc.ulimit, tc.args, out, want)
 		}
 	}
 }
@@ -167,6 +182,23 @@ func TestContains(t *testing.T) {
 	} {
 		if got := contains(tc.s, tc.sub); got != tc.want {
 			t.Errorf("contains(%q, %q) = %v, want %v", tc.s, tc.sub, got, tc.want)
+		}
+	}
+}
+
+func TestSetting(t *testing.T) {
+	for _, tc := range []struct{ godebug, key, want string }{
+		{"", "disablethp", ""},
+		{"disablethp=1", "disablethp", "1"},
+		{"madvdontneed=1,disablethp=1", "disablethp", "1"},
+		{"disablethp=1,disablethp=0", "disablethp", "0"},
+		{"xdisablethp=1", "disablethp", ""},
+		{"disablethp", "disablethp", ""},
+		{"disablethp=", "disablethp", ""},
+		{",disablethp=1,", "disablethp", "1"},
+	} {
+		if got := setting(tc.godebug, tc.key); got != tc.want {
+			t.Errorf("setting(%q, %q) = %q, want %q", tc.godebug, tc.key, got, tc.want)
 		}
 	}
 }

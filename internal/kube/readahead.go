@@ -5,7 +5,9 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -22,10 +24,14 @@ import (
 // request when the one ahead went: the same request, answered by the
 // apiserver, a few milliseconds earlier.
 //
-// Each answer is taken once, by the first GET of its URL; one that failed
-// on the way (no answer from the apiserver) is not taken: that GET goes
-// out itself, retried as any. Forget drops the answers nobody took. A
-// request count (Requests) is unchanged: the GET ahead is the one sent.
+// Each answer is taken once, by the first GET of its URL that asks as the
+// GET ahead asked (the same Accept, credentials and impersonation); one
+// that failed on the way (no answer from the apiserver) is not taken: that
+// GET goes out itself, retried as any. Any other request but HEAD and
+// OPTIONS (a write) drops every answer not taken, as Forget does: what a
+// write may have changed is read again. A request count (Requests) is
+// unchanged: the GET ahead is the one sent. At most aheadAtOnce GETs are
+// on their way at once.
 //
 // client-go has no such cache, and Helm's check takes no client of the
 // caller's but the resource's REST client (resource.Helper), so the
@@ -35,15 +41,38 @@ type ReadAhead struct {
 	mu      sync.Mutex
 	answers map[string]*aheadAnswer // by URL
 	taken   atomic.Int64
+	slots   chan struct{} // aheadAtOnce, made on first use
 }
+
+// aheadAtOnce bounds the GETs sent ahead that are on their way at once.
+const aheadAtOnce = 16
 
 // aheadAnswer is the answer to a GET sent ahead, once done is closed.
 type aheadAnswer struct {
 	done   chan struct{}
+	asked  string // how it was asked (asked)
 	status int
 	header http.Header
 	body   []byte
 	ok     bool // the apiserver answered
+}
+
+// asked is what, beside its URL, makes a GET's answer the answer to
+// another GET: the representation it accepts and whose request it is.
+func asked(h http.Header) string {
+	var b strings.Builder
+	for _, k := range []string{"Accept", "Authorization", "Impersonate-User", "Impersonate-Uid"} {
+		b.WriteString(k + ":" + strings.Join(h.Values(k), ",") + "\n")
+	}
+	var extra []string
+	for k := range h {
+		if k == "Impersonate-Group" || strings.HasPrefix(k, "Impersonate-Extra-") {
+			extra = append(extra, k+":"+strings.Join(h.Values(k), ","))
+		}
+	}
+	slices.Sort(extra)
+	b.WriteString(strings.Join(extra, "\n"))
+	return b.String()
 }
 
 // aheadKey marks the context of a GET sent ahead.
@@ -71,9 +100,19 @@ func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) {
 		return
 	}
 	r.answers[key] = a
+	if r.slots == nil {
+		r.slots = make(chan struct{}, aheadAtOnce)
+	}
+	slots := r.slots
 	r.mu.Unlock()
 	go func() {
 		defer close(a.done)
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+		case <-ctx.Done():
+			return
+		}
 		// The answer is kept by the transport (RoundTrip); the decoded
 		// result is the later caller's to make.
 		_ = req.Do(context.WithValue(ctx, aheadKey{}, a))
@@ -105,7 +144,12 @@ type aheadTransport struct {
 }
 
 func (t *aheadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodGet {
+	switch req.Method {
+	case http.MethodGet:
+	case http.MethodHead, http.MethodOptions:
+		return t.next.RoundTrip(req)
+	default:
+		t.r.Forget() // a write may change what an answer kept says
 		return t.next.RoundTrip(req)
 	}
 	if a, ok := req.Context().Value(aheadKey{}).(*aheadAnswer); ok {
@@ -120,7 +164,7 @@ func (t *aheadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case <-req.Context().Done():
 		return nil, req.Context().Err()
 	}
-	if !a.ok {
+	if !a.ok || a.asked != asked(req.Header) {
 		return t.next.RoundTrip(req)
 	}
 	t.r.taken.Add(1)
@@ -145,7 +189,7 @@ func (t *aheadTransport) keep(req *http.Request, a *aheadAnswer) (*http.Response
 	if err != nil {
 		return nil, err
 	}
-	a.status, a.header, a.body, a.ok = resp.StatusCode, resp.Header.Clone(), body, true
+	a.asked, a.status, a.header, a.body, a.ok = asked(req.Header), resp.StatusCode, resp.Header.Clone(), body, true
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	return resp, nil
 }

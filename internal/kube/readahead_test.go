@@ -162,12 +162,13 @@ func TestReadAheadFailedGoesOut(t *testing.T) {
 	}
 }
 
-// TestReadAheadOnlyGETs: a request of another method is never answered
-// from a GET sent ahead.
-func TestReadAheadOnlyGETs(t *testing.T) {
+// TestReadAheadWriteDropsAnswers: a write through the transport drops the
+// answers kept, so a GET after it reads again; a HEAD does not.
+func TestReadAheadWriteDropsAnswers(t *testing.T) {
 	s, ra, c := aheadSetup(t, true)
 	ctx := context.Background()
 	ra.Send(ctx, get(c, "a"))
+	ra.Send(ctx, get(c, "b"))
 	if err := c.Delete().Namespace("ns").Resource("configmaps").Name("a").Do(ctx).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -176,5 +177,84 @@ func TestReadAheadOnlyGETs(t *testing.T) {
 	s.mu.Unlock()
 	if deletes != 1 {
 		t.Errorf("%d DELETEs reached the server, want 1", deletes)
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, err := get(c, name).Do(ctx).Raw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ra.Taken() != 0 {
+		t.Errorf("%d GETs after a DELETE took answers read before it, want 0", ra.Taken())
+	}
+}
+
+// TestReadAheadOnlyTheSameQuestion: a GET that asks otherwise than the
+// GET ahead (another representation, other credentials) goes out itself.
+func TestReadAheadOnlyTheSameQuestion(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Header.Get("Authorization") != "Bearer admin" {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403}`))
+			return
+		}
+		_, _ = w.Write([]byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"},"data":{"secret":"s3cr3t"}}`))
+	}))
+	t.Cleanup(srv.Close)
+	ra := new(ReadAhead)
+	client := func(token string) rest.Interface {
+		cfg := &rest.Config{Host: srv.URL, BearerToken: token}
+		cfg.Wrap(ra.Wrap)
+		cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
+		cfg.APIPath = "/api"
+		cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
+		c, err := rest.RESTClientFor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	admin, other := client("admin"), client("nobody")
+	ctx := context.Background()
+	ra.Send(ctx, get(admin, "a"))
+	if body, err := get(other, "a").Do(ctx).Raw(); !apierrors.IsForbidden(err) {
+		t.Errorf("a client with other credentials got %s, %v: want its own 403", body, err)
+	}
+	ra.Send(ctx, get(admin, "a"))
+	table := get(admin, "a").SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	if _, err := table.Do(ctx).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Taken() != 0 {
+		t.Errorf("%d GETs asking otherwise took answers sent ahead, want 0", ra.Taken())
+	}
+	if _, err := get(admin, "a").Do(ctx).Raw(); err != nil || ra.Taken() != 0 {
+		// The second answer was taken by the Table GET's lookup and not
+		// used: it is gone, and this GET goes out too.
+		t.Errorf("after: taken %d, err %v", ra.Taken(), err)
+	}
+}
+
+// TestReadAheadAnswerAfterForget: the answer of a GET ahead still on its
+// way at Forget, kept after it, is never taken (from the review).
+func TestReadAheadAnswerAfterForget(t *testing.T) {
+	s, ra, c := aheadSetup(t, false)
+	ctx := context.Background()
+	for _, name := range []string{"a", "b", "c"} {
+		ra.Send(ctx, get(c, name))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.total.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	ra.Forget()
+	close(s.release) // the answers arrive, and are kept, after Forget
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := get(c, name).Do(ctx).Raw(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ra.Taken() != 0 || s.total.Load() != 6 {
+		t.Errorf("taken %d, requests %d: want 0 and 6", ra.Taken(), s.total.Load())
 	}
 }

@@ -34,22 +34,26 @@ func (reachedClient) IsReachable() error { return nil }
 // install builds its resources (Build), then checks, one resource after
 // the other, that none exists already or is its own to adopt
 // (existingResourceConflict), waiting for each GET before the next: three
-// round trips for a preview. The first Build of an install sends those
-// GETs ahead, together (kube.ReadAhead), and Helm's check takes their
-// answers. Its first Create drops what was not taken, so that no answer
-// read before a write is taken after it.
+// round trips for a preview. The Build of the release's manifest sends
+// those GETs ahead, together (kube.ReadAhead), and Helm's check takes
+// their answers; any write through the transport (its first Create)
+// drops what was not taken, so that no answer read before a write is
+// taken after it. Not the Builds of the chart's CRDs (created before the
+// manifest, and not checked) nor of its hooks (built with validation:
+// shipper's installs skip it for the manifest, DisableOpenAPIValidation),
+// whose GETs nobody would take.
 type checksAhead struct {
 	ctx  context.Context
 	r    *shipkube.ReadAhead
 	once sync.Once
 }
 
-// Build is Helm's; the first of an install with ahead set sends its
-// resources' existence GETs ahead, built as Helm's resource.Helper builds
-// them.
+// Build is Helm's; that of an install's manifest, with ahead set, sends
+// its resources' existence GETs ahead, built as Helm's resource.Helper
+// builds them.
 func (c reachedClient) Build(reader io.Reader, validate bool) (kube.ResourceList, error) {
 	resources, err := c.Client.Build(reader, validate)
-	if err != nil || c.ahead == nil {
+	if err != nil || c.ahead == nil || validate || onlyCRDs(resources) {
 		return resources, err
 	}
 	c.ahead.once.Do(func() {
@@ -59,6 +63,17 @@ func (c reachedClient) Build(reader io.Reader, validate bool) (kube.ResourceList
 		}
 	})
 	return resources, nil
+}
+
+// onlyCRDs reports whether resources are CustomResourceDefinitions only
+// (a chart's crds/, which Helm's install creates before its manifest).
+func onlyCRDs(resources kube.ResourceList) bool {
+	for _, info := range resources {
+		if info.Object.GetObjectKind().GroupVersionKind().Kind != "CustomResourceDefinition" {
+			return false
+		}
+	}
+	return true
 }
 
 // createdTogether are the kinds an install creates at once when they come
