@@ -49,8 +49,13 @@ func newAheadServer(t *testing.T) *aheadServer {
 }
 
 func aheadClient(t *testing.T, url string, ra *ReadAhead) rest.Interface {
+	return aheadClientAs(t, url, "", ra)
+}
+
+// aheadClientAs is aheadClient with a bearer token.
+func aheadClientAs(t *testing.T, url, token string, ra *ReadAhead) rest.Interface {
 	t.Helper()
-	cfg := &rest.Config{Host: url}
+	cfg := &rest.Config{Host: url, BearerToken: token}
 	cfg.Wrap(ra.Wrap)
 	cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
 	cfg.APIPath = "/api"
@@ -202,19 +207,7 @@ func TestReadAheadOnlyTheSameQuestion(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	ra := new(ReadAhead)
-	client := func(token string) rest.Interface {
-		cfg := &rest.Config{Host: srv.URL, BearerToken: token}
-		cfg.Wrap(ra.Wrap)
-		cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
-		cfg.APIPath = "/api"
-		cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-		c, err := rest.RESTClientFor(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	admin, other := client("admin"), client("nobody")
+	admin, other := aheadClientAs(t, srv.URL, "admin", ra), aheadClientAs(t, srv.URL, "nobody", ra)
 	ctx := context.Background()
 	ra.Send(ctx, get(admin, "a"))
 	if body, err := get(other, "a").Do(ctx).Raw(); !apierrors.IsForbidden(err) {
