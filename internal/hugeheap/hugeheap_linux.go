@@ -121,14 +121,27 @@ const prGetTHPDisable = 42
 // read reports whether the file at path (a few bytes of /sys or /proc)
 // holds want.
 func read(path, want string) bool {
+	b, ok := file(path)
+	return ok && contains(string(b), want)
+}
+
+// file is the content of the file at path, and whether it was read.
+func file(path string) ([]byte, bool) {
 	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer syscall.Close(fd)
-	var buf [64]byte
-	n, _ := syscall.Read(fd, buf[:])
-	return n > 0 && contains(string(buf[:n]), want)
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if n <= 0 || err != nil {
+			break
+		}
+		b = append(b, buf[:n]...)
+	}
+	return b, len(b) > 0
 }
 
 // setting is the value GODEBUG gives key, its last setting: "" if none.
@@ -151,19 +164,9 @@ func setting(godebug, key string) string {
 // /proc/self/cmdline: the os package, which holds it as os.Args, sorts
 // after this one.
 func args() ([]string, bool) {
-	fd, err := syscall.Open("/proc/self/cmdline", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
-	if err != nil {
+	b, ok := file("/proc/self/cmdline")
+	if !ok {
 		return nil, false
-	}
-	defer syscall.Close(fd)
-	var b []byte
-	buf := make([]byte, 4096)
-	for {
-		n, err := syscall.Read(fd, buf)
-		if n <= 0 || err != nil {
-			break
-		}
-		b = append(b, buf[:n]...)
 	}
 	var out []string
 	start := 0

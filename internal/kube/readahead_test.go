@@ -48,6 +48,14 @@ func newAheadServer(t *testing.T) *aheadServer {
 	return s
 }
 
+// awaitRequests waits, 5 s at most, until n requests have reached s.
+func (s *aheadServer) awaitRequests(n int64) {
+	deadline := time.Now().Add(5 * time.Second)
+	for s.total.Load() < n && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 func aheadClient(t *testing.T, url string, ra *ReadAhead) rest.Interface {
 	return aheadClientAs(t, url, "", ra)
 }
@@ -93,10 +101,7 @@ func TestReadAheadAnswersTheLaterGETsOnce(t *testing.T) {
 		ra.Send(ctx, get(c, name))
 	}
 	// All three are on the wire before any is answered: sent at once.
-	deadline := time.Now().Add(5 * time.Second)
-	for s.total.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	s.awaitRequests(3)
 	if n := s.total.Load(); n != 3 {
 		t.Fatalf("%d requests on the wire before any answer, want the 3 sent ahead", n)
 	}
@@ -141,10 +146,7 @@ func TestReadAheadForgotten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.total.Load() < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond) // the GET ahead may still be on its way
-	}
+	s.awaitRequests(2) // the GET ahead may still be on its way
 	if ra.Taken() != 0 || s.total.Load() != 2 {
 		t.Errorf("after Forget: %d taken, %d requests (answer %s): want 0 and 2", ra.Taken(), s.total.Load(), body)
 	}
@@ -236,10 +238,7 @@ func TestReadAheadAnswerAfterForget(t *testing.T) {
 	for _, name := range []string{"a", "b", "c"} {
 		ra.Send(ctx, get(c, name))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for s.total.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	s.awaitRequests(3)
 	ra.Forget()
 	close(s.release) // the answers arrive, and are kept, after Forget
 	for _, name := range []string{"a", "b", "c"} {

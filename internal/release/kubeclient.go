@@ -36,9 +36,9 @@ func (reachedClient) IsReachable() error { return nil }
 // (existingResourceConflict), waiting for each GET before the next: three
 // round trips for a preview. The Build of the release's manifest sends
 // those GETs ahead, together (kube.ReadAhead), and Helm's check takes
-// their answers; any write through the transport (its first Create)
-// drops what was not taken, so that no answer read before a write is
-// taken after it. Not the Builds of the chart's CRDs (created before the
+// their answers; any write through the transport (kube.ReadAhead: the
+// first Create's first request) drops what was not taken, so that no
+// answer read before a write is taken after it. Not the Builds of the chart's CRDs (created before the
 // manifest, and not checked) nor of its hooks (built with validation:
 // shipper's installs skip it for the manifest, DisableOpenAPIValidation),
 // whose GETs nobody would take.
@@ -125,9 +125,6 @@ func podsWithoutServiceLinks(obj runtime.Object) bool {
 // included), and the next wave waits for it. As Helm's, every wave is
 // sent even when one failed, and the errors are returned together.
 func (c reachedClient) Create(resources kube.ResourceList) (*kube.Result, error) {
-	if c.ahead != nil {
-		c.ahead.r.Forget()
-	}
 	if c.aside != nil {
 		if err := c.aside.beside(resources); err != nil {
 			return nil, err
