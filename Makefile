@@ -16,7 +16,7 @@ BENCH_TOOLS := $(TEST_TOOLS) crane
 NODE_TOOLS := $(TEST_TOOLS) kube-controller-manager kube-scheduler kubelet kube-proxy traefik kube-router
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: help build image tools check-installs test test-unit lint bench bench-node stress demo e2e devenv clean
+.PHONY: help build image tools tools-all check-installs test test-unit lint bench bench-node stress demo e2e devenv clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ image: ## shipper's GitLab job image, built and pushed by shipper itself: IMAGE=
 
 tools: ## build (once) the etcd, kube-apiserver, helm and kubectl the tests run
 	hack/tools.sh $(TEST_TOOLS)
+
+tools-all: ## build (once) every binary make test, make e2e, make demo and make bench run (CI does it first)
+	hack/tools.sh $(sort $(NODE_TOOLS) $(BENCH_TOOLS))
 
 check-installs: ## the quick installs (npm, apt, small Go tools) run from an empty cache, as on a new machine (minutes)
 	hack/check-installs.sh
