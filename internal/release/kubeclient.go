@@ -38,10 +38,10 @@ func (reachedClient) IsReachable() error { return nil }
 // those GETs ahead, together (kube.ReadAhead), and Helm's check takes
 // their answers; any write through the transport (kube.ReadAhead: the
 // first Create's first request) drops what was not taken, so that no
-// answer read before a write is taken after it. Not the Builds of the chart's CRDs (created before the
-// manifest, and not checked) nor of its hooks (built with validation:
-// shipper's installs skip it for the manifest, DisableOpenAPIValidation),
-// whose GETs nobody would take.
+// answer read before a write is taken after it. Not the Builds of the
+// chart's CRDs (created before the manifest, and not checked) nor of its
+// hooks (built with validation: shipper's installs skip it for the
+// manifest, DisableOpenAPIValidation), whose GETs nobody would take.
 type checksAhead struct {
 	ctx  context.Context
 	r    *shipkube.ReadAhead
