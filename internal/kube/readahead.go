@@ -28,8 +28,12 @@ import (
 // GET ahead asked (the same Accept, credentials and impersonation); one
 // that failed on the way (no answer from the apiserver) is not taken: that
 // GET goes out itself, retried as any. Any other request but HEAD and
-// OPTIONS (a write) drops every answer not taken, as Forget does: what a
-// write may have changed is read again. A request count (Requests) is
+// OPTIONS (a write) drops the answers not taken that it may change, so
+// that what a write may have changed is read again: those about its
+// resource in its namespace (a write to a Lease leaves the answers about
+// Services be), and all of them for a write to anything else (a namespace
+// itself, a cluster-scoped object, a path not understood). Writes made
+// by others, as ever, are seen only by the reads sent after them. A request count (Requests) is
 // unchanged: the GET ahead is the one sent. At most aheadAtOnce GETs are
 // on their way at once.
 //
@@ -50,6 +54,7 @@ const aheadAtOnce = 16
 // aheadAnswer is the answer to a GET sent ahead, once done is closed.
 type aheadAnswer struct {
 	done   chan struct{}
+	path   string // its URL's path
 	asked  string // how it was asked (asked)
 	status int
 	header http.Header
@@ -89,8 +94,9 @@ func (r *ReadAhead) Wrap(next http.RoundTripper) http.RoundTripper {
 // not wait: the request is registered before Send returns, so a GET of
 // the same URL made after Send waits for this one's answer.
 func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) {
-	a := &aheadAnswer{done: make(chan struct{})}
-	key := req.URL().String()
+	u := req.URL()
+	a := &aheadAnswer{done: make(chan struct{}), path: u.Path}
+	key := u.String()
 	r.mu.Lock()
 	if r.answers == nil {
 		r.answers = map[string]*aheadAnswer{}
@@ -126,6 +132,38 @@ func (r *ReadAhead) Forget() {
 	r.mu.Unlock()
 }
 
+// forgetFor drops the answers not taken that a write to path may change:
+// those about its resource in its namespace, or all of them for a write
+// to anything else.
+func (r *ReadAhead) forgetFor(path string) {
+	ns, resource, ok := namespacedResource(path)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for key, a := range r.answers {
+		if ns2, resource2, ok2 := namespacedResource(a.path); !ok || !ok2 || ns2 == ns && resource2 == resource {
+			delete(r.answers, key)
+		}
+	}
+}
+
+// namespacedResource is the namespace and resource (plural, of any group
+// and version) of an API path to a namespaced resource, its collection
+// or one of its objects (/api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]],
+// /apis/GROUP/VERSION/namespaces/NS/RESOURCE[...]); ok is false for any
+// other path (a namespace itself, a cluster-scoped object, discovery).
+// The group is left out so that a resource two groups serve (Ingresses,
+// once of extensions and networking.k8s.io) is one.
+func namespacedResource(path string) (ns, resource string, ok bool) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	switch {
+	case len(parts) >= 5 && parts[0] == "api" && parts[2] == "namespaces":
+		return parts[3], parts[4], parts[3] != "" && parts[4] != ""
+	case len(parts) >= 6 && parts[0] == "apis" && parts[3] == "namespaces":
+		return parts[4], parts[5], parts[4] != "" && parts[5] != ""
+	}
+	return "", "", false
+}
+
 // Taken is how many GETs took an answer sent ahead.
 func (r *ReadAhead) Taken() int64 { return r.taken.Load() }
 
@@ -149,7 +187,7 @@ func (t *aheadTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	case http.MethodHead, http.MethodOptions:
 		return t.next.RoundTrip(req)
 	default:
-		t.r.Forget() // a write may change what an answer kept says
+		t.r.forgetFor(req.URL.Path) // a write may change what an answer kept says
 		return t.next.RoundTrip(req)
 	}
 	if a, ok := req.Context().Value(aheadKey{}).(*aheadAnswer); ok {

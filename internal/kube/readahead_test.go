@@ -195,6 +195,66 @@ func TestReadAheadWriteDropsAnswers(t *testing.T) {
 	}
 }
 
+// TestReadAheadWriteDropsOnlyWhatItMayChange: a write to another resource
+// of the namespace (a Lease), or to the same resource in another
+// namespace, leaves the answers about ConfigMaps of ns be; a write to the
+// namespace itself drops them all.
+func TestReadAheadWriteDropsOnlyWhatItMayChange(t *testing.T) {
+	_, ra, c := aheadSetup(t, true)
+	ctx := context.Background()
+	ra.Send(ctx, get(c, "a"))
+	ra.Send(ctx, get(c, "b"))
+	for _, w := range []*rest.Request{
+		c.Post().Namespace("ns").Resource("leases").Body([]byte(`{}`)),
+		c.Delete().Namespace("other").Resource("configmaps").Name("a"),
+		c.Put().AbsPath("/apis/coordination.k8s.io/v1/namespaces/ns/leases/l").Body([]byte(`{}`)),
+	} {
+		if err := w.Do(ctx).Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := get(c, "a").Do(ctx).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Taken() != 1 {
+		t.Errorf("after writes to other resources: %d answers taken, want 1", ra.Taken())
+	}
+	if err := c.Delete().Resource("namespaces").Name("ns").Do(ctx).Error(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(c, "b").Do(ctx).Raw(); err != nil {
+		t.Fatal(err)
+	}
+	if ra.Taken() != 1 {
+		t.Errorf("after the namespace's DELETE: %d answers taken, want still 1", ra.Taken())
+	}
+}
+
+func TestNamespacedResource(t *testing.T) {
+	for path, want := range map[string]string{
+		"/api/v1/namespaces/ns/services":                             "ns services",
+		"/api/v1/namespaces/ns/services/web":                         "ns services",
+		"/api/v1/namespaces/ns/pods/p/status":                        "ns pods",
+		"/apis/networking.k8s.io/v1/namespaces/ns/ingresses/web":     "ns ingresses",
+		"/apis/extensions/v1beta1/namespaces/ns/ingresses":           "ns ingresses",
+		"/api/v1/namespaces/ns":                                      "",
+		"/api/v1/namespaces":                                         "",
+		"/apis/rbac.authorization.k8s.io/v1/clusterroles/x":          "",
+		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/cr": "",
+		"/api":                     "",
+		"/apis/g/v1/namespaces//x": "",
+	} {
+		ns, res, ok := namespacedResource(path)
+		got := ""
+		if ok {
+			got = ns + " " + res
+		}
+		if got != want {
+			t.Errorf("namespacedResource(%q) = %q, want %q", path, got, want)
+		}
+	}
+}
+
 // TestReadAheadOnlyTheSameQuestion: a GET that asks otherwise than the
 // GET ahead (another representation, other credentials) goes out itself.
 func TestReadAheadOnlyTheSameQuestion(t *testing.T) {

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -150,9 +151,15 @@ func (c *Configuration) Chart() (*chart.Chart, error) {
 // namespace, with the Secrets storage driver Helm uses by default so that
 // `helm list -A` and `helm history` see shipper's releases.
 func (c *Configuration) helm(namespace string) (*action.Configuration, error) {
+	return c.helmVia(namespace, nil)
+}
+
+// helmVia is helm whose clients are built from rc instead of the
+// Configuration's rest.Config (nil: that one).
+func (c *Configuration) helmVia(namespace string, rc *rest.Config) (*action.Configuration, error) {
 	cfg := new(action.Configuration)
 	debug := func(format string, v ...any) { c.log.Debug(fmt.Sprintf(format, v...)) }
-	if err := cfg.Init(&restGetter{c: c, namespace: namespace}, namespace, "secret", debug); err != nil {
+	if err := cfg.Init(&restGetter{c: c, namespace: namespace, rest: rc}, namespace, "secret", debug); err != nil {
 		return nil, err
 	}
 	if kc, ok := cfg.KubeClient.(*kube.Client); ok {
@@ -210,9 +217,12 @@ func (c *Configuration) capabilities() *chartutil.Capabilities {
 type restGetter struct {
 	c         *Configuration
 	namespace string
+	rest      *rest.Config // nil: c's
 }
 
-func (g *restGetter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.c.rest), nil }
+func (g *restGetter) ToRESTConfig() (*rest.Config, error) {
+	return rest.CopyConfig(cmp.Or(g.rest, g.c.rest)), nil
+}
 func (g *restGetter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
 	return g.c.disco, nil
 }

@@ -137,6 +137,7 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 	defer cancel()
 	dp := &deployment{lock: lockAhead{ctx: ctx}}
 	defer dp.lock.stop()
+	defer func() { dp.ahead.abandon() }() // set by prepare, if at all
 	if err := d.prepare(ctx, dp, n, image); err != nil {
 		return nil, err
 	}
@@ -162,7 +163,8 @@ func (d *Deploy) Run(ctx context.Context, n Names, image string) (*Commit, error
 // plan of its branch's alias (nil without a ref), whether production
 // served the commit when it was planned and whether this deploy made its
 // namespace; lock is the commit's lock, looked ahead at once the
-// namespace is there (prepare), and the reads sent early.
+// namespace is there (prepare), the reads sent early, and the install
+// started ahead of the lock (nil: none).
 type deployment struct {
 	n       Names
 	plan    *plan
@@ -172,6 +174,7 @@ type deployment struct {
 	created bool
 	lock    lockAhead
 	early   deployReads
+	ahead   *installAhead
 }
 
 // deployReads are the reads of prepare's checks, sent with the ownership
@@ -250,7 +253,9 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 // Lease is read while the namespace's isolation objects are written (it
 // needs the role the namespace's binding grants), and taken then too
 // when it is the only lock the deploy takes: a commit production serves
-// takes production's first (install).
+// takes production's first (install). In a namespace it made, the
+// commit's install starts then too, its writes held until installLocked
+// lets them go (installAhead).
 func (d *Deploy) makeNamespace(ctx context.Context, dp *deployment) error {
 	n := dp.n
 	labels := map[string]string{LabelSHA: n.Short}
@@ -267,10 +272,13 @@ func (d *Deploy) makeNamespace(ctx context.Context, dp *deployment) error {
 	}
 	dp.wasLive = rec != nil && rec.SHA == n.Short
 	lock := lease.Name{Namespace: n.Namespace, Name: n.Release}
-	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func() {
+	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func(created bool) {
 		dp.lock.start(d.cfg.locker, lock)
 		if !dp.wasLive {
 			d.cfg.locker.Take(dp.lock.ctx, lock)
+		}
+		if created && d.installsAhead(dp) {
+			dp.ahead = d.startInstall(dp.lock.ctx, dp)
 		}
 	})
 	return err
@@ -349,8 +357,22 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 	// (the env Secret, the release's records, a migration Job) is not
 	// there yet, and nothing is read or removed for it.
 	fresh := dp.created && lease.Created(ctx)
+	if !fresh {
+		dp.ahead.abandon() // it assumed no record: confirmed only by a Lease this deploy made
+	}
 	if err := d.applySecrets(ctx, dp, fresh); err != nil {
 		return nil, err
+	}
+	if dp.ahead != nil && fresh {
+		rel, sent, err := dp.ahead.finish(ctx)
+		if sent {
+			if err == nil && d.Wait {
+				err = d.awaitServing(ctx, dp, rel, 0)
+			}
+			return rel, err
+		}
+		// Failed before its first write: nothing of it was sent, and the
+		// install is made again the usual way.
 	}
 	// Confirmed under both locks with a fresh read, so a rollback since
 	// cannot make shipper undo a commit no longer live. (A commit promoted

@@ -161,6 +161,9 @@ type helmRelease struct {
 	// fresh: opened under a Lease the operation made in a namespace it
 	// made (lease.Created), so nothing of the release is there yet.
 	fresh bool
+	// held: opened for an install started ahead of its lock, whose writes
+	// wait at a gate (installAhead), which says "installing" when they go.
+	held bool
 }
 
 // openRelease opens release name in namespace for a Helm write under its
@@ -288,7 +291,9 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	// validation (which downloads and parses the OpenAPI documents on every
 	// run, about half of a deploy's time) is skipped.
 	if r.last == nil {
-		c.log.Info("installing", "release", p.release, "namespace", p.namespace)
+		if !r.held {
+			c.log.Info("installing", "release", p.release, "namespace", p.namespace)
+		}
 		in := action.NewInstall(r.cfg)
 		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
 		in.SkipSchemaValidation, in.DisableOpenAPIValidation = true, true

@@ -41,7 +41,7 @@ const (
 // an existing one is shipper's for this app. Pod Security "restricted" is
 // enforced, as the chart's defaults comply with it.
 func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string) error {
-	_, err := c.ensureNamespaceThen(ctx, ns, n, role, labels, annotations, func() {})
+	_, err := c.ensureNamespaceThen(ctx, ns, n, role, labels, annotations, func(bool) {})
 	return err
 }
 
@@ -49,8 +49,8 @@ func (c *Configuration) ensureNamespace(ctx context.Context, ns string, n Names,
 // role is bound in ns, found or made (the namespace is this app's), and
 // before its isolation objects are checked or written: what reads ns
 // with the token's rights there may go out from then on. created reports
-// whether this call made ns.
-func (c *Configuration) ensureNamespaceThen(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string, bound func()) (created bool, err error) {
+// whether this call made ns, to bound too.
+func (c *Configuration) ensureNamespaceThen(ctx context.Context, ns string, n Names, role string, labels, annotations map[string]string, bound func(created bool)) (created bool, err error) {
 	want := map[string]string{
 		LabelManagedBy:                       ManagedBy,
 		LabelApp:                             n.AppPart,
@@ -86,7 +86,7 @@ func (c *Configuration) ensureNamespaceThen(ctx context.Context, ns string, n Na
 			if err := c.grantNamespaceRole(ctx, ns); err != nil {
 				return true, err
 			}
-			bound()
+			bound(true)
 			return true, c.ensureIsolation(ctx, ns, iso, true)
 		}
 		if apierrors.IsAlreadyExists(err) { // another job created it meanwhile
@@ -102,7 +102,7 @@ func (c *Configuration) ensureNamespaceThen(ctx context.Context, ns string, n Na
 	if got.DeletionTimestamp != nil {
 		return false, fmt.Errorf("namespace %q is being deleted: retry once it is gone", ns)
 	}
-	bound()
+	bound(false)
 	return false, c.keepIsolated(ctx, ns, iso)
 }
 
