@@ -89,15 +89,16 @@ func (a *installAhead) finish(ctx context.Context) (rel *release.Release, sent b
 }
 
 // abandon gives the install up unless finish let its writes go: every
-// write it holds or makes fails unsent. It waits for the install to end.
-// A nil a does nothing.
+// write it holds or makes fails unsent, and its context ends (a read it
+// waits for, too). It waits for the install to end. A nil a does
+// nothing.
 func (a *installAhead) abandon() {
 	if a == nil {
 		return
 	}
 	a.gate.Shut(errNotAhead)
-	<-a.done
 	a.cancel()
+	<-a.done
 }
 
 // openHeld opens release name in namespace as made fresh by this
