@@ -23,7 +23,11 @@
 //	Allowed             one SelfSubjectAccessReview: may the credentials do it
 //	ReadAhead           GETs sent at once ahead of a caller that sends them
 //	                    one after the other (Helm's existence checks): the
-//	                    later GET of a URL takes the answer, once
+//	                    later GET of a URL takes the answer, once; a write
+//	                    drops the answers about what it may change
+//	WriteGate           a transport that holds every write back until
+//	                    opened, or fails them all unsent once shut: for
+//	                    work started before it may change anything
 //	AwaitBinding        SelfSubjectAccessReview, polled until the authorizer
 //	                    has seen a RoleBinding just made
 //

@@ -150,13 +150,17 @@ func (r *ReadAhead) forgetFor(path string) {
 // and version) of an API path to a namespaced resource, its collection
 // or one of its objects (/api/v1/namespaces/NS/RESOURCE[/NAME[/SUB]],
 // /apis/GROUP/VERSION/namespaces/NS/RESOURCE[...]); ok is false for any
-// other path (a namespace itself, a cluster-scoped object, discovery).
+// other path (a namespace itself or its status and finalize, a
+// cluster-scoped object, discovery).
 // The group is left out so that a resource two groups serve (Ingresses,
 // once of extensions and networking.k8s.io) is one.
 func namespacedResource(path string) (ns, resource string, ok bool) {
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	switch {
 	case len(parts) >= 5 && parts[0] == "api" && parts[2] == "namespaces":
+		if parts[4] == "status" || parts[4] == "finalize" { // the namespace's own subresources
+			return "", "", false
+		}
 		return parts[3], parts[4], parts[3] != "" && parts[4] != ""
 	case len(parts) >= 6 && parts[0] == "apis" && parts[3] == "namespaces":
 		return parts[4], parts[5], parts[4] != "" && parts[5] != ""

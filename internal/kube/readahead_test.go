@@ -238,6 +238,8 @@ func TestNamespacedResource(t *testing.T) {
 		"/apis/networking.k8s.io/v1/namespaces/ns/ingresses/web":     "ns ingresses",
 		"/apis/extensions/v1beta1/namespaces/ns/ingresses":           "ns ingresses",
 		"/api/v1/namespaces/ns":                                      "",
+		"/api/v1/namespaces/ns/status":                               "",
+		"/api/v1/namespaces/ns/finalize":                             "",
 		"/api/v1/namespaces":                                         "",
 		"/apis/rbac.authorization.k8s.io/v1/clusterroles/x":          "",
 		"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/cr": "",

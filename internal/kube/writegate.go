@@ -101,14 +101,20 @@ func (t *gateTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		select {
 		case <-g.decided:
 		case <-req.Context().Done():
-			return nil, req.Context().Err()
+			return nil, closeBody(req, req.Context().Err())
 		}
 	}
 	if g.err != nil {
-		if req.Body != nil {
-			_ = req.Body.Close() // a RoundTripper closes the body, even on error
-		}
-		return nil, g.err
+		return nil, closeBody(req, g.err)
 	}
 	return t.next.RoundTrip(req)
+}
+
+// closeBody closes the body of req, unsent, and returns err: a
+// RoundTripper closes the body, even on error.
+func closeBody(req *http.Request, err error) error {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return err
 }

@@ -363,9 +363,10 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 	if err := d.applySecrets(ctx, dp, fresh); err != nil {
 		return nil, err
 	}
+	announced := false
 	if dp.ahead != nil && fresh {
-		rel, sent, err := dp.ahead.finish(ctx)
-		if sent {
+		rel, redo, err := dp.ahead.finish(ctx)
+		if !redo {
 			if err == nil && d.Wait {
 				err = d.awaitServing(ctx, dp, rel, 0)
 			}
@@ -373,6 +374,7 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 		}
 		// Failed before its first write: nothing of it was sent, and the
 		// install is made again the usual way.
+		announced = true
 	}
 	// Confirmed under both locks with a fresh read, so a rollback since
 	// cannot make shipper undo a commit no longer live. (A commit promoted
@@ -390,7 +392,7 @@ func (d *Deploy) installLocked(ctx context.Context, dp *deployment) (*release.Re
 	if err != nil {
 		return nil, err
 	}
-	r.fresh = fresh
+	r.fresh, r.announced = fresh, announced
 	serving := 0 // the revision production serves, to undo to
 	if live {
 		serving = r.deployedVersion()

@@ -19,9 +19,13 @@
 //	begin              names valid -> cluster -> app owned by this project ->
 //	                   SHA resolved to the commit's one release (every Run)
 //	Deploy.Run         prepare: begin (the plan made meanwhile) -> plan ->
-//	                   namespace (+ RoleBinding);
+//	                   namespace (+ RoleBinding) -> isolation objects; in
+//	                   a namespace it made, Helm's install starts then,
+//	                   its writes held at a gate (installahead.go);
 //	                   install: [live? production Lease] -> Lease -> pull
-//	                   secret -> open the release (repair pending) ->
+//	                   secret -> [the install ahead: gate opened if the
+//	                   Lease is this deploy's, else shut, nothing sent] ->
+//	                   open the release (repair pending) ->
 //	                   [--migrate: a killed run's Job stopped] ->
 //	                   install|upgrade (the live block carried, sizing.go;
 //	                   the chart's migration hook first, migrate.go)

@@ -161,9 +161,9 @@ type helmRelease struct {
 	// fresh: opened under a Lease the operation made in a namespace it
 	// made (lease.Created), so nothing of the release is there yet.
 	fresh bool
-	// held: opened for an install started ahead of its lock, whose writes
-	// wait at a gate (installAhead), which says "installing" when they go.
-	held bool
+	// announced: "installing" was said, or is said by the install's gate
+	// (installAhead) when its writes go.
+	announced bool
 }
 
 // openRelease opens release name in namespace for a Helm write under its
@@ -291,7 +291,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	// validation (which downloads and parses the OpenAPI documents on every
 	// run, about half of a deploy's time) is skipped.
 	if r.last == nil {
-		if !r.held {
+		if !r.announced {
 			c.log.Info("installing", "release", p.release, "namespace", p.namespace)
 		}
 		in := action.NewInstall(r.cfg)

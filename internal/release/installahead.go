@@ -3,12 +3,16 @@ package release
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"helm.sh/helm/v3/pkg/release"
+	"helm.sh/helm/v3/pkg/releaseutil"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	shipkube "github.com/shipper-dev/shipper/internal/kube"
+	"github.com/shipper-dev/shipper/internal/lease"
 )
 
 // installAhead is a new commit's Helm install started before the deploy
@@ -34,9 +38,12 @@ import (
 // are confirmed by the Lease this deploy made (lease.Created), or the
 // install is given up.
 //
-// Only where nothing under the lock changes what the install renders
-// (installsAhead): no secret environment or per-commit database (their
-// Secret's version is a value) and no migration Job.
+// Only where nothing under the lock changes what the install renders or
+// finds (installsAhead): no secret environment or per-commit database
+// (their Secret's version is a value), no migration Job, and no object of
+// a kind this deploy writes in the namespace while the install reads
+// ahead (Secrets, the isolation objects, Leases: writtenAlongside), whose
+// existence Helm's check would have read too early.
 type installAhead struct {
 	gate   *shipkube.WriteGate
 	cancel context.CancelFunc
@@ -51,9 +58,30 @@ var errNotAhead = errors.New("install started ahead given up before its first wr
 
 // installsAhead reports whether dp's install may start ahead of its lock
 // (installAhead): a commit production does not serve, whose install
-// renders what the plan holds once the lock is held.
+// renders what the plan holds once the lock is held, and finds what it
+// would have found then.
 func (d *Deploy) installsAhead(dp *deployment) bool {
-	return !dp.wasLive && len(d.Secrets) == 0 && d.cfg.db == nil && d.Migrate == ""
+	return !dp.wasLive && len(d.Secrets) == 0 && d.cfg.db == nil && d.Migrate == "" &&
+		!rendersAny(dp.plan.manifest, writtenAlongside)
+}
+
+// writtenAlongside are the kinds of the objects a deploy writes in a
+// namespace it made while an install started ahead reads: the isolation
+// objects, the commit's Lease, and the pull and gate Secrets. A chart that
+// renders one of these kinds could name one of them, which Helm's
+// existence check must then find: it installs under the lock.
+var writtenAlongside = []string{"Secret", "NetworkPolicy", "ResourceQuota", "LimitRange", "Lease"}
+
+// rendersAny reports whether manifest holds an object of one of kinds, or
+// a document whose kind cannot be read (which may be one).
+func rendersAny(manifest string, kinds []string) bool {
+	for _, doc := range releaseutil.SplitManifests(manifest) {
+		var head releaseutil.SimpleHead
+		if err := yaml.Unmarshal([]byte(doc), &head); err != nil || slices.Contains(kinds, head.Kind) {
+			return true
+		}
+	}
+	return false
 }
 
 // startInstall starts dp's install ahead, in ctx (the deploy's).
@@ -76,16 +104,26 @@ func (d *Deploy) startInstall(ctx context.Context, dp *deployment) *installAhead
 
 // finish lets the install's writes go, under the lock ctx holds (whose
 // end, a Lease lost or the job cancelled, ends the install's context as
-// it would have ended one begun under it), and returns its outcome. sent
-// is false when the install failed before its first write: nothing of it
-// reached the cluster, and the caller may install the usual way.
-func (a *installAhead) finish(ctx context.Context) (rel *release.Release, sent bool, err error) {
+// it would have ended one begun under it), and returns its outcome. A
+// lock already lost, or a job already cancelled, shuts the gate instead:
+// nothing is sent, and that is the outcome. redo is true when the install
+// failed before its first write: nothing of it reached the cluster, and
+// the caller installs the usual way.
+func (a *installAhead) finish(ctx context.Context) (rel *release.Release, redo bool, err error) {
+	if err := lease.Lost(ctx); err != nil {
+		a.abandon()
+		return nil, false, err
+	}
+	if err := ctx.Err(); err != nil {
+		a.abandon()
+		return nil, false, err
+	}
 	stop := context.AfterFunc(ctx, a.cancel)
 	defer stop()
 	a.log()
 	a.gate.Open()
 	<-a.done
-	return a.rel, a.err == nil || a.gate.Tried(), a.err
+	return a.rel, a.err != nil && !a.gate.Tried(), a.err
 }
 
 // abandon gives the install up unless finish let its writes go: every
@@ -116,5 +154,5 @@ func (c *Configuration) openHeld(namespace, name string, gate *shipkube.WriteGat
 		return nil, err
 	}
 	cfg.Releases.Driver = &knownDriver{Driver: cfg.Releases.Driver, write: &recordWriter{secrets: core.Secrets(namespace)}}
-	return &helmRelease{cfg: cfg, namespace: namespace, name: name, fresh: true, held: true}, nil
+	return &helmRelease{cfg: cfg, namespace: namespace, name: name, fresh: true, announced: true}, nil
 }
