@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"unsafe"
 )
@@ -55,6 +56,64 @@ func TestReservationServesTheHeapFromHugePages(t *testing.T) {
 		t.Errorf("the mapping of %#x has %d kB in huge pages after 16 MiB in it were touched: want at least %d kB", first, huge, want)
 	}
 	runtime.KeepAlive(b)
+}
+
+// TestFirstPieceOnHugePages: the heap's piece below the reservation, which
+// the runtime had touched before init, is advised too and what was in it
+// copied into huge pages (MADV_COLLAPSE, Linux 6.1).
+func TestFirstPieceOnHugePages(t *testing.T) {
+	if advised[0] == 0 {
+		t.Skip("nothing advised here (TestReservationServesTheHeapFromHugePages says why)")
+	}
+	if collapsed[0] == 0 {
+		lo, hi, ok := mappingOf(uintptr(unsafe.Pointer(unsafe.SliceData(pads[0]))))
+		t.Fatalf("the first piece (%#x-%#x, read %v) below the reservation at %#x was not advised", lo, hi, ok, advised[0])
+	}
+	if collapsed[1] != advised[0] || collapsed[0]%hugePage != 0 || advised[0]-collapsed[0] > firstPieceAtMost {
+		t.Errorf("collapsed %#x-%#x, advised from %#x: want an aligned range of at most %d MiB ending where the reservation starts", collapsed[0], collapsed[1], advised[0], firstPieceAtMost>>20)
+	}
+	flags, huge := mapping(t, collapsed[1]-1)
+	if !strings.Contains(" "+flags+" ", " hg ") {
+		t.Errorf("the mapping of %#x has VmFlags %q, without hg", collapsed[1]-1, flags)
+	}
+	var uts syscall.Utsname
+	if err := syscall.Uname(&uts); err == nil && release(uts) < 601 {
+		t.Skipf("kernel %d.%d: no MADV_COLLAPSE", release(uts)/100, release(uts)%100)
+	}
+	if huge < int(hugePage>>10) {
+		t.Errorf("the first piece's mapping has %d kB in huge pages: want at least the %d kB the runtime had touched", huge, hugePage>>10)
+	}
+}
+
+// release is the kernel's major*100+minor.
+func release(uts syscall.Utsname) int {
+	var maj, minor, part, field int
+	for _, c := range uts.Release {
+		switch {
+		case c >= '0' && c <= '9':
+			part = part*10 + int(c-'0')
+		case c == '.' && field == 0:
+			maj, part, field = part, 0, 1
+		default:
+			if field == 1 {
+				minor = part
+				return maj*100 + minor
+			}
+			return maj * 100
+		}
+	}
+	return maj*100 + part
+}
+
+// TestHex: /proc/self/maps's addresses, read without strconv.
+func TestHex(t *testing.T) {
+	v, rest, ok := hex([]byte("7f0a1b2c3000-7f0a1b2c4000 rw-p"))
+	if !ok || v != 0x7f0a1b2c3000 || string(rest) != "-7f0a1b2c4000 rw-p" {
+		t.Errorf("hex = %#x %q %v", v, rest, ok)
+	}
+	if _, _, ok := hex([]byte("-1")); ok {
+		t.Error("hex read a number from \"-1\"")
+	}
 }
 
 // pmdSize is the kernel's transparent huge page size.
