@@ -12,7 +12,8 @@
 // a promote, rollback or deploy of the scale benchmark collects never, for
 // 2-3 MiB more peak memory than Go's default (at four times, a deploy
 // still collected once, 3-5 ms of CPU, for 0.5 MiB less). Not for the commands that run long or move much data (the gate,
-// package, prune), nor when GOGC is set.
+// package, prune), nor when GOGC is set (to anything but empty, which is
+// Go's default, as internal/hugeheap reads it).
 //
 // It also settles internal/hugeheap's reservation: the collection the
 // reservation started must have freed it before the heavy initialisation
@@ -40,7 +41,7 @@ func init() {
 	if hugeheap.Reserved() {
 		settle()
 	}
-	if _, set := os.LookupEnv("GOGC"); set {
+	if os.Getenv("GOGC") != "" { // empty is Go's default, as unset (and internal/hugeheap reads it so)
 		return
 	}
 	if hugeheap.Long(os.Args[1:]) {

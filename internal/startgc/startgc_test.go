@@ -1,8 +1,13 @@
 package startgc
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
+	"strings"
 	"testing"
 
 	"github.com/shipper-dev/shipper/internal/hugeheap"
@@ -38,5 +43,42 @@ func TestSettleCollectsOnlyWhenTheReservationWasKept(t *testing.T) {
 	settle()
 	if again, _ := readGC(); again != after {
 		t.Errorf("settle after a collection that freed the reservation collected %d times, want 0", again-after)
+	}
+}
+
+// TestPercentUnlessGOGCSet: a short command collects at percent unless
+// GOGC says otherwise; an empty GOGC is Go's default, as unset (and as
+// internal/hugeheap reads it), and gets percent too. A long command keeps
+// Go's default.
+func TestPercentUnlessGOGCSet(t *testing.T) {
+	if os.Getenv("STARTGC_PRINT") != "" {
+		fmt.Printf("percent=%d\n", debug.SetGCPercent(100))
+		return
+	}
+	for _, tc := range []struct {
+		gogc string // "-": unset
+		args []string
+		want int
+	}{
+		{gogc: "-", want: percent}, {gogc: "", want: percent}, {gogc: "300", want: 300},
+		{gogc: "-", args: []string{"prune"}, want: 100},
+	} {
+		cmd := exec.Command(os.Args[0], append([]string{"-test.run=^TestPercentUnlessGOGCSet$", "--"}, tc.args...)...)
+		cmd.Env = []string{"STARTGC_PRINT=1"}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOGC=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		if tc.gogc != "-" {
+			cmd.Env = append(cmd.Env, "GOGC="+tc.gogc)
+		}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("GOGC=%q %v: %v\n%s", tc.gogc, tc.args, err, out)
+		}
+		if want := fmt.Sprintf("percent=%d\n", tc.want); !strings.HasPrefix(string(out), want) {
+			t.Errorf("GOGC=%q %v: the process printed %q, want %q first", tc.gogc, tc.args, out, want)
+		}
 	}
 }
