@@ -79,14 +79,10 @@ func mappingOf(a uintptr) (lo, hi uintptr, ok bool) {
 	}
 	for len(b) > 0 {
 		line := b
-		for i, c := range b {
-			if c == '\n' {
-				line, b = b[:i], b[i+1:]
-				break
-			}
-			if i == len(b)-1 {
-				b = nil
-			}
+		if i := indexByte(b, '\n'); i >= 0 {
+			line, b = b[:i], b[i+1:]
+		} else {
+			b = nil
 		}
 		lo, rest, ok1 := hex(line)
 		if !ok1 || len(rest) == 0 || rest[0] != '-' {
@@ -98,6 +94,16 @@ func mappingOf(a uintptr) (lo, hi uintptr, ok bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// indexByte is bytes.IndexByte, here without the bytes package.
+func indexByte(b []byte, c byte) int {
+	for i := range b {
+		if b[i] == c {
+			return i
+		}
+	}
+	return -1
 }
 
 // hex reads the hexadecimal number b starts with, and returns the rest.

@@ -33,8 +33,8 @@ import (
 // resource in its namespace (a write to a Lease leaves the answers about
 // Services be), and all of them for a write to anything else (a namespace
 // itself, a cluster-scoped object, a path not understood). Writes made
-// by others, as ever, are seen only by the reads sent after them. A request count (Requests) is
-// unchanged: the GET ahead is the one sent. At most aheadAtOnce GETs are
+// by others, as ever, are seen only by the reads sent after them. A
+// request count (Requests) is unchanged: the GET ahead is the one sent. At most aheadAtOnce GETs are
 // on their way at once.
 //
 // client-go has no such cache, and Helm's check takes no client of the
@@ -53,13 +53,16 @@ const aheadAtOnce = 16
 
 // aheadAnswer is the answer to a GET sent ahead, once done is closed.
 type aheadAnswer struct {
-	done   chan struct{}
-	path   string // its URL's path
-	asked  string // how it was asked (asked)
-	status int
-	header http.Header
-	body   []byte
-	ok     bool // the apiserver answered
+	done chan struct{}
+	// ns and resource are what its URL reads (namespacedResource;
+	// scoped false: not a namespaced resource's).
+	ns, resource string
+	scoped       bool
+	asked        string // how it was asked (asked)
+	status       int
+	header       http.Header
+	body         []byte
+	ok           bool // the apiserver answered
 }
 
 // asked is what, beside its URL, makes a GET's answer the answer to
@@ -95,7 +98,8 @@ func (r *ReadAhead) Wrap(next http.RoundTripper) http.RoundTripper {
 // the same URL made after Send waits for this one's answer.
 func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) {
 	u := req.URL()
-	a := &aheadAnswer{done: make(chan struct{}), path: u.Path}
+	a := &aheadAnswer{done: make(chan struct{})}
+	a.ns, a.resource, a.scoped = namespacedResource(u.Path)
 	key := u.String()
 	r.mu.Lock()
 	if r.answers == nil {
@@ -140,7 +144,7 @@ func (r *ReadAhead) forgetFor(path string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for key, a := range r.answers {
-		if ns2, resource2, ok2 := namespacedResource(a.path); !ok || !ok2 || ns2 == ns && resource2 == resource {
+		if !ok || !a.scoped || a.ns == ns && a.resource == resource {
 			delete(r.answers, key)
 		}
 	}

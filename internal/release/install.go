@@ -292,7 +292,7 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 	// run, about half of a deploy's time) is skipped.
 	if r.last == nil {
 		if !r.announced {
-			c.log.Info("installing", "release", p.release, "namespace", p.namespace)
+			c.sayInstalling(p)
 		}
 		in := action.NewInstall(r.cfg)
 		in.ReleaseName, in.Namespace, in.Labels = p.release, p.namespace, p.labels
@@ -333,6 +333,12 @@ func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p 
 		return rel, err
 	}
 	return rel, c.confirmRecorded(ctx, r, rel)
+}
+
+// sayInstalling says that plan p's release is being installed: once, by
+// installOrUpgrade or, for an install started ahead, when its writes go.
+func (c *Configuration) sayInstalling(p *plan) {
+	c.log.Info("installing", "release", p.release, "namespace", p.namespace)
 }
 
 // revert returns commit n's release to revision to after a change that

@@ -1,6 +1,7 @@
 package release
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -89,7 +90,7 @@ func (d *Deploy) startInstall(ctx context.Context, dp *deployment) *installAhead
 	n, p := dp.n, dp.plan
 	a := &installAhead{gate: shipkube.NewWriteGate(), done: make(chan struct{})}
 	ctx, a.cancel = context.WithCancel(ctx)
-	a.log = func() { d.cfg.log.Info("installing", "release", p.release, "namespace", p.namespace) }
+	a.log = func() { d.cfg.sayInstalling(p) }
 	go func() {
 		defer close(a.done)
 		r, err := d.cfg.openHeld(n.Namespace, n.Release, a.gate)
@@ -110,11 +111,7 @@ func (d *Deploy) startInstall(ctx context.Context, dp *deployment) *installAhead
 // failed before its first write: nothing of it reached the cluster, and
 // the caller installs the usual way.
 func (a *installAhead) finish(ctx context.Context) (rel *release.Release, redo bool, err error) {
-	if err := lease.Lost(ctx); err != nil {
-		a.abandon()
-		return nil, false, err
-	}
-	if err := ctx.Err(); err != nil {
+	if err := cmp.Or(lease.Lost(ctx), ctx.Err()); err != nil {
 		a.abandon()
 		return nil, false, err
 	}
