@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
 )
 
 // aheadServer answers GET /api/v1/namespaces/NS/configmaps/NAME with the
@@ -62,9 +63,15 @@ func aheadClient(t *testing.T, url string, ra *ReadAhead) rest.Interface {
 
 // aheadClientAs is aheadClient with a bearer token.
 func aheadClientAs(t *testing.T, url, token string, ra *ReadAhead) rest.Interface {
+	return coreClient(t, url, token, ra.Wrap)
+}
+
+// coreClient is a REST client of the core API at url, with a bearer token
+// when not empty, through the transport middleware wrap.
+func coreClient(t *testing.T, url, token string, wrap transport.WrapperFunc) rest.Interface {
 	t.Helper()
 	cfg := &rest.Config{Host: url, BearerToken: token}
-	cfg.Wrap(ra.Wrap)
+	cfg.Wrap(wrap)
 	cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
 	cfg.APIPath = "/api"
 	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()

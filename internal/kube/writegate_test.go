@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 )
 
@@ -29,16 +27,7 @@ func gateSetup(t *testing.T, g *WriteGate) (reads, writes *atomic.Int64, c rest.
 		_, _ = w.Write([]byte(`{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"a"}}`))
 	}))
 	t.Cleanup(srv.Close)
-	cfg := &rest.Config{Host: srv.URL}
-	cfg.Wrap(g.Wrap)
-	cfg.GroupVersion = &schema.GroupVersion{Version: "v1"}
-	cfg.APIPath = "/api"
-	cfg.NegotiatedSerializer = scheme.Codecs.WithoutConversion()
-	c, err := rest.RESTClientFor(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return reads, writes, c
+	return reads, writes, coreClient(t, srv.URL, "", g.Wrap)
 }
 
 func post(c rest.Interface) *rest.Request {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	helmrelease "helm.sh/helm/v3/pkg/release"
 	admv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -42,12 +43,10 @@ func releaseLeft(t *testing.T, f *deployFixture, ns string) []string {
 	return left
 }
 
-// TestInstallAheadGivenUpWritesNothing: an install started ahead of its
-// lock, whose first write waits at its gate, leaves nothing in the cluster
-// when it is given up (a deploy that could not isolate its namespace, a
-// Lease it did not make, a cancelled job): no record, failed or pending,
-// and no resource; it fails.
-func TestInstallAheadGivenUpWritesNothing(t *testing.T) {
+// installAhead starts a new commit's install ahead of its lock for a
+// fresh app (release.InstallAhead), then opens its gate or gives it up.
+func installAhead(t *testing.T, open bool) (*deployFixture, release.Names, *helmrelease.Release, error) {
+	t.Helper()
 	f := newDeployFixture(t)
 	n, err := release.NewNames(f.app, testSHA)
 	if err != nil {
@@ -55,7 +54,17 @@ func TestInstallAheadGivenUpWritesNothing(t *testing.T) {
 	}
 	d := release.NewDeploy(f.cfg)
 	d.Hosts = release.Hosts{Domain: "preview.example.com"}
-	_, err = release.InstallAhead(context.Background(), d, n, f.image, false)
+	rel, err := release.InstallAhead(context.Background(), d, n, f.image, open)
+	return f, n, rel, err
+}
+
+// TestInstallAheadGivenUpWritesNothing: an install started ahead of its
+// lock, whose first write waits at its gate, leaves nothing in the cluster
+// when it is given up (a deploy that could not isolate its namespace, a
+// Lease it did not make, a cancelled job): no record, failed or pending,
+// and no resource; it fails.
+func TestInstallAheadGivenUpWritesNothing(t *testing.T) {
+	f, n, _, err := installAhead(t, false)
 	// Its writes fail with the gate's reason, or its context ends first.
 	if !errors.Is(err, release.ErrNotAhead) && !errors.Is(err, context.Canceled) {
 		t.Errorf("the install given up returned %v, want %v (or its context's end)", err, release.ErrNotAhead)
@@ -69,14 +78,7 @@ func TestInstallAheadGivenUpWritesNothing(t *testing.T) {
 // Helm's install as a deploy makes it: the record deployed, the resources
 // there.
 func TestInstallAheadOpenedInstalls(t *testing.T) {
-	f := newDeployFixture(t)
-	n, err := release.NewNames(f.app, testSHA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := release.NewDeploy(f.cfg)
-	d.Hosts = release.Hosts{Domain: "preview.example.com"}
-	rel, err := release.InstallAhead(context.Background(), d, n, f.image, true)
+	f, n, rel, err := installAhead(t, true)
 	if err != nil {
 		t.Fatal(err)
 	}
