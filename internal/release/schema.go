@@ -18,11 +18,24 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/shipper-dev/shipper/charts"
 )
 
 // schemaURL is where a chart's values.schema.json is compiled from, as
 // Helm's ValidateAgainstSingleSchema names it.
 const schemaURL = "file:///values.schema.json"
+
+// shippedSchemaURL is where quickSchema compiles the schema of the chart
+// shipper ships (charts.IsPreviewAppSchema). The compiler checks every
+// schema it is given against its draft's meta-schema, except the ones
+// under json-schema.org (the meta-schemas themselves): about half of a
+// fresh process's compilation of shipper's 22 KB schema, on the path of a
+// deploy's first writes, and a check whose answer for those bytes is
+// known: TestShippedSchemaIsValid makes it on the schema embedded.
+// TestSchemaUnderShippedURLIsNotChecked notices if the compiler stops
+// skipping it (then it is only slower).
+const shippedSchemaURL = "https://json-schema.org/shipper/preview-app/values.schema.json"
 
 // maxProblems bounds the problems one refusal lists.
 const maxProblems = 10
@@ -74,7 +87,9 @@ func schemaAccepts(ch *chart.Chart, vals map[string]any) (ok bool) {
 
 // quickSchema is ch's schema compiled with lazyPatterns, or nil when
 // Helm's compiler decides (schemaAccepts): subcharts, a schema that
-// refers outside itself, or one this compiler does not take.
+// refers outside itself, or one this compiler does not take. The schema
+// shipper ships is not checked against its meta-schema again
+// (shippedSchemaURL).
 func quickSchema(ch *chart.Chart) *jsonschema.Schema {
 	if ch.Schema == nil || len(ch.Dependencies()) > 0 {
 		return nil
@@ -83,12 +98,16 @@ func quickSchema(ch *chart.Chart) *jsonschema.Schema {
 	if err != nil || !localRefsOnly(doc) {
 		return nil
 	}
+	url := schemaURL
+	if charts.IsPreviewAppSchema(ch.Schema) {
+		url = shippedSchemaURL
+	}
 	c := jsonschema.NewCompiler()
 	c.UseRegexpEngine(lazyPatterns())
-	if err := c.AddResource(schemaURL, doc); err != nil {
+	if err := c.AddResource(url, doc); err != nil {
 		return nil
 	}
-	sch, err := c.Compile(schemaURL)
+	sch, err := c.Compile(url)
 	if err != nil {
 		return nil
 	}

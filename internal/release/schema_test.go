@@ -10,6 +10,8 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"helm.sh/helm/v3/pkg/chart"
 	"helm.sh/helm/v3/pkg/chartutil"
+
+	"github.com/shipper-dev/shipper/charts"
 )
 
 func TestKeyPath(t *testing.T) {
@@ -179,4 +181,55 @@ func shippersChart(t *testing.T) *chart.Chart {
 		t.Fatal(err)
 	}
 	return ch
+}
+
+// TestShippedSchemaIsValid: the schema of the chart shipper ships passes
+// its draft's meta-schema, the check quickSchema skips for exactly those
+// bytes (shippedSchemaURL), and the chart as loaded holds them.
+func TestShippedSchemaIsValid(t *testing.T) {
+	ch := shippersChart(t)
+	if !charts.IsPreviewAppSchema(ch.Schema) {
+		t.Fatal("the chart loaded does not hold the schema embedded: quickSchema checks it against its meta-schema on every deploy")
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(ch.Schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(schemaURL, doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compile(schemaURL); err != nil {
+		t.Fatalf("charts/preview-app/values.schema.json fails its meta-schema: %v", err)
+	}
+	if charts.IsPreviewAppSchema(append(bytes.Clone(ch.Schema), ' ')) {
+		t.Error("a schema a byte longer is taken for the one shipped")
+	}
+}
+
+// TestSchemaUnderShippedURLIsNotChecked: the compiler does not check a
+// schema under shippedSchemaURL against its meta-schema (what quickSchema
+// saves), and any other chart's schema still is: one its meta-schema
+// refuses ("required" not a list) is refused by schemaAccepts as by Helm.
+func TestSchemaUnderShippedURLIsNotChecked(t *testing.T) {
+	const bad = `{"type":"object","required":"a"}`
+	doc, err := jsonschema.UnmarshalJSON(strings.NewReader(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := jsonschema.NewCompiler()
+	if err := c.AddResource(shippedSchemaURL, doc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Compile(shippedSchemaURL); err != nil {
+		t.Errorf("under %s the compiler checked the schema (%v): quickSchema no longer saves the check, only costs it", shippedSchemaURL, err)
+	}
+	ch := &chart.Chart{Metadata: &chart.Metadata{Name: "c", Version: "0.1.0"}, Schema: []byte(bad)}
+	vals := map[string]any{"a": "x"}
+	if chartutil.ValidateAgainstSchema(ch, vals) == nil {
+		t.Fatal("Helm accepts a schema its meta-schema refuses: choose another")
+	}
+	if schemaAccepts(ch, vals) {
+		t.Error("schemaAccepts took a schema its meta-schema refuses, which Helm refuses")
+	}
 }
