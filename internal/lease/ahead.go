@@ -24,12 +24,29 @@ import (
 //
 // The returned function ends the elections no Do took over.
 func (l *Locker) LookAhead(ctx context.Context, locks ...Name) (context.Context, func()) {
+	return l.lookAhead(ctx, false, locks)
+}
+
+// LookAheadNew is LookAhead for a lock in a namespace the operation made a
+// moment ago (a deploy's new commit): no Lease can be there but one
+// another operation makes from then on. Its election does not read the
+// Lease first: it takes it as not there, and its first request is the
+// Create that takes the lock, where the read and the Create were two, one
+// after the other. A Lease made meanwhile makes that Create fail (it
+// exists), and the election goes on as any whose Lease another made
+// between its read and its Create: it reads the Lease and waits its turn.
+func (l *Locker) LookAheadNew(ctx context.Context, n Name) (context.Context, func()) {
+	return l.lookAhead(ctx, true, []Name{n})
+}
+
+// lookAhead is LookAhead; absent: LookAheadNew's.
+func (l *Locker) lookAhead(ctx context.Context, absent bool, locks []Name) (context.Context, func()) {
 	a := &ahead{l: l, parent: aheadOf(ctx), elections: map[Name]*election{}}
 	for _, n := range locks {
 		if a.elections[n] != nil || l.startedAhead(ctx, n, false) != nil {
 			continue
 		}
-		if e, err := l.elect(ctx, n); err == nil { // else Do reports it
+		if e, err := l.elect(ctx, n, absent); err == nil { // else Do reports it
 			a.elections[n] = e
 		}
 	}

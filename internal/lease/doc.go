@@ -17,6 +17,9 @@
 //	                  all expire together; each is read at once but written
 //	                  only when its Do asks (watchedLock.asked), so the
 //	                  order locks are taken in is unchanged
+//	Locker.LookAheadNew
+//	                  LookAhead for a Lease in a namespace the operation
+//	                  has just made: its first request is the Create
 //	Locker.Take       lets such an election write its Lease before its
 //	                  Do, for an operation's first lock (a deploy's,
 //	                  taken while the namespace is isolated); LookAhead's

@@ -73,7 +73,7 @@ func (l *Locker) Do(ctx context.Context, namespace, name string, fn func(context
 	e := l.startedAhead(ctx, Name{namespace, name}, true)
 	if e == nil {
 		var err error
-		if e, err = l.elect(ctx, Name{namespace, name}); err != nil {
+		if e, err = l.elect(ctx, Name{namespace, name}, false); err != nil {
 			return err
 		}
 	}
@@ -171,8 +171,10 @@ type election struct {
 	describe      string // namespace/<Prefix><name>
 }
 
-// elect starts the election for the Lease of n, under a new identity.
-func (l *Locker) elect(ctx context.Context, n Name) (*election, error) {
+// elect starts the election for the Lease of n, under a new identity;
+// absent: its first read is not sent, the Lease taken as not there
+// (LookAheadNew).
+func (l *Locker) elect(ctx context.Context, n Name, absent bool) (*election, error) {
 	id, _ := os.Hostname()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -188,7 +190,7 @@ func (l *Locker) elect(ctx context.Context, n Name) (*election, error) {
 		LeaseMeta:  metav1.ObjectMeta{Namespace: n.Namespace, Name: l.Prefix + n.Name},
 		Client:     l.Client,
 		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
-	}, minRenewal: retryPeriod / 2, asked: e.take}
+	}, minRenewal: retryPeriod / 2, asked: e.take, absent: absent}
 	leCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	e.stop = stop
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{

@@ -694,3 +694,52 @@ func TestLockTakenAheadLostBeforeItsDo(t *testing.T) {
 		t.Errorf("Do after the lock taken ahead was lost: %v, want it to say the lock was lost", err)
 	}
 }
+
+// TestLockLookAheadNewSendsItsCreateFirst: an election LookAheadNew
+// started (a namespace the operation made) takes a Lease no one made with
+// one request, its Create, where LookAhead's read it first; a Lease
+// another job made meanwhile is not taken over by it: the Create fails,
+// the election reads the Lease and waits for its holder's lease to run
+// out, as any.
+func TestLockLookAheadNewSendsItsCreateFirst(t *testing.T) {
+	cs, ns, seen, c := observedLocker(t, 0)
+	ctx := context.Background()
+
+	lock := Name{ns, "new"}
+	lctx, stop := c.LookAheadNew(ctx, lock)
+	var created bool
+	if err := c.Do(lctx, ns, "new", func(ctx context.Context) error { created = Created(ctx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if got := seen.take(); got != "POST PUT" {
+		t.Errorf("lease requests = %q, want %q (create, release)", got, "POST PUT")
+	}
+	if !created {
+		t.Error("Created = false for the lock that made its Lease, want true")
+	}
+
+	// Made by another job between the namespace and the election: held
+	// for 1 s from when the election first reads it.
+	createLease(t, cs, ns, "shipper-taken", "other-job", 1)
+	lock = Name{ns, "taken"}
+	lctx, stop = c.LookAheadNew(ctx, lock)
+	defer stop()
+	start := time.Now()
+	var ranAfter time.Duration
+	if err := c.Do(lctx, ns, "taken", func(ctx context.Context) error {
+		ranAfter, created = time.Since(start), Created(ctx)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if ranAfter < time.Second {
+		t.Errorf("fn ran %s after the election began, while another job's 1 s Lease was held", ranAfter)
+	}
+	if created {
+		t.Error("Created = true for a lock whose Lease another job made, want false")
+	}
+	if got := seen.take(); !strings.HasPrefix(got, "POST GET") {
+		t.Errorf("lease requests = %q, want the create refused, then the Lease read (%q...)", got, "POST GET")
+	}
+}

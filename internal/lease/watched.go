@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
@@ -41,6 +42,9 @@ type watchedLock struct {
 	// asked is closed once Do asks for the lock: until then the
 	// Lease is read but not written (LookAhead).
 	asked <-chan struct{}
+	// absent: the next read is answered "not found" without being sent
+	// (LookAheadNew), once.
+	absent bool
 }
 
 // refusedGrace lets the authorizer's cache catch up with a RoleBinding
@@ -50,6 +54,13 @@ type watchedLock struct {
 var refusedGrace = 5 * time.Second
 
 func (l *watchedLock) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	l.mu.Lock()
+	absent := l.absent
+	l.absent = false
+	l.mu.Unlock()
+	if absent {
+		return nil, nil, apierrors.NewNotFound(coordinationv1.Resource("leases"), l.Describe())
+	}
 	start := time.Now()
 	r, b, err := l.Interface.Get(ctx)
 	if !apierrors.IsNotFound(err) { // a Lease not made yet is the normal start

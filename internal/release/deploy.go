@@ -254,8 +254,9 @@ func (d *Deploy) prepare(ctx context.Context, dp *deployment, n Names, image str
 // needs the role the namespace's binding grants), and taken then too
 // when it is the only lock the deploy takes: a commit production serves
 // takes production's first (install). In a namespace it made, the
-// commit's install starts then too, its writes held until installLocked
-// lets them go (installAhead).
+// Lease is not read (no other operation has had a moment to make it:
+// lease.Locker.LookAheadNew) and the commit's install starts then too,
+// its writes held until installLocked lets them go (installAhead).
 func (d *Deploy) makeNamespace(ctx context.Context, dp *deployment) error {
 	n := dp.n
 	labels := map[string]string{LabelSHA: n.Short}
@@ -273,7 +274,7 @@ func (d *Deploy) makeNamespace(ctx context.Context, dp *deployment) error {
 	dp.wasLive = rec != nil && rec.SHA == n.Short
 	lock := lease.Name{Namespace: n.Namespace, Name: n.Release}
 	dp.created, err = d.cfg.ensureNamespaceThen(ctx, n.Namespace, n, RolePreview, labels, annotations, func(created bool) {
-		dp.lock.start(d.cfg.locker, lock)
+		dp.lock.start(d.cfg.locker, lock, created)
 		if !dp.wasLive {
 			d.cfg.locker.Take(dp.lock.ctx, lock)
 		}
@@ -291,8 +292,14 @@ type lockAhead struct {
 	done func()
 }
 
-// start starts the election of lock n.
-func (l *lockAhead) start(locker *lease.Locker, n lease.Name) {
+// start starts the election of lock n; created: in a namespace this
+// operation made, where it sends no read of the Lease
+// (lease.Locker.LookAheadNew).
+func (l *lockAhead) start(locker *lease.Locker, n lease.Name, created bool) {
+	if created {
+		l.ctx, l.done = locker.LookAheadNew(l.ctx, n)
+		return
+	}
 	l.ctx, l.done = locker.LookAhead(l.ctx, n)
 }
 
