@@ -24,10 +24,7 @@
 //	ReadAhead           GETs sent at once ahead of a caller that sends them
 //	                    one after the other (Helm's existence checks): the
 //	                    later GET of a URL takes the answer, once; a write
-//	                    drops the answers about what it may change;
-//	                    SendCached asks the apiserver's cache
-//	                    (resourceVersion=0) for a caller that knows what
-//	                    it reads cannot have been written a moment ago
+//	                    drops the answers about what it may change
 //	WriteGate           a transport that holds every write back until
 //	                    opened, or fails them all unsent once shut: for
 //	                    work started before it may change anything

@@ -96,26 +96,11 @@ func (r *ReadAhead) Wrap(next http.RoundTripper) http.RoundTripper {
 // uses, now, and keeps its answer for the next GET of its URL. It does
 // not wait: the request is registered before Send returns, so a GET of
 // the same URL made after Send waits for this one's answer.
-func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) { r.send(ctx, req, false) }
-
-// SendCached is Send of a read from the apiserver's cache: req goes with
-// resourceVersion=0, which the apiserver answers from its watch cache
-// without reading etcd (about 2 ms of the apiserver's and etcd's CPU a
-// GET on a 2-core test machine), as of a moment ago (its cache may not yet
-// hold a write made a few milliseconds before); its answer is the next
-// GET of req's URL as it was, without resourceVersion. For a caller that
-// knows no write of what it reads can be that recent (a release in a
-// namespace this operation made, under a Lease it made).
-func (r *ReadAhead) SendCached(ctx context.Context, req *rest.Request) { r.send(ctx, req, true) }
-
-func (r *ReadAhead) send(ctx context.Context, req *rest.Request, cached bool) {
+func (r *ReadAhead) Send(ctx context.Context, req *rest.Request) {
 	u := req.URL()
 	a := &aheadAnswer{done: make(chan struct{})}
 	a.ns, a.resource, a.scoped = namespacedResource(u.Path)
 	key := u.String()
-	if cached {
-		req.Param("resourceVersion", "0")
-	}
 	r.mu.Lock()
 	if r.answers == nil {
 		r.answers = map[string]*aheadAnswer{}

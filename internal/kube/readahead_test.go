@@ -319,37 +319,3 @@ func TestReadAheadAnswerAfterForget(t *testing.T) {
 		t.Errorf("taken %d, requests %d: want 0 and 6", ra.Taken(), s.total.Load())
 	}
 }
-
-// TestReadAheadSendCached: a GET sent ahead from the apiserver's cache
-// goes with resourceVersion=0, and answers the later GET of the URL
-// without it, which sends nothing; a GET that asks with
-// resourceVersion=0 itself is another question, and goes out.
-func TestReadAheadSendCached(t *testing.T) {
-	var mu sync.Mutex
-	var queries []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		queries = append(queries, r.URL.RawQuery)
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = w.Write([]byte(`{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"NotFound","code":404}`))
-	}))
-	t.Cleanup(srv.Close)
-	ra := new(ReadAhead)
-	c := aheadClient(t, srv.URL, ra)
-	ctx := context.Background()
-
-	ra.SendCached(ctx, get(c, "a"))
-	if err := get(c, "a").Do(ctx).Error(); !apierrors.IsNotFound(err) {
-		t.Fatalf("GET a: %v, want the 404 sent ahead", err)
-	}
-	if err := get(c, "a").Param("resourceVersion", "0").Do(ctx).Error(); !apierrors.IsNotFound(err) {
-		t.Fatalf("GET a?resourceVersion=0: %v, want 404", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if want := []string{"resourceVersion=0", "resourceVersion=0"}; strings.Join(queries, " ") != strings.Join(want, " ") || ra.Taken() != 1 {
-		t.Errorf("queries on the wire %q, %d answers taken: want %q (the one sent ahead, then the GET that asked its own way) and 1", queries, ra.Taken(), want)
-	}
-}

@@ -227,7 +227,7 @@ func (c *Configuration) sendChecksAhead(ctx context.Context, r *helmRelease) (dr
 	if !ok || c.ahead == nil {
 		return func() {}
 	}
-	kc.ahead = &checksAhead{ctx: ctx, r: c.ahead, cached: r.fresh, namespace: r.namespace}
+	kc.ahead = &checksAhead{ctx: ctx, r: c.ahead}
 	r.cfg.KubeClient = kc
 	return c.ahead.Forget
 }

@@ -43,15 +43,9 @@ func (reachedClient) IsReachable() error { return nil }
 // hooks (built with validation: shipper's installs skip it for the
 // manifest, DisableOpenAPIValidation), whose GETs nobody would take.
 type checksAhead struct {
-	ctx context.Context
-	r   *shipkube.ReadAhead
-	// cached: the release is fresh (helmRelease.fresh), so nothing of it
-	// in namespace can have been written yet, and the GETs of what lives
-	// there are answered from the apiserver's cache
-	// (kube.ReadAhead.SendCached).
-	cached    bool
-	namespace string
-	once      sync.Once
+	ctx  context.Context
+	r    *shipkube.ReadAhead
+	once sync.Once
 }
 
 // Build is Helm's; that of an install's manifest, with ahead set, sends
@@ -65,12 +59,7 @@ func (c reachedClient) Build(reader io.Reader, validate bool) (kube.ResourceList
 	c.ahead.once.Do(func() {
 		for _, info := range resources {
 			h := resource.NewHelper(info.Client, info.Mapping)
-			req := h.RESTClient.Get().NamespaceIfScoped(info.Namespace, h.NamespaceScoped).Resource(h.Resource).Name(info.Name)
-			if c.ahead.cached && info.Namespaced() && info.Namespace == c.ahead.namespace {
-				c.ahead.r.SendCached(c.ahead.ctx, req)
-			} else {
-				c.ahead.r.Send(c.ahead.ctx, req)
-			}
+			c.ahead.r.Send(c.ahead.ctx, h.RESTClient.Get().NamespaceIfScoped(info.Namespace, h.NamespaceScoped).Resource(h.Resource).Name(info.Name))
 		}
 	})
 	return resources, nil
