@@ -34,7 +34,9 @@ func (l *Locker) LookAhead(ctx context.Context, locks ...Name) (context.Context,
 // Create that takes the lock, where the read and the Create were two, one
 // after the other. A Lease made meanwhile makes that Create fail (it
 // exists), and the election goes on as any whose Lease another made
-// between its read and its Create: it reads the Lease and waits its turn.
+// between its read and its Create: it reads the Lease and waits its turn,
+// its count of that Lease's lease begun a retry period (a thirtieth of
+// it) later than LookAhead's would have.
 func (l *Locker) LookAheadNew(ctx context.Context, n Name) (context.Context, func()) {
 	return l.lookAhead(ctx, true, []Name{n})
 }
