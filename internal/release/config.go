@@ -1,10 +1,12 @@
 package release
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sync"
 	"time"
 
@@ -179,11 +181,54 @@ func (c *Configuration) warmDiscovery(version bool) {
 		return
 	}
 	if version {
-		go c.capabilities()
-		return
+		if ch, err := c.Chart(); err == nil && readsCapabilities(ch) {
+			go c.capabilities()
+			return
+		}
 	}
 	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
 }
+
+// capabilitiesFor are the capabilities ch renders with: the cluster's
+// (capabilities) when ch may read them, else Helm's defaults, those of
+// `helm template`, with which the plan renders ch offline too. A chart
+// none of whose templates names .Capabilities (nor tpl, which renders
+// text from values that may), and that sets no kubeVersion, renders the
+// same with either: the cluster's cost the version (a request) and
+// Helm's set of every API version and kind the cluster serves, built
+// from discovery on every install or upgrade (about 2% of a deploy's
+// CPU). Helm's action only reads them when it renders.
+func (c *Configuration) capabilitiesFor(ch *chart.Chart) *chartutil.Capabilities {
+	if readsCapabilities(ch) {
+		return c.capabilities()
+	}
+	caps := *chartutil.DefaultCapabilities
+	return &caps
+}
+
+// readsCapabilities reports whether ch or a chart it depends on may read
+// the cluster's capabilities when rendered: a kubeVersion to check them
+// against, or a template naming Capabilities or tpl (a false alarm, a
+// comment that names either, only costs the cluster's being read).
+func readsCapabilities(ch *chart.Chart) bool {
+	if ch.Metadata != nil && ch.Metadata.KubeVersion != "" {
+		return true
+	}
+	for _, f := range ch.Templates {
+		if bytes.Contains(f.Data, []byte("Capabilities")) || tplCall.Match(f.Data) {
+			return true
+		}
+	}
+	for _, dep := range ch.Dependencies() {
+		if readsCapabilities(dep) {
+			return true
+		}
+	}
+	return false
+}
+
+// tplCall is Helm's tpl function named in a template.
+var tplCall = regexp.MustCompile(`\btpl\b`)
 
 // capabilities are the cluster's version and APIs for Helm's rendering,
 // read once from the Configuration's cached discovery, which the REST

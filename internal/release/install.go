@@ -279,7 +279,7 @@ func (r *helmRelease) deployed() (*release.Release, error) {
 // failed, too). live, when set, is the live block the release runs with
 // (sizing.go), set over the plan's.
 func (c *Configuration) installOrUpgrade(ctx context.Context, r *helmRelease, p *plan, live map[string]any) (*release.Release, error) {
-	r.cfg.Capabilities = c.capabilities()
+	r.cfg.Capabilities = c.capabilitiesFor(p.chart)
 	values := p.values
 	if live != nil {
 		values = maps.Clone(p.values)
