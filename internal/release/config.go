@@ -181,7 +181,7 @@ func (c *Configuration) warmDiscovery(version bool) {
 		return
 	}
 	if version {
-		if ch, err := c.Chart(); err == nil && readsCapabilities(ch) {
+		if ch, err := c.Chart(); err != nil || !c.rendersOffline(ch) {
 			go c.capabilities()
 			return
 		}
@@ -189,27 +189,48 @@ func (c *Configuration) warmDiscovery(version bool) {
 	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
 }
 
-// capabilitiesFor are the capabilities ch renders with: the cluster's
-// (capabilities) when ch may read them, else Helm's defaults, those of
-// `helm template`, with which the plan renders ch offline too. A chart
-// none of whose templates names .Capabilities (nor tpl, which renders
-// text from values that may), and that sets no kubeVersion, renders the
-// same with either: the cluster's cost the version (a request) and
+// capabilitiesFor are the capabilities ch renders with: Helm's defaults
+// (those of `helm template`, with which the plan renders offline too) for
+// a chart that renders the same with any (rendersOffline), else the
+// cluster's (capabilities), which cost the version (a request) and
 // Helm's set of every API version and kind the cluster serves, built
 // from discovery on every install or upgrade (about 2% of a deploy's
 // CPU). Helm's action only reads them when it renders.
 func (c *Configuration) capabilitiesFor(ch *chart.Chart) *chartutil.Capabilities {
-	if readsCapabilities(ch) {
+	if !c.rendersOffline(ch) {
 		return c.capabilities()
 	}
 	caps := *chartutil.DefaultCapabilities
 	return &caps
 }
 
-// readsCapabilities reports whether ch or a chart it depends on may read
-// the cluster's capabilities when rendered: a kubeVersion to check them
-// against, or a template naming Capabilities or tpl (a false alarm, a
-// comment that names either, only costs the cluster's being read).
+// rendersOffline reports whether ch renders the same whatever the
+// cluster's capabilities: the chart shipper ships, its templates byte for
+// byte (TestShippersChartRendersTheSameWithAnyCapabilities renders it
+// with two clusters'), as long as it does not start reading them
+// (readsCapabilities). Not any chart that does not name them: a template
+// may print its whole context ({{ toYaml . }}), capabilities included.
+func (c *Configuration) rendersOffline(ch *chart.Chart) bool {
+	if c.chartSrc.Ref != "" {
+		return false
+	}
+	shipped, err := c.Chart()
+	if err != nil || len(ch.Templates) != len(shipped.Templates) {
+		return false
+	}
+	for i, f := range ch.Templates {
+		if f.Name != shipped.Templates[i].Name || !bytes.Equal(f.Data, shipped.Templates[i].Data) {
+			return false
+		}
+	}
+	return !readsCapabilities(ch)
+}
+
+// readsCapabilities reports whether ch or a chart it depends on names the
+// cluster's capabilities: a kubeVersion to check them against, or a
+// template naming Capabilities or tpl (which renders text from values
+// that may). A false alarm (a comment naming either) only costs reading
+// them.
 func readsCapabilities(ch *chart.Chart) bool {
 	if ch.Metadata != nil && ch.Metadata.KubeVersion != "" {
 		return true

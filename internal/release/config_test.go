@@ -2,6 +2,7 @@ package release
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,6 +45,40 @@ func TestReadsCapabilities(t *testing.T) {
 		if got := readsCapabilities(tc.ch); got != tc.want {
 			t.Errorf("%s: readsCapabilities = %v, want %v", name, got, tc.want)
 		}
+	}
+}
+
+// TestRendersOfflineOnlyShippersChart: an install renders with Helm's
+// default capabilities only the chart shipper ships, as it ships it: not
+// a chart of the user's (--chart) that names no capability (it may print
+// its whole context), nor shipper's with a template changed.
+func TestRendersOfflineOnlyShippersChart(t *testing.T) {
+	configured := func(opts ...Option) (*Configuration, *chart.Chart) {
+		t.Helper()
+		cfg, err := NewConfiguration(nil, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ch, err := cfg.Chart()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg, ch
+	}
+	cfg, ch := configured()
+	if !cfg.rendersOffline(withAppVersion(ch, "7c77eb36")) {
+		t.Error("shipper's chart (a commit's plan of it) is rendered with the cluster's capabilities")
+	}
+	changed := *ch
+	changed.Templates = slices.Clone(ch.Templates)
+	f := *changed.Templates[0]
+	f.Data = append(slices.Clip(f.Data), []byte("\n# {{ toYaml . }}\n")...)
+	changed.Templates[0] = &f
+	if cfg.rendersOffline(&changed) {
+		t.Errorf("shipper's chart with %s changed renders with Helm's default capabilities", f.Name)
+	}
+	if user, uch := configured(WithChart(ChartSource{Ref: "../../charts/preview-app"})); user.rendersOffline(uch) {
+		t.Error("a chart given by --chart renders with Helm's default capabilities")
 	}
 }
 
