@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -348,24 +349,25 @@ func scaleHold(b *testing.B, dir string, env *testenv.Env, home string, rows []s
 	}
 	write("env", fmt.Sprintf("export HOME=%s PATH=/usr/bin:/bin KUBECONFIG=%s SHIPPER_DOMAIN=example.com SHIPPER_PROTECT=none\n",
 		home, env.Kubeconfig))
-	// Shell builtins only, and one short file read for the command: the
-	// runner's time is on both sides of a comparison and neither tool's.
-	// Its first version ran dirname, cat and sed (16 ms of a 130 ms
-	// deploy, against 3 ms now, timed against /bin/true); dash's read
-	// takes a byte a system call, so a loop over ROW.SIDE to its Nth
-	// line cost more still.
+	// Shell builtins only, and the command sourced from a file of its own
+	// (exec ...): the runner's time is on both sides of a comparison and
+	// neither tool's. Its first version ran dirname, cat and sed (16 ms
+	// of a 130 ms deploy, against 3 ms now, timed against /bin/true);
+	// dash's read takes a byte a system call, so a loop over ROW.SIDE to
+	// its Nth line cost more still, and reading even the one line would
+	// cost a longer command (helm's) more.
 	write("run", `#!/bin/sh
 # run ROW.SIDE: exec the next command of DIR/ROW.SIDE (one a line; the
-# Nth also in ROW.SIDE.d/N; a counter per file in ROW.SIDE.n), in
-# DIR/env's environment.
+# Nth also in ROW.SIDE.d/N, as "exec ..."; a counter per file in
+# ROW.SIDE.n), in DIR/env's environment.
 case $0 in */*) d=${0%/*} ;; *) d=. ;; esac
 f="$d/$1"
 n=1
 [ -r "$f.n" ] && read -r n <"$f.n"
 echo $((n + 1)) >"$f.n"
 . "$d/env"
-read -r cmd <"$f.d/$n" || { echo "run: $f has no line $n" >&2; exit 1; }
-exec $cmd
+[ -r "$f.d/$n" ] || { echo "run: $f has no line $n" >&2; exit 1; }
+. "$f.d/$n"
 `)
 	for _, r := range rows {
 		for side, argv := range map[string]func(int) []string{"shipper": r.shipper, "helm": r.helm} {
@@ -373,12 +375,17 @@ exec $cmd
 			if err := os.MkdirAll(filepath.Join(dir, r.name+"."+side+".d"), 0o755); err != nil {
 				b.Fatal(err)
 			}
+			// A counter left by an earlier fixture in dir starts anew.
+			if err := os.Remove(filepath.Join(dir, r.name+"."+side+".n")); err != nil && !os.IsNotExist(err) {
+				b.Fatal(err)
+			}
 			for i := range scaleHoldRuns {
-				line := strings.Join(argv(i), " ")
-				if strings.ContainsAny(line, "'\"\\$`*?[") {
+				args := argv(i)
+				line := strings.Join(args, " ")
+				if strings.ContainsAny(line, "'\"\\$`*?[") || slices.ContainsFunc(args, func(a string) bool { return strings.ContainsAny(a, " \t\n") }) {
 					b.Fatalf("row %s: %q needs quoting, which the runner does not do", r.name, line)
 				}
-				write(fmt.Sprintf("%s.%s.d/%d", r.name, side, i+1), line+"\n")
+				write(fmt.Sprintf("%s.%s.d/%d", r.name, side, i+1), "exec "+line+"\n")
 				lines.WriteString(line + "\n")
 			}
 			write(r.name+"."+side, lines.String())

@@ -55,8 +55,13 @@ type Configuration struct {
 	gwErr  error
 
 	chartOnce sync.Once
-	chart     *chart.Chart
-	chartErr  error
+	// offlineCaps, when set, are the capabilities plans render with
+	// offline instead of Helm's defaults: a test's, rendering shipper's
+	// chart with another cluster's to show it reads none (TestRenderGolden).
+	offlineCaps *chartutil.Capabilities
+
+	chart    *chart.Chart
+	chartErr error
 
 	capsOnce sync.Once
 	caps     *chartutil.Capabilities
@@ -181,6 +186,10 @@ func (c *Configuration) warmDiscovery(version bool) {
 		return
 	}
 	if version {
+		if c.chartSrc.Ref != "" {
+			go c.capabilities()
+			return
+		}
 		if ch, err := c.Chart(); err != nil || !c.rendersOffline(ch) {
 			go c.capabilities()
 			return
@@ -211,8 +220,8 @@ func (c *Configuration) capabilitiesFor(ch *chart.Chart) *chartutil.Capabilities
 // (readsCapabilities). Not any chart that does not name them: a template
 // may print its whole context ({{ toYaml . }}), capabilities included.
 func (c *Configuration) rendersOffline(ch *chart.Chart) bool {
-	if c.chartSrc.Ref != "" {
-		return false
+	if c.chartSrc.Ref != "" || len(ch.Dependencies()) > 0 || ch.Metadata == nil || len(ch.Metadata.Dependencies) > 0 {
+		return false // shipper's has no subcharts
 	}
 	shipped, err := c.Chart()
 	if err != nil || len(ch.Templates) != len(shipped.Templates) {

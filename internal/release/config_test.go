@@ -82,11 +82,20 @@ func TestRendersOfflineOnlyShippersChart(t *testing.T) {
 	}
 }
 
+// otherCluster are capabilities other than Helm's defaults: another
+// Kubernetes version, the Gateway API and more served.
+var otherCluster = &chartutil.Capabilities{
+	KubeVersion: chartutil.KubeVersion{Version: "v1.99.3", Major: "1", Minor: "99"},
+	APIVersions: append(slices.Clone(chartutil.DefaultVersionSet), "gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1/HTTPRoute", "autoscaling/v2", "example.com/v1alpha1/Widget"),
+	HelmVersion: chartutil.DefaultCapabilities.HelmVersion,
+}
+
 // TestShippersChartRendersTheSameWithAnyCapabilities: why an install of
 // shipper's chart need not read the cluster's capabilities: rendered with
 // Helm's defaults and with another cluster's (another Kubernetes version,
 // the Gateway API and more served), on either router, its manifest is the
-// same.
+// same. TestRenderGolden does the same for each of its renderings
+// (production, the gateway router, a commit at production size).
 func TestShippersChartRendersTheSameWithAnyCapabilities(t *testing.T) {
 	ch := shippersChart(t)
 	render := func(vals map[string]any, kube *chartutil.KubeVersion, apis []string) string {
@@ -102,8 +111,7 @@ func TestShippersChartRendersTheSameWithAnyCapabilities(t *testing.T) {
 		}
 		return rel.Manifest
 	}
-	other := &chartutil.KubeVersion{Version: "v1.99.3", Major: "1", Minor: "99"}
-	apis := []string{"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1/HTTPRoute", "autoscaling/v2", "example.com/v1alpha1/Widget"}
+	other, apis := &otherCluster.KubeVersion, otherCluster.APIVersions
 	for _, router := range []string{"ingress", "gateway"} {
 		vals := map[string]any{"app": "shop", "sha": "7c77eb36a1b2c3d4e5f60718293a4b5c6d7e8f90", "shortSha": "7c77eb36", "router": router,
 			"image":       map[string]any{"repository": "registry.example.com/group/shop", "tag": "7c77eb36"},

@@ -31,6 +31,9 @@ type plan struct {
 	// unlabels are removed from the record on an upgrade: Helm's upgrade
 	// keeps the previous revision's labels unless told to drop them.
 	unlabels []string
+	// offline, when set, replaces Helm's default capabilities in the
+	// offline rendering (Configuration.offlineCaps).
+	offline *chartutil.Capabilities
 	// manifest is the offline rendering, `helm template`'s output.
 	manifest string
 	// description, when set, is the revision's in `helm history`.
@@ -123,6 +126,7 @@ func (c *Configuration) newPlanChart(ctx context.Context, n Names, release, name
 	p := &plan{
 		names: n, release: release, namespace: namespace, host: host, url: url,
 		chart: withAppVersion(ch, n.Short), values: vals, labels: c.releaseLabels(n),
+		offline: c.offlineCaps,
 	}
 	// The host's check waits for the cluster's settings, read with the
 	// first requests; the values' check and the render need only the CPU
@@ -183,6 +187,9 @@ func (p *plan) render(ctx context.Context) error {
 	in.ClientOnly, in.DryRun, in.Replace = true, true, true
 	in.ReleaseName, in.Namespace = p.release, p.namespace
 	in.KubeVersion = &chartutil.DefaultCapabilities.KubeVersion
+	if p.offline != nil {
+		in.KubeVersion, in.APIVersions = &p.offline.KubeVersion, p.offline.APIVersions
+	}
 	in.SkipSchemaValidation = true // just done, with a better message
 	rel, err := in.RunWithContext(ctx, p.chart, p.values)
 	if err != nil {

@@ -103,35 +103,48 @@ func TestRenderGolden(t *testing.T) {
 		}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got string
-			var err error
 			var opts []Option
 			if tc.gw {
 				opts = append(opts, WithRouting(Routing{Router: RouterGateway, Gateway: GatewayRef{Namespace: "gateway-system", Name: "shared", Section: "https"}}))
 			}
-			if tc.prod {
-				p := NewPromote(offline(t, opts...))
-				p.Hosts, p.Values = Hosts{Domain: "example.com"}, tc.vals
-				got, err = p.Render(context.Background(), n)
-			} else {
-				d := testDeploy(t, tc.vals)
-				d.cfg = offline(t, opts...)
-				if tc.secret {
-					d.Credentials = &RegistryCredentials{}
-				}
-				if tc.live != nil {
-					got, err = d.RenderLive(context.Background(), n, digest, tc.live)
-					if strings.Contains(got, "never-rendered") {
-						t.Errorf("a production secret's value was rendered")
-					}
+			cfg := offline(t, opts...)
+			render := func() string {
+				t.Helper()
+				var got string
+				var err error
+				if tc.prod {
+					p := NewPromote(cfg)
+					p.Hosts, p.Values = Hosts{Domain: "example.com"}, tc.vals
+					got, err = p.Render(context.Background(), n)
 				} else {
-					got, err = d.Render(context.Background(), n, digest)
+					d := testDeploy(t, tc.vals)
+					d.cfg = cfg
+					if tc.secret {
+						d.Credentials = &RegistryCredentials{}
+					}
+					if tc.live != nil {
+						got, err = d.RenderLive(context.Background(), n, digest, tc.live)
+						if strings.Contains(got, "never-rendered") {
+							t.Errorf("a production secret's value was rendered")
+						}
+					} else {
+						got, err = d.Render(context.Background(), n, digest)
+					}
 				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				return got
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
+			got := render()
 			golden(t, filepath.Join("render", tc.name), got)
+			// Rendered with another cluster's capabilities, the same: the
+			// chart reads none, which lets an install of it skip reading
+			// the cluster's (capabilitiesFor).
+			cfg.offlineCaps = otherCluster
+			if again := render(); again != got {
+				t.Errorf("rendered with another cluster's capabilities, the manifest differs from Helm's defaults':\n%s\n---\n%s", got, again)
+			}
 		})
 	}
 }
