@@ -185,15 +185,9 @@ func (c *Configuration) warmDiscovery(version bool) {
 	if c.disco == nil {
 		return
 	}
-	if version {
-		if c.chartSrc.Ref != "" {
-			go c.capabilities()
-			return
-		}
-		if ch, err := c.Chart(); err != nil || !c.rendersOffline(ch) {
-			go c.capabilities()
-			return
-		}
+	if version && !c.shippedRendersOffline() {
+		go c.capabilities()
+		return
 	}
 	go func() { _, _, _ = c.disco.ServerGroupsAndResources() }()
 }
@@ -209,8 +203,18 @@ func (c *Configuration) capabilitiesFor(ch *chart.Chart) *chartutil.Capabilities
 	if !c.rendersOffline(ch) {
 		return c.capabilities()
 	}
-	caps := *chartutil.DefaultCapabilities
-	return &caps
+	return chartutil.DefaultCapabilities.Copy()
+}
+
+// shippedRendersOffline reports whether the Configuration's chart is
+// shipper's and renders offline (rendersOffline). A chart of another
+// source is not loaded for it (an oci:// one would be pulled then).
+func (c *Configuration) shippedRendersOffline() bool {
+	if c.chartSrc.Ref != "" {
+		return false
+	}
+	ch, err := c.Chart()
+	return err == nil && c.rendersOffline(ch)
 }
 
 // rendersOffline reports whether ch renders the same whatever the
